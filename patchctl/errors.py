@@ -1,0 +1,41 @@
+"""One error hierarchy: every failure patchctl reports is a PatchctlError with an exit code."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_HOST_FAILURES = 1
+EXIT_USAGE = 2
+EXIT_POLICY_BLOCKED = 3
+
+
+class PatchctlError(Exception):
+    """An error shown to the user as one line, with the process exit code it maps to."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(PatchctlError):
+    """Bad input: a configuration file, inventory, policy or option (exit 2)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, EXIT_USAGE)
+
+
+class LabError(PatchctlError):
+    """The local lab could not be built, started or stopped."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, EXIT_HOST_FAILURES)
+
+
+class StoreError(PatchctlError):
+    """The store could not be opened, migrated or written."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, EXIT_USAGE)

@@ -1,0 +1,142 @@
+"""The lab's apt repository: small packages built with dpkg-deb, indexed with apt-ftparchive,
+signed with a throwaway GPG key, served over HTTP on a loopback address by the supervisor."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from patchctl.errors import LabError
+
+ORIGIN = "patchctl-lab"
+KEYRING_NAME = "patchctl-lab.gpg"
+
+
+@dataclass(frozen=True)
+class DemoPackage:
+    name: str
+    version: str
+    suite: str
+    description: str
+    postinst: str | None = None
+    # installed in every host's base image (the version hosts start from)
+    base: bool = False
+
+
+REBOOT_POSTINST = """#!/bin/sh
+set -e
+if [ "$1" = configure ]; then
+    touch /var/run/reboot-required
+    echo patchctl-demo-kernel >> /var/run/reboot-required.pkgs
+fi
+exit 0
+"""
+
+# The cases of the lab repository. Hosts start at the `base` versions; the rest are updates.
+PACKAGES: tuple[DemoPackage, ...] = (
+    DemoPackage("patchctl-demo-app", "1.0-1", "bookworm", "demo application", base=True),
+    DemoPackage("patchctl-demo-app", "1.1-1", "bookworm", "demo application (bug fix release)"),
+    DemoPackage("patchctl-demo-ssl", "1.0-1", "bookworm", "demo TLS library", base=True),
+    DemoPackage("patchctl-demo-ssl", "1.0-2", "bookworm-security", "demo TLS library (security fix)"),
+    DemoPackage("patchctl-demo-db", "1.4-1", "bookworm", "demo database server", base=True),
+    DemoPackage("patchctl-demo-db", "2.0-1", "bookworm", "demo database server (new major version)"),
+    DemoPackage("patchctl-demo-kernel", "1.0-1", "bookworm", "demo kernel", base=True),
+    DemoPackage(
+        "patchctl-demo-kernel", "1.1-1", "bookworm", "demo kernel (needs a reboot)", postinst=REBOOT_POSTINST
+    ),
+)
+
+SUITES = {
+    "bookworm": {"Origin": ORIGIN, "Label": ORIGIN, "Suite": "stable", "Codename": "bookworm"},
+    "bookworm-security": {
+        "Origin": ORIGIN,
+        "Label": "Debian-Security",
+        "Suite": "stable-security",
+        "Codename": "bookworm-security",
+    },
+}
+
+
+def _run(cmd: list[str], what: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env, check=False)
+    except FileNotFoundError as exc:
+        raise LabError(f"{what}: {cmd[0]} is not installed (run 'make deps')") from exc
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise LabError(f"{what} failed (exit {proc.returncode}): {tail[0]}")
+    return proc.stdout
+
+
+def deb_filename(pkg: DemoPackage) -> str:
+    return f"{pkg.name}_{pkg.version}_all.deb"
+
+
+def build_deb(pkg: DemoPackage, out_dir: Path, work: Path) -> Path:
+    root = work / f"{pkg.name}-{pkg.version}"
+    shutil.rmtree(root, ignore_errors=True)
+    (root / "DEBIAN").mkdir(parents=True)
+    doc = root / "usr/share/doc" / pkg.name
+    doc.mkdir(parents=True)
+    (doc / "VERSION").write_text(f"{pkg.name} {pkg.version}\n")
+    (root / "DEBIAN/control").write_text(
+        f"Package: {pkg.name}\nVersion: {pkg.version}\nArchitecture: all\n"
+        f"Maintainer: patchctl lab <lab@patchctl.invalid>\nSection: misc\nPriority: optional\n"
+        f"Description: patchctl lab {pkg.description}\n"
+    )
+    if pkg.postinst:
+        script = root / "DEBIAN/postinst"
+        script.write_text(pkg.postinst)
+        script.chmod(0o755)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / deb_filename(pkg)
+    _run(["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(root), str(target)], f"building {pkg.name}")
+    return target
+
+
+def _gpg(homedir: Path, *args: str) -> list[str]:
+    return ["gpg", "--batch", "--quiet", "--homedir", str(homedir), "--pinentry-mode", "loopback", "--passphrase", "", *args]
+
+
+def build_repo(repo_dir: Path, gnupg: Path, arch: str) -> Path:
+    """Build and sign the repository under ``repo_dir/debian``; return the public keyring file."""
+    debian = repo_dir / "debian"
+    shutil.rmtree(repo_dir, ignore_errors=True)
+    work = repo_dir / ".build"
+    for pkg in PACKAGES:
+        build_deb(pkg, debian / "pool" / pkg.suite, work)
+    shutil.rmtree(work, ignore_errors=True)
+
+    shutil.rmtree(gnupg, ignore_errors=True)
+    gnupg.mkdir(parents=True, mode=0o700)
+    try:
+        _run(_gpg(gnupg, "--quick-gen-key", "patchctl lab repository <lab@patchctl.invalid>", "ed25519", "sign", "never"),
+             "creating the lab repository key")
+        keyring = repo_dir / KEYRING_NAME
+        _run(_gpg(gnupg, "--output", str(keyring), "--export"), "exporting the lab repository key")
+        for suite, fields in SUITES.items():
+            dist = debian / "dists" / suite
+            binary = dist / "main" / f"binary-{arch}"
+            binary.mkdir(parents=True)
+            packages = _run(["apt-ftparchive", "packages", f"pool/{suite}"], "indexing the lab repository", cwd=debian)
+            (binary / "Packages").write_text(packages)
+            with gzip.open(binary / "Packages.gz", "wt") as fh:
+                fh.write(packages)
+            opts = [f"-oAPT::FTPArchive::Release::{key}={value}" for key, value in fields.items()]
+            opts += [f"-oAPT::FTPArchive::Release::Architectures={arch}", "-oAPT::FTPArchive::Release::Components=main"]
+            release = _run(["apt-ftparchive", *opts, "release", str(dist.relative_to(debian))], "writing Release", cwd=debian)
+            (dist / "Release").write_text(release)
+            _run(_gpg(gnupg, "--clearsign", "--output", str(dist / "InRelease"), str(dist / "Release")), "signing InRelease")
+            _run(_gpg(gnupg, "--armor", "--detach-sign", "--output", str(dist / "Release.gpg"), str(dist / "Release")),
+                 "signing Release")
+    finally:
+        # gpg starts an agent: never leave it running.
+        subprocess.run(["gpgconf", "--homedir", str(gnupg), "--kill", "all"], capture_output=True, check=False)
+    return keyring
+
+
+def base_debs(repo_dir: Path) -> list[Path]:
+    return [repo_dir / "debian" / "pool" / p.suite / deb_filename(p) for p in PACKAGES if p.base]

@@ -1,0 +1,79 @@
+"""The normalized update model shared by every scan source (apt, dnf, zypper, Windows, Chocolatey).
+
+Rules only: no I/O, no Ansible, no SQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+# Classification words, shared by every source.
+CLASSIFICATIONS = (
+    "security",
+    "critical",
+    "bugfix",
+    "enhancement",
+    "feature",
+    "rollup",
+    "definition",
+    "driver",
+    "other",
+)
+
+SOURCES = ("apt", "dnf", "zypper", "windows", "chocolatey")
+
+HOST_OK = "ok"
+HOST_FAILED = "failed"
+HOST_UNREACHABLE = "unreachable"
+
+
+@dataclass(frozen=True)
+class Update:
+    """One installable change, identified stably across hosts by ``uid``."""
+
+    source: str
+    name: str
+    version: str  # the target (candidate) version; for Windows the update revision
+    classification: str = "other"
+    installed_version: str | None = None
+    arch: str | None = None
+    severity: str | None = None
+    cves: tuple[str, ...] = ()
+    advisory_ids: tuple[str, ...] = ()
+    kbs: tuple[str, ...] = ()
+    title: str | None = None
+    origin: str | None = None  # apt origin/suite, dnf repo, ...
+    major: bool = False
+    reboot_hint: bool = False
+    update_id: str | None = None  # Windows update id
+
+    @property
+    def uid(self) -> str:
+        """Stable identity: source + name + target version (Windows: update id)."""
+        if self.source == "windows" and self.update_id:
+            return f"windows:{self.update_id}"
+        return f"{self.source}:{self.name}:{self.version}"
+
+
+@dataclass
+class HostScan:
+    """What one scan of one host found."""
+
+    host: str
+    status: str  # HOST_OK | HOST_FAILED | HOST_UNREACHABLE
+    scanned_at: datetime
+    error: str | None = None
+    os_family: str | None = None
+    distribution: str | None = None
+    os_version: str | None = None
+    pkg_mgr: str | None = None
+    reboot_required: bool = False
+    updates: list[Update] = field(default_factory=list)
+    # installed versions of packages the store asked about (name -> version)
+    installed: dict[str, str] = field(default_factory=dict)
+    # inventory facts about the host, for the store
+    groups: tuple[str, ...] = ()
+    address: str | None = None
+    patch_role: str | None = None
+    patch_window: str | None = None
