@@ -1,0 +1,95 @@
+# patchctl developer entry points. Every target exits non-zero on failure.
+#   make test   on a fresh Debian 12 machine as root: system packages, venv, collections, lint, tests
+#   make demo   the same set-up, then a 6-host lab, a scan and a report
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMPS := .make
+CACHE  ?= $(HOME)/.cache/patchctl/wheels
+
+# System packages the lab and the tests need (Debian 12). python3-venv: `python3.11 -m venv`.
+DEB_PACKAGES := debootstrap openssh-server openssh-client apt-utils zstd sqlite3 gnupg python3-venv
+
+LINT_PATHS := patchctl tests tools setup.py
+
+.PHONY: help deps venv collections lint test demo clean distclean
+
+help:
+	@echo "make deps         system packages (root, Debian 12; quick when already installed)"
+	@echo "make venv         $(VENV) with patchctl installed editable, with the test extras"
+	@echo "make collections  the pinned Ansible collections into .collections (no Galaxy)"
+	@echo "make lint         ruff, mypy, ansible-lint, yamllint"
+	@echo "make test         deps + venv + collections, lint, then pytest tests/"
+	@echo "make demo         deps + venv + collections, then lab up (6 hosts), scan, report"
+	@echo "make clean        build outputs and tool caches (distclean: also .venv, .collections)"
+
+# ---- system packages -------------------------------------------------------------------------
+deps: $(STAMPS)/deps
+
+$(STAMPS)/deps: Makefile
+	@mkdir -p $(STAMPS)
+	@missing=""; \
+	for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'install ok installed' \
+	    || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "make deps: missing Debian packages:$$missing (run 'make deps' as root)" >&2; exit 1; \
+	  fi; \
+	  echo "make deps: installing$$missing"; \
+	  policy_rc=""; \
+	  if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; \
+	    policy_rc=1; \
+	  fi; \
+	  trap '[ -z "$$policy_rc" ] || rm -f /usr/sbin/policy-rc.d' EXIT; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq; \
+	  apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@touch $@
+
+# ---- Python ----------------------------------------------------------------------------------
+venv: $(STAMPS)/venv
+
+$(STAMPS)/venv: setup.cfg setup.py pyproject.toml | $(STAMPS)/deps
+	@mkdir -p $(STAMPS)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+# ---- Ansible collections ---------------------------------------------------------------------
+# Idempotent and quick when the pinned versions are in place, so it always runs.
+collections: venv
+	$(BIN)/python tools/install_collections.py --target .collections --cache-dir $(CACHE)
+
+# ---- checks ----------------------------------------------------------------------------------
+lint: venv collections
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/mypy
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ansible-lint --offline --profile production
+	$(BIN)/yamllint .
+
+# pytest's exit 5 (no test collected) fails the target like any other non-zero exit.
+test: deps venv collections
+	$(MAKE) --no-print-directory lint
+	$(BIN)/python -m pytest tests/
+
+demo: deps venv collections
+	$(BIN)/patchctl lab up --hosts 6
+	$(BIN)/patchctl scan
+	$(BIN)/patchctl report
+
+clean:
+	rm -rf build dist *.egg-info patchctl.egg-info .pytest_cache .mypy_cache .ruff_cache
+	find . -path ./.venv -prune -o -path ./.collections -prune -o \
+	  -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) .collections $(STAMPS)

@@ -1,0 +1,177 @@
+"""The scan flow: run ``playbooks/scan.yml`` over the inventory and record each host's result in
+the store as it arrives (one transaction per host: a crash loses at most the host in flight)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any
+
+from patchctl import normalize, paths
+from patchctl.errors import EXIT_HOST_FAILURES, EXIT_OK, PatchctlError
+from patchctl.inventory import Inventory
+from patchctl.model import HOST_FAILED, HOST_OK, HOST_UNREACHABLE, HostScan
+from patchctl.runner import HostEvent, PlaybookRunner, list_inventory
+from patchctl.store import Store
+
+SCAN_PLAYBOOK = "scan.yml"
+RESULT_KEY = "patchctl_scan"
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    inventory: str
+    db_url: str
+    limit: str | None = None
+    forks: int = 20
+    cache_valid_time: int = 0
+    timeout: int | None = None
+
+
+@dataclass
+class ScanSummary:
+    run_id: int
+    inventory: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    hosts: dict[str, HostScan] = field(default_factory=dict)
+
+    def count(self, status: str) -> int:
+        return sum(1 for scan in self.hosts.values() if scan.status == status)
+
+    @property
+    def exit_code(self) -> int:
+        if any(scan.status != HOST_OK for scan in self.hosts.values()):
+            return EXIT_HOST_FAILURES
+        return EXIT_OK
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "inventory": self.inventory,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "hosts_total": len(self.hosts),
+            "hosts_ok": self.count(HOST_OK),
+            "hosts_failed": self.count(HOST_FAILED),
+            "hosts_unreachable": self.count(HOST_UNREACHABLE),
+            "hosts": [
+                {
+                    "name": scan.host,
+                    "status": scan.status,
+                    "error": scan.error,
+                    "missing": len(scan.updates),
+                    "security": sum(1 for u in scan.updates if u.classification == "security"),
+                    "major": sum(1 for u in scan.updates if u.major),
+                    "reboot_required": scan.reboot_required,
+                }
+                for scan in sorted(self.hosts.values(), key=lambda s: s.host)
+            ],
+        }
+
+
+ProgressFn = Callable[[HostScan, int, int], None]
+
+
+def load_inventory(source: str) -> Inventory:
+    return Inventory.from_ansible_json(source, list_inventory(source))
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def run_scan(opts: ScanOptions, progress: ProgressFn | None = None) -> ScanSummary:
+    """Scan the selected hosts; return what each answered. Raises ConfigError on bad input."""
+    inventory = load_inventory(opts.inventory)
+    if not inventory.hosts:
+        raise PatchctlError(f"{opts.inventory}: the inventory holds no hosts", 2)
+    targets = inventory.match(opts.limit)
+    store = Store.open(opts.db_url)
+    try:
+        run_id = store.start_run("scan", opts.inventory, opts.limit, len(targets))
+        summary = ScanSummary(run_id=run_id, inventory=opts.inventory, started_at=_now())
+        lock = threading.Lock()
+
+        def base_scan(host: str, status: str, error: str | None = None) -> HostScan:
+            return HostScan(
+                host=host,
+                status=status,
+                scanned_at=_now(),
+                error=error,
+                groups=inventory.groups_of(host),
+                address=inventory.var(host, "ansible_host"),
+                patch_role=inventory.var(host, "patch_role"),
+                patch_window=inventory.var(host, "patch_window"),
+            )
+
+        def record(scan: HostScan) -> None:
+            with lock:
+                if scan.host in summary.hosts and summary.hosts[scan.host].status == HOST_OK:
+                    return  # a later event for a host already recorded (e.g. a handler) changes nothing
+                store.record_host_scan(run_id, scan)
+                summary.hosts[scan.host] = scan
+                if progress is not None:
+                    progress(scan, len(summary.hosts), len(targets))
+
+        def on_event(event: HostEvent) -> None:
+            if event.host not in targets:
+                return
+            if event.status == "ok" and isinstance(event.result, dict) and RESULT_KEY in event.result:
+                try:
+                    found = normalize.normalize_scan(event.result, host=event.host)
+                except PatchctlError as exc:
+                    record(base_scan(event.host, HOST_FAILED, f"bad scan result: {exc.message}"))
+                    return
+                scan = replace(
+                    base_scan(event.host, HOST_OK),
+                    os_family=found.os_family,
+                    distribution=found.distribution,
+                    os_version=found.os_version,
+                    pkg_mgr=found.pkg_mgr,
+                    reboot_required=found.reboot_required,
+                    updates=list(found.updates),
+                    installed=dict(found.installed),
+                )
+                record(scan)
+            elif event.status == "unreachable":
+                record(base_scan(event.host, HOST_UNREACHABLE, _message(event.result)))
+            elif event.status == "failed":
+                record(base_scan(event.host, HOST_FAILED, f"{event.task}: {_message(event.result)}"))
+
+        extravars: dict[str, Any] = {
+            "patch_scan_linux_cache_valid_time": opts.cache_valid_time,
+            "patch_scan_linux_watch": store.watched_packages("apt"),
+        }
+        runner = PlaybookRunner()
+        result = runner.run(
+            paths.playbook(SCAN_PLAYBOOK),
+            inventory=opts.inventory,
+            limit=",".join(targets),
+            extravars=extravars,
+            on_event=on_event,
+            timeout=opts.timeout,
+            forks=opts.forks,
+        )
+        for host in targets:
+            if host not in summary.hosts:
+                reason = "no scan result (the playbook did not reach this host)"
+                if result.status not in ("successful", "failed"):
+                    reason = f"no scan result: the run ended {result.status}"
+                record(base_scan(host, HOST_FAILED, reason))
+        summary.finished_at = _now()
+        store.finish_run(run_id, "ok" if summary.exit_code == EXIT_OK else "host failures")
+        return summary
+    finally:
+        store.close()
+
+
+def _message(result: Any) -> str:
+    if isinstance(result, dict):
+        for key in ("msg", "stderr", "module_stderr", "reason"):
+            value = result.get(key)
+            if isinstance(value, str) and value.strip():
+                return " ".join(value.strip().split())[:500]
+    return "no message"

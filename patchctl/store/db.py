@@ -1,0 +1,713 @@
+"""The :class:`Store`: patchctl's database, opened from a SQLAlchemy URL.
+
+SQLite is the default (``sqlite:////var/lib/patchctl/patchctl.db``); any SQLAlchemy URL works.
+Opening a store creates the parent directory of a SQLite file, migrates the schema to the
+newest Alembic revision and, for SQLite, turns on WAL, ``busy_timeout`` and foreign keys.
+
+Every write runs in its own short transaction (``BEGIN IMMEDIATE`` on SQLite, so concurrent
+writers queue on the busy timeout instead of failing on a lock upgrade). That makes
+:meth:`Store.record_host_scan` safe to call from a result callback, from any thread: a crash
+loses at most the host in flight.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import Connection, Engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from patchctl.errors import StoreError
+from patchctl.model import HOST_FAILED, HOST_OK, HOST_UNREACHABLE, HostScan, Update
+from patchctl.store import schema as t
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+BUSY_TIMEOUT_MS = 30_000
+HOST_STATUSES = (HOST_OK, HOST_FAILED, HOST_UNREACHABLE)
+RUN_KINDS = ("scan",)
+
+# An execution option read by the SQLite "begin" hook: which BEGIN to emit.
+_BEGIN_OPTION = "patchctl_sqlite_begin"
+_IN_CHUNK = 500  # values per IN (...) clause, well under every database's limit
+
+
+@dataclass(frozen=True)
+class HostComplianceRow:
+    """One row of ``v_host_compliance``."""
+
+    host: str
+    os: str
+    os_family: str | None
+    pkg_mgr: str | None
+    patch_role: str | None
+    patch_window: str | None
+    last_scan_at: datetime | None
+    last_ok_scan_at: datetime | None
+    reachability: str  # ok | failed | unreachable | never_scanned
+    last_error: str | None
+    missing_total: int
+    missing_by_class: dict[str, int]  # every classification of model.CLASSIFICATIONS
+    missing_major: int
+    reboot_required: bool
+    reboot_required_since: datetime | None
+
+
+@dataclass(frozen=True)
+class MissingUpdateRow:
+    """One row of ``v_missing_updates``: an update missing on a host."""
+
+    host: str
+    uid: str
+    source: str
+    name: str
+    version: str
+    installed_version: str | None
+    classification: str
+    severity: str | None
+    major: bool
+    reboot_hint: bool
+    cves: tuple[str, ...]
+    first_seen_at: datetime
+    last_seen_at: datetime
+    catalog_first_seen_at: datetime
+
+
+@dataclass(frozen=True)
+class ScanRunRow:
+    """One row of ``scan_runs``."""
+
+    id: int
+    kind: str
+    started_at: datetime
+    finished_at: datetime | None
+    inventory: str
+    limit_pattern: str | None
+    status: str
+    hosts_total: int
+    hosts_ok: int
+    hosts_failed: int
+    hosts_unreachable: int
+
+
+@dataclass
+class _HostUpdateChange:
+    update_id: int
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _safe_url(url: str | URL) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return str(url)
+
+
+def _is_sqlite(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite"
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    """The database file of a SQLite URL, or None for an in-memory database."""
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    if url.query.get("mode") == "memory":
+        return None
+    return Path(database).expanduser()
+
+
+def _install_sqlite_hooks(engine: Engine, *, wal: bool) -> None:
+    """Pragmas on every new connection, and BEGIN issued by us (DEFERRED or IMMEDIATE)."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event (below) emit BEGIN instead of the sqlite3 module,
+        # which would otherwise begin lazily and never IMMEDIATE.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            cur.execute("PRAGMA foreign_keys = ON")
+            if wal:
+                cur.execute("PRAGMA journal_mode = WAL")
+                cur.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """An Alembic config for the packaged migrations, without an ini file.
+
+    Developers can use it to write a revision, e.g.
+    ``command.revision(alembic_config(url), "add approvals", autogenerate=True)``.
+    """
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if url is not None:
+        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _merge_tuple(new: tuple[str, ...], old: Any) -> list[str]:
+    """Union of what this scan reports and what the catalog knew, in first-seen order."""
+    merged = list(old or [])
+    merged.extend(v for v in new if v not in merged)
+    return merged
+
+
+class Store:
+    """patchctl's database. Open with :meth:`Store.open`; close, or use as a context manager."""
+
+    def __init__(self, engine: Engine, url: str) -> None:
+        self._engine = engine
+        self._url = url
+        self._closed = False
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        """Open (creating and migrating if needed) the store at a SQLAlchemy URL.
+
+        Raises StoreError naming the URL (password hidden) when it cannot be opened.
+        """
+        shown = _safe_url(url)
+        try:
+            parsed = make_url(url)
+        except ArgumentError as exc:
+            raise StoreError(f"invalid database URL {shown!r}: {exc}") from exc
+        kwargs: dict[str, Any] = {}
+        sqlite = _is_sqlite(parsed)
+        db_file = _sqlite_file(parsed) if sqlite else None
+        if sqlite:
+            kwargs["connect_args"] = {"check_same_thread": False}
+            if db_file is not None:
+                try:
+                    db_file.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise StoreError(f"cannot create the directory of database {shown}: {exc}") from exc
+        try:
+            engine = sa.create_engine(parsed, **kwargs)
+        except (SQLAlchemyError, ImportError) as exc:
+            raise StoreError(f"cannot open database {shown}: {exc}") from exc
+        if sqlite:
+            _install_sqlite_hooks(engine, wal=db_file is not None)
+        store = cls(engine, shown)
+        try:
+            store._migrate()
+        except BaseException:
+            engine.dispose()
+            raise
+        return store
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def url(self) -> str:
+        """The store's URL, password hidden."""
+        return self._url
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine, for store modules that add their own tables."""
+        return self._engine
+
+    def schema_revision(self) -> str | None:
+        """The Alembic revision the database is at."""
+        with self._read() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def _migrate(self) -> None:
+        cfg = alembic_config()
+        try:
+            script = ScriptDirectory.from_config(cfg)
+            heads = set(script.get_heads())
+            with self._engine.connect() as conn:
+                current = set(MigrationContext.configure(conn).get_current_heads())
+                conn.rollback()
+            if current == heads:
+                return
+            for rev in current:
+                try:
+                    script.get_revision(rev)
+                except CommandError as exc:
+                    raise StoreError(
+                        f"database {self._url} is at schema revision {rev!r}, which this "
+                        "patchctl does not know (was it written by a newer version?)"
+                    ) from exc
+            with self._engine.connect() as conn:
+                conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+                conn.commit()
+        except StoreError:
+            raise
+        except (SQLAlchemyError, CommandError, OSError) as exc:
+            raise StoreError(f"cannot open database {self._url}: {exc}") from exc
+
+    # --- transactions -----------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"the store {self._url} is closed")
+
+    @contextmanager
+    def _write(self, what: str) -> Iterator[Connection]:
+        self._check_open()
+        try:
+            with self._engine.connect() as conn:
+                conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+                with conn.begin():
+                    yield conn
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot {what} in {self._url}: {exc}") from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        self._check_open()
+        try:
+            with self._engine.connect() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot read {self._url}: {exc}") from exc
+
+    # --- scan runs --------------------------------------------------------------------------
+
+    def start_run(
+        self,
+        kind: str,
+        inventory: str,
+        limit: str | None,
+        hosts_total: int,
+        *,
+        now: datetime | None = None,
+    ) -> int:
+        """Record the start of a run; returns its id for :meth:`record_host_scan`."""
+        if kind not in RUN_KINDS:
+            raise StoreError(f"unknown run kind {kind!r} (expected one of {', '.join(RUN_KINDS)})")
+        if hosts_total < 0:
+            raise StoreError(f"hosts_total must not be negative, got {hosts_total}")
+        with self._write("start a run") as conn:
+            result = conn.execute(
+                t.scan_runs.insert().values(
+                    kind=kind,
+                    started_at=now or _utcnow(),
+                    inventory=inventory,
+                    limit_pattern=limit,
+                    status="running",
+                    hosts_total=hosts_total,
+                )
+            )
+            pk = result.inserted_primary_key
+            assert pk is not None
+            return int(pk[0])
+
+    def finish_run(self, run_id: int, status: str, *, now: datetime | None = None) -> None:
+        """Close a run: its status, finish time and host counts taken from its scans.
+
+        A host scanned twice in one run counts once, by its last scan.
+        """
+        with self._write("finish a run") as conn:
+            last = (
+                sa.select(t.scans.c.host_id, sa.func.max(t.scans.c.id).label("scan_id"))
+                .where(t.scans.c.run_id == run_id)
+                .group_by(t.scans.c.host_id)
+                .subquery()
+            )
+            counts = Counter(
+                {
+                    str(row.status): int(row.n)
+                    for row in conn.execute(
+                        sa.select(t.scans.c.status, sa.func.count().label("n"))
+                        .join(last, last.c.scan_id == t.scans.c.id)
+                        .group_by(t.scans.c.status)
+                    )
+                }
+            )
+            result = conn.execute(
+                t.scan_runs.update()
+                .where(t.scan_runs.c.id == run_id)
+                .values(
+                    finished_at=now or _utcnow(),
+                    status=status,
+                    hosts_ok=counts[HOST_OK],
+                    hosts_failed=counts[HOST_FAILED],
+                    hosts_unreachable=counts[HOST_UNREACHABLE],
+                )
+            )
+            if result.rowcount != 1:
+                raise StoreError(f"no run {run_id} in {self._url}")
+
+    def get_run(self, run_id: int) -> ScanRunRow:
+        with self._read() as conn:
+            row = conn.execute(sa.select(t.scan_runs).where(t.scan_runs.c.id == run_id)).one_or_none()
+        if row is None:
+            raise StoreError(f"no run {run_id} in {self._url}")
+        return ScanRunRow(**row._asdict())
+
+    # --- recording a scan -------------------------------------------------------------------
+
+    def record_host_scan(self, run_id: int, scan: HostScan) -> None:
+        """Write one host's scan in one transaction.
+
+        A successful scan upserts the host, adds a ``scans`` row, upserts every reported update
+        into the catalog and marks them missing on the host; updates that were missing before
+        and are no longer reported become ``installed`` (when ``scan.installed`` shows the
+        host now has that version) or ``gone``. A failed or unreachable scan records the scan
+        and the host's status only: what is missing on it is unknown, so it stays as it was.
+        """
+        if scan.status not in HOST_STATUSES:
+            raise StoreError(
+                f"scan of {scan.host}: unknown status {scan.status!r} (expected one of {', '.join(HOST_STATUSES)})"
+            )
+        ok = scan.status == HOST_OK
+        reported: dict[str, Update] = {u.uid: u for u in scan.updates} if ok else {}
+        with self._write(f"record the scan of {scan.host}") as conn:
+            host_id = self._upsert_host(conn, scan)
+            self._insert_scan(conn, run_id, host_id, scan, list(reported.values()))
+            if ok:
+                ids = self._upsert_catalog(conn, list(reported.values()), scan.scanned_at)
+                self._sync_host_updates(conn, host_id, scan, reported, ids)
+
+    def _upsert_host(self, conn: Connection, scan: HostScan) -> int:
+        at = scan.scanned_at
+        ok = scan.status == HOST_OK
+        row = conn.execute(
+            sa.select(
+                t.hosts.c.id,
+                t.hosts.c.os_family,
+                t.hosts.c.distribution,
+                t.hosts.c.os_version,
+                t.hosts.c.pkg_mgr,
+                t.hosts.c.address,
+                t.hosts.c.patch_role,
+                t.hosts.c.patch_window,
+                t.hosts.c.reboot_required,
+                t.hosts.c.reboot_required_since,
+            ).where(t.hosts.c.name == scan.host)
+        ).one_or_none()
+
+        def keep(new: str | None, column: str) -> str | None:
+            # What the host or inventory says now; the last known value when it says nothing.
+            if new is not None or row is None:
+                return new
+            old: str | None = getattr(row, column)
+            return old
+
+        values: dict[str, Any] = {
+            "address": keep(scan.address, "address"),
+            "os_family": keep(scan.os_family, "os_family"),
+            "distribution": keep(scan.distribution, "distribution"),
+            "os_version": keep(scan.os_version, "os_version"),
+            "pkg_mgr": keep(scan.pkg_mgr, "pkg_mgr"),
+            "patch_role": keep(scan.patch_role, "patch_role"),
+            "patch_window": keep(scan.patch_window, "patch_window"),
+            "last_scan_at": at,
+            "last_status": scan.status,
+            "last_error": None if ok else (scan.error or scan.status),
+        }
+        if scan.groups or row is None:
+            values["groups"] = list(scan.groups)
+        if ok:
+            values["last_ok_scan_at"] = at
+            values["reboot_required"] = scan.reboot_required
+            if not scan.reboot_required:
+                values["reboot_required_since"] = None
+            elif row is None or not row.reboot_required or row.reboot_required_since is None:
+                values["reboot_required_since"] = at
+        if row is None:
+            values.setdefault("reboot_required", False)
+            result = conn.execute(t.hosts.insert().values(name=scan.host, first_seen_at=at, **values))
+            pk = result.inserted_primary_key
+            assert pk is not None
+            return int(pk[0])
+        conn.execute(t.hosts.update().where(t.hosts.c.id == row.id).values(**values))
+        return int(row.id)
+
+    def _insert_scan(
+        self,
+        conn: Connection,
+        run_id: int,
+        host_id: int,
+        scan: HostScan,
+        reported: list[Update],
+    ) -> None:
+        values: dict[str, Any] = {
+            "run_id": run_id,
+            "host_id": host_id,
+            "scanned_at": scan.scanned_at,
+            "status": scan.status,
+            "error": scan.error,
+        }
+        if scan.status == HOST_OK:
+            by_class = Counter(u.classification for u in reported)
+            values.update(
+                reboot_required=scan.reboot_required,
+                missing_total=len(reported),
+                missing_security=by_class.get("security", 0),
+                missing_major=sum(1 for u in reported if u.major),
+                missing_by_class=dict(sorted(by_class.items())),
+            )
+        conn.execute(t.scans.insert().values(**values))
+
+    def _upsert_catalog(self, conn: Connection, reported: list[Update], at: datetime) -> dict[str, int]:
+        """Insert new updates, refresh known ones; returns uid -> updates.id."""
+        u = t.updates
+        uids = [x.uid for x in reported]
+        existing: dict[str, Any] = {}
+        for chunk in _chunks(uids):
+            for row in conn.execute(sa.select(u).where(u.c.uid.in_(chunk))):
+                existing[row.uid] = row
+
+        new_rows: list[dict[str, Any]] = []
+        changed_rows: list[dict[str, Any]] = []
+        for upd in reported:
+            old = existing.get(upd.uid)
+            if old is None:
+                new_rows.append(
+                    {
+                        "uid": upd.uid,
+                        "source": upd.source,
+                        "name": upd.name,
+                        "version": upd.version,
+                        "arch": upd.arch,
+                        "classification": upd.classification,
+                        "severity": upd.severity,
+                        "cves": list(upd.cves),
+                        "advisory_ids": list(upd.advisory_ids),
+                        "kbs": list(upd.kbs),
+                        "title": upd.title,
+                        "origin": upd.origin,
+                        "major": upd.major,
+                        "reboot_hint": upd.reboot_hint,
+                        "update_id": upd.update_id,
+                        "first_seen_at": at,
+                        "last_seen_at": at,
+                    }
+                )
+                continue
+            # Hosts may describe the same update with more or less detail: keep what is known.
+            classification = upd.classification
+            if classification == "other" and old.classification != "other":
+                classification = old.classification
+            changed_rows.append(
+                {
+                    "_id": old.id,
+                    "arch": upd.arch or old.arch,
+                    "classification": classification,
+                    "severity": upd.severity or old.severity,
+                    "cves": _merge_tuple(upd.cves, old.cves),
+                    "advisory_ids": _merge_tuple(upd.advisory_ids, old.advisory_ids),
+                    "kbs": _merge_tuple(upd.kbs, old.kbs),
+                    "title": upd.title or old.title,
+                    "origin": upd.origin or old.origin,
+                    "major": bool(upd.major or old.major),
+                    "reboot_hint": bool(upd.reboot_hint or old.reboot_hint),
+                    "update_id": upd.update_id or old.update_id,
+                    "first_seen_at": min(old.first_seen_at, at),
+                    "last_seen_at": max(old.last_seen_at, at),
+                }
+            )
+        if new_rows:
+            conn.execute(u.insert(), new_rows)
+        if changed_rows:
+            conn.execute(
+                u.update()
+                .where(u.c.id == sa.bindparam("_id"))
+                .values({name: sa.bindparam(name, type_=u.c[name].type) for name in changed_rows[0] if name != "_id"}),
+                changed_rows,
+            )
+        ids = {uid: int(row.id) for uid, row in existing.items()}
+        fresh = [r["uid"] for r in new_rows]
+        for chunk in _chunks(fresh):
+            for row in conn.execute(sa.select(u.c.id, u.c.uid).where(u.c.uid.in_(chunk))):
+                ids[row.uid] = int(row.id)
+        return ids
+
+    def _sync_host_updates(
+        self,
+        conn: Connection,
+        host_id: int,
+        scan: HostScan,
+        reported: dict[str, Update],
+        ids: dict[str, int],
+    ) -> None:
+        hu = t.host_updates
+        at = scan.scanned_at
+        current = {
+            int(row.update_id): row
+            for row in conn.execute(
+                sa.select(
+                    hu.c.update_id,
+                    hu.c.state,
+                    hu.c.first_seen_at,
+                    t.updates.c.name,
+                    t.updates.c.version,
+                )
+                .join(t.updates, t.updates.c.id == hu.c.update_id)
+                .where(hu.c.host_id == host_id)
+            )
+        }
+        inserts: list[dict[str, Any]] = []
+        changes: list[_HostUpdateChange] = []
+        reported_ids: set[int] = set()
+        for uid, upd in reported.items():
+            update_id = ids[uid]
+            reported_ids.add(update_id)
+            values = {
+                "state": t.STATE_MISSING,
+                "installed_version": upd.installed_version,
+                "last_seen_at": at,
+                "resolved_at": None,
+            }
+            old = current.get(update_id)
+            if old is None:
+                inserts.append({"host_id": host_id, "update_id": update_id, "first_seen_at": at, **values})
+            else:
+                if old.first_seen_at > at:
+                    values["first_seen_at"] = at
+                changes.append(_HostUpdateChange(update_id, values))
+        for update_id, old in current.items():
+            if old.state != t.STATE_MISSING or update_id in reported_ids:
+                continue
+            now_version = scan.installed.get(old.name)
+            installed = now_version is not None and now_version == old.version
+            changes.append(
+                _HostUpdateChange(
+                    update_id,
+                    {
+                        "state": t.STATE_INSTALLED if installed else t.STATE_GONE,
+                        "installed_version": now_version,
+                        "resolved_at": at,
+                    },
+                )
+            )
+        if inserts:
+            conn.execute(hu.insert(), inserts)
+        for change in changes:
+            conn.execute(
+                hu.update().where(hu.c.host_id == host_id, hu.c.update_id == change.update_id).values(**change.values)
+            )
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def watched_packages(self, source: str) -> list[str]:
+        """Names of catalog updates of ``source`` missing on some host, sorted.
+
+        A scan passes them to the hosts so each reports the installed version of each.
+        """
+        u, hu = t.updates, t.host_updates
+        query = (
+            sa.select(u.c.name)
+            .distinct()
+            .join(hu, hu.c.update_id == u.c.id)
+            .where(u.c.source == source, hu.c.state == t.STATE_MISSING)
+            .order_by(u.c.name)
+        )
+        with self._read() as conn:
+            return [str(name) for name in conn.scalars(query)]
+
+    def hosts(self) -> list[str]:
+        """Names of every host the store knows, sorted."""
+        with self._read() as conn:
+            names = conn.scalars(sa.select(t.hosts.c.name).order_by(t.hosts.c.name))
+            return [str(n) for n in names]
+
+    def host_compliance(self, hosts: Iterable[str] | None = None) -> list[HostComplianceRow]:
+        """Rows of ``v_host_compliance`` (all hosts, or the named ones), sorted by host."""
+        v = t.v_host_compliance
+        query = sa.select(v).order_by(v.c.host)
+        if hosts is not None:
+            query = query.where(v.c.host.in_(list(hosts)))
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        return [
+            HostComplianceRow(
+                host=row.host,
+                os=row.os or "",
+                os_family=row.os_family,
+                pkg_mgr=row.pkg_mgr,
+                patch_role=row.patch_role,
+                patch_window=row.patch_window,
+                last_scan_at=row.last_scan_at,
+                last_ok_scan_at=row.last_ok_scan_at,
+                reachability=row.reachability,
+                last_error=row.last_error,
+                missing_total=int(row.missing_total),
+                missing_by_class={c: int(getattr(row, f"missing_{c}")) for c in t.VIEW_CLASSIFICATIONS},
+                missing_major=int(row.missing_major),
+                reboot_required=bool(row.reboot_required),
+                reboot_required_since=row.reboot_required_since,
+            )
+            for row in rows
+        ]
+
+    def missing_updates(self, host: str | None = None) -> list[MissingUpdateRow]:
+        """Rows of ``v_missing_updates`` (one host or all), sorted by host then update."""
+        v = t.v_missing_updates
+        query = sa.select(v).order_by(v.c.host, v.c.source, v.c.name, v.c.version)
+        if host is not None:
+            query = query.where(v.c.host == host)
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        return [
+            MissingUpdateRow(
+                host=row.host,
+                uid=row.uid,
+                source=row.source,
+                name=row.name,
+                version=row.version,
+                installed_version=row.installed_version,
+                classification=row.classification,
+                severity=row.severity,
+                major=bool(row.major),
+                reboot_hint=bool(row.reboot_hint),
+                cves=tuple(row.cves or ()),
+                first_seen_at=row.first_seen_at,
+                last_seen_at=row.last_seen_at,
+                catalog_first_seen_at=row.catalog_first_seen_at,
+            )
+            for row in rows
+        ]

@@ -1,0 +1,1 @@
+"""Alembic migrations of the patchctl store (run by :meth:`patchctl.store.Store.open`)."""

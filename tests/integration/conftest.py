@@ -1,0 +1,82 @@
+"""Integration fixtures: a real lab of Debian hosts reached over real SSH."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from patchctl.lab.fleet import Lab
+
+LAB_SUBNET = "127.78"
+LAB_HOSTS = int(os.environ.get("PATCHCTL_TEST_LAB_HOSTS", "4"))
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> object:
+        return json.loads(self.stdout)
+
+
+@dataclass
+class LabEnv:
+    lab: Lab
+    home: Path
+    env: dict[str, str]
+
+    @property
+    def inventory(self) -> Path:
+        return self.lab.inventory_path
+
+    def cli(self, *args: str, db: Path | None = None, timeout: int = 600) -> CliResult:
+        cmd = [sys.executable, "-m", "patchctl"]
+        if db is not None:
+            cmd += ["--db", f"sqlite:///{db}"]
+        cmd += list(args)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=self.env, timeout=timeout, check=False)
+        return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+    def ssh(self, host: str, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run a command on a lab host over plain ssh, independently of patchctl."""
+        h = self.lab.host(host)
+        proc = subprocess.run(
+            [
+                "ssh", "-i", str(self.lab.key_path),
+                "-o", f"UserKnownHostsFile={self.lab.known_hosts_path}",
+                "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
+                "-o", "ControlMaster=no", "-o", "ControlPath=none",
+                "-p", str(h.port), f"root@{h.address}", command,
+            ],
+            capture_output=True, text=True, timeout=300, check=False,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"ssh {host} {command!r} failed: {proc.stderr}")
+        return proc
+
+
+@pytest.fixture(scope="session")
+def lab_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabEnv]:
+    if os.geteuid() != 0:
+        pytest.fail("the lab tests need root (they build namespaced hosts)")
+    home = tmp_path_factory.mktemp("patchctl-home")
+    lab = Lab(lab_dir=home / "lab")
+    env = dict(os.environ)
+    env.update({"PATCHCTL_HOME": str(home), "PATCHCTL_LAB_DIR": str(lab.dir), "PATCHCTL_INVENTORY": str(lab.inventory_path)})
+    env.pop("PATCHCTL_DB", None)
+    try:
+        lab.up(LAB_HOSTS, subnet=LAB_SUBNET)
+        yield LabEnv(lab=lab, home=home, env=env)
+    finally:
+        lab.down()
+        left = lab.leftovers()
+        assert not left, f"lab down left things behind: {left}"
