@@ -103,6 +103,27 @@ def _json_flag(func: F) -> F:
                         help="Machine-readable JSON on stdout.")(func)
 
 
+def _override(key: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
+        if value is not None:
+            ctx.ensure_object(App).overrides[key] = value
+
+    return callback
+
+
+def _inventory_opt(func: F) -> F:
+    """-i/--inventory and --db also after the subcommand (``patchctl scan -i INV``)."""
+    func = click.option("-i", "--inventory", "inventory_sub", metavar="PATH", expose_value=False,
+                        callback=_override("inventory"),
+                        help="Inventory file or directory (env PATCHCTL_INVENTORY).")(func)
+    return _db_opt(func)
+
+
+def _db_opt(func: F) -> F:
+    return click.option("--db", "db_sub", metavar="URL", expose_value=False, callback=_override("db"),
+                        help="Store URL (env PATCHCTL_DB).")(func)
+
+
 # --------------------------------------------------------------------------------------------- lab
 @cli.group()
 def lab() -> None:
@@ -191,6 +212,7 @@ def lab_status(app: App) -> None:
 @cli.command()
 @click.option("--limit", "-l", metavar="PATTERN", help="Only hosts matching this Ansible host pattern.")
 @click.option("--forks", type=int, help="Parallel hosts (default from config: 20).")
+@_inventory_opt
 @_json_flag
 @click.pass_obj
 @handle_errors
@@ -239,6 +261,7 @@ def scan(app: App, limit: str | None, forks: int | None) -> None:
 # ------------------------------------------------------------------------------------------ report
 @cli.command()
 @click.option("--limit", "-l", metavar="PATTERN", help="Only these hosts (names or shell wildcards).")
+@_db_opt
 @_json_flag
 @click.pass_obj
 @handle_errors

@@ -94,9 +94,7 @@ class _Checker:
 def _kind(value: object) -> str:
     if value is None:
         return "null"
-    return {dict: "object", list: "list", str: "string", bool: "boolean"}.get(
-        type(value), type(value).__name__
-    )
+    return {dict: "object", list: "list", str: "string", bool: "boolean"}.get(type(value), type(value).__name__)
 
 
 def _describe(value: object) -> str:
@@ -138,14 +136,10 @@ def normalize_update(item: object, pkg_mgr: str, path: str, *, host: str | None 
         source=pkg_mgr,
         name=check.text(get("name"), f"{path}.name"),
         version=check.text(get("version"), f"{path}.version"),
-        installed_version=check.optional_text(
-            get("installed_version"), f"{path}.installed_version"
-        ),
+        installed_version=check.optional_text(get("installed_version"), f"{path}.installed_version"),
         arch=check.optional_text(get("arch"), f"{path}.arch"),
         origin=check.optional_text(get("origin"), f"{path}.origin"),
-        classification=check.choice(
-            get("classification"), f"{path}.classification", CLASSIFICATIONS
-        ),
+        classification=check.choice(get("classification"), f"{path}.classification", CLASSIFICATIONS),
         major=check.flag(get("major"), f"{path}.major"),
         severity=check.optional_text(data.get("severity"), f"{path}.severity"),
         cves=check.texts(data.get("cves", []), f"{path}.cves"),
@@ -201,9 +195,7 @@ def normalize_scan(result: object, *, host: str | None = None) -> LinuxScan:
         codename=os_fields["codename"],
         refreshed=check.flag(get("refreshed"), "refreshed"),
         reboot_required=check.flag(get("reboot_required"), "reboot_required"),
-        reboot_required_pkgs=check.texts(
-            data.get("reboot_required_pkgs", []), "reboot_required_pkgs"
-        ),
+        reboot_required_pkgs=check.texts(data.get("reboot_required_pkgs", []), "reboot_required_pkgs"),
         updates=updates,
         installed=installed,
     )

@@ -188,7 +188,6 @@ class _EventTranslator:
         self.errors: deque[str] = deque(maxlen=200)
         self._items: dict[tuple[str, str], list[HostEvent]] = {}
         self.exception: BaseException | None = None
-        self.lock = threading.Lock()
 
     def __call__(self, event: dict[str, Any]) -> bool:
         name = str(event.get("event", ""))
@@ -229,6 +228,13 @@ class _EventTranslator:
                 self._emit(item)
         if not ignored:
             self._emit(hev)
+
+    def flush(self) -> None:
+        """Deliver loop items whose task event never came (the run stopped in the loop)."""
+        pending, self._items = self._items, {}
+        for items in pending.values():
+            for item in items:
+                self._emit(item)
 
     def _emit(self, hev: HostEvent) -> None:
         if self.on_event is not None:
@@ -318,6 +324,8 @@ class PlaybookRunner:
                 "cancel_callback": cancel_callback,
                 "finished_callback": finished_callback,
                 "verbosity": self.verbosity,
+                # how often runner looks at cancel/timeout while Ansible is quiet (default 5 s)
+                "settings": {"pexpect_timeout": 0.5},
             }
             if limit:
                 kwargs["limit"] = limit
@@ -333,7 +341,15 @@ class PlaybookRunner:
                 with os.fdopen(fd, "w", encoding="utf-8") as fh:
                     json.dump(dict(extravars), fh)
                 kwargs["cmdline"] = f"-e @{shlex.quote(str(vars_file))}"
-            runner = ansible_runner.run(**kwargs)
+            try:
+                runner = ansible_runner.run(**kwargs)
+            except ansible_runner.exceptions.AnsibleRunnerException as exc:
+                raise ConfigError(f"cannot run {playbook.name}: {exc}") from exc
+            if translator.exception is None:
+                try:
+                    translator.flush()
+                except Exception as exc:  # same contract as an exception during the run
+                    translator.exception = exc
             status = str(runner.status)
             rc = int(runner.rc) if runner.rc is not None else -1
             stats = runner.stats

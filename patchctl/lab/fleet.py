@@ -179,6 +179,12 @@ class Lab:
                 return h
         raise ConfigError(f"lab: no host named {name!r} in {self.dir / 'lab.json'}")
 
+    def subnet(self) -> str | None:
+        try:
+            return (self.dir / "subnet").read_text().strip() or None
+        except OSError:
+            return None
+
     def supervisor_pid(self) -> int | None:
         try:
             pid = int((self.dir / "supervisor.pid").read_text())
@@ -215,6 +221,9 @@ class Lab:
         ssh_port = 22 if _port_free(f"{subnet}.1.1", 22) else 2222
         hosts = plan_hosts(count, subnet, ssh_port)
         repo_addr = f"{subnet}.0.1"
+        for other in running_labs():
+            if other.dir != self.dir and other.subnet() == subnet:
+                raise LabError(f"lab: another lab is up on subnet {subnet} in {other.dir}; stop it or pick another --subnet")
         if not _port_free(repo_addr, REPO_PORT):
             raise LabError(f"lab: {repo_addr}:{REPO_PORT} is in use; is another lab up on subnet {subnet}?")
 
@@ -239,6 +248,8 @@ class Lab:
             "hosts": [asdict(h) for h in hosts],
         }
         (self.dir / "lab.json").write_text(json.dumps(state, indent=2))
+        # kept after 'down', so that leftovers() knows which addresses to check
+        (self.dir / "subnet").write_text(subnet + "\n")
         self._start_supervisor()
         self.wait_reachable(wait)
         return hosts
@@ -363,15 +374,17 @@ class Lab:
             env = dict(os.environ)
             pkg_parent = str(Path(__file__).resolve().parents[2])
             env["PYTHONPATH"] = pkg_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-            subprocess.Popen(
-                [sys.executable, "-m", "patchctl.lab.supervisor", str(self.dir)],
+            # setsid --fork: the supervisor is detached from us (new session, re-parented to init),
+            # so it outlives this command and never becomes our zombie.
+            subprocess.run(
+                ["setsid", "--fork", sys.executable, "-m", "patchctl.lab.supervisor", str(self.dir)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
-                start_new_session=True,
                 close_fds=True,
                 cwd="/",
                 env=env,
+                check=True,
             )
         finally:
             log.close()
@@ -557,13 +570,27 @@ class Lab:
     def leftovers(self) -> list[str]:
         """What a lab left behind on this machine: processes, listening sockets, mounts."""
         found = [f"process {pid}: {_cmdline(pid)[:80]}" for pid in self.stray_pids()]
-        state = self.state()
-        subnet = state["subnet"] if state else DEFAULT_SUBNET
-        found += [f"listening socket {sock}" for sock in listening_on(subnet)]
+        subnet = self.subnet()  # None: this lab never got as far as choosing its addresses
+        if subnet:
+            found += [f"listening socket {sock}" for sock in listening_on(subnet)]
         for line in Path("/proc/self/mountinfo").read_text().splitlines():
             if str(self.dir) in line:
                 found.append(f"mount {line.split()[4]}")
         return found
+
+
+def running_labs() -> list[Lab]:
+    """Every lab whose supervisor runs on this machine (whatever directory it lives in)."""
+    labs = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        args = _cmdline(int(entry.name)).split()
+        if "patchctl.lab.supervisor" in args:
+            idx = args.index("patchctl.lab.supervisor")
+            if idx + 1 < len(args):
+                labs.append(Lab(lab_dir=Path(args[idx + 1])))
+    return labs
 
 
 def listening_on(subnet: str) -> list[str]:

@@ -54,8 +54,8 @@ options:
     default: []
   refresh_retries:
     description:
-      - How often the package manager retries a failed download during the refresh
-        (apt C(Acquire::Retries)). Keep it low: every retry of a broken repository costs time.
+      - "How often the package manager retries a failed download during the refresh
+        (apt C(Acquire::Retries)). Keep it low: every retry of a broken repository costs time."
     type: int
     default: 0
 attributes:
@@ -66,9 +66,9 @@ attributes:
 notes:
   - Needs root to refresh the metadata.
   - Commands run with C(LANG=C) so that their output can be parsed.
-  - apt refreshes with C(apt-get update -q --error-on=any -o Acquire::Retries=N) (on an apt too
-    old for C(--error-on) the warnings that mean a failed fetch are treated as errors) and lists
-    with C(apt list --upgradable).
+  - apt refreshes with C(apt-get update -q --error-on=any), retries set from O(refresh_retries)
+    through C(Acquire::Retries). On an apt too old for C(--error-on) the warnings that mean a
+    failed fetch are treated as errors. It lists with C(apt list --upgradable).
 """
 
 EXAMPLES = r"""
@@ -441,9 +441,7 @@ class Backend:
         return rc, out, err
 
     def not_implemented(self):
-        self.module.fail_json(
-            msg=f"patch_scan_linux: the {self.name} backend is not implemented yet"
-        )
+        self.module.fail_json(msg=f"patch_scan_linux: the {self.name} backend is not implemented yet")
 
     def metadata_age(self):
         """Seconds since the last successful refresh, or None if unknown."""
@@ -478,9 +476,7 @@ class AptBackend(Backend):
     def refresh(self, retries):
         base = [self.module.get_bin_path("apt-get", required=True), "update", "-q"]
         tail = ["-o", f"Acquire::Retries={retries}"]
-        rc, out, err = self.module.run_command(
-            [*base, "--error-on=any", *tail], environ_update=C_LOCALE
-        )
+        rc, out, err = self.module.run_command([*base, "--error-on=any", *tail], environ_update=C_LOCALE)
         if rc != 0 and "--error-on" in err:  # apt < 2.1.16: judge the warnings ourselves
             rc, out, err = self.module.run_command([*base, *tail], environ_update=C_LOCALE)
         errors = apt_update_errors(rc, out, err)
@@ -507,9 +503,7 @@ class AptBackend(Backend):
         dpkg = self.module.get_bin_path("dpkg")
         if not dpkg:
             return None
-        rc, out, _err = self.module.run_command(
-            [dpkg, "--print-architecture"], environ_update=C_LOCALE
-        )
+        rc, out, _err = self.module.run_command([dpkg, "--print-architecture"], environ_update=C_LOCALE)
         if rc != 0 or not out.strip():
             return None
         return out.strip()
@@ -569,9 +563,7 @@ def detect_pkg_mgr(module, wanted, family):
     """The package manager to use: `wanted`, or for auto the family's, else the first found."""
     if wanted != "auto":
         if not module.get_bin_path(_BINARY_BY_PKG_MGR[wanted]):
-            module.fail_json(
-                msg=f"pkg_mgr={wanted} but {_BINARY_BY_PKG_MGR[wanted]} is not on this host"
-            )
+            module.fail_json(msg=f"pkg_mgr={wanted} but {_BINARY_BY_PKG_MGR[wanted]} is not on this host")
         return wanted
     order = list(PKG_MGRS)
     preferred = _PKG_MGR_BY_FAMILY.get(family)
@@ -596,9 +588,7 @@ def scan(module):
     refreshed = False
     if params["refresh"] and not module.check_mode:
         age = backend.metadata_age()
-        fresh = (
-            params["cache_valid_time"] > 0 and age is not None and age < params["cache_valid_time"]
-        )
+        fresh = params["cache_valid_time"] > 0 and age is not None and age < params["cache_valid_time"]
         if not fresh:
             backend.refresh(params["refresh_retries"])
             refreshed = True

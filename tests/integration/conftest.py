@@ -73,6 +73,7 @@ def lab_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabEnv]:
     env = dict(os.environ)
     env.update({"PATCHCTL_HOME": str(home), "PATCHCTL_LAB_DIR": str(lab.dir), "PATCHCTL_INVENTORY": str(lab.inventory_path)})
     env.pop("PATCHCTL_DB", None)
+    stop_stale_labs(LAB_SUBNET)
     try:
         lab.up(LAB_HOSTS, subnet=LAB_SUBNET)
         yield LabEnv(lab=lab, home=home, env=env)
@@ -80,3 +81,12 @@ def lab_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabEnv]:
         lab.down()
         left = lab.leftovers()
         assert not left, f"lab down left things behind: {left}"
+
+
+def stop_stale_labs(*subnets: str) -> None:
+    """A test run that was killed can leave its lab up: stop labs on the test subnets first."""
+    from patchctl.lab.fleet import running_labs
+
+    for other in running_labs():
+        if other.subnet() in subnets:
+            other.down()

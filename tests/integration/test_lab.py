@@ -12,6 +12,8 @@ import pytest
 
 from patchctl.lab.fleet import Lab, listening_on
 
+from .conftest import stop_stale_labs
+
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 
 SUBNET = "127.79"
@@ -27,6 +29,7 @@ def test_lab_up_status_reboot_down_leaves_nothing(tmp_path: Path) -> None:
     lab_dir = tmp_path / "lab"
     env = dict(os.environ, PATCHCTL_HOME=str(tmp_path), PATCHCTL_LAB_DIR=str(lab_dir))
     lab = Lab(lab_dir=lab_dir)
+    stop_stale_labs(SUBNET)
     try:
         up = run_cli(env, "lab", "up", "--hosts", "2", "--subnet", SUBNET)
         assert up.returncode == 0, up.stderr

@@ -401,9 +401,7 @@ def test_main_old_apt_judges_warnings(host: FakeHost, capsys: pytest.CaptureFixt
     assert "--error-on=any" not in calls[1]
 
 
-def test_main_cache_valid_time_skips_refresh(
-    host: FakeHost, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_main_cache_valid_time_skips_refresh(host: FakeHost, capsys: pytest.CaptureFixture[str]) -> None:
     stamp = Path(psl.APT_STAMP)
     stamp.parent.mkdir(parents=True)
     stamp.touch()
@@ -434,9 +432,7 @@ def test_main_reboot_required(host: FakeHost, capsys: pytest.CaptureFixture[str]
 
 
 @pytest.mark.parametrize("pkg_mgr", ["dnf", "zypper"])
-def test_main_other_backends_not_implemented(
-    host: FakeHost, capsys: pytest.CaptureFixture[str], pkg_mgr: str
-) -> None:
+def test_main_other_backends_not_implemented(host: FakeHost, capsys: pytest.CaptureFixture[str], pkg_mgr: str) -> None:
     host.binaries.add(pkg_mgr)
     result = run_module({"pkg_mgr": pkg_mgr}, capsys)
     assert result["failed"] is True
