@@ -89,9 +89,12 @@ def read_requirements(path: Path) -> list[Pin]:
         if not text.strip() or text.lstrip().startswith("#") or text.strip() == "---":
             continue
         if not text.startswith(" "):
-            in_collections = text == "collections:"
-            if not in_collections and not text.startswith("roles:"):
+            key, _, rest = text.partition(":")
+            in_collections = key == "collections"
+            if key not in ("collections", "roles"):
                 raise CollectionsError(f"{path}:{lineno}: unexpected top-level entry {text!r}")
+            if in_collections and rest.strip() not in ("", "[]"):
+                raise CollectionsError(f"{path}:{lineno}: write collections as a block list ('- name: ...')")
             continue
         if not in_collections:
             continue
@@ -273,13 +276,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     requirements: Path = args.requirements or requirements_file()
-    target: Path = args.target or paths.collections_dir()
+    target: Path = (args.target or paths.collections_dir()).resolve()
     cache_dir: Path = args.cache_dir or (paths.cache_dir() / "wheels")
     log = None if args.quiet else (lambda msg: print(msg, flush=True))
     try:
         install(
             requirements,
-            target.resolve(),
+            target,
             cache_dir,
             bundle_version=args.ansible_version,
             wheel=args.wheel,

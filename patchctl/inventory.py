@@ -60,7 +60,9 @@ class Inventory:
         return sorted(self.hostvars)
 
     def groups_of(self, host: str) -> tuple[str, ...]:
-        return tuple(sorted(g for g, members in self.groups.items() if host in members and g not in ("all", "ungrouped")))
+        return tuple(
+            sorted(g for g, members in self.groups.items() if host in members and g not in ("all", "ungrouped"))
+        )
 
     def var(self, host: str, name: str, default: Any = None) -> Any:
         return self.hostvars.get(host, {}).get(name, default)

@@ -457,15 +457,18 @@ def list_inventory(inventory: str, *, allow_empty: bool = False) -> dict[str, An
     if not command:
         raise ConfigError("ansible-inventory not found (is ansible-core installed?)")
     with _private_data_dir() as pdd:
-        out, err, rc = ansible_runner.run_command(
-            executable_cmd=command,
-            cmdline_args=["--list", "-i", str(inv_path)],
-            runner_mode="subprocess",
-            private_data_dir=str(pdd),
-            envvars=ansible_env(),
-            quiet=True,
-            suppress_env_files=True,
-        )
+        try:
+            out, err, rc = ansible_runner.run_command(
+                executable_cmd=command,
+                cmdline_args=["--list", "-i", str(inv_path)],
+                runner_mode="subprocess",
+                private_data_dir=str(pdd),
+                envvars=ansible_env(),
+                quiet=True,
+                suppress_env_files=True,
+            )
+        except ansible_runner.exceptions.AnsibleRunnerException as exc:
+            raise ConfigError(f"inventory {inv_path}: cannot run ansible-inventory: {exc}") from exc
     if rc != 0:
         raise ConfigError(_inventory_error(inv_path, str(err or out)))
     try:

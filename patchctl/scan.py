@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from patchctl import normalize, paths
@@ -80,7 +80,7 @@ def load_inventory(source: str) -> Inventory:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def run_scan(opts: ScanOptions, progress: ProgressFn | None = None) -> ScanSummary:

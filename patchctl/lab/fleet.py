@@ -6,6 +6,7 @@ Nothing here touches the machine's network beyond loopback, and nothing can rebo
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -16,7 +17,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -213,7 +214,9 @@ class Lab:
             if len(state["hosts"]) == count:
                 self.wait_reachable(wait)
                 return self.hosts()
-            raise LabError(f"lab: already up with {len(state['hosts'])} hosts in {self.dir}; run 'patchctl lab down' first")
+            raise LabError(
+                f"lab: already up with {len(state['hosts'])} hosts in {self.dir}; run 'patchctl lab down' first"
+            )
         self.preflight()
         self.down(quiet=True)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -223,14 +226,18 @@ class Lab:
         repo_addr = f"{subnet}.0.1"
         for other in running_labs():
             if other.dir != self.dir and other.subnet() == subnet:
-                raise LabError(f"lab: another lab is up on subnet {subnet} in {other.dir}; stop it or pick another --subnet")
+                raise LabError(
+                    f"lab: another lab is up on subnet {subnet} in {other.dir}; stop it or pick another --subnet"
+                )
         if not _port_free(repo_addr, REPO_PORT):
             raise LabError(f"lab: {repo_addr}:{REPO_PORT} is in use; is another lab up on subnet {subnet}?")
 
         tarball = image.build_image(self.cache_dir)
         image.extract(tarball, self.dir / "base")
         self._ssh_key()
-        arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True, check=True).stdout.strip()
+        arch = subprocess.run(
+            ["dpkg", "--print-architecture"], capture_output=True, text=True, check=True
+        ).stdout.strip()
         keyring = repo.build_repo(self.dir / "repo", self.dir / "repo-gnupg", arch)
         self._prepare_base(keyring, repo_addr)
 
@@ -242,7 +249,7 @@ class Lab:
         self._write_known_hosts(hosts)
         self._write_inventory(hosts)
         state = {
-            "created_at": datetime.now(timezone.utc).isoformat(),
+            "created_at": datetime.now(UTC).isoformat(),
             "subnet": subnet,
             "repo": {"address": repo_addr, "port": REPO_PORT},
             "hosts": [asdict(h) for h in hosts],
@@ -277,7 +284,9 @@ class Lab:
             "Components: main\n"
             f"Signed-By: /usr/share/keyrings/{repo.KEYRING_NAME}\n"
         )
-        (base / "etc/hosts").write_text(f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n{repo_addr}\t{REPO_NAME}\n")
+        (base / "etc/hosts").write_text(
+            f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n{repo_addr}\t{REPO_NAME}\n"
+        )
         ssh_dir = base / "root/.ssh"
         ssh_dir.mkdir(mode=0o700, exist_ok=True)
         (ssh_dir / "authorized_keys").write_text(self.key_path.with_suffix(".pub").read_text())
@@ -288,7 +297,7 @@ class Lab:
         for deb in debs:
             shutil.copy(deb, staging / deb.name)
         proc = subprocess.run(
-            ["chroot", str(base), "dpkg", "-i", *[f"/tmp/patchctl-base-debs/{d.name}" for d in debs]],
+            ["chroot", str(base), "dpkg", "-i", *[f"/tmp/patchctl-base-debs/{d.name}" for d in debs]],  # noqa: S108 - inside the chroot
             capture_output=True,
             text=True,
             check=False,
@@ -343,7 +352,9 @@ class Lab:
                 "vars": {
                     "ansible_user": "root",
                     "ansible_ssh_private_key_file": str(self.key_path),
-                    "ansible_ssh_common_args": f"-o UserKnownHostsFile={self.known_hosts_path} -o StrictHostKeyChecking=yes",
+                    "ansible_ssh_common_args": (
+                        f"-o UserKnownHostsFile={self.known_hosts_path} -o StrictHostKeyChecking=yes"
+                    ),
                     "ansible_python_interpreter": "/usr/bin/python3",
                 },
                 "hosts": {
@@ -425,7 +436,11 @@ class Lab:
         pid = self.init_pid(name)
         if pid is None:
             return None
-        path = Path(f"/proc/{pid}/root") / str(self.dir / "hosts" / name / "merged").lstrip("/") / "run/patchctl-lab/boot_id"
+        path = (
+            Path(f"/proc/{pid}/root")
+            / str(self.dir / "hosts" / name / "merged").lstrip("/")
+            / "run/patchctl-lab/boot_id"
+        )
         try:
             return path.read_text().strip()
         except OSError:
@@ -494,10 +509,8 @@ class Lab:
             except OSError:
                 continue
             if comm == "sshd":
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
 
     # -- down / reset -----------------------------------------------------------------------------
     def stray_pids(self) -> list[int]:
@@ -517,10 +530,8 @@ class Lab:
         pid = self.supervisor_pid()
         if pid is not None:
             (self.dir / "stop").write_text("stop\n")
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
             deadline = time.monotonic() + 15
             while _pid_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -530,10 +541,8 @@ class Lab:
             if not stray:
                 break
             for spid in stray:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(spid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
             time.sleep(0.1)
         if self.stray_pids():
             raise LabError(f"lab: processes still running after down: {self.stray_pids()}")
@@ -596,7 +605,7 @@ def running_labs() -> list[Lab]:
 def listening_on(subnet: str) -> list[str]:
     """TCP sockets listening on addresses in ``subnet`` (127.N.x.y), from /proc/net/tcp."""
     first = int(subnet.split(".")[1])
-    out = []
+    out: list[str] = []
     try:
         lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
     except OSError:

@@ -83,9 +83,7 @@ def debian_mirror() -> str:
 
 
 def cache_key() -> str:
-    digest = hashlib.sha256(
-        "|".join([SUITE, RECIPE_VERSION, *PACKAGES, POWER_STUB]).encode()
-    ).hexdigest()
+    digest = hashlib.sha256("|".join([SUITE, RECIPE_VERSION, *PACKAGES, POWER_STUB]).encode()).hexdigest()
     return digest[:12]
 
 
@@ -135,8 +133,17 @@ def _customize(root: Path) -> None:
     for name in POWER_COMMANDS:
         for prefix in ("/sbin", "/usr/sbin"):
             _run(
-                ["chroot", str(root), "dpkg-divert", "--local", "--no-rename", "--divert",
-                 f"{prefix}/{name}.distrib", "--add", f"{prefix}/{name}"],
+                [
+                    "chroot",
+                    str(root),
+                    "dpkg-divert",
+                    "--local",
+                    "--no-rename",
+                    "--divert",
+                    f"{prefix}/{name}.distrib",
+                    "--add",
+                    f"{prefix}/{name}",
+                ],
                 f"protecting {prefix}/{name} in the lab image",
             )
         stub = root / "usr/sbin" / name
@@ -161,6 +168,9 @@ def extract(image: Path, dest: Path) -> None:
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    _run(["tar", "--numeric-owner", "--xattrs", "-I", "zstd", "-C", str(tmp), "-xf", str(image)], "unpacking the lab base image")
+    _run(
+        ["tar", "--numeric-owner", "--xattrs", "-I", "zstd", "-C", str(tmp), "-xf", str(image)],
+        "unpacking the lab base image",
+    )
     shutil.rmtree(dest, ignore_errors=True)
     os.replace(tmp, dest)

@@ -44,9 +44,7 @@ PACKAGES: tuple[DemoPackage, ...] = (
     DemoPackage("patchctl-demo-db", "1.4-1", "bookworm", "demo database server", base=True),
     DemoPackage("patchctl-demo-db", "2.0-1", "bookworm", "demo database server (new major version)"),
     DemoPackage("patchctl-demo-kernel", "1.0-1", "bookworm", "demo kernel", base=True),
-    DemoPackage(
-        "patchctl-demo-kernel", "1.1-1", "bookworm", "demo kernel (needs a reboot)", postinst=REBOOT_POSTINST
-    ),
+    DemoPackage("patchctl-demo-kernel", "1.1-1", "bookworm", "demo kernel (needs a reboot)", postinst=REBOOT_POSTINST),
 )
 
 SUITES = {
@@ -98,7 +96,18 @@ def build_deb(pkg: DemoPackage, out_dir: Path, work: Path) -> Path:
 
 
 def _gpg(homedir: Path, *args: str) -> list[str]:
-    return ["gpg", "--batch", "--quiet", "--homedir", str(homedir), "--pinentry-mode", "loopback", "--passphrase", "", *args]
+    return [
+        "gpg",
+        "--batch",
+        "--quiet",
+        "--homedir",
+        str(homedir),
+        "--pinentry-mode",
+        "loopback",
+        "--passphrase",
+        "",
+        *args,
+    ]
 
 
 def build_repo(repo_dir: Path, gnupg: Path, arch: str) -> Path:
@@ -113,8 +122,12 @@ def build_repo(repo_dir: Path, gnupg: Path, arch: str) -> Path:
     shutil.rmtree(gnupg, ignore_errors=True)
     gnupg.mkdir(parents=True, mode=0o700)
     try:
-        _run(_gpg(gnupg, "--quick-gen-key", "patchctl lab repository <lab@patchctl.invalid>", "ed25519", "sign", "never"),
-             "creating the lab repository key")
+        _run(
+            _gpg(
+                gnupg, "--quick-gen-key", "patchctl lab repository <lab@patchctl.invalid>", "ed25519", "sign", "never"
+            ),
+            "creating the lab repository key",
+        )
         keyring = repo_dir / KEYRING_NAME
         _run(_gpg(gnupg, "--output", str(keyring), "--export"), "exporting the lab repository key")
         for suite, fields in SUITES.items():
@@ -127,11 +140,18 @@ def build_repo(repo_dir: Path, gnupg: Path, arch: str) -> Path:
                 fh.write(packages)
             opts = [f"-oAPT::FTPArchive::Release::{key}={value}" for key, value in fields.items()]
             opts += [f"-oAPT::FTPArchive::Release::Architectures={arch}", "-oAPT::FTPArchive::Release::Components=main"]
-            release = _run(["apt-ftparchive", *opts, "release", str(dist.relative_to(debian))], "writing Release", cwd=debian)
+            release = _run(
+                ["apt-ftparchive", *opts, "release", str(dist.relative_to(debian))], "writing Release", cwd=debian
+            )
             (dist / "Release").write_text(release)
-            _run(_gpg(gnupg, "--clearsign", "--output", str(dist / "InRelease"), str(dist / "Release")), "signing InRelease")
-            _run(_gpg(gnupg, "--armor", "--detach-sign", "--output", str(dist / "Release.gpg"), str(dist / "Release")),
-                 "signing Release")
+            _run(
+                _gpg(gnupg, "--clearsign", "--output", str(dist / "InRelease"), str(dist / "Release")),
+                "signing InRelease",
+            )
+            _run(
+                _gpg(gnupg, "--armor", "--detach-sign", "--output", str(dist / "Release.gpg"), str(dist / "Release")),
+                "signing Release",
+            )
     finally:
         # gpg starts an agent: never leave it running.
         subprocess.run(["gpgconf", "--homedir", str(gnupg), "--kill", "all"], capture_output=True, check=False)

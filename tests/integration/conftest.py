@@ -51,13 +51,28 @@ class LabEnv:
         h = self.lab.host(host)
         proc = subprocess.run(
             [
-                "ssh", "-i", str(self.lab.key_path),
-                "-o", f"UserKnownHostsFile={self.lab.known_hosts_path}",
-                "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
-                "-o", "ControlMaster=no", "-o", "ControlPath=none",
-                "-p", str(h.port), f"root@{h.address}", command,
+                "ssh",
+                "-i",
+                str(self.lab.key_path),
+                "-o",
+                f"UserKnownHostsFile={self.lab.known_hosts_path}",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "ControlMaster=no",
+                "-o",
+                "ControlPath=none",
+                "-p",
+                str(h.port),
+                f"root@{h.address}",
+                command,
             ],
-            capture_output=True, text=True, timeout=300, check=False,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
         )
         if check and proc.returncode != 0:
             raise AssertionError(f"ssh {host} {command!r} failed: {proc.stderr}")
@@ -71,7 +86,9 @@ def lab_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabEnv]:
     home = tmp_path_factory.mktemp("patchctl-home")
     lab = Lab(lab_dir=home / "lab")
     env = dict(os.environ)
-    env.update({"PATCHCTL_HOME": str(home), "PATCHCTL_LAB_DIR": str(lab.dir), "PATCHCTL_INVENTORY": str(lab.inventory_path)})
+    env.update(
+        {"PATCHCTL_HOME": str(home), "PATCHCTL_LAB_DIR": str(lab.dir), "PATCHCTL_INVENTORY": str(lab.inventory_path)}
+    )
     env.pop("PATCHCTL_DB", None)
     stop_stale_labs(LAB_SUBNET)
     try:

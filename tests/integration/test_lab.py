@@ -45,12 +45,28 @@ def test_lab_up_status_reboot_down_leaves_nothing(tmp_path: Path) -> None:
 
         host = lab.hosts()[0]
         ssh = [
-            "ssh", "-i", str(lab.key_path), "-o", f"UserKnownHostsFile={lab.known_hosts_path}",
-            "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ControlPath=none",
-            "-p", str(host.port), f"root@{host.address}",
+            "ssh",
+            "-i",
+            str(lab.key_path),
+            "-o",
+            f"UserKnownHostsFile={lab.known_hosts_path}",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ControlPath=none",
+            "-p",
+            str(host.port),
+            f"root@{host.address}",
         ]
-        out = subprocess.run([*ssh, "hostname; cat /proc/sys/kernel/random/boot_id; echo $$"],
-                             capture_output=True, text=True, check=True, timeout=60).stdout.split()
+        out = subprocess.run(
+            [*ssh, "hostname; cat /proc/sys/kernel/random/boot_id; echo $$"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout.split()
         assert out[0] == host.name
         assert out[1] == boot_ids[host.name]
         # the host sees its own PID namespace: its shell is not the machine's process

@@ -12,7 +12,9 @@ from .conftest import LabEnv
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 
-APT_LINE = re.compile(r"^(?P<name>[^/\s]+)/(?P<suites>\S+) (?P<version>\S+) (?P<arch>\S+) \[upgradable from: (?P<old>[^\]]+)\]$")
+APT_LINE = re.compile(
+    r"^(?P<name>[^/\s]+)/(?P<suites>\S+) (?P<version>\S+) (?P<arch>\S+) \[upgradable from: (?P<old>[^\]]+)\]$"
+)
 
 
 def apt_upgradable(env: LabEnv, host: str) -> dict[str, str]:

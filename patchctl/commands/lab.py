@@ -1,0 +1,97 @@
+"""patchctl lab: the local fleet of real Debian hosts."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import click
+from rich.table import Table
+
+from patchctl.cli import App, handle_errors, json_option, print_table
+from patchctl.errors import PatchctlError
+
+
+@click.group()
+def lab() -> None:
+    """The local lab: a fleet of real Debian hosts on this machine (needs root)."""
+
+
+def _lab() -> Any:
+    from patchctl.lab.fleet import Lab
+
+    return Lab()
+
+
+@lab.command("up")
+@click.option("--hosts", "count", type=int, default=6, show_default=True, help="How many hosts.")
+@click.option("--subnet", default="127.77", show_default=True, help="Loopback range 127.N for the lab's addresses.")
+@json_option
+@click.pass_obj
+@handle_errors
+def lab_up(app: App, count: int, subnet: str) -> None:
+    """Build (first time: about a minute) and start the lab; write its inventory."""
+    the_lab = _lab()
+    if not app.quiet and not app.json_output:
+        app.err.print(f"lab: starting {count} hosts in {the_lab.dir} ...")
+    hosts = the_lab.up(count, subnet=subnet)
+    if app.json_output:
+        app.emit_json({"inventory": str(the_lab.inventory_path), "hosts": [asdict(h) for h in hosts]})
+        return
+    click.echo(f"lab up: {len(hosts)} hosts; inventory: {the_lab.inventory_path}")
+
+
+@lab.command("down")
+@click.pass_obj
+@handle_errors
+def lab_down(app: App) -> None:
+    """Stop every host and remove the lab: no process, mount or socket is left."""
+    the_lab = _lab()
+    the_lab.down()
+    left = the_lab.leftovers()
+    if left:
+        raise PatchctlError(f"lab down left: {'; '.join(left)}", 1)
+    if not app.quiet:
+        click.echo("lab down")
+
+
+@lab.command("reset")
+@click.pass_obj
+@handle_errors
+def lab_reset(app: App) -> None:
+    """Put every host back to its pristine state and boot it again."""
+    the_lab = _lab()
+    the_lab.reset()
+    if not app.quiet:
+        click.echo(f"lab reset: {len(the_lab.hosts())} hosts pristine")
+
+
+@lab.command("status")
+@json_option
+@click.pass_obj
+@handle_errors
+def lab_status(app: App) -> None:
+    """Each lab host: address, power, reachability, boot id."""
+    the_lab = _lab()
+    rows = the_lab.status()
+    if app.json_output:
+        app.emit_json(
+            {"up": the_lab.is_up(), "inventory": str(the_lab.inventory_path), "hosts": [asdict(r) for r in rows]}
+        )
+        return
+    if not rows:
+        click.echo(f"lab: not set up in {the_lab.dir}")
+        return
+    table = Table(title=f"lab {the_lab.dir}")
+    for col in ("host", "address", "role", "power", "ssh", "boot id"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r.name,
+            f"{r.address}:{r.port}",
+            r.role,
+            "on" if r.running else "off",
+            "[green]up[/]" if r.reachable else "[red]down[/]",
+            (r.boot_id or "-")[:8],
+        )
+    print_table(app, table)
