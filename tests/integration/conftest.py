@@ -14,7 +14,7 @@ import pytest
 
 from patchctl.lab.fleet import Lab
 
-LAB_SUBNET = "127.78"
+LAB_SUBNET = os.environ.get("PATCHCTL_TEST_SUBNET", "127.78")
 LAB_HOSTS = int(os.environ.get("PATCHCTL_TEST_LAB_HOSTS", "4"))
 
 

@@ -16,7 +16,7 @@ from .conftest import stop_stale_labs
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 
-SUBNET = "127.79"
+SUBNET = os.environ.get("PATCHCTL_TEST_SUBNET2", "127.79")
 
 
 def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
