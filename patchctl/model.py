@@ -77,3 +77,15 @@ class HostScan:
     address: str | None = None
     patch_role: str | None = None
     patch_window: str | None = None
+
+
+@dataclass
+class ApplyOutcome:
+    """What one deploy did on one host: the updates (by uid) it installed and those that failed."""
+
+    host: str
+    status: str  # HOST_OK | HOST_FAILED | HOST_UNREACHABLE
+    installed: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # uid -> reason
+    reboot_required: bool = False
+    error: str | None = None
