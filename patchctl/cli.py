@@ -74,6 +74,11 @@ def handle_errors(func: F) -> F:
 )
 @click.option("--db", metavar="URL", help="Store URL, e.g. sqlite:////var/lib/patchctl/patchctl.db (env PATCHCTL_DB).")
 @click.option("--policy", metavar="PATH", help="Policy file (env PATCHCTL_POLICY).")
+@click.option(
+    "--now",
+    metavar="TIME",
+    help="Simulated current time, ISO 8601, e.g. 2025-03-14T09:00:00Z (env PATCHCTL_NOW).",
+)
 @click.option("--json", "json_output", is_flag=True, help="Machine-readable JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors and the final result.")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
@@ -84,6 +89,7 @@ def cli(
     inventory: str | None,
     db: str | None,
     policy: str | None,
+    now: str | None,
     json_output: bool,
     quiet: bool,
     debug: bool,
@@ -92,7 +98,8 @@ def cli(
 
     Exit codes: 0 ok, 1 host failures, 2 usage or configuration error, 3 blocked by policy.
     """
-    overrides = {k: v for k, v in {"inventory": inventory, "db": db, "policy": policy}.items() if v is not None}
+    given = {"inventory": inventory, "db": db, "policy": policy, "now": now}
+    overrides = {k: v for k, v in given.items() if v is not None}
     ctx.obj = App(overrides=overrides, json_output=json_output, quiet=quiet, debug=debug)
 
 

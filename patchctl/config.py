@@ -9,6 +9,7 @@ Keys:
     policy                  policy (baseline) file; default: none (the built-in policy)
     forks                   Ansible forks (parallel hosts), >= 1
     scan_cache_valid_time   seconds an apt cache update stays valid during a scan, >= 0
+    now                     simulated current time (ISO 8601), for rehearsals; default: the real time
 
 Source names: ``default``, ``file:<path>``, ``env:<VARIABLE>``, ``cli``.
 """
@@ -18,12 +19,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from patchctl import paths
+from patchctl.clock import Clock
 from patchctl.errors import ConfigError
 
 CONFIG_ENV = "PATCHCTL_CONFIG"
@@ -71,6 +74,7 @@ KEYS: dict[str, _Key] = {
     "policy": _Key(str, lambda: None, env="PATCHCTL_POLICY", is_path=True, nullable=True, help="policy file"),
     "forks": _Key(int, lambda: 20, minimum=1, help="parallel hosts per Ansible run"),
     "scan_cache_valid_time": _Key(int, lambda: 0, minimum=0, help="seconds an apt cache update stays valid"),
+    "now": _Key(str, lambda: None, env="PATCHCTL_NOW", nullable=True, help="simulated current time (ISO 8601)"),
 }
 
 
@@ -103,10 +107,16 @@ def _check(name: str, raw: Any, where: str, base: Path | None) -> Any:
         return value
     if isinstance(raw, Path):
         raw = str(raw)
+    if name == "now" and isinstance(raw, date):  # YAML reads an unquoted time as a datetime
+        raw = raw.isoformat()
     if not isinstance(raw, str) or not raw.strip():
         raise ConfigError(f"{where}: {name} must be a non-empty string, got {raw!r}")
     if name == "db":
         return _db_url(raw, base)
+    if name == "now":
+        from patchctl.clock import parse
+
+        return parse(raw, f"{where}: now").isoformat()
     if spec.is_path:
         path = Path(raw).expanduser()
         if base is not None and not path.is_absolute():
@@ -211,6 +221,15 @@ class Config:
     @property
     def scan_cache_valid_time(self) -> int:
         return int(self.settings["scan_cache_valid_time"].value)
+
+    @property
+    def now(self) -> str | None:
+        value = self.settings["now"].value
+        return None if value is None else str(value)
+
+    def clock(self) -> Clock:
+        """The clock commands use: simulated when ``now`` is set."""
+        return Clock.from_setting(self.now, f"now ({self.settings['now'].source})")
 
     def as_rows(self) -> list[tuple[str, str, str]]:
         """``(key, value, source)`` per setting, in key order, for ``patchctl config show``."""

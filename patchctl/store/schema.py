@@ -27,6 +27,9 @@ Views (created by migration 0001):
     (the target version), ``installed_version`` (the version on the host), ``classification``,
     ``severity``, ``major``, ``reboot_hint``, ``cves``, ``first_seen_at`` (first time this host
     reported it), ``last_seen_at``, ``catalog_first_seen_at`` (first time any host reported it).
+
+Views created by migration 0002 (decisions, rollouts, waves): ``v_update_decisions``,
+``v_audit_log``, ``v_wave_progress``. docs/schema.md documents every view.
 """
 
 from __future__ import annotations
@@ -251,4 +254,168 @@ v_missing_updates = sa.Table(
     sa.Column("first_seen_at", UTCDateTime()),
     sa.Column("last_seen_at", UTCDateTime()),
     sa.Column("catalog_first_seen_at", UTCDateTime()),
+)
+
+
+# --- decisions, rollouts, waves, deploy results, incidents (migration 0002) -------------------
+# decisions, audit_events and rollout_updates are append-only (SQLite triggers refuse UPDATE and
+# DELETE). See docs/schema.md for every table and view.
+
+decisions = sa.Table(
+    "decisions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("update_id", sa.Integer, sa.ForeignKey("updates.id"), nullable=False),
+    sa.Column("uid", sa.String(512), nullable=False),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("automatic", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("major", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("reason", sa.Text),
+    sa.Column("decided_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_decisions_update", "update_id", "id"),
+)
+
+rollouts = sa.Table(
+    "rollouts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("policy_source", sa.Text, nullable=False),
+    sa.Column("waves", JSONText(), nullable=False),  # the policy's waves, frozen
+    sa.Column("note", sa.Text),
+)
+
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(512)),
+    sa.Column("rollout_id", sa.Integer, sa.ForeignKey("rollouts.id")),
+    sa.Column("detail", sa.Text),
+    sa.Index("ix_audit_events_at", "at"),
+)
+
+rollout_updates = sa.Table(
+    "rollout_updates",
+    metadata,
+    sa.Column("rollout_id", sa.Integer, sa.ForeignKey("rollouts.id"), primary_key=True),
+    sa.Column("update_id", sa.Integer, sa.ForeignKey("updates.id"), primary_key=True),
+    sa.Column("uid", sa.String(512), nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("version", sa.String(255), nullable=False),
+    sa.Column("classification", sa.String(32), nullable=False),
+    sa.Column("major", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("update_ref", sa.String(128)),  # Windows update id
+    sa.Column("kbs", JSONText()),
+)
+
+rollout_waves = sa.Table(
+    "rollout_waves",
+    metadata,
+    sa.Column("rollout_id", sa.Integer, sa.ForeignKey("rollouts.id"), primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # pending | deploying | finished | halted
+    sa.Column("hosts", JSONText()),  # fixed when the wave first deploys
+    sa.Column("hosts_total", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("bake_days", sa.Float, nullable=False),
+    sa.Column("promoted_at", UTCDateTime()),
+    sa.Column("started_at", UTCDateTime()),
+    sa.Column("finished_at", UTCDateTime()),
+    sa.Column("halted_reason", sa.Text),
+)
+
+deploy_runs = sa.Table(
+    "deploy_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("rollout_id", sa.Integer, sa.ForeignKey("rollouts.id"), nullable=False),
+    sa.Column("wave", sa.String(64), nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("finished_at", UTCDateTime()),
+    sa.Column("status", sa.String(16), nullable=False),
+)
+
+deploy_results = sa.Table(
+    "deploy_results",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("deploy_runs.id"), nullable=False),
+    sa.Column("rollout_id", sa.Integer, sa.ForeignKey("rollouts.id"), nullable=False),
+    sa.Column("wave", sa.String(64), nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # ok | failed | unreachable
+    sa.Column("installed", JSONText()),  # uids installed by this run
+    sa.Column("present", JSONText()),  # uids the host already had
+    sa.Column("failed", JSONText()),  # uid -> reason
+    sa.Column("reboot_required", sa.Boolean),
+    sa.Column("error", sa.Text),
+    sa.Column("finished_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_deploy_results_rollout_host", "rollout_id", "host"),
+)
+
+incidents = sa.Table(
+    "incidents",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("rollout_id", sa.Integer, sa.ForeignKey("rollouts.id"), nullable=False),
+    sa.Column("host", sa.String(255)),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("opened_at", UTCDateTime(), nullable=False),
+    sa.Column("opened_by", sa.String(128), nullable=False),
+    sa.Column("closed_at", UTCDateTime()),
+    sa.Column("closed_by", sa.String(128)),
+    sa.Column("close_reason", sa.Text),
+    sa.Index("ix_incidents_rollout", "rollout_id", "closed_at"),
+)
+
+v_update_decisions = sa.Table(
+    "v_update_decisions",
+    views,
+    sa.Column("update_id", sa.Integer),
+    sa.Column("uid", sa.String),
+    sa.Column("state", sa.String),
+    sa.Column("actor", sa.String),
+    sa.Column("automatic", sa.Boolean),
+    sa.Column("major", sa.Boolean),
+    sa.Column("reason", sa.Text),
+    sa.Column("decided_at", UTCDateTime()),
+    sa.Column("decision_id", sa.Integer),
+)
+
+v_audit_log = sa.Table(
+    "v_audit_log",
+    views,
+    sa.Column("at", UTCDateTime()),
+    sa.Column("actor", sa.String),
+    sa.Column("action", sa.String),
+    sa.Column("subject", sa.String),
+    sa.Column("rollout_id", sa.Integer),
+    sa.Column("detail", sa.Text),
+)
+
+v_wave_progress = sa.Table(
+    "v_wave_progress",
+    views,
+    sa.Column("rollout_id", sa.Integer),
+    sa.Column("position", sa.Integer),
+    sa.Column("wave", sa.String),
+    sa.Column("state", sa.String),
+    sa.Column("hosts_total", sa.Integer),
+    sa.Column("hosts_ok", sa.Integer),
+    sa.Column("hosts_failed", sa.Integer),
+    sa.Column("hosts_unreachable", sa.Integer),
+    sa.Column("hosts_pending", sa.Integer),
+    sa.Column("promoted_at", UTCDateTime()),
+    sa.Column("started_at", UTCDateTime()),
+    sa.Column("finished_at", UTCDateTime()),
+    sa.Column("bake_days", sa.Float),
+    sa.Column("halted_reason", sa.Text),
 )

@@ -1,0 +1,45 @@
+"""patchctl's clock: the real time, or a simulated one for rehearsals and tests.
+
+``--now`` / ``PATCHCTL_NOW`` (config key ``now``) takes an ISO 8601 time such as
+``2025-03-14T09:00:00Z`` or ``2025-03-14`` (midnight UTC); a time without a zone is UTC.
+The simulated time only moves what patchctl *decides* (approvals after N days, bake times,
+promotion); the store is never edited to fake it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from patchctl.errors import ConfigError
+
+
+def parse(value: str, where: str = "--now") -> datetime:
+    """An ISO 8601 time as an aware UTC datetime; ConfigError naming ``where`` when malformed."""
+    text = value.strip()
+    if text.endswith(("z", "Z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{where}: not an ISO 8601 time: {value!r} (e.g. 2025-03-14T09:00:00Z)") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+class Clock:
+    """The current time: fixed when simulated, else the system's (UTC)."""
+
+    def __init__(self, fixed: datetime | None = None) -> None:
+        self.fixed = fixed
+
+    @classmethod
+    def from_setting(cls, value: str | None, where: str = "--now") -> Clock:
+        return cls(parse(value, where) if value else None)
+
+    @property
+    def simulated(self) -> bool:
+        return self.fixed is not None
+
+    def now(self) -> datetime:
+        return self.fixed if self.fixed is not None else datetime.now(UTC)

@@ -1,0 +1,398 @@
+"""The approval policy (a baseline per OS family) and the waves, as pure rules.
+
+No I/O: :func:`parse_policy` takes the file's text and name (the flows read the file), and
+:func:`evaluate` decides one update at one moment. Every validation error is a ConfigError
+naming the file, the line and the field, e.g.
+``policy file /etc/patchctl/policy.yml, line 7: baselines.debian.approve_after_days: must be ...``.
+
+The file (see ``policies/default.yml`` for a commented example)::
+
+    baselines:                 # per OS family: debian, redhat, suse, windows, or default
+      debian:
+        classifications: [security, bugfix]   # approved classifications
+        severities: []           # approved severities; empty: any (updates without one pass)
+        approve_after_days: 3    # days since the update was first seen
+        reject: ["*-dbg"]        # name, uid or KB patterns (shell wildcards): never approved
+        allow: ["openssl"]       # approved at once whatever the classification and age
+    waves:                     # ordered; each wave's hosts exclude those of earlier waves
+      - name: pilot
+        hosts: pilot             # an inventory host pattern or group
+        bake_days: 7
+        max_concurrency: 1       # hosts at a time: a count or a percentage ("25%")
+        max_fail_percent: 0      # failed or unreachable hosts above this halt the wave
+        min_success_percent: 100 # needed for the next wave to be promoted
+
+Precedence of the rules for an update: ``reject`` first (a rejected update is never approved,
+not even by ``allow``), then ``major`` (never approved by a rule: only ``patchctl approve ID
+--major``), then ``allow``, then classification, severity and ``approve_after_days``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import yaml
+
+from patchctl.errors import ConfigError
+from patchctl.model import CLASSIFICATIONS
+
+FAMILIES = ("debian", "redhat", "suse", "windows", "default")
+# Update source -> the OS family whose baseline decides it.
+FAMILY_OF_SOURCE = {
+    "apt": "debian",
+    "dnf": "redhat",
+    "zypper": "suse",
+    "windows": "windows",
+    "chocolatey": "windows",
+}
+
+# Policy states of an update (what `patchctl updates` shows, with manual decisions on top).
+STATE_NEW = "new"  # seen, but no rule approves it (classification or severity not approved)
+STATE_APPROVED = "approved"
+STATE_REJECTED = "rejected"
+STATE_WAITING = "waiting"  # approved by a rule once approve_after_days have passed
+STATE_MANUAL = "needs manual approval"  # a major upgrade
+POLICY_STATES = (STATE_NEW, STATE_APPROVED, STATE_REJECTED, STATE_WAITING, STATE_MANUAL)
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What a policy approves for one OS family."""
+
+    classifications: tuple[str, ...] = ("security", "critical")
+    severities: tuple[str, ...] = ()  # empty: any severity
+    approve_after_days: int = 0
+    reject: tuple[str, ...] = ()
+    allow: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Concurrency:
+    """``max_concurrency``: a host count, or a percentage of the wave's hosts."""
+
+    value: int
+    percent: bool = False
+
+    def hosts(self, total: int) -> int:
+        """How many hosts may run at once in a wave of ``total`` hosts (at least 1)."""
+        if total <= 0:
+            return 0
+        n = math.ceil(total * self.value / 100) if self.percent else self.value
+        return max(1, min(total, n))
+
+    def __str__(self) -> str:
+        return f"{self.value}%" if self.percent else str(self.value)
+
+    @classmethod
+    def parse(cls, text: str) -> Concurrency:
+        """``"5"`` or ``"25%"``; ValueError otherwise."""
+        raw = text.strip()
+        percent = raw.endswith("%")
+        number = int(raw[:-1].strip() if percent else raw)
+        if number < 1 or (percent and number > 100):
+            raise ValueError(raw)
+        return cls(number, percent)
+
+
+@dataclass(frozen=True)
+class Wave:
+    name: str
+    hosts: str  # an inventory host pattern or group
+    bake_days: float = 7
+    max_concurrency: Concurrency = field(default_factory=lambda: Concurrency(1))
+    max_fail_percent: float = 0
+    min_success_percent: float = 100
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "hosts": self.hosts,
+            "bake_days": self.bake_days,
+            "max_concurrency": str(self.max_concurrency),
+            "max_fail_percent": self.max_fail_percent,
+            "min_success_percent": self.min_success_percent,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Wave:
+        """The inverse of :meth:`as_dict` (waves frozen into a rollout)."""
+        return cls(
+            name=str(data["name"]),
+            hosts=str(data["hosts"]),
+            bake_days=float(data["bake_days"]),
+            max_concurrency=Concurrency.parse(str(data["max_concurrency"])),
+            max_fail_percent=float(data["max_fail_percent"]),
+            min_success_percent=float(data["min_success_percent"]),
+        )
+
+
+DEFAULT_WAVES = (
+    Wave("pilot", "pilot", bake_days=7, max_concurrency=Concurrency(1), max_fail_percent=0, min_success_percent=100),
+    Wave(
+        "fleet",
+        "all",
+        bake_days=0,
+        max_concurrency=Concurrency(25, percent=True),
+        max_fail_percent=10,
+        min_success_percent=90,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Policy:
+    source: str  # the file, or "built-in"
+    baselines: dict[str, Baseline] = field(default_factory=lambda: {"default": Baseline()})
+    waves: tuple[Wave, ...] = DEFAULT_WAVES
+
+    def baseline_for(self, source: str) -> Baseline | None:
+        """The baseline deciding updates of ``source`` (apt, dnf, ...), else ``default``."""
+        family = FAMILY_OF_SOURCE.get(source, "default")
+        return self.baselines.get(family) or self.baselines.get("default")
+
+
+BUILTIN = Policy(source="built-in")
+
+
+# --- evaluation ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UpdateFacts:
+    """What the policy looks at for one update."""
+
+    uid: str
+    source: str
+    name: str
+    classification: str
+    first_seen_at: datetime
+    severity: str | None = None
+    major: bool = False
+    kbs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    state: str  # one of POLICY_STATES
+    reason: str
+    approve_at: datetime | None = None  # when a waiting update becomes approved
+
+    def waiting_days(self, now: datetime) -> int:
+        """Whole days (rounded up) until a waiting update is approved; 0 otherwise."""
+        if self.state != STATE_WAITING or self.approve_at is None:
+            return 0
+        return max(1, math.ceil((self.approve_at - now).total_seconds() / 86400))
+
+
+def _matches(patterns: Sequence[str], facts: UpdateFacts) -> str | None:
+    names = (facts.name, facts.uid, *facts.kbs)
+    for pattern in patterns:
+        if any(fnmatch.fnmatchcase(n.lower(), pattern.lower()) for n in names):
+            return pattern
+    return None
+
+
+def evaluate(policy: Policy, facts: UpdateFacts, now: datetime) -> Evaluation:
+    """The policy's decision on one update at ``now`` (see the module docstring for precedence)."""
+    baseline = policy.baseline_for(facts.source)
+    if baseline is None:
+        family = FAMILY_OF_SOURCE.get(facts.source, facts.source)
+        return Evaluation(STATE_NEW, f"no baseline for {family} in {policy.source}")
+    hit = _matches(baseline.reject, facts)
+    if hit is not None:
+        return Evaluation(STATE_REJECTED, f"matches reject pattern {hit!r}")
+    if facts.major:
+        return Evaluation(STATE_MANUAL, "major upgrade: only 'patchctl approve ID --major' approves it")
+    hit = _matches(baseline.allow, facts)
+    if hit is not None:
+        return Evaluation(STATE_APPROVED, f"matches allow pattern {hit!r}")
+    if facts.classification not in baseline.classifications:
+        return Evaluation(STATE_NEW, f"classification {facts.classification!r} is not approved by the policy")
+    if baseline.severities and facts.severity is not None and facts.severity.lower() not in baseline.severities:
+        return Evaluation(STATE_NEW, f"severity {facts.severity!r} is not approved by the policy")
+    approve_at = facts.first_seen_at + timedelta(days=baseline.approve_after_days)
+    if now < approve_at:
+        return Evaluation(
+            STATE_WAITING,
+            f"{facts.classification}, approved {baseline.approve_after_days} days after first seen",
+            approve_at,
+        )
+    return Evaluation(
+        STATE_APPROVED,
+        f"{facts.classification}, {baseline.approve_after_days} days since first seen have passed",
+        approve_at,
+    )
+
+
+# --- parsing and validation ------------------------------------------------------------------
+
+_BASELINE_KEYS = ("classifications", "severities", "approve_after_days", "reject", "allow")
+_WAVE_KEYS = ("name", "hosts", "bake_days", "max_concurrency", "max_fail_percent", "min_success_percent")
+_TOP_KEYS = ("version", "baselines", "waves")
+
+
+class _Doc:
+    """Turns YAML nodes into values, raising ConfigError with the file, line and field."""
+
+    def __init__(self, text: str, filename: str) -> None:
+        self.filename = filename
+        self.loader = yaml.SafeLoader(text)
+
+    def error(self, node: yaml.Node | None, fieldname: str, problem: str) -> ConfigError:
+        line = f", line {node.start_mark.line + 1}" if node is not None else ""
+        where = f"{fieldname}: " if fieldname else ""
+        return ConfigError(f"policy file {self.filename}{line}: {where}{problem}")
+
+    def root(self) -> yaml.Node | None:
+        try:
+            return self.loader.get_single_node()
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            line = f", line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"policy file {self.filename}{line}: invalid YAML: {problem}") from exc
+        finally:
+            self.loader.dispose()
+
+    def value(self, node: yaml.Node) -> Any:
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            raise self.error(node, "", f"invalid YAML: {exc}") from exc
+
+    def mapping(self, node: yaml.Node, fieldname: str, known: Sequence[str]) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.error(node, fieldname or "(top level)", "must be a mapping")
+        out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for key_node, value_node in node.value:
+            key = str(self.value(key_node))
+            path = f"{fieldname}.{key}" if fieldname else key
+            if known and key not in known:
+                raise self.error(key_node, path, f"unknown field (known: {', '.join(known)})")
+            if key in out:
+                raise self.error(key_node, path, "given twice")
+            out[key] = (key_node, value_node)
+        return out
+
+    def int_value(self, node: yaml.Node, fieldname: str, minimum: int = 0, maximum: int | None = None) -> int:
+        raw = self.value(node)
+        if isinstance(raw, bool) or not isinstance(raw, int) or raw < minimum or (maximum is not None and raw > maximum):
+            bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+            raise self.error(node, fieldname, f"must be an integer {bounds}, got {raw!r}")
+        return raw
+
+    def number(self, node: yaml.Node, fieldname: str, minimum: float = 0, maximum: float | None = None) -> float:
+        raw = self.value(node)
+        ok = isinstance(raw, int | float) and not isinstance(raw, bool)
+        if not ok or raw < minimum or (maximum is not None and raw > maximum):
+            bounds = f"between {minimum:g} and {maximum:g}" if maximum is not None else f"at least {minimum:g}"
+            raise self.error(node, fieldname, f"must be a number {bounds}, got {raw!r}")
+        return float(raw)
+
+    def string(self, node: yaml.Node, fieldname: str) -> str:
+        raw = self.value(node)
+        if not isinstance(raw, str) or not raw.strip():
+            raise self.error(node, fieldname, f"must be a non-empty string, got {raw!r}")
+        return raw.strip()
+
+    def strings(
+        self, node: yaml.Node, fieldname: str, check: Callable[[yaml.Node, str, str], str] | None = None
+    ) -> tuple[str, ...]:
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.error(node, fieldname, "must be a list of strings")
+        out: list[str] = []
+        for i, item in enumerate(node.value):
+            text = self.string(item, f"{fieldname}[{i}]")
+            out.append(check(item, f"{fieldname}[{i}]", text) if check else text)
+        return tuple(out)
+
+
+def parse_policy(text: str, filename: str) -> Policy:
+    """Parse and validate a policy file's text; ConfigError names ``filename``, line and field."""
+    doc = _Doc(text, filename)
+    root = doc.root()
+    if root is None:
+        raise doc.error(None, "", "the file is empty (expected baselines: and waves:)")
+    top = doc.mapping(root, "", _TOP_KEYS)
+    if "version" in top:
+        knode, vnode = top["version"]
+        if doc.value(vnode) != 1:
+            raise doc.error(vnode, "version", f"must be 1, got {doc.value(vnode)!r}")
+    if "baselines" not in top:
+        raise doc.error(root, "baselines", "missing (a mapping of OS family to baseline)")
+    baselines: dict[str, Baseline] = {}
+    _key, bnode = top["baselines"]
+    for family, (_fk, fnode) in doc.mapping(bnode, "baselines", FAMILIES).items():
+        baselines[family] = _baseline(doc, fnode, f"baselines.{family}")
+    if not baselines:
+        raise doc.error(bnode, "baselines", "must name at least one OS family")
+    waves = DEFAULT_WAVES
+    if "waves" in top:
+        waves = _waves(doc, top["waves"][1])
+    return Policy(source=filename, baselines=baselines, waves=waves)
+
+
+def _classification(doc: _Doc) -> Callable[[yaml.Node, str, str], str]:
+    def check(node: yaml.Node, fieldname: str, value: str) -> str:
+        if value not in CLASSIFICATIONS:
+            raise doc.error(node, fieldname, f"unknown classification {value!r} (known: {', '.join(CLASSIFICATIONS)})")
+        return value
+
+    return check
+
+
+def _baseline(doc: _Doc, node: yaml.Node, path: str) -> Baseline:
+    fields = doc.mapping(node, path, _BASELINE_KEYS)
+    kwargs: dict[str, Any] = {}
+    if "classifications" in fields:
+        kwargs["classifications"] = doc.strings(fields["classifications"][1], f"{path}.classifications", _classification(doc))
+    if "severities" in fields:
+        kwargs["severities"] = tuple(s.lower() for s in doc.strings(fields["severities"][1], f"{path}.severities"))
+    if "approve_after_days" in fields:
+        kwargs["approve_after_days"] = doc.int_value(fields["approve_after_days"][1], f"{path}.approve_after_days")
+    for name in ("reject", "allow"):
+        if name in fields:
+            kwargs[name] = doc.strings(fields[name][1], f"{path}.{name}")
+    return Baseline(**kwargs)
+
+
+def _waves(doc: _Doc, node: yaml.Node) -> tuple[Wave, ...]:
+    if not isinstance(node, yaml.SequenceNode) or not node.value:
+        raise doc.error(node, "waves", "must be a non-empty list of waves")
+    waves: list[Wave] = []
+    seen: set[str] = set()
+    for i, wnode in enumerate(node.value):
+        path = f"waves[{i}]"
+        fields = doc.mapping(wnode, path, _WAVE_KEYS)
+        for required in ("name", "hosts"):
+            if required not in fields:
+                raise doc.error(wnode, f"{path}.{required}", "missing")
+        name = doc.string(fields["name"][1], f"{path}.name")
+        if name in seen:
+            raise doc.error(fields["name"][1], f"{path}.name", f"wave {name!r} is named twice")
+        seen.add(name)
+        path = f"waves[{i}] ({name})"
+        kwargs: dict[str, Any] = {"name": name, "hosts": doc.string(fields["hosts"][1], f"{path}.hosts")}
+        if "bake_days" in fields:
+            kwargs["bake_days"] = doc.number(fields["bake_days"][1], f"{path}.bake_days")
+        for pct in ("max_fail_percent", "min_success_percent"):
+            if pct in fields:
+                kwargs[pct] = doc.number(fields[pct][1], f"{path}.{pct}", 0, 100)
+        if "max_concurrency" in fields:
+            cnode = fields["max_concurrency"][1]
+            raw = doc.value(cnode)
+            try:
+                if isinstance(raw, bool) or not isinstance(raw, int | str):
+                    raise ValueError(raw)
+                kwargs["max_concurrency"] = Concurrency.parse(str(raw))
+            except ValueError:
+                raise doc.error(
+                    cnode, f"{path}.max_concurrency", f"must be a host count >= 1 or a percentage like '25%', got {raw!r}"
+                ) from None
+        waves.append(Wave(**kwargs))
+    return tuple(waves)
