@@ -1,6 +1,6 @@
 # patchctl developer entry points. Every target exits non-zero on failure.
 #   make test   on a fresh Debian 12 machine as root: system packages, venv, collections, lint, tests
-#   make demo   the same set-up, then a 6-host lab, a scan and a report
+#   make demo   the same set-up, then a 6-host lab and the story of waves and bake (tools/demo.sh)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
@@ -12,20 +12,29 @@ BIN    := $(VENV)/bin
 STAMPS := .make
 CACHE  ?= $(HOME)/.cache/patchctl/wheels
 
-# System packages the lab and the tests need (Debian 12). python3-venv: `python3.11 -m venv`.
-DEB_PACKAGES := debootstrap openssh-server openssh-client apt-utils zstd sqlite3 gnupg python3-venv
+# System packages the lab and the tests need (Debian 12). python3-venv: `python3.11 -m venv`;
+# rpm (rpmbuild), createrepo-c: the RPM repository of the lab's dnf and zypper hosts.
+DEB_PACKAGES := debootstrap openssh-server openssh-client apt-utils zstd sqlite3 gnupg python3-venv rpm createrepo-c
 
-LINT_PATHS := patchctl tests tools setup.py
+LINT_PATHS := patchctl plugins tests tools bench setup.py
 
-.PHONY: help deps venv collections lint test demo clean distclean
+# Molecule and ansible-lint start ansible-* tools from PATH. ANSIBLE_HOME makes Molecule keep its
+# ephemeral directories (and so each scenario's lab) in this checkout's .ansible/, apart from
+# other checkouts. SCENARIO=name runs one scenario (`make molecule SCENARIO=patch_scan_linux`).
+TOOLS_ENV    := PATH="$(CURDIR)/$(BIN):$$PATH"
+MOLECULE_ENV := $(TOOLS_ENV) ANSIBLE_HOME="$(CURDIR)/.ansible"
+SCENARIO  ?=
+
+.PHONY: help deps venv collections lint molecule test demo clean distclean
 
 help:
 	@echo "make deps         system packages (root, Debian 12; quick when already installed)"
 	@echo "make venv         $(VENV) with patchctl installed editable, with the test extras"
 	@echo "make collections  the pinned Ansible collections into .collections (no Galaxy)"
-	@echo "make lint         ruff, mypy, ansible-lint, yamllint"
-	@echo "make test         deps + venv + collections, lint, then pytest tests/"
-	@echo "make demo         deps + venv + collections, then lab up (6 hosts), scan, report"
+	@echo "make lint         ruff, mypy, ansible-lint, yamllint, ignores with reasons (the lint gates alone)"
+	@echo "make molecule     every Molecule scenario's full sequence on lab hosts (SCENARIO=name: one)"
+	@echo "make test         deps + venv + collections, lint, pytest tests/, then make molecule"
+	@echo "make demo         deps + venv + collections, then lab up (6 hosts) and tools/demo.sh: scan, waves, report"
 	@echo "make clean        build outputs and tool caches (distclean: also .venv, .collections)"
 
 # ---- system packages -------------------------------------------------------------------------
@@ -73,18 +82,34 @@ collections: venv
 lint: venv collections
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/mypy
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ansible-lint --offline --profile production
-	$(BIN)/yamllint .
+	$(TOOLS_ENV) $(BIN)/ansible-lint --offline --profile production
+	$(BIN)/yamllint --strict .
+	$(BIN)/python tools/check_lint_ignores.py
+
+# Each lab scenario: destroy, syntax, create (its own lab), prepare, converge, idempotence,
+# verify, destroy (see .config/molecule/config.yml); needs root, like the lab. One scenario
+# after the other, all of them even when one fails (`molecule test --all` stops at the first).
+SCENARIOS = $(or $(SCENARIO),$(sort $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
+
+molecule: deps venv collections
+	@failed=""; \
+	for s in $(SCENARIOS); do \
+	  start=$$(date +%s); \
+	  $(MOLECULE_ENV) $(BIN)/molecule test --scenario-name "$$s" || failed="$$failed $$s"; \
+	  echo "make molecule: $$s took $$(( $$(date +%s) - start ))s"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "make molecule: failed:$$failed" >&2; exit 1; fi
 
 # pytest's exit 5 (no test collected) fails the target like any other non-zero exit.
 test: deps venv collections
 	$(MAKE) --no-print-directory lint
 	$(BIN)/python -m pytest tests/
+	$(MAKE) --no-print-directory molecule
 
+# The whole story of waves and bake (README "Waves and bake"): lab up (6 hosts), scan, approve,
+# rollout, pilot wave, a refused early promotion, promotion after the bake, fleet wave, report.
 demo: deps venv collections
-	$(BIN)/patchctl lab up --hosts 6
-	$(BIN)/patchctl scan
-	$(BIN)/patchctl report
+	PATCHCTL=$(BIN)/patchctl tools/demo.sh
 
 clean:
 	rm -rf build dist *.egg-info patchctl.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -32,6 +32,7 @@ bad arguments.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import importlib.util
 import json
@@ -49,10 +50,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from patchctl.lab.fleet import Lab  # noqa: E402
+
 PLAIN_DIR = ROOT / "bench" / "plain"
 MODULE_PATH = ROOT / "plugins" / "modules" / "patch_scan_linux.py"
 DEFAULT_SUBNET = "127.88"
+DEFAULT_LAB_DIR = Path(tempfile.gettempdir()) / "patchctl-bench" / "lab"
 SMOKE_HOSTS = 4
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -151,10 +159,8 @@ def _ssh_masters(control_dir: Path) -> list[int]:
 
 def _stop_masters(pids: list[int]) -> None:
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
         time.sleep(0.05)
@@ -270,21 +276,26 @@ def compare(plain: SideResult, ours: SideResult, expected: set[str]) -> list[str
 # --- the lab --------------------------------------------------------------------------------
 
 
-def bench_size(args: argparse.Namespace, hosts: int, psl: ModuleType, arch: str | None) -> dict[str, object]:
-    from patchctl.lab.fleet import Lab
+def sub_inventory(source: Path, hosts: list[str], dest: Path) -> Path:
+    """The lab's inventory cut down to ``hosts`` (groups keep only those)."""
+    data = yaml.safe_load(source.read_text())
+    keep = set(hosts)
+    top = data["all"]
+    top["hosts"] = {h: v for h, v in top["hosts"].items() if h in keep}
+    for group in (top.get("children") or {}).values():
+        group["hosts"] = {h: v for h, v in (group.get("hosts") or {}).items() if h in keep}
+    dest.write_text(yaml.safe_dump(data, sort_keys=False))
+    return dest
 
-    lab = Lab(lab_dir=args.lab_dir)
-    reuse = lab.is_up() and len(lab.hosts()) == hosts and lab.subnet() == args.subnet
-    if lab.is_up() and not reuse:
-        lab.down(quiet=True)
-    print(f"== {hosts} hosts: lab on {args.subnet}.x.y in {lab.dir}", flush=True)
-    if reuse:
-        lab.reset()  # every size starts from pristine hosts
-    else:
-        lab.up(hosts, subnet=args.subnet)
-    expected = {h.name for h in lab.hosts()}
-    load_before = os.getloadavg()[0]
+
+def bench_size(args: argparse.Namespace, lab: Lab, hosts: int, psl: ModuleType, arch: str | None) -> dict[str, object]:
+    print(f"== {hosts} hosts (lab on {args.subnet}.x.y in {lab.dir})", flush=True)
+    lab.reset()  # every size starts from pristine hosts
+    names = [h.name for h in lab.hosts()][:hosts]
+    expected = set(names)
     work = Path(tempfile.mkdtemp(prefix=f"scan-bench-{hosts}-", dir=args.work_dir))
+    inventory = sub_inventory(lab.inventory_path, names, work / "inventory.yml")
+    load_before = os.getloadavg()[0]
     runs: dict[str, SideResult] = {}
     order = ("patchctl", "plain") if args.order == "patchctl-first" else ("plain", "patchctl")
     for side in order:
@@ -292,9 +303,9 @@ def bench_size(args: argparse.Namespace, hosts: int, psl: ModuleType, arch: str 
         side_dir.mkdir()
         print(f"   {side} ...", end=" ", flush=True)
         if side == "plain":
-            runs[side] = run_plain(lab.inventory_path, hosts, side_dir, psl, arch)
+            runs[side] = run_plain(inventory, hosts, side_dir, psl, arch)
         else:
-            runs[side] = run_patchctl(lab.inventory_path, hosts, side_dir, args.forks)
+            runs[side] = run_patchctl(inventory, hosts, side_dir, args.forks)
         r = runs[side]
         print(f"{r.wall_s:.1f} s wall, {r.cpu_s:.1f} s control-node CPU (rc {r.rc})", flush=True)
     problems = compare(runs["plain"], runs["patchctl"], expected)
@@ -352,11 +363,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--hosts", default="10,30", help="comma-separated fleet sizes (default: 10,30)")
     parser.add_argument("--smoke", action="store_true", help=f"CI mode: {SMOKE_HOSTS} hosts, no CSV unless given")
     parser.add_argument("--csv", type=Path, help="append one row per size to this CSV file")
-    parser.add_argument("--subnet", default=os.environ.get("PATCHCTL_BENCH_SUBNET", DEFAULT_SUBNET),
-                        help=f"the lab's loopback range 127.N (env PATCHCTL_BENCH_SUBNET; default {DEFAULT_SUBNET})")  # fmt: skip
-    parser.add_argument("--lab-dir", type=Path,
-                        default=Path(os.environ.get("PATCHCTL_BENCH_LAB_DIR", "/tmp/patchctl-bench/lab")),
-                        help="where the benchmark's own lab lives (env PATCHCTL_BENCH_LAB_DIR)")  # fmt: skip
+    parser.add_argument(
+        "--subnet",
+        default=os.environ.get("PATCHCTL_BENCH_SUBNET", DEFAULT_SUBNET),
+        help=f"the lab's loopback range 127.N (env PATCHCTL_BENCH_SUBNET; default {DEFAULT_SUBNET})",
+    )
+    parser.add_argument(
+        "--lab-dir",
+        type=Path,
+        default=Path(os.environ.get("PATCHCTL_BENCH_LAB_DIR", str(DEFAULT_LAB_DIR))),
+        help=f"where the benchmark's own lab lives (env PATCHCTL_BENCH_LAB_DIR; default {DEFAULT_LAB_DIR})",
+    )
     parser.add_argument("--work-dir", type=Path, default=None, help="where run outputs go (default: a temp dir)")
     parser.add_argument("--forks", type=int, default=None, help="patchctl scan --forks (default: patchctl's)")
     parser.add_argument("--order", choices=("patchctl-first", "plain-first"), default="patchctl-first",
@@ -382,15 +399,17 @@ def main(argv: list[str] | None = None) -> int:
         args.work_dir.mkdir(parents=True, exist_ok=True)
     psl = _load_scan_module()
     arch = _native_arch()
-    sys.path.insert(0, str(ROOT))
-    from patchctl.lab.fleet import Lab
-
     lab = Lab(lab_dir=args.lab_dir)
+    size = max(args.sizes)
+    if lab.is_up() and (len(lab.hosts()) != size or lab.subnet() != args.subnet):
+        lab.down(quiet=True)
     print(f"scan benchmark on {platform.node()}: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}", flush=True)
     rows = []
     try:
+        # One lab of the largest size; each size scans the first N of its hosts.
+        lab.up(size, subnet=args.subnet)
         for hosts in args.sizes:
-            rows.append(bench_size(args, hosts, psl, arch))
+            rows.append(bench_size(args, lab, hosts, psl, arch))
     finally:
         if not args.keep_lab:
             lab.down()

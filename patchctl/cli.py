@@ -62,7 +62,7 @@ def handle_errors(func: F) -> F:
             click.echo("patchctl: interrupted", err=True)
             ctx.exit(130)
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper  # type: ignore[return-value]  # the wrapper keeps func's signature (functools.wraps)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -1,7 +1,10 @@
 """patchctl's settings, resolved in a fixed order: defaults, file, environment, command line.
 
-The file is ``$PATCHCTL_CONFIG`` or ``~/.config/patchctl/config.yml`` (YAML, a mapping of the keys
-below). Every value remembers where it came from (:class:`Setting`), for ``patchctl config show``.
+The file is ``patchctl.yml`` (YAML, a mapping of the keys below), the first of:
+``$PATCHCTL_CONFIG``; ``./patchctl.yml``; ``$XDG_CONFIG_HOME/patchctl/patchctl.yml``
+(``~/.config``); ``$XDG_CONFIG_HOME/patchctl/config.yml`` (the name before patchctl.yml, still
+read); ``/etc/patchctl/patchctl.yml``. Every value remembers where it came from
+(:class:`Setting`), for ``patchctl config show``.
 
 Keys:
     db                      SQLAlchemy URL of the store; a plain path means a SQLite file there
@@ -10,8 +13,13 @@ Keys:
     forks                   Ansible forks (parallel hosts), >= 1
     scan_cache_valid_time   seconds an apt cache update stays valid during a scan, >= 0
     now                     simulated current time (ISO 8601), for rehearsals; default: the real time
+    stale_days              a host whose last scan is older is ``stale`` in reports
+    log_dir                 where scheduled runs (``patchctl schedule run``) log and keep their locks
+    notify.*                notifications (webhook and email), see :mod:`patchctl.notify`; in the
+                            file either nested (``notify: {webhook: {url: ...}}``) or dotted
 
-Source names: ``default``, ``file:<path>``, ``env:<VARIABLE>``, ``cli``.
+Source names: ``default``, ``file:<path>``, ``env:<VARIABLE>``, ``cli``. Secrets
+(``notify.webhook.secret``, ``notify.email.password``) are shown as ``********``.
 """
 
 from __future__ import annotations
@@ -34,13 +42,29 @@ SOURCE_DEFAULT = "default"
 SOURCE_CLI = "cli"
 
 
+CONFIG_NAME = "patchctl.yml"
+SYSTEM_CONFIG = Path("/etc/patchctl") / CONFIG_NAME
+SECRET_MASK = "********"  # noqa: S105 - what config show prints instead of a secret
+
+
+def config_candidates(environ: Mapping[str, str] | None = None) -> list[Path]:
+    """Where patchctl looks for its config file when ``$PATCHCTL_CONFIG`` is not set, in order."""
+    env = os.environ if environ is None else environ
+    xdg = Path(env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")) / "patchctl"
+    return [Path.cwd() / CONFIG_NAME, xdg / CONFIG_NAME, xdg / "config.yml", SYSTEM_CONFIG]
+
+
 def default_config_file(environ: Mapping[str, str] | None = None) -> Path:
-    """``$PATCHCTL_CONFIG``, else ``$XDG_CONFIG_HOME/patchctl/config.yml`` (``~/.config``)."""
+    """``$PATCHCTL_CONFIG``, else the first of :func:`config_candidates` that exists, else
+    ``$XDG_CONFIG_HOME/patchctl/patchctl.yml`` (``~/.config``), where a user would create it."""
     env = os.environ if environ is None else environ
     if env.get(CONFIG_ENV):
         return Path(env[CONFIG_ENV]).expanduser()
-    xdg = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(xdg) / "patchctl" / "config.yml"
+    candidates = config_candidates(env)
+    for path in candidates:
+        if path.is_file():
+            return path
+    return candidates[1]
 
 
 @dataclass(frozen=True)
@@ -53,13 +77,14 @@ class Setting:
 
 @dataclass(frozen=True)
 class _Key:
-    kind: type  # str or int
+    kind: type  # str, int, bool or list (of strings)
     default: Callable[[], Any]
     env: str | None = None
     is_path: bool = False  # relative paths in the file are relative to the file
     minimum: int | None = None
     nullable: bool = False
     help: str = ""
+    secret: bool = False  # never shown by ``config show``
 
 
 KEYS: dict[str, _Key] = {
@@ -75,6 +100,43 @@ KEYS: dict[str, _Key] = {
     "forks": _Key(int, lambda: 20, minimum=1, help="parallel hosts per Ansible run"),
     "scan_cache_valid_time": _Key(int, lambda: 0, minimum=0, help="seconds an apt cache update stays valid"),
     "now": _Key(str, lambda: None, env="PATCHCTL_NOW", nullable=True, help="simulated current time (ISO 8601)"),
+    "stale_days": _Key(int, lambda: 7, minimum=0, help="days without a scan after which a host is stale"),
+    "log_dir": _Key(
+        str,
+        lambda: str(paths.home() / "log"),
+        env="PATCHCTL_LOG_DIR",
+        is_path=True,
+        help="logs and locks of scheduled runs",
+    ),
+    "notify.events": _Key(
+        list,
+        lambda: ["wave.finished", "wave.halted", "incident.opened", "host.failed"],
+        env="PATCHCTL_NOTIFY_EVENTS",
+        help="events that notify (wave.finished, wave.halted, incident.opened, host.failed)",
+    ),
+    "notify.timeout": _Key(int, lambda: 10, minimum=1, help="seconds for one webhook or SMTP delivery"),
+    "notify.webhook.url": _Key(
+        str, lambda: None, env="PATCHCTL_NOTIFY_WEBHOOK_URL", nullable=True, help="webhook: JSON POST to this URL"
+    ),
+    "notify.webhook.secret": _Key(
+        str,
+        lambda: None,
+        env="PATCHCTL_NOTIFY_WEBHOOK_SECRET",
+        nullable=True,
+        secret=True,
+        help="webhook: HMAC-SHA256 key of the X-Patchctl-Signature header",
+    ),
+    "notify.email.smtp_host": _Key(
+        str, lambda: None, env="PATCHCTL_SMTP_HOST", nullable=True, help="email: SMTP server (none: no email)"
+    ),
+    "notify.email.smtp_port": _Key(int, lambda: 25, env="PATCHCTL_SMTP_PORT", minimum=1, help="email: SMTP port"),
+    "notify.email.starttls": _Key(bool, lambda: False, help="email: STARTTLS before logging in"),
+    "notify.email.username": _Key(str, lambda: None, nullable=True, help="email: SMTP login (none: no login)"),
+    "notify.email.password": _Key(
+        str, lambda: None, env="PATCHCTL_SMTP_PASSWORD", nullable=True, secret=True, help="email: SMTP password"
+    ),
+    "notify.email.from": _Key(str, lambda: "patchctl@localhost", help="email: sender address"),
+    "notify.email.to": _Key(list, lambda: [], env="PATCHCTL_NOTIFY_EMAIL_TO", help="email: recipients"),
 }
 
 
@@ -93,6 +155,21 @@ def _check(name: str, raw: Any, where: str, base: Path | None) -> Any:
     spec = KEYS[name]
     if raw is None and spec.nullable:
         return None
+    if spec.kind is bool:
+        if isinstance(raw, str) and where.startswith(("env:", "cli")):
+            word = raw.strip().lower()
+            if word in ("1", "true", "yes", "on"):
+                return True
+            if word in ("0", "false", "no", "off"):
+                return False
+        if not isinstance(raw, bool):
+            raise ConfigError(f"{where}: {name} must be true or false, got {raw!r}")
+        return raw
+    if spec.kind is list:
+        items = [p.strip() for p in raw.split(",")] if isinstance(raw, str) else raw
+        if not isinstance(items, list) or not all(isinstance(i, str) and i.strip() for i in items):
+            raise ConfigError(f"{where}: {name} must be a list of non-empty strings, got {raw!r}")
+        return [i.strip() for i in items if i.strip()]
     if spec.kind is int:
         value: Any = raw
         if isinstance(raw, str) and where.startswith(("env:", "cli")):
@@ -141,10 +218,24 @@ def _read_file(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path}: expected a mapping of settings, got {type(data).__name__}")
-    unknown = sorted(str(k) for k in data if k not in KEYS)
+    flat: dict[str, Any] = {}
+    _flatten(data, "", flat, path)
+    unknown = sorted(k for k in flat if k not in KEYS)
     if unknown:
         raise ConfigError(f"config file {path}: unknown key {unknown[0]!r} (known: {', '.join(KEYS)})")
-    return {str(k): v for k, v in data.items()}
+    return flat
+
+
+def _flatten(data: dict[Any, Any], prefix: str, out: dict[str, Any], path: Path) -> None:
+    """``{"notify": {"webhook": {"url": U}}}`` -> ``{"notify.webhook.url": U}``; other keys as is."""
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and any(k.startswith(f"{name}.") for k in KEYS):
+            _flatten(value, f"{name}.", out, path)
+        elif name in out:
+            raise ConfigError(f"config file {path}: {name!r} is given twice")
+        else:
+            out[name] = value
 
 
 @dataclass(frozen=True)
@@ -227,14 +318,39 @@ class Config:
         value = self.settings["now"].value
         return None if value is None else str(value)
 
+    @property
+    def stale_days(self) -> int:
+        return int(self.settings["stale_days"].value)
+
+    @property
+    def log_dir(self) -> Path:
+        return Path(str(self.settings["log_dir"].value))
+
+    def value(self, name: str) -> Any:
+        """The effective value of any key (``config.value("notify.webhook.url")``)."""
+        return self.get(name).value
+
     def clock(self) -> Clock:
         """The clock commands use: simulated when ``now`` is set."""
         return Clock.from_setting(self.now, f"now ({self.settings['now'].source})")
 
     def as_rows(self) -> list[tuple[str, str, str]]:
         """``(key, value, source)`` per setting, in key order, for ``patchctl config show``."""
-        return [(name, "" if s.value is None else str(s.value), s.source) for name, s in self.settings.items()]
+        return [(name, _shown(name, s.value), s.source) for name, s in self.settings.items()]
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
-        """``{key: {"value": ..., "source": ...}}``, for ``--json``."""
-        return {name: {"value": s.value, "source": s.source} for name, s in self.settings.items()}
+        """``{key: {"value": ..., "source": ...}}``, for ``--json`` (secrets masked)."""
+        return {
+            name: {"value": SECRET_MASK if KEYS[name].secret and s.value else s.value, "source": s.source}
+            for name, s in self.settings.items()
+        }
+
+
+def _shown(name: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if KEYS[name].secret:
+        return SECRET_MASK
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)

@@ -39,3 +39,10 @@ class StoreError(PatchctlError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, EXIT_USAGE)
+
+
+class PolicyBlocked(PatchctlError):
+    """The policy does not allow it now: an early promotion, an unapproved major upgrade (exit 3)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, EXIT_POLICY_BLOCKED)

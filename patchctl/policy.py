@@ -281,7 +281,12 @@ class _Doc:
 
     def int_value(self, node: yaml.Node, fieldname: str, minimum: int = 0, maximum: int | None = None) -> int:
         raw = self.value(node)
-        if isinstance(raw, bool) or not isinstance(raw, int) or raw < minimum or (maximum is not None and raw > maximum):
+        if (
+            isinstance(raw, bool)
+            or not isinstance(raw, int)
+            or raw < minimum
+            or (maximum is not None and raw > maximum)
+        ):
             bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
             raise self.error(node, fieldname, f"must be an integer {bounds}, got {raw!r}")
         return raw
@@ -320,7 +325,7 @@ def parse_policy(text: str, filename: str) -> Policy:
         raise doc.error(None, "", "the file is empty (expected baselines: and waves:)")
     top = doc.mapping(root, "", _TOP_KEYS)
     if "version" in top:
-        knode, vnode = top["version"]
+        _knode, vnode = top["version"]
         if doc.value(vnode) != 1:
             raise doc.error(vnode, "version", f"must be 1, got {doc.value(vnode)!r}")
     if "baselines" not in top:
@@ -331,7 +336,7 @@ def parse_policy(text: str, filename: str) -> Policy:
         baselines[family] = _baseline(doc, fnode, f"baselines.{family}")
     if not baselines:
         raise doc.error(bnode, "baselines", "must name at least one OS family")
-    waves = DEFAULT_WAVES
+    waves: tuple[Wave, ...] = DEFAULT_WAVES
     if "waves" in top:
         waves = _waves(doc, top["waves"][1])
     return Policy(source=filename, baselines=baselines, waves=waves)
@@ -350,7 +355,9 @@ def _baseline(doc: _Doc, node: yaml.Node, path: str) -> Baseline:
     fields = doc.mapping(node, path, _BASELINE_KEYS)
     kwargs: dict[str, Any] = {}
     if "classifications" in fields:
-        kwargs["classifications"] = doc.strings(fields["classifications"][1], f"{path}.classifications", _classification(doc))
+        kwargs["classifications"] = doc.strings(
+            fields["classifications"][1], f"{path}.classifications", _classification(doc)
+        )
     if "severities" in fields:
         kwargs["severities"] = tuple(s.lower() for s in doc.strings(fields["severities"][1], f"{path}.severities"))
     if "approve_after_days" in fields:
@@ -392,7 +399,9 @@ def _waves(doc: _Doc, node: yaml.Node) -> tuple[Wave, ...]:
                 kwargs["max_concurrency"] = Concurrency.parse(str(raw))
             except ValueError:
                 raise doc.error(
-                    cnode, f"{path}.max_concurrency", f"must be a host count >= 1 or a percentage like '25%', got {raw!r}"
+                    cnode,
+                    f"{path}.max_concurrency",
+                    f"must be a host count >= 1 or a percentage like '25%', got {raw!r}",
                 ) from None
         waves.append(Wave(**kwargs))
     return tuple(waves)

@@ -144,7 +144,9 @@ def can_promote(records: Sequence[WaveRecord], open_incidents: int, now: datetim
             already=True,
         )
     if current.state == DEPLOYING:
-        return Promotion(False, f"wave {current.wave.name} is still deploying (or was interrupted: run 'patchctl deploy')")
+        return Promotion(
+            False, f"wave {current.wave.name} is still deploying (or was interrupted: run 'patchctl deploy')"
+        )
     if current.state == HALTED:
         return Promotion(
             False,
@@ -154,7 +156,7 @@ def can_promote(records: Sequence[WaveRecord], open_incidents: int, now: datetim
     nxt = next((r for r in records if r.position == current.position + 1), None)
     if nxt is None:
         return Promotion(False, "every wave of the rollout has been deployed", complete=True)
-    success = percent(current.ok_hosts, len(current.hosts))
+    success = percent(current.ok_hosts, len(current.hosts)) if current.hosts else 100.0
     if success < current.wave.min_success_percent:
         return Promotion(
             False,

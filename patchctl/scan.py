@@ -9,7 +9,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from patchctl import normalize, paths
+from patchctl import normalize, normalize_windows, paths
+from patchctl.catalog import load_catalog
 from patchctl.errors import EXIT_HOST_FAILURES, EXIT_OK, PatchctlError
 from patchctl.inventory import Inventory
 from patchctl.model import HOST_FAILED, HOST_OK, HOST_UNREACHABLE, HostScan
@@ -94,6 +95,10 @@ def run_scan(opts: ScanOptions, progress: ProgressFn | None = None) -> ScanSumma
         run_id = store.start_run("scan", opts.inventory, opts.limit, len(targets))
         summary = ScanSummary(run_id=run_id, inventory=opts.inventory, started_at=_now())
         lock = threading.Lock()
+        catalog = load_catalog()
+        # Windows hosts answer in three results (patch_win_update_info, win_updates,
+        # win_chocolatey_facts); they are held here until the last one (ok or skipped) arrives.
+        windows_parts: dict[str, dict[str, Any]] = {}
 
         def base_scan(host: str, status: str, error: str | None = None) -> HostScan:
             return HostScan(
@@ -116,8 +121,52 @@ def run_scan(opts: ScanOptions, progress: ProgressFn | None = None) -> ScanSumma
                 if progress is not None:
                     progress(scan, len(summary.hosts), len(targets))
 
+        def finish_windows(host: str, parts: dict[str, Any], chocolatey: dict[str, Any] | None) -> None:
+            if "win_updates" not in parts:
+                record(base_scan(host, HOST_FAILED, "bad scan result: no win_updates result before Chocolatey's"))
+                return
+            try:
+                found = normalize_windows.normalize_windows_scan(
+                    parts["win_updates"],
+                    catalog=catalog,
+                    details=parts.get("details"),
+                    chocolatey=chocolatey,
+                    host=host,
+                )
+            except PatchctlError as exc:
+                record(base_scan(host, HOST_FAILED, f"bad scan result: {exc.message}"))
+                return
+            record(
+                replace(
+                    base_scan(host, HOST_OK),
+                    os_family=found.os_family,
+                    distribution=found.distribution,
+                    os_version=found.os_version,
+                    pkg_mgr=found.pkg_mgr,
+                    reboot_required=found.reboot_required,
+                    updates=list(found.updates),
+                    installed=dict(found.installed),
+                )
+            )
+
+        def on_windows_event(event: HostEvent) -> bool:
+            """Route a Windows scan role's event; False when it is not one."""
+            action = event.action
+            if event.status == "ok" and action in normalize_windows.INFO_ACTIONS:
+                windows_parts.setdefault(event.host, {})["details"] = event.result
+            elif event.status == "ok" and action in normalize_windows.WIN_UPDATES_ACTIONS:
+                windows_parts.setdefault(event.host, {})["win_updates"] = event.result
+            elif event.status in ("ok", "skipped") and action in normalize_windows.CHOCO_FACTS_ACTIONS:
+                parts = windows_parts.pop(event.host, {})
+                finish_windows(event.host, parts, event.result if event.status == "ok" else None)
+            else:
+                return False
+            return True
+
         def on_event(event: HostEvent) -> None:
             if event.host not in targets:
+                return
+            if on_windows_event(event):
                 return
             if event.status == "ok" and isinstance(event.result, dict) and RESULT_KEY in event.result:
                 try:

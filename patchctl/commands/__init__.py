@@ -6,9 +6,18 @@ import click
 
 
 def register(cli: click.Group) -> None:
-    from patchctl.commands import config, lab, report, scan
+    from patchctl.commands import config, deploy, incident, lab, notify, report, rollout, scan, schedule, updates
 
     cli.add_command(lab.lab)
     cli.add_command(scan.scan)
     cli.add_command(report.report)
     cli.add_command(config.config)
+    cli.add_command(updates.updates)
+    cli.add_command(updates.approve)
+    cli.add_command(updates.decline)
+    cli.add_command(updates.audit)
+    cli.add_command(rollout.rollout)
+    cli.add_command(deploy.deploy)
+    cli.add_command(incident.incident)
+    cli.add_command(schedule.schedule)
+    cli.add_command(notify.notify)

@@ -26,7 +26,7 @@ import yaml
 
 from patchctl import paths
 from patchctl.errors import ConfigError, LabError
-from patchctl.lab import image, repo
+from patchctl.lab import image, repo, rpm
 
 DEFAULT_SUBNET = "127.77"
 REPO_PORT = 8080
@@ -43,6 +43,7 @@ class LabHost:
     role: str  # server | client
     groups: tuple[str, ...]
     window: str | None
+    pkg_mgr: str = "apt"  # apt | dnf | zypper: which image the host boots
 
 
 @dataclass(frozen=True)
@@ -58,11 +59,20 @@ class HostStatus:
     boot_id: str | None
 
 
-def plan_hosts(count: int, subnet: str, port: int) -> list[LabHost]:
-    """Name and place ``count`` hosts: the first half servers, the rest clients; the first server
-    and the first client form the ``pilot`` wave."""
-    if count < 1 or count > MAX_HOSTS:
-        raise ConfigError(f"lab: --hosts must be between 1 and {MAX_HOSTS}, got {count}")
+# RPM-family hosts: name prefix and inventory groups per package manager.
+RPM_HOSTS = {"dnf": ("dnf", ("dnf", "redhat")), "zypper": ("zyp", ("zypper", "suse"))}
+
+
+def plan_hosts(count: int, subnet: str, port: int, dnf_hosts: int = 0, zypper_hosts: int = 0) -> list[LabHost]:
+    """Name and place ``count`` apt hosts: the first half servers, the rest clients; the first server
+    and the first client form the ``pilot`` wave. Then ``dnf_hosts`` and ``zypper_hosts`` RPM-family
+    servers (``dnf-01``, ``zyp-01``, ...) in groups ``dnf``/``redhat`` and ``zypper``/``suse``."""
+    if count < 0 or count > MAX_HOSTS:
+        raise ConfigError(f"lab: --hosts must be between 0 and {MAX_HOSTS}, got {count}")
+    if dnf_hosts < 0 or zypper_hosts < 0:
+        raise ConfigError("lab: --dnf-hosts and --zypper-hosts must not be negative")
+    if count + dnf_hosts + zypper_hosts < 1 or count + dnf_hosts + zypper_hosts > MAX_HOSTS:
+        raise ConfigError(f"lab: the lab needs between 1 and {MAX_HOSTS} hosts in all")
     n_servers = (count + 1) // 2
     hosts: list[LabHost] = []
     for i in range(count):
@@ -83,11 +93,33 @@ def plan_hosts(count: int, subnet: str, port: int) -> list[LabHost]:
                 window="lab-nightly" if is_server else None,
             )
         )
+    for pkg_mgr, n in (("dnf", dnf_hosts), ("zypper", zypper_hosts)):
+        prefix, groups_rpm = RPM_HOSTS[pkg_mgr]
+        for j in range(n):
+            i = len(hosts)
+            hosts.append(
+                LabHost(
+                    name=f"{prefix}-{j + 1:02d}",
+                    address=f"{subnet}.{1 + i // 250}.{1 + i % 250}",
+                    port=port,
+                    role="server",
+                    groups=("servers", *groups_rpm),
+                    window="lab-nightly",
+                    pkg_mgr=pkg_mgr,
+                )
+            )
     return hosts
+
+
+def base_dir_name(pkg_mgr: str) -> str:
+    """The lower layer a host of ``pkg_mgr`` boots from, inside the lab directory."""
+    return "base" if pkg_mgr == "apt" else f"base-{pkg_mgr}"
 
 
 def _port_free(address: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # as the servers do: a listener still fails the bind, TIME-WAIT left by a lab just stopped does not
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((address, port))
         except OSError as exc:
@@ -170,7 +202,15 @@ class Lab:
         if not state:
             return []
         return [
-            LabHost(h["name"], h["address"], int(h["port"]), h["role"], tuple(h["groups"]), h.get("window"))
+            LabHost(
+                h["name"],
+                h["address"],
+                int(h["port"]),
+                h["role"],
+                tuple(h["groups"]),
+                h.get("window"),
+                h.get("pkg_mgr", "apt"),
+            )
             for h in state["hosts"]
         ]
 
@@ -206,23 +246,34 @@ class Lab:
         if missing:
             raise LabError(f"lab: missing tools: {', '.join(missing)} (run 'make deps')")
 
-    def up(self, count: int, subnet: str = DEFAULT_SUBNET, wait: float = 90.0) -> list[LabHost]:
+    def up(
+        self,
+        count: int,
+        subnet: str = DEFAULT_SUBNET,
+        wait: float = 90.0,
+        dnf_hosts: int = 0,
+        zypper_hosts: int = 0,
+    ) -> list[LabHost]:
         if not subnet.startswith("127.") or len(subnet.split(".")) != 2:
             raise ConfigError(f"lab: --subnet must look like 127.N (loopback only), got {subnet!r}")
         state = self.state()
         if self.is_up() and state:
-            if len(state["hosts"]) == count:
+            wanted = {"apt": count, "dnf": dnf_hosts, "zypper": zypper_hosts}
+            have = {mgr: sum(1 for h in self.hosts() if h.pkg_mgr == mgr) for mgr in wanted}
+            if have == wanted:
                 self.wait_reachable(wait)
                 return self.hosts()
             raise LabError(
                 f"lab: already up with {len(state['hosts'])} hosts in {self.dir}; run 'patchctl lab down' first"
             )
         self.preflight()
+        if dnf_hosts or zypper_hosts:
+            rpm.check_tools()
         self.down(quiet=True)
         self.dir.mkdir(parents=True, exist_ok=True)
 
         ssh_port = 22 if _port_free(f"{subnet}.1.1", 22) else 2222
-        hosts = plan_hosts(count, subnet, ssh_port)
+        hosts = plan_hosts(count, subnet, ssh_port, dnf_hosts, zypper_hosts)
         repo_addr = f"{subnet}.0.1"
         for other in running_labs():
             if other.dir != self.dir and other.subnet() == subnet:
@@ -240,6 +291,15 @@ class Lab:
         ).stdout.strip()
         keyring = repo.build_repo(self.dir / "repo", self.dir / "repo-gnupg", arch)
         self._prepare_base(keyring, repo_addr)
+        variants = [mgr for mgr in ("dnf", "zypper") if any(h.pkg_mgr == mgr for h in hosts)]
+        if variants:
+            rpm.build_repo(self.dir / "repo")
+        for variant in variants:
+            root = self.dir / base_dir_name(variant)
+            image.extract(rpm.build_image(self.cache_dir, variant), root)
+            self._prepare_common(root, repo_addr)
+            url = f"http://{REPO_NAME}:{REPO_PORT}/{rpm.REPO_SUBDIR}/"
+            rpm.prepare_root(root, variant, url, rpm.base_rpms(self.dir / "repo"))
 
         self.init_path.write_text(resources.files("patchctl.lab").joinpath("init.sh").read_text())
         self.init_path.chmod(0o755)
@@ -284,13 +344,7 @@ class Lab:
             "Components: main\n"
             f"Signed-By: /usr/share/keyrings/{repo.KEYRING_NAME}\n"
         )
-        (base / "etc/hosts").write_text(
-            f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n{repo_addr}\t{REPO_NAME}\n"
-        )
-        ssh_dir = base / "root/.ssh"
-        ssh_dir.mkdir(mode=0o700, exist_ok=True)
-        (ssh_dir / "authorized_keys").write_text(self.key_path.with_suffix(".pub").read_text())
-        (ssh_dir / "authorized_keys").chmod(0o600)
+        self._prepare_common(base, repo_addr)
         debs = repo.base_debs(self.dir / "repo")
         staging = base / "tmp/patchctl-base-debs"
         staging.mkdir(parents=True, exist_ok=True)
@@ -305,6 +359,16 @@ class Lab:
         shutil.rmtree(staging, ignore_errors=True)
         if proc.returncode != 0:
             raise LabError(f"lab: installing the base packages failed: {proc.stderr.strip().splitlines()[-1:]}")
+
+    def _prepare_common(self, base: Path, repo_addr: str) -> None:
+        """What every lower layer needs: the repository's name, the controller's key."""
+        (base / "etc/hosts").write_text(
+            f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n{repo_addr}\t{REPO_NAME}\n"
+        )
+        ssh_dir = base / "root/.ssh"
+        ssh_dir.mkdir(mode=0o700, exist_ok=True)
+        (ssh_dir / "authorized_keys").write_text(self.key_path.with_suffix(".pub").read_text())
+        (ssh_dir / "authorized_keys").chmod(0o600)
 
     def _make_host(self, host: LabHost) -> None:
         hdir = self.dir / "hosts" / host.name
@@ -372,6 +436,10 @@ class Lab:
                     "pilot": {"hosts": members("pilot")},
                     "apt": {"hosts": members("apt")},
                     "debian": {"hosts": members("debian")},
+                    "dnf": {"hosts": members("dnf")},
+                    "redhat": {"hosts": members("redhat")},
+                    "zypper": {"hosts": members("zypper")},
+                    "suse": {"hosts": members("suse")},
                 },
             }
         }
@@ -549,7 +617,8 @@ class Lab:
         (self.dir / "stop").unlink(missing_ok=True)
         (self.dir / "supervisor.pid").unlink(missing_ok=True)
         if remove and self.dir.exists():
-            for sub in ("hosts", "base", "base.tmp", "repo", "repo-gnupg"):
+            subs = ("hosts", "base", "base.tmp", "repo", "repo-gnupg")
+            for sub in subs + tuple(f"{base_dir_name(m)}{t}" for m in ("dnf", "zypper") for t in ("", ".tmp")):
                 shutil.rmtree(self.dir / sub, ignore_errors=True)
             for name in ("lab.json", "inventory.yml", "patchctl-lab-init"):
                 (self.dir / name).unlink(missing_ok=True)

@@ -60,13 +60,13 @@ exit 0
 
 def _run(cmd: list[str], what: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]  # kwargs are subprocess.run's own
     except FileNotFoundError as exc:
         raise LabError(f"{what}: {cmd[0]} is not installed (run 'make deps')") from exc
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-1:] or ["no output"]
         raise LabError(f"{what} failed (exit {proc.returncode}): {tail[0]}")
-    return proc  # type: ignore[no-any-return]
+    return proc  # type: ignore[no-any-return]  # text=True: a CompletedProcess[str]
 
 
 def debian_mirror() -> str:

@@ -14,6 +14,9 @@ hostname "$name"
 mount -t proc -o nosuid,nodev,noexec proc "$root/proc"
 mount --bind "$root/proc/sys" "$root/proc/sys"
 mount -o remount,bind,ro "$root/proc/sys"
+# dnf needs-restarting takes the boot time from the mtime of /proc/1, which proc sets when that
+# inode is first made: make it now and hold it (fd 9) for the life of this boot.
+exec 9<"$root/proc/1/stat"
 
 # A fresh /run every boot: /run/reboot-required vanishes on reboot, as on a real host.
 mount -t tmpfs -o nosuid,nodev,mode=755,size=16m tmpfs "$root/run"
@@ -38,7 +41,7 @@ ln -s /proc/self/fd/2 "$root/dev/stderr"
 mount -t tmpfs -o nosuid,nodev,size=16m tmpfs "$root/dev/shm"
 
 rm -f "$root/var/lib/patchctl-lab/power"
-chroot "$root" /usr/sbin/sshd -D -e </dev/null &
+chroot "$root" /usr/sbin/sshd -D -e </dev/null 9<&- &
 
 stopping=0
 trap 'stopping=1' TERM INT HUP

@@ -35,6 +35,15 @@ fi
 exit 0
 """
 
+FAILING_POSTINST = """#!/bin/sh
+# The lab's broken update: its configuration always fails, as a bad package would.
+if [ "$1" = configure ]; then
+    echo "patchctl-demo-broken: configuration failed (on purpose, a lab case)" >&2
+    exit 1
+fi
+exit 0
+"""
+
 # The cases of the lab repository. Hosts start at the `base` versions; the rest are updates.
 PACKAGES: tuple[DemoPackage, ...] = (
     DemoPackage("patchctl-demo-app", "1.0-1", "bookworm", "demo application", base=True),
@@ -45,6 +54,10 @@ PACKAGES: tuple[DemoPackage, ...] = (
     DemoPackage("patchctl-demo-db", "2.0-1", "bookworm", "demo database server (new major version)"),
     DemoPackage("patchctl-demo-kernel", "1.0-1", "bookworm", "demo kernel", base=True),
     DemoPackage("patchctl-demo-kernel", "1.1-1", "bookworm", "demo kernel (needs a reboot)", postinst=REBOOT_POSTINST),
+    DemoPackage("patchctl-demo-broken", "1.0-1", "bookworm", "demo tool", base=True),
+    DemoPackage(
+        "patchctl-demo-broken", "1.1-1", "bookworm", "demo tool (its postinst fails)", postinst=FAILING_POSTINST
+    ),
 )
 
 SUITES = {

@@ -326,8 +326,18 @@ def build_image(cache_dir: Path, variant: str) -> Path:
     try:
         image.extract(base, root)
         _run(
-            ["unshare", "--mount", "--propagation", "private", "sh", "-c", _INSTALL_SCRIPT, "sh", str(root)]
-            + list(VARIANTS[variant]),
+            [
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                _INSTALL_SCRIPT,
+                "sh",
+                str(root),
+                *VARIANTS[variant],
+            ],
             f"installing {variant} into the lab {variant} image",
         )
         _customize(root, variant, work)

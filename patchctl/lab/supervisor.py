@@ -66,7 +66,8 @@ class Supervisor:
         cmd += [
             "/bin/sh",
             str(self.lab_dir / "patchctl-lab-init"),
-            str(self.lab_dir / "base"),
+            # apt hosts boot from base/, RPM-family hosts from base-dnf/ or base-zypper/
+            str(self.lab_dir / ("base" if host.get("pkg_mgr", "apt") == "apt" else f"base-{host['pkg_mgr']}")),
             str(hdir / "upper"),
             str(work),
             str(hdir / "merged"),

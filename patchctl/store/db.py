@@ -12,6 +12,7 @@ loses at most the host in flight.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -43,6 +44,7 @@ RUN_KINDS = ("scan",)
 # An execution option read by the SQLite "begin" hook: which BEGIN to emit.
 _BEGIN_OPTION = "patchctl_sqlite_begin"
 _IN_CHUNK = 500  # values per IN (...) clause, well under every database's limit
+_LIST_COLUMNS = frozenset({"cves", "advisory_ids", "kbs"})
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,30 @@ def alembic_config(url: str | None = None) -> Config:
 def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _json_list(text: str | None) -> list[str]:
+    return list(json.loads(text)) if text else []
+
+
+def _adds_detail(upd: Update, old: Any, at: datetime) -> bool:
+    """Whether a scan's ``upd`` tells the catalog row ``old`` anything but that it was seen at ``at``.
+
+    The same test as the merge in :meth:`Store._upsert_catalog`, without building the merged row.
+    """
+    if upd.classification not in (old.classification, "other"):  # "other" never overrides
+        return True
+    for name in ("arch", "severity", "title", "origin", "update_id"):
+        value = getattr(upd, name)
+        if value and value != getattr(old, name):
+            return True
+    if (upd.major and not old.major) or (upd.reboot_hint and not old.reboot_hint) or old.first_seen_at > at:
+        return True
+    for name in ("cves", "advisory_ids", "kbs"):
+        values = getattr(upd, name)
+        if values and not set(values) <= set(_json_list(getattr(old, name))):
+            return True
+    return False
 
 
 def _merge_tuple(new: tuple[str, ...], old: Any) -> list[str]:
@@ -497,12 +523,15 @@ class Store:
         u = t.updates
         uids = [x.uid for x in reported]
         existing: dict[str, Any] = {}
+        # JSON list columns as their text: decoded only for the rare update that adds detail.
+        columns = [sa.type_coerce(c, sa.Text).label(c.name) if c.name in _LIST_COLUMNS else c for c in u.c]
         for chunk in _chunks(uids):
-            for row in conn.execute(sa.select(u).where(u.c.uid.in_(chunk))):
+            for row in conn.execute(sa.select(*columns).where(u.c.uid.in_(chunk))):
                 existing[row.uid] = row
 
         new_rows: list[dict[str, Any]] = []
         changed_rows: list[dict[str, Any]] = []
+        seen_only: list[int] = []
         for upd in reported:
             old = existing.get(upd.uid)
             if old is None:
@@ -528,30 +557,35 @@ class Store:
                     }
                 )
                 continue
+            if not _adds_detail(upd, old, at):
+                if old.last_seen_at < at:
+                    seen_only.append(int(old.id))  # the usual case at scale: nothing new but the time
+                continue
             # Hosts may describe the same update with more or less detail: keep what is known.
             classification = upd.classification
             if classification == "other" and old.classification != "other":
                 classification = old.classification
-            changed_rows.append(
-                {
-                    "_id": old.id,
-                    "arch": upd.arch or old.arch,
-                    "classification": classification,
-                    "severity": upd.severity or old.severity,
-                    "cves": _merge_tuple(upd.cves, old.cves),
-                    "advisory_ids": _merge_tuple(upd.advisory_ids, old.advisory_ids),
-                    "kbs": _merge_tuple(upd.kbs, old.kbs),
-                    "title": upd.title or old.title,
-                    "origin": upd.origin or old.origin,
-                    "major": bool(upd.major or old.major),
-                    "reboot_hint": bool(upd.reboot_hint or old.reboot_hint),
-                    "update_id": upd.update_id or old.update_id,
-                    "first_seen_at": min(old.first_seen_at, at),
-                    "last_seen_at": max(old.last_seen_at, at),
-                }
-            )
+            merged = {
+                "_id": old.id,
+                "arch": upd.arch or old.arch,
+                "classification": classification,
+                "severity": upd.severity or old.severity,
+                "cves": _merge_tuple(upd.cves, _json_list(old.cves)),
+                "advisory_ids": _merge_tuple(upd.advisory_ids, _json_list(old.advisory_ids)),
+                "kbs": _merge_tuple(upd.kbs, _json_list(old.kbs)),
+                "title": upd.title or old.title,
+                "origin": upd.origin or old.origin,
+                "major": bool(upd.major or old.major),
+                "reboot_hint": bool(upd.reboot_hint or old.reboot_hint),
+                "update_id": upd.update_id or old.update_id,
+                "first_seen_at": min(old.first_seen_at, at),
+                "last_seen_at": max(old.last_seen_at, at),
+            }
+            changed_rows.append(merged)
         if new_rows:
             conn.execute(u.insert(), new_rows)
+        for chunk in _chunks(seen_only):
+            conn.execute(u.update().where(u.c.id.in_(chunk)).values(last_seen_at=at))
         if changed_rows:
             conn.execute(
                 u.update()
@@ -582,6 +616,7 @@ class Store:
                 sa.select(
                     hu.c.update_id,
                     hu.c.state,
+                    hu.c.installed_version,
                     hu.c.first_seen_at,
                     t.updates.c.name,
                     t.updates.c.version,
@@ -592,6 +627,7 @@ class Store:
         }
         inserts: list[dict[str, Any]] = []
         changes: list[_HostUpdateChange] = []
+        still_missing: list[int] = []  # missing before and now, same installed version: only seen again
         reported_ids: set[int] = set()
         for uid, upd in reported.items():
             update_id = ids[uid]
@@ -605,6 +641,12 @@ class Store:
             old = current.get(update_id)
             if old is None:
                 inserts.append({"host_id": host_id, "update_id": update_id, "first_seen_at": at, **values})
+            elif (
+                old.state == t.STATE_MISSING
+                and old.installed_version == upd.installed_version
+                and old.first_seen_at <= at
+            ):
+                still_missing.append(update_id)
             else:
                 if old.first_seen_at > at:
                     values["first_seen_at"] = at
@@ -626,9 +668,21 @@ class Store:
             )
         if inserts:
             conn.execute(hu.insert(), inserts)
-        for change in changes:
+        # At scale most rows are unchanged but for the time they were seen: one statement for them,
+        # and one executemany per shape of the other changes (not one statement per row).
+        for chunk in _chunks(still_missing):
             conn.execute(
-                hu.update().where(hu.c.host_id == host_id, hu.c.update_id == change.update_id).values(**change.values)
+                hu.update().where(hu.c.host_id == host_id, hu.c.update_id.in_(chunk)).values(last_seen_at=at)
+            )
+        by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for change in changes:
+            by_shape.setdefault(tuple(sorted(change.values)), []).append({"_update": change.update_id, **change.values})
+        for shape, rows in by_shape.items():
+            conn.execute(
+                hu.update()
+                .where(hu.c.host_id == host_id, hu.c.update_id == sa.bindparam("_update"))
+                .values({name: sa.bindparam(name, type_=hu.c[name].type) for name in shape}),
+                rows,
             )
 
     # --- reading ----------------------------------------------------------------------------

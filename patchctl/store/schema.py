@@ -419,3 +419,98 @@ v_wave_progress = sa.Table(
     sa.Column("bake_days", sa.Float),
     sa.Column("halted_reason", sa.Text),
 )
+
+
+# --- reboots and verify results (migration 0003) ----------------------------------------------
+# See patchctl/store/maintenance.py. Views: v_reboot_pending (hosts whose reboot is pending, with
+# role, window and last attempt) and v_host_state (each host's latest verify result).
+
+reboots = sa.Table(
+    "reboots",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("trigger", sa.String(16), nullable=False),  # deploy | cron
+    sa.Column("window", sa.String(128)),
+    sa.Column("requested_at", UTCDateTime(), nullable=False),  # patchctl's clock (may be simulated)
+    sa.Column("started_at", UTCDateTime(), nullable=False),  # the real time
+    sa.Column("finished_at", UTCDateTime()),
+    sa.Column("status", sa.String(16), nullable=False),  # running | ok | failed | unreachable
+    sa.Column("boot_id_before", sa.String(64)),
+    sa.Column("boot_id_after", sa.String(64)),
+    sa.Column("elapsed_seconds", sa.Float),
+    sa.Column("error", sa.Text),
+    sa.Index("ix_reboots_host", "host", "id"),
+)
+
+verify_results = sa.Table(
+    "verify_results",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("scan_runs.id")),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("detail", sa.Text),
+    sa.Column("missing", JSONText()),  # approved uids not installed
+    sa.Column("failed", JSONText()),  # uid -> reason, from the last deploy
+    sa.Column("verified_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_verify_results_host", "host", "id"),
+)
+
+v_reboot_pending = sa.Table(
+    "v_reboot_pending",
+    views,
+    sa.Column("host_id", sa.Integer),
+    sa.Column("host", sa.String),
+    sa.Column("patch_role", sa.String),
+    sa.Column("patch_window", sa.String),
+    sa.Column("pending_since", UTCDateTime()),
+    sa.Column("last_attempt_at", UTCDateTime()),
+    sa.Column("last_attempt_status", sa.String),
+    sa.Column("last_attempt_error", sa.Text),
+)
+
+v_host_state = sa.Table(
+    "v_host_state",
+    views,
+    sa.Column("host", sa.String),
+    sa.Column("state", sa.String),
+    sa.Column("detail", sa.Text),
+    sa.Column("missing", JSONText()),
+    sa.Column("failed", JSONText()),
+    sa.Column("verified_at", UTCDateTime()),
+    sa.Column("run_id", sa.Integer),
+)
+
+
+# --- the update catalog view (migration 0004) -------------------------------------------------
+
+v_update_catalog = sa.Table(
+    "v_update_catalog",
+    views,
+    sa.Column("update_id", sa.Integer),
+    sa.Column("uid", sa.String),
+    sa.Column("source", sa.String),
+    sa.Column("name", sa.String),
+    sa.Column("version", sa.String),
+    sa.Column("arch", sa.String),
+    sa.Column("classification", sa.String),
+    sa.Column("severity", sa.String),
+    sa.Column("major", sa.Boolean),
+    sa.Column("reboot_hint", sa.Boolean),
+    sa.Column("cves", JSONText()),
+    sa.Column("advisory_ids", JSONText()),
+    sa.Column("kbs", JSONText()),
+    sa.Column("title", sa.Text),
+    sa.Column("origin", sa.String),
+    sa.Column("windows_update_id", sa.String),
+    sa.Column("first_seen_at", UTCDateTime()),
+    sa.Column("last_seen_at", UTCDateTime()),
+    sa.Column("hosts_missing", sa.Integer),
+    sa.Column("hosts_installed", sa.Integer),
+    sa.Column("decision", sa.String),
+    sa.Column("decided_by", sa.String),
+    sa.Column("decided_automatically", sa.Boolean),
+    sa.Column("decided_at", UTCDateTime()),
+    sa.Column("decision_reason", sa.Text),
+)

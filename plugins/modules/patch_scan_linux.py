@@ -16,8 +16,8 @@ description:
     C(changed) is always false.
   - A refresh that fails in any way (unreachable repository, missing key, unsigned repository)
     fails the module with a message naming the repository, instead of scanning stale lists.
-  - "Backends: C(apt) is implemented. C(dnf) and C(zypper) are recognized (detection and
-    option validation work) but fail with C(not implemented yet) for now."
+  - "Backends: C(apt), C(dnf) (dnf 4) and C(zypper). dnf and zypper updates carry their
+    advisories (errata, patches): type, severity, CVEs and advisory ids."
 version_added: "0.1.0"
 author:
   - patchctl contributors
@@ -42,6 +42,8 @@ options:
       - For apt the age is the modification time of
         C(/var/lib/apt/periodic/update-success-stamp), which this module touches after every
         successful refresh. A host without that stamp is always refreshed.
+      - dnf and zypper keep their own metadata expiry; for them this option is ignored and the
+        refresh always runs when O(refresh) is true.
       - C(0) always refreshes.
     type: int
     default: 0
@@ -49,6 +51,7 @@ options:
     description:
       - Package names whose installed versions to return in C(installed).
       - "For apt a name may carry an architecture qualifier, for example C(libc6:i386)."
+      - For dnf and zypper the versions come from the rpm database.
     type: list
     elements: str
     default: []
@@ -69,6 +72,12 @@ notes:
   - apt refreshes with C(apt-get update -q --error-on=any), retries set from O(refresh_retries)
     through C(Acquire::Retries). On an apt too old for C(--error-on) the warnings that mean a
     failed fetch are treated as errors. It lists with C(apt list --upgradable).
+  - dnf refreshes with C(dnf makecache --refresh), lists with C(dnf check-update) (exit 100: updates
+    exist) and reads the advisories from C(dnf updateinfo list/info --updates). Reboot needed is
+    C(dnf needs-restarting -r) exiting 1.
+  - zypper refreshes with C(zypper refresh), lists with C(zypper --xmlout list-updates) and
+    C(list-patches), and maps patches to packages through C(zypper info -t patch) (its
+    C(Conflicts) lines). Reboot needed is C(zypper needs-rebooting) exiting 102.
 """
 
 EXAMPLES = r"""
@@ -122,12 +131,17 @@ patchctl_scan:
           description: The package architecture.
           type: str
         origin:
-          description: The suite(s) apt names for the candidate, comma joined.
+          description: The suite(s) apt names for the candidate, comma joined; for dnf and
+            zypper the repository id (alias).
           type: str
           sample: bookworm,bookworm-security
         classification:
-          description: C(security) when a suite is a security suite, C(bugfix) when the
-            upstream version stays the same, else C(other).
+          description:
+            - apt - C(security) when a suite is a security suite, C(bugfix) when the upstream
+              version stays the same, else C(other).
+            - dnf and zypper - from the advisories that cover the update, the first of
+              C(security), C(bugfix) (zypper C(recommended)), C(enhancement) (zypper
+              C(optional)), C(feature); without an advisory as for apt.
           type: str
         major:
           description: The first numeric component of the upstream version grows (epoch and
@@ -135,21 +149,26 @@ patchctl_scan:
             tzdata C(2025b)) never count as major.
           type: bool
         severity:
-          description: Always null for apt (the archive gives none).
+          description: Always null for apt (the archive gives none). For dnf and zypper the
+            highest severity of the covering advisories, lower case (C(critical), C(important),
+            C(moderate), C(low)); null when none gives one.
           type: str
         cves:
-          description: Always empty for apt.
+          description: Always empty for apt. For dnf and zypper the CVEs of the covering advisories.
           type: list
           elements: str
         advisory_ids:
-          description: Always empty for apt.
+          description: Always empty for apt. For dnf the advisory (erratum) ids, for zypper the
+            patch names that cover the update.
           type: list
           elements: str
     reboot_required:
-      description: Whether the host asks for a reboot (C(/var/run/reboot-required) exists).
+      description: Whether the host asks for a reboot (apt C(/var/run/reboot-required) exists,
+        C(dnf needs-restarting -r) exits 1, C(zypper needs-rebooting) exits 102).
       type: bool
     reboot_required_pkgs:
-      description: The packages that asked for it (C(/var/run/reboot-required.pkgs)).
+      description: The packages that asked for it (apt C(/var/run/reboot-required.pkgs), dnf
+        the packages C(needs-restarting -r) names; always empty for zypper).
       type: list
       elements: str
     installed:
@@ -409,6 +428,310 @@ def parse_reboot_pkgs(text):
 _APT_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?$")
 
 
+# --- RPM family (dnf, zypper) ----------------------------------------------------------------
+
+# Severity words of dnf and zypper advisories, lowest first ("unspecified" and "" are none).
+SEVERITIES = ("low", "moderate", "important", "critical")
+# Advisory types/categories -> classification, strongest first.
+_RPM_CLASSES = (
+    ("security", "security"),
+    ("bugfix", "bugfix"),
+    ("recommended", "bugfix"),
+    ("enhancement", "enhancement"),
+    ("optional", "enhancement"),
+    ("feature", "feature"),
+)
+_RPM_NAME = re.compile(r"^[A-Za-z0-9_+][A-Za-z0-9._+-]*$")
+RPM_QUERY_FORMAT = "%{NAME}\\t%{ARCH}\\t%{EPOCHNUM}\\t%{VERSION}\\t%{RELEASE}\\n"
+
+
+def rpm_evr(epoch, version, release):
+    """`[epoch:]version-release` as dnf and zypper print it (epoch 0 left out)."""
+    head = f"{epoch}:" if epoch not in (None, "", "0", "(none)") else ""
+    return f"{head}{version}-{release}"
+
+
+def normalize_severity(value):
+    word = (value or "").strip().lower()
+    return word if word in SEVERITIES else None
+
+
+def max_severity(values):
+    found = [s for s in (normalize_severity(v) for v in values) if s]
+    return max(found, key=SEVERITIES.index) if found else None
+
+
+def classify_rpm(kinds, installed, candidate):
+    """The strongest advisory type of an update; without one, 'bugfix' if only the release
+    changes, else 'other'."""
+    words = {(k or "").strip().lower() for k in kinds}
+    for word, classification in _RPM_CLASSES:
+        if word in words:
+            return classification
+    if words:
+        return "other"
+    return classify_apt([], installed, candidate)
+
+
+def _rpm_update(name, arch, installed, version, origin, advisories):
+    """One update dict from a package and the advisories (dicts) that cover it."""
+    return {
+        "name": name,
+        "installed_version": installed,
+        "version": version,
+        "arch": arch,
+        "origin": origin,
+        "classification": classify_rpm([a.get("type") for a in advisories], installed, version),
+        "major": is_major(installed, version),
+        "severity": max_severity([a.get("severity") for a in advisories]),
+        "cves": sorted({c for a in advisories for c in a.get("cves", [])}),
+        "advisory_ids": sorted({a["id"] for a in advisories}),
+    }
+
+
+def parse_rpm_query(text):
+    """`rpm -q --qf RPM_QUERY_FORMAT NAMES` -> {name: [(arch, evr), ...]}; 'not installed' lines skipped."""
+    found = {}
+    for raw in text.splitlines():
+        parts = raw.split("\t")
+        if len(parts) != 5:
+            continue
+        name, arch, epoch, version, release = parts
+        found.setdefault(name, []).append((arch, rpm_evr(epoch, version, release)))
+    return found
+
+
+def parse_dnf_check_update(text):
+    """Parse `dnf -q check-update` stdout into [(name, arch, evr, repo)].
+
+    Lines are `name.arch  evr  repo`; dnf wraps a long name onto its own line, so fields are
+    collected across lines. The `Obsoleting Packages` section that may follow is not updates.
+    A line that leaves fields that do not make an entry raises ValueError.
+    """
+    rows = []
+    fields = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("Obsoleting Packages"):
+            break
+        if not line or line.startswith(("Last metadata expiration check", "Security:")):
+            continue
+        fields.extend(line.split())
+        if len(fields) < 3:
+            continue
+        if len(fields) > 3:
+            raise ValueError(f"unparsable line in `dnf check-update` output: {line!r}")
+        name_arch, evr, repo = fields
+        fields = []
+        name, dot, arch = name_arch.rpartition(".")
+        if not dot or not name:
+            raise ValueError(f"unparsable package in `dnf check-update` output: {name_arch!r}")
+        rows.append((name, arch, evr, repo))
+    if fields:
+        raise ValueError(f"incomplete entry at the end of `dnf check-update` output: {' '.join(fields)!r}")
+    return rows
+
+
+def parse_dnf_updateinfo_list(text):
+    """`dnf -q updateinfo list --updates` -> {nevra: [advisory id, ...]}.
+
+    Lines are `ID  type-or-severity/Sec.  name-[epoch:]version-release.arch`.
+    """
+    found = {}
+    for raw in text.splitlines():
+        parts = raw.split()
+        if len(parts) != 3:
+            continue
+        advisory, _label, nevra = parts
+        found.setdefault(nevra, [])
+        if advisory not in found[nevra]:
+            found[nevra].append(advisory)
+    return found
+
+
+def parse_dnf_updateinfo_info(text):
+    """`dnf -q updateinfo info --updates` -> {id: {id, type, severity, cves}}.
+
+    Each advisory is a block of `Key: value` lines under a `====` framed title; a line
+    `   : value` continues the key before it (several CVEs, a long description).
+    """
+    advisories = {}
+    current = None
+    key = None
+    for raw in text.splitlines():
+        if raw.startswith("====="):
+            key = None
+            continue
+        if ":" not in raw:
+            continue
+        head, _, value = raw.partition(":")
+        head, value = head.strip(), value.strip()
+        if head:
+            key = head
+        if key == "Update ID" and head:
+            current = {"id": value, "type": None, "severity": None, "cves": []}
+            advisories[value] = current
+        elif current is None:
+            continue
+        elif key == "Type" and head:
+            current["type"] = value
+        elif key == "Severity" and head:
+            current["severity"] = value
+        elif key == "CVEs" and value:
+            current["cves"].extend(value.split())
+    return advisories
+
+
+def nevra(name, evr, arch):
+    return f"{name}-{evr}.{arch}"
+
+
+def dnf_updates(check_update, installed, list_text, info_text):
+    """The update dicts of a dnf host from its recorded command outputs."""
+    by_nevra = parse_dnf_updateinfo_list(list_text)
+    info = parse_dnf_updateinfo_info(info_text)
+    updates = []
+    seen = set()
+    for name, arch, evr, repo in parse_dnf_check_update(check_update):
+        versions = installed.get(name, [])
+        old = next((v for a, v in versions if a == arch), versions[0][1] if versions else None)
+        if old is None:
+            raise ValueError(f"dnf lists an update of {name}.{arch} but rpm has no such package installed")
+        ids = by_nevra.get(nevra(name, evr, arch), [])
+        advisories = [info.get(i) or {"id": i, "type": None, "severity": None, "cves": []} for i in ids]
+        shown = f"{name}.{arch}" if name in seen else name  # a second architecture of one name
+        seen.add(name)
+        updates.append(_rpm_update(shown, arch, old, evr, repo, advisories))
+    return updates
+
+
+def parse_dnf_needs_restarting(rc, stdout):
+    """(required, packages) from `dnf needs-restarting -r`; None when the output is not that command's."""
+    if rc == 0:
+        return False, []
+    if rc == 1 and "Reboot is required" in stdout:
+        pkgs = [line.strip()[2:].strip() for line in stdout.splitlines() if line.strip().startswith("* ")]
+        return True, list(dict.fromkeys(pkgs))
+    return None
+
+
+def _xml_root(text, what):
+    import xml.etree.ElementTree as ET
+
+    start = text.find("<?xml")
+    try:
+        # The text is what the host's own zypper printed, not data from the network.
+        return ET.fromstring(text[start:] if start >= 0 else text)  # noqa: S314
+    except ET.ParseError as exc:
+        raise ValueError(f"unparsable XML from {what}: {exc}") from None
+
+
+def parse_zypper_updates(text):
+    """`zypper --xmlout list-updates` -> [dict(name, arch, version, installed_version, repo)]."""
+    root = _xml_root(text, "zypper list-updates")
+    rows = []
+    for node in root.iter("update"):
+        if node.get("kind", "package") != "package":
+            continue
+        source = node.find("source")
+        rows.append(
+            {
+                "name": node.get("name"),
+                "arch": node.get("arch"),
+                "version": node.get("edition"),
+                "installed_version": node.get("edition-old"),
+                "repo": source.get("alias") if source is not None else None,
+            }
+        )
+    return rows
+
+
+def parse_zypper_patches(text):
+    """`zypper --xmlout list-patches` -> [dict(id, status, type, severity, cves)]."""
+    root = _xml_root(text, "zypper list-patches")
+    rows = []
+    for node in root.iter("update"):
+        if node.get("kind") != "patch":
+            continue
+        cves = [i.get("id") for i in node.iter("issue") if i.get("type") == "cve" and i.get("id")]
+        rows.append(
+            {
+                "id": node.get("name"),
+                "status": node.get("status"),
+                "type": node.get("category"),
+                "severity": node.get("severity"),
+                "cves": cves,
+            }
+        )
+    return rows
+
+
+_ZYPPER_ARCHES = ("noarch", "x86_64", "i586", "i686", "aarch64", "ppc64le", "s390x", "armv7hl")
+
+
+def parse_zypper_patch_info(text):
+    """`zypper info -t patch ID...` -> {patch id: [(package name, fixed evr), ...]}.
+
+    The packages a patch updates are its `Conflicts` (`name[.arch] < evr`), on the same line or,
+    after `Conflicts : [N]`, one per indented line.
+    """
+    patches = {}
+    current = None
+    in_conflicts = False
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("Information for patch "):
+            current = line[len("Information for patch ") :].rstrip(":").strip()
+            patches[current] = []
+            in_conflicts = False
+            continue
+        if current is None:
+            continue
+        head, sep, value = raw.partition(":")
+        if sep and raw[:1] not in (" ", "\t") and head.strip():
+            in_conflicts = head.strip() == "Conflicts"
+            if not in_conflicts:
+                continue
+            value = value.strip()
+            if not value or value.startswith("["):
+                continue
+            entries = [value]
+        elif in_conflicts and line:
+            entries = [line]
+        else:
+            in_conflicts = in_conflicts and bool(line)
+            continue
+        for entry in entries:
+            parts = entry.split()
+            if len(parts) == 3 and parts[1] in ("<", "<="):
+                name = parts[0]
+                base, dot, arch = name.rpartition(".")
+                if dot and arch in _ZYPPER_ARCHES:
+                    name = base
+                patches[current].append((name, parts[2]))
+    return patches
+
+
+_ZYPPER_OPEN = ("needed", "optional", "unwanted")
+
+
+def zypper_updates(updates_xml, patches_xml, info_text):
+    """The update dicts of a zypper host from its recorded command outputs."""
+    patches = {p["id"]: p for p in parse_zypper_patches(patches_xml) if p["status"] in _ZYPPER_OPEN}
+    fixes = parse_zypper_patch_info(info_text)
+    updates = []
+    seen = set()
+    for row in parse_zypper_updates(updates_xml):
+        if not row["name"] or not row["version"] or not row["installed_version"]:
+            raise ValueError(f"zypper list-updates entry without name or editions: {row!r}")
+        covering = [p for pid, p in patches.items() if any(n == row["name"] for n, _v in fixes.get(pid, []))]
+        name = row["name"]
+        shown = f"{name}.{row['arch']}" if name in seen else name
+        seen.add(name)
+        updates.append(_rpm_update(shown, row["arch"], row["installed_version"], row["version"], row["repo"], covering))
+    return updates
+
+
 # --------------------------------------------------------------------------------------------
 # Backends: one class per package manager. dnf and zypper slot in beside apt.
 # --------------------------------------------------------------------------------------------
@@ -535,12 +858,99 @@ class AptBackend(Backend):
         return True, parse_reboot_pkgs(_read(REBOOT_REQUIRED + ".pkgs") or "")
 
 
-class DnfBackend(Backend):
+class RpmBackend(Backend):
+    """What dnf and zypper hosts share: the rpm database."""
+
+    def installed_rpms(self, names):
+        if not names:
+            return {}
+        bad = [n for n in names if not _RPM_NAME.match(n)]
+        if bad:
+            self.module.fail_json(msg=f"watch: not an RPM package name: {', '.join(bad)}")
+        rpm = self.module.get_bin_path("rpm", required=True)
+        # rpm -q exits with the number of names that are not installed.
+        args = [rpm, "-q", "--qf", RPM_QUERY_FORMAT, "--", *names]
+        _rc, out, _err = self.module.run_command(args, environ_update=C_LOCALE)
+        return parse_rpm_query(out)
+
+    def installed(self, names):
+        found = self.installed_rpms(names)
+        out = {}
+        for name in names:
+            versions = found.get(name)
+            base, _dot, arch = name.rpartition(".")
+            if not versions and base in found:  # name.arch
+                versions = [(a, v) for a, v in found[base] if a == arch]
+            if versions:
+                out[name] = versions[0][1]
+        return out
+
+    def parsed(self, fn, *args):
+        try:
+            return fn(*args)
+        except ValueError as exc:
+            self.module.fail_json(msg=str(exc))
+        return None
+
+
+class DnfBackend(RpmBackend):
     name = "dnf"
 
+    def dnf(self, *args, ok_rcs=(0,)):
+        return self.run([self.module.get_bin_path("dnf", required=True), *args], ok_rcs=ok_rcs)
 
-class ZypperBackend(Backend):
+    def refresh(self, retries):
+        self.dnf("-q", "-y", "makecache", "--refresh", f"--setopt=retries={retries}")
+
+    def upgradable(self):
+        # -C: the metadata of the refresh above (or the cache as it is, without a refresh).
+        rc, check, _err = self.dnf("-q", "-C", "check-update", ok_rcs=(0, 100))
+        if rc == 0:
+            return []
+        rows = self.parsed(parse_dnf_check_update, check)
+        installed = self.installed_rpms(sorted({name for name, _a, _e, _r in rows}))
+        _rc, listed, _err = self.dnf("-q", "-C", "updateinfo", "list", "--updates")
+        _rc, info, _err = self.dnf("-q", "-C", "updateinfo", "info", "--updates")
+        return self.parsed(dnf_updates, check, installed, listed, info)
+
+    def reboot_required(self):
+        args = [self.module.get_bin_path("dnf", required=True), "-q", "-C", "needs-restarting", "-r"]
+        rc, out, err = self.module.run_command(args, environ_update=C_LOCALE)
+        result = parse_dnf_needs_restarting(rc, out)
+        if result is None:
+            self.module.fail_json(
+                msg=f"dnf needs-restarting -r failed (rc={rc}): {_last_line(err or out)} "
+                "(is dnf-plugins-core installed?)",
+                rc=rc,
+                stdout=out,
+                stderr=err,
+            )
+        return result
+
+
+class ZypperBackend(RpmBackend):
     name = "zypper"
+
+    def zypper(self, *args, ok_rcs=(0,)):
+        return self.run([self.module.get_bin_path("zypper", required=True), "--non-interactive", *args], ok_rcs=ok_rcs)
+
+    def refresh(self, retries):
+        self.zypper("--quiet", "refresh")
+
+    def upgradable(self):
+        # 100/101: patches (security patches) are needed: information, not failure.
+        _rc, updates_xml, _err = self.zypper("--no-refresh", "--xmlout", "list-updates", ok_rcs=(0, 100, 101))
+        _rc, patches_xml, _err = self.zypper("--no-refresh", "--xmlout", "list-patches", ok_rcs=(0, 100, 101))
+        patches = self.parsed(parse_zypper_patches, patches_xml)
+        open_ids = [p["id"] for p in patches if p["status"] in _ZYPPER_OPEN and p["id"]]
+        info = ""
+        if open_ids:
+            _rc, info, _err = self.zypper("--no-refresh", "info", "-t", "patch", *open_ids)
+        return self.parsed(zypper_updates, updates_xml, patches_xml, info)
+
+    def reboot_required(self):
+        rc, _out, _err = self.zypper("needs-rebooting", ok_rcs=(0, 102))
+        return rc == 102, []
 
 
 BACKENDS = {"apt": AptBackend, "dnf": DnfBackend, "zypper": ZypperBackend}

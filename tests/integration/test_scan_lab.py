@@ -41,6 +41,7 @@ def stored_missing(db: Path, host: str) -> dict[str, tuple[str, str, bool]]:
 
 
 def test_scan_stores_exactly_what_apt_reports(lab_env: LabEnv, tmp_path: Path) -> None:
+    lab_env.lab.reset()  # deploy tests may have changed the hosts
     db = tmp_path / "scan.db"
     result = lab_env.cli("scan", "--json", db=db)
     assert result.code == 0, result.stderr
@@ -59,6 +60,7 @@ def test_scan_stores_exactly_what_apt_reports(lab_env: LabEnv, tmp_path: Path) -
 
 
 def test_reboot_required_after_manual_install(lab_env: LabEnv, tmp_path: Path) -> None:
+    lab_env.lab.reset()  # deploy tests may have changed the hosts
     db = tmp_path / "reboot.db"
     target = lab_env.lab.hosts()[-1].name
     assert lab_env.cli("scan", db=db).code == 0
@@ -103,6 +105,7 @@ def test_reboot_required_after_manual_install(lab_env: LabEnv, tmp_path: Path) -
 
 
 def test_unreachable_host_is_recorded_and_others_scanned(lab_env: LabEnv, tmp_path: Path) -> None:
+    lab_env.lab.reset()  # deploy tests may have changed the hosts
     db = tmp_path / "unreach.db"
     victim = lab_env.lab.hosts()[1].name
     lab_env.lab.kill_sshd(victim)

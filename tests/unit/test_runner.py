@@ -59,7 +59,7 @@ def run_collecting(project: Path, playbook: str = "site.yml", **kwargs: object) 
         project / playbook,
         str(project / "inventory.yml"),
         on_event=events.append,
-        **kwargs,  # type: ignore[arg-type]
+        **kwargs,  # type: ignore[arg-type]  # each test passes the options it needs
     )
     return events, result
 
@@ -112,8 +112,8 @@ def test_events_and_stats_for_ok_failed_and_unreachable_hosts(project: Path) -> 
 def test_successful_run_with_limit_leaves_no_private_data_dir(project: Path, tmp_path: Path) -> None:
     events, result = run_collecting(project, limit="good")
     assert {ev.host for ev in events} == {"good"}
-    assert result.ok  # type: ignore[attr-defined]
-    assert result.hosts_seen == {"good"}  # type: ignore[attr-defined]
+    assert result.ok  # type: ignore[attr-defined]  # run_collecting returns it as object
+    assert result.hosts_seen == {"good"}  # type: ignore[attr-defined]  # as above
     assert list((tmp_path / "tmp").iterdir()) == []
 
 

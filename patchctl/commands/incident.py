@@ -1,0 +1,89 @@
+"""patchctl incident open | close | list: what halts a promotion."""
+
+from __future__ import annotations
+
+import click
+
+from patchctl.cli import App, db_option, handle_errors, json_option
+
+
+@click.group()
+def incident() -> None:
+    """Incidents: an open one on a rollout blocks its promotion."""
+
+
+@incident.command("open")
+@click.option("--rollout", "rollout_id", type=int, required=True, metavar="ID", help="The rollout it concerns.")
+@click.option("--host", metavar="HOST", help="The host it concerns, if one.")
+@click.argument("text", nargs=-1, required=True)
+@db_option
+@json_option
+@click.pass_obj
+@handle_errors
+def incident_open(app: App, rollout_id: int, host: str | None, text: tuple[str, ...]) -> None:
+    """Open an incident on a rollout."""
+    from patchctl.deploy import open_incident
+
+    cfg = app.config()
+    incident_id = open_incident(cfg.db, rollout_id, host, " ".join(text), cfg.clock().now())
+    if app.json_output:
+        app.emit_json({"incident": incident_id, "rollout": rollout_id})
+    else:
+        click.echo(f"incident {incident_id} opened on rollout {rollout_id}: promotion is blocked until it is closed")
+
+
+@incident.command("close")
+@click.argument("incident_id", type=int)
+@click.option("--reason", metavar="TEXT", help="How it was resolved (kept in the audit trail).")
+@db_option
+@json_option
+@click.pass_obj
+@handle_errors
+def incident_close(app: App, incident_id: int, reason: str | None) -> None:
+    """Close an incident."""
+    from patchctl.deploy import close_incident
+
+    cfg = app.config()
+    inc = close_incident(cfg.db, incident_id, reason, cfg.clock().now())
+    if app.json_output:
+        app.emit_json({"incident": inc.id, "rollout": inc.rollout_id, "closed": True})
+    else:
+        click.echo(f"incident {inc.id} on rollout {inc.rollout_id} closed")
+
+
+@incident.command("list")
+@click.option("--rollout", "rollout_id", type=int, metavar="ID", help="Only this rollout's.")
+@click.option("--all", "include_closed", is_flag=True, help="Also closed incidents.")
+@db_option
+@json_option
+@click.pass_obj
+@handle_errors
+def incident_list(app: App, rollout_id: int | None, include_closed: bool) -> None:
+    """Open incidents (with --all, closed ones too)."""
+    from patchctl.deploy import list_incidents
+
+    found = list_incidents(app.config().db, rollout_id, include_closed)
+    if app.json_output:
+        app.emit_json(
+            [
+                {
+                    "id": i.id,
+                    "rollout": i.rollout_id,
+                    "host": i.host,
+                    "text": i.text,
+                    "opened_at": i.opened_at.isoformat(),
+                    "opened_by": i.opened_by,
+                    "closed_at": i.closed_at.isoformat() if i.closed_at else None,
+                    "closed_by": i.closed_by,
+                    "close_reason": i.close_reason,
+                }
+                for i in found
+            ]
+        )
+        return
+    if not found:
+        click.echo("no incidents")
+    for i in found:
+        state = f"closed {i.closed_at.isoformat(timespec='minutes')}" if i.closed_at else "open"
+        where = f" host {i.host}" if i.host else ""
+        click.echo(f"{i.id}: rollout {i.rollout_id}{where}, {state}: {i.text}")

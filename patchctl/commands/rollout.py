@@ -1,0 +1,137 @@
+"""patchctl rollout create | status | promote | list."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.table import Table
+
+from patchctl.cli import App, db_option, handle_errors, inventory_option, json_option, print_table
+from patchctl.commands.deploy import run_deploy
+from patchctl.commands.updates import _policy_option
+
+
+@click.group()
+def rollout() -> None:
+    """Frozen sets of approved updates moving through waves (pilot, then fleet)."""
+
+
+@rollout.command("create")
+@_policy_option
+@db_option
+@json_option
+@click.pass_obj
+@handle_errors
+def rollout_create(app: App) -> None:
+    """Freeze the updates approved now into a new numbered rollout."""
+    from patchctl.decisions import load_policy
+    from patchctl.deploy import create_rollout
+
+    cfg = app.config()
+    policy = load_policy(cfg.policy)
+    rollout_id, frozen = create_rollout(cfg.db, policy, cfg.clock().now())
+    if app.json_output:
+        app.emit_json(
+            {"rollout": rollout_id, "updates": [u.uid for u in frozen], "waves": [w.name for w in policy.waves]}
+        )
+        return
+    click.echo(f"rollout {rollout_id}: {len(frozen)} updates frozen, waves {' -> '.join(w.name for w in policy.waves)}")
+    for u in frozen:
+        click.echo(f"  {u.uid}" + (" (major)" if u.major else ""))
+
+
+@rollout.command("list")
+@db_option
+@json_option
+@click.pass_obj
+@handle_errors
+def rollout_list(app: App) -> None:
+    """Every rollout's id."""
+    from patchctl.deploy import rollout_list as ids
+
+    found = ids(app.config().db)
+    if app.json_output:
+        app.emit_json(found)
+    else:
+        for i in found:
+            click.echo(str(i))
+
+
+@rollout.command("status")
+@click.argument("rollout_id", type=int, required=False)
+@db_option
+@json_option
+@click.pass_obj
+@handle_errors
+def rollout_status(app: App, rollout_id: int | None) -> None:
+    """Each wave's state (pending, deploying, baking until T, done, halted) and per-host results."""
+    from patchctl.deploy import rollout_status as status
+
+    cfg = app.config()
+    st = status(cfg.db, rollout_id, cfg.clock().now())
+    data = st.as_dict()
+    if app.json_output:
+        app.emit_json(data)
+        return
+    click.echo(
+        f"rollout {data['id']}: created {data['created_at'][:16]} by {data['created_by']}, "
+        f"{len(data['updates'])} updates: {', '.join(data['updates'])}"
+    )
+    waves = Table(title=f"waves at {data['now'][:16]}")
+    for col in ("wave", "hosts", "state", "ok", "failed", "pending", "bake", "until"):
+        waves.add_column(col)
+    for w in data["waves"]:
+        state = w["state"]
+        until = w["bake_until"][:16] if w["bake_until"] else ""
+        waves.add_row(
+            w["name"],
+            w["pattern"],
+            state,
+            str(w["hosts_ok"]),
+            str(w["hosts_failed"]),
+            str(w["hosts_pending"]) if w["hosts"] else "",
+            f"{w['bake_days']:g}d",
+            until if state in ("baking", "done") else "",
+        )
+    print_table(app, waves)
+    if data["results"]:
+        hosts = Table(title="hosts")
+        for col in ("host", "wave", "result", "installed", "failed"):
+            hosts.add_column(col)
+        for h in data["results"]:
+            failed = "; ".join(f"{uid}: {why}" for uid, why in h["failed"].items()) or (h["error"] or "")
+            hosts.add_row(h["host"], h["wave"], h["status"], ", ".join(h["installed"]) or "-", failed)
+        print_table(app, hosts)
+    for inc in data["open_incidents"]:
+        click.echo(f"open incident {inc['id']}" + (f" on {inc['host']}" if inc["host"] else "") + f": {inc['text']}")
+    promo = data["promotion"]
+    click.echo(f"next: {promo['reason']}")
+
+
+@rollout.command("promote")
+@click.argument("rollout_id", type=int, required=False)
+@click.option("--deploy", "and_deploy", is_flag=True, help="Deploy the promoted wave at once.")
+@inventory_option
+@json_option
+@click.pass_obj
+@handle_errors
+def rollout_promote(app: App, rollout_id: int | None, and_deploy: bool) -> None:
+    """Start the next wave if the previous one succeeded, baked and has no open incident (cron-safe).
+
+    Exit 3 with the reason when the policy does not allow it yet.
+    """
+    from patchctl.deploy import promote
+
+    cfg = app.config()
+    result = promote(cfg.db, rollout_id, cfg.clock().now())
+    if app.json_output and not and_deploy:
+        app.emit_json(result.as_dict())
+    elif not app.json_output:
+        p = result.promotion
+        if result.promoted and p.wave is not None:
+            click.echo(f"rollout {result.rollout_id}: promoted wave {p.wave.wave.name}: {p.reason}")
+        else:
+            click.echo(f"rollout {result.rollout_id}: {p.reason}")
+    if and_deploy and result.promotion.wave is not None and not result.promotion.complete:
+        sys.exit(run_deploy(app, result.rollout_id, result.promotion.wave.wave.name))

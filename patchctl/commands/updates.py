@@ -1,0 +1,135 @@
+"""patchctl updates | approve | decline | audit: the catalog, its decisions and the audit trail."""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from patchctl.cli import App, db_option, handle_errors, json_option, print_table
+
+
+def _policy_option(func: click.decorators.FC) -> click.decorators.FC:
+    def callback(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+        if value is not None:
+            ctx.ensure_object(App).overrides["policy"] = value
+
+    return click.option(
+        "--policy",
+        "policy_sub",
+        metavar="PATH",
+        expose_value=False,
+        callback=callback,
+        help="Policy file (env PATCHCTL_POLICY).",
+    )(func)
+
+
+@click.command()
+@click.option("--all", "show_all", is_flag=True, help="Also updates no host is missing any more.")
+@_policy_option
+@db_option
+@json_option
+@click.pass_obj
+@handle_errors
+def updates(app: App, show_all: bool) -> None:
+    """Every update seen, with its state: new, approved, rejected, waiting N days, needs manual approval."""
+    from patchctl.decisions import list_updates, load_policy
+
+    cfg = app.config()
+    rows = list_updates(cfg.db, load_policy(cfg.policy), cfg.clock().now())
+    if not show_all:
+        rows = [r for r in rows if r.entry.hosts_missing or r.state == "approved"]
+    if app.json_output:
+        app.emit_json([r.as_dict() for r in rows])
+        return
+    table = Table(title=f"updates ({len(rows)})")
+    for col in ("id", "update", "class", "major", "hosts", "first seen", "state", "why"):
+        table.add_column(col)
+    for r in rows:
+        e = r.entry
+        table.add_row(
+            str(e.id),
+            e.uid,
+            e.classification,
+            "major" if e.major else "",
+            str(e.hosts_missing),
+            e.first_seen_at.strftime("%Y-%m-%d"),
+            r.shown_state,
+            f"{r.decided_by}: {r.reason}",
+        )
+    print_table(app, table)
+
+
+@click.command()
+@click.argument("ids", nargs=-1, required=True)
+@click.option("--major", is_flag=True, help="Also approve major upgrades among IDS (no rule ever does).")
+@click.option("--reason", metavar="TEXT", help="Why (kept in the audit trail).")
+@db_option
+@json_option
+@click.pass_obj
+@handle_errors
+def approve(app: App, ids: tuple[str, ...], major: bool, reason: str | None) -> None:
+    """Approve updates by catalog id, uid or package name."""
+    from patchctl.decisions import decide
+
+    cfg = app.config()
+    chosen = decide(cfg.db, ids, approve=True, now=cfg.clock().now(), reason=reason, major=major)
+    if app.json_output:
+        app.emit_json({"approved": [e.uid for e in chosen]})
+    else:
+        for e in chosen:
+            click.echo(f"approved {e.uid}" + (" (major upgrade)" if e.major else ""))
+
+
+@click.command()
+@click.argument("ids", nargs=-1, required=True)
+@click.option("--reason", metavar="TEXT", required=True, help="Why (kept in the audit trail).")
+@db_option
+@json_option
+@click.pass_obj
+@handle_errors
+def decline(app: App, ids: tuple[str, ...], reason: str) -> None:
+    """Decline updates by catalog id, uid or package name: they stay out of every rollout."""
+    from patchctl.decisions import decide
+
+    cfg = app.config()
+    chosen = decide(cfg.db, ids, approve=False, now=cfg.clock().now(), reason=reason)
+    if app.json_output:
+        app.emit_json({"declined": [e.uid for e in chosen]})
+    else:
+        for e in chosen:
+            click.echo(f"declined {e.uid}: {reason}")
+
+
+@click.command()
+@click.option("--rollout", "rollout_id", type=int, metavar="ID", help="Only the events of this rollout.")
+@click.option("--last", type=int, metavar="N", help="Only the last N entries.")
+@db_option
+@json_option
+@click.pass_obj
+@handle_errors
+def audit(app: App, rollout_id: int | None, last: int | None) -> None:
+    """The append-only audit trail: decisions (by an operator or the policy), rollouts, incidents."""
+    from patchctl.store import Store
+    from patchctl.store.rollouts import RolloutStore
+
+    cfg = app.config()
+    with Store.open(cfg.db) as store:
+        rows = RolloutStore(store).audit_log(rollout_id, last)
+    if app.json_output:
+        app.emit_json(
+            [
+                {
+                    "at": r.at.isoformat(),
+                    "actor": r.actor,
+                    "action": r.action,
+                    "subject": r.subject,
+                    "rollout": r.rollout_id,
+                    "detail": r.detail,
+                }
+                for r in rows
+            ]
+        )
+        return
+    for r in rows:
+        detail = f": {r.detail}" if r.detail else ""
+        click.echo(f"{r.at.isoformat(timespec='minutes')}  {r.actor:<8} {r.action:<16} {r.subject or ''}{detail}")

@@ -1,0 +1,175 @@
+"""The decisions flow: every update seen, its state under the policy, and operators' decisions.
+
+Each update's state is the latest operator decision (``patchctl approve`` / ``decline``) when
+there is one, else the policy's evaluation at the (possibly simulated) current time. Every
+change of the policy's verdict and every operator decision is appended to the audit trail.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from patchctl import paths
+from patchctl.errors import ConfigError, PolicyBlocked
+from patchctl.policy import (
+    BUILTIN,
+    STATE_APPROVED,
+    STATE_REJECTED,
+    STATE_WAITING,
+    Policy,
+    UpdateFacts,
+    evaluate,
+    parse_policy,
+)
+from patchctl.store import Store
+from patchctl.store.rollouts import CatalogEntry, Decision, RolloutStore
+
+POLICY_ACTOR = "policy"
+DEFAULT_POLICY_FILE = "default.yml"
+
+
+def actor() -> str:
+    """Who is acting: the OS user (the one behind sudo when run with sudo)."""
+    return os.environ.get("SUDO_USER") or getpass.getuser()
+
+
+def default_policy_path() -> Path:
+    return paths.content_root() / "policies" / DEFAULT_POLICY_FILE
+
+
+def load_policy(path: str | None) -> Policy:
+    """The policy file at ``path``; without one, the shipped ``policies/default.yml`` (or the
+    built-in policy when patchctl was installed without it)."""
+    if path is None:
+        shipped = default_policy_path()
+        if not shipped.is_file():
+            return BUILTIN
+        path = str(shipped)
+    file = Path(path).expanduser()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"policy file {file}: cannot read it ({exc.strerror})") from exc
+    return parse_policy(text, str(file))
+
+
+@dataclass(frozen=True)
+class CatalogRow:
+    entry: CatalogEntry
+    state: str  # new | approved | rejected | waiting | needs manual approval
+    reason: str
+    decided_by: str
+    waiting_days: int = 0
+
+    @property
+    def shown_state(self) -> str:
+        if self.state == STATE_WAITING:
+            return f"waiting {self.waiting_days} day{'s' if self.waiting_days != 1 else ''}"
+        return self.state
+
+    def as_dict(self) -> dict[str, Any]:
+        e = self.entry
+        return {
+            "id": e.id,
+            "uid": e.uid,
+            "source": e.source,
+            "name": e.name,
+            "version": e.version,
+            "classification": e.classification,
+            "severity": e.severity,
+            "major": e.major,
+            "first_seen_at": e.first_seen_at.isoformat(),
+            "hosts_missing": e.hosts_missing,
+            "state": self.state,
+            "waiting_days": self.waiting_days,
+            "reason": self.reason,
+            "decided_by": self.decided_by,
+        }
+
+
+def facts_of(entry: CatalogEntry) -> UpdateFacts:
+    return UpdateFacts(
+        uid=entry.uid,
+        source=entry.source,
+        name=entry.name,
+        classification=entry.classification,
+        first_seen_at=entry.first_seen_at,
+        severity=entry.severity,
+        major=entry.major,
+        kbs=entry.kbs,
+    )
+
+
+def evaluate_catalog(rs: RolloutStore, policy: Policy, now: datetime) -> list[CatalogRow]:
+    """Every update's state now; the policy's changed verdicts are appended to the audit trail."""
+    rows: list[CatalogRow] = []
+    changed: list[tuple[CatalogEntry, Decision, bool]] = []
+    for entry in rs.catalog():
+        if entry.manual is not None:
+            rows.append(CatalogRow(entry, entry.manual.state, entry.manual.reason or "", entry.manual.actor))
+            continue
+        ev = evaluate(policy, facts_of(entry), now)
+        if entry.automatic is None or (entry.automatic.state, entry.automatic.reason) != (ev.state, ev.reason):
+            changed.append((entry, Decision(ev.state, POLICY_ACTOR, ev.reason, now), True))
+        rows.append(CatalogRow(entry, ev.state, ev.reason, POLICY_ACTOR, ev.waiting_days(now)))
+    rs.record_decisions(changed)
+    return rows
+
+
+def list_updates(db_url: str, policy: Policy, now: datetime) -> list[CatalogRow]:
+    with Store.open(db_url) as store:
+        return evaluate_catalog(RolloutStore(store), policy, now)
+
+
+def resolve(entries: Sequence[CatalogEntry], ref: str) -> CatalogEntry:
+    """An update by catalog id, uid, or name (when one version of it is missing somewhere)."""
+    if ref.isdigit():
+        found = [e for e in entries if e.id == int(ref)]
+    else:
+        found = [e for e in entries if e.uid == ref]
+        if not found:
+            named = [e for e in entries if e.name == ref]
+            found = [e for e in named if e.hosts_missing] or named
+    if not found:
+        raise ConfigError(f"no update {ref!r} in the catalog (see 'patchctl updates')")
+    if len(found) > 1:
+        raise ConfigError(f"{ref!r} names {len(found)} updates: {', '.join(e.uid for e in found)}; give the uid")
+    return found[0]
+
+
+def decide(
+    db_url: str,
+    refs: Sequence[str],
+    *,
+    approve: bool,
+    now: datetime,
+    reason: str | None = None,
+    major: bool = False,
+) -> list[CatalogEntry]:
+    """Record an operator's approval or decline of each update (all or none).
+
+    A major upgrade is approved only with ``major``; otherwise PolicyBlocked (exit 3).
+    """
+    who = actor()
+    with Store.open(db_url) as store:
+        rs = RolloutStore(store)
+        entries = rs.catalog()
+        chosen = [resolve(entries, ref) for ref in refs]
+        if approve:
+            majors = [e.uid for e in chosen if e.major and not major]
+            if majors:
+                raise PolicyBlocked(f"{', '.join(majors)}: a major upgrade is approved only with --major")
+        state = STATE_APPROVED if approve else STATE_REJECTED
+        default_reason = "approved by an operator" if approve else "declined by an operator"
+        if approve and major:
+            default_reason = "major upgrade approved by an operator (--major)"
+        rs.record_decisions(
+            [(e, Decision(state, who, reason or default_reason, now, major=approve and e.major), False) for e in chosen]
+        )
+        return chosen

@@ -1,0 +1,483 @@
+"""The rollout flows: create a rollout, deploy a wave, promote the next one, incidents, status.
+
+``deploy`` computes, per host of the wave, exactly the rollout's updates that the host is
+missing (from its last scan), passes them to ``playbooks/deploy.yml`` as ``patchctl_deploy``
+(docs/contracts.md) in batches of the wave's ``max_concurrency`` (one Ansible run per batch),
+records each host's result as it arrives, and halts the wave (no further batch starts) when
+failed and unreachable hosts pass ``max_fail_percent``. Hosts that already succeeded in the
+rollout are not run again, so an interrupted deploy continues where it stopped and a second
+deploy of a finished wave changes nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from patchctl import paths, rollout
+from patchctl.clock import Clock
+from patchctl.decisions import actor, evaluate_catalog
+from patchctl.errors import EXIT_HOST_FAILURES, EXIT_OK, ConfigError, PolicyBlocked
+from patchctl.inventory import Inventory
+from patchctl.model import HOST_FAILED, HOST_OK, HOST_UNREACHABLE, ApplyOutcome
+from patchctl.policy import STATE_APPROVED, Policy, Wave
+from patchctl.rollout import Promotion
+from patchctl.runner import HostEvent, PlaybookRunner, list_inventory
+from patchctl.store import Store
+from patchctl.store.rollouts import Incident, Rollout, RolloutStore, RolloutUpdate
+
+DEPLOY_PLAYBOOK = "deploy.yml"
+RESULT_KEY = "patchctl_apply"
+
+
+def _latest(rs: RolloutStore, rollout_id: int | None) -> int:
+    if rollout_id is not None:
+        return rollout_id
+    latest = rs.latest_rollout_id()
+    if latest is None:
+        raise ConfigError(f"no rollout in {rs.store.url} yet: run 'patchctl rollout create'")
+    return latest
+
+
+# --- rollout create ---------------------------------------------------------------------------
+
+
+def create_rollout(db_url: str, policy: Policy, now: datetime) -> tuple[int, list[RolloutUpdate]]:
+    """Freeze the updates approved now (and missing on some host) into a new rollout."""
+    with Store.open(db_url) as store:
+        rs = RolloutStore(store)
+        rows = evaluate_catalog(rs, policy, now)
+        approved = [r.entry for r in rows if r.state == STATE_APPROVED and r.entry.hosts_missing > 0]
+        if not approved:
+            raise PolicyBlocked(
+                "no approved update is missing on any host: nothing to roll out (see 'patchctl updates')"
+            )
+        rollout_id = rs.create_rollout(now, actor(), policy.source, policy.waves, approved)
+        return rollout_id, list(rs.rollout(rollout_id).updates)
+
+
+# --- status -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RolloutStatus:
+    rollout: Rollout
+    now: datetime
+    incidents: list[Incident]
+    promotion: Promotion
+
+    def as_dict(self) -> dict[str, Any]:
+        r = self.rollout
+        return {
+            "id": r.id,
+            "created_at": r.created_at.isoformat(),
+            "created_by": r.created_by,
+            "policy": r.policy_source,
+            "now": self.now.isoformat(),
+            "updates": [u.uid for u in r.updates],
+            "waves": [
+                {
+                    "name": w.wave.name,
+                    "state": w.shown_state(self.now),
+                    "hosts": list(w.hosts),
+                    "hosts_ok": w.ok_hosts,
+                    "hosts_failed": w.failed_hosts,
+                    "hosts_pending": len(w.hosts) - w.ok_hosts - w.failed_hosts,
+                    "promoted_at": _iso(w.promoted_at),
+                    "started_at": _iso(w.started_at),
+                    "finished_at": _iso(w.finished_at),
+                    "bake_until": _iso(w.bake_until),
+                    **{k: v for k, v in w.wave.as_dict().items() if k not in ("name", "hosts")},
+                    "pattern": w.wave.hosts,
+                }
+                for w in r.waves
+            ],
+            "results": [
+                {
+                    "host": h.host,
+                    "wave": h.wave,
+                    "status": h.status,
+                    "installed": list(h.installed),
+                    "present": list(h.present),
+                    "failed": h.failed,
+                    "reboot_required": h.reboot_required,
+                    "error": h.error,
+                    "finished_at": h.finished_at.isoformat(),
+                }
+                for h in sorted(r.results.values(), key=lambda x: x.host)
+            ],
+            "open_incidents": [
+                {"id": i.id, "host": i.host, "text": i.text, "opened_at": i.opened_at.isoformat()}
+                for i in self.incidents
+            ],
+            "promotion": {
+                "allowed": self.promotion.allowed and not self.promotion.already,
+                "reason": self.promotion.reason,
+                "complete": self.promotion.complete,
+            },
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def rollout_status(db_url: str, rollout_id: int | None, now: datetime) -> RolloutStatus:
+    with Store.open(db_url) as store:
+        rs = RolloutStore(store)
+        r = rs.rollout(_latest(rs, rollout_id))
+        incidents = rs.incidents(r.id, open_only=True)
+    return RolloutStatus(r, now, incidents, rollout.can_promote(r.waves, len(incidents), now))
+
+
+def rollout_list(db_url: str) -> list[int]:
+    with Store.open(db_url) as store:
+        return RolloutStore(store).rollout_ids()
+
+
+# --- deploy -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    inventory: str
+    db_url: str
+    clock: Clock
+    rollout_id: int | None = None
+    wave: str | None = None
+    timeout: int | None = None
+
+
+@dataclass
+class DeployReport:
+    rollout_id: int
+    wave: str
+    wave_hosts: tuple[str, ...] = ()
+    outcomes: dict[str, ApplyOutcome] = field(default_factory=dict)  # this run's results
+    already_done: list[str] = field(default_factory=list)  # hosts that succeeded before
+    not_started: list[str] = field(default_factory=list)  # left out because the wave halted
+    state: str = rollout.PENDING
+    halted_reason: str | None = None
+    message: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        if self.halted_reason or any(o.status != HOST_OK for o in self.outcomes.values()):
+            return EXIT_HOST_FAILURES
+        return EXIT_OK
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rollout": self.rollout_id,
+            "wave": self.wave,
+            "state": self.state,
+            "halted_reason": self.halted_reason,
+            "message": self.message,
+            "wave_hosts": list(self.wave_hosts),
+            "already_done": self.already_done,
+            "not_started": self.not_started,
+            "hosts": [
+                {
+                    "host": o.host,
+                    "status": o.status,
+                    "installed": o.installed,
+                    "failed": o.failed,
+                    "reboot_required": o.reboot_required,
+                    "error": o.error,
+                }
+                for o in sorted(self.outcomes.values(), key=lambda o: o.host)
+            ],
+        }
+
+
+ProgressFn = Callable[[ApplyOutcome, int, int], None]
+
+
+def apply_outcome(host: str, event: HostEvent) -> tuple[ApplyOutcome, list[str]] | None:
+    """An apply result event as an ApplyOutcome (and the uids the host already had), else None."""
+    res = event.result
+    data = res.get(RESULT_KEY) if isinstance(res, dict) else None
+    if isinstance(data, dict) and event.status in ("ok", "failed"):
+        failed = {str(k): str(v) for k, v in (data.get("failed") or {}).items()}
+        ok = event.status == "ok" and not failed
+        outcome = ApplyOutcome(
+            host=host,
+            status=HOST_OK if ok else HOST_FAILED,
+            installed=[str(u) for u in data.get("installed") or []],
+            failed=failed,
+            reboot_required=bool(data.get("reboot_required")),
+            error=None if ok else _message(res),
+        )
+        return outcome, [str(u) for u in data.get("present") or []]
+    if event.status == "unreachable":
+        return ApplyOutcome(host=host, status=HOST_UNREACHABLE, error=_message(res)), []
+    if event.status == "failed":
+        return ApplyOutcome(host=host, status=HOST_FAILED, error=f"{event.task}: {_message(res)}"), []
+    return None
+
+
+def _message(result: Any) -> str:
+    if isinstance(result, dict):
+        for key in ("msg", "stderr", "module_stderr", "reason"):
+            value = result.get(key)
+            if isinstance(value, str) and value.strip():
+                return " ".join(value.strip().split())[:500]
+    return "no message"
+
+
+def _contract_entry(u: RolloutUpdate) -> dict[str, Any]:
+    """One entry of ``patchctl_deploy[host]`` (docs/contracts.md)."""
+    return {
+        "uid": u.uid,
+        "source": u.source,
+        "name": u.name,
+        "version": u.version,
+        "update_id": u.update_ref,
+        "kbs": list(u.kbs),
+        "major": u.major,
+    }
+
+
+def _wave_hosts(r: Rollout, target: rollout.WaveRecord, inventory: Inventory) -> tuple[str, ...]:
+    fixed = {w.position: w.hosts for w in r.waves if w.state != rollout.PENDING}
+    matched: list[list[str]] = []
+    for w in r.waves:
+        try:
+            matched.append(inventory.match(w.wave.hosts))
+        except ConfigError as exc:
+            if w.position == target.position:
+                raise ConfigError(
+                    f"wave {w.wave.name}: hosts {w.wave.hosts!r}: {exc.message.removeprefix('--limit: ')}"
+                ) from None
+            matched.append([])
+    return rollout.assign_hosts([w.wave for w in r.waves], matched, fixed)[target.position]
+
+
+def _choose_wave(rs: RolloutStore, r: Rollout, name: str | None, now: datetime) -> rollout.WaveRecord:
+    promotion = rollout.can_promote(r.waves, len(rs.incidents(r.id, open_only=True)), now)
+    if name is not None:
+        rec = r.wave(name)
+        if rec.state == rollout.PENDING and rec.position > 0 and rec.promoted_at is None:
+            raise PolicyBlocked(
+                f"rollout {r.id}: wave {name} is not promoted: {promotion.reason} (see 'patchctl rollout promote')"
+            )
+        return rec
+    due = rollout.next_due(r.waves)
+    if due is not None:
+        return due
+    finished = [w for w in r.waves if w.state == rollout.FINISHED]
+    if promotion.complete or len(finished) == len(r.waves):
+        return finished[-1]
+    raise PolicyBlocked(f"rollout {r.id}: no wave is due: {promotion.reason}")
+
+
+def deploy(opts: DeployOptions, progress: ProgressFn | None = None) -> DeployReport:
+    """Deploy one wave of a rollout (see the module docstring)."""
+    who = actor()
+    clock = opts.clock
+    with Store.open(opts.db_url) as store:
+        rs = RolloutStore(store)
+        r = rs.rollout(_latest(rs, opts.rollout_id))
+        target = _choose_wave(rs, r, opts.wave, clock.now())
+        wave = target.wave
+        report = DeployReport(rollout_id=r.id, wave=wave.name, state=target.state)
+        if target.state == rollout.PENDING:
+            inventory = Inventory.from_ansible_json(opts.inventory, list_inventory(opts.inventory))
+            hosts = _wave_hosts(r, target, inventory)
+        else:
+            hosts = target.hosts
+        report.wave_hosts = hosts
+        report.already_done = [h for h in hosts if r.results.get(h) is not None and r.results[h].status == HOST_OK]
+        todo = [h for h in hosts if h not in report.already_done]
+        if not todo and target.state == rollout.FINISHED:
+            report.state = rollout.FINISHED
+            report.message = f"wave {wave.name} is already deployed on all its {len(hosts)} hosts: nothing to do"
+            return report
+
+        now = clock.now()
+        values: dict[str, Any] = {"state": rollout.DEPLOYING, "hosts": list(hosts), "halted_reason": None}
+        if target.started_at is None:
+            values["started_at"] = now
+        rs.set_wave(
+            r.id, target.position, now, who, "deploy start", f"{len(todo)} of {len(hosts)} hosts to do", **values
+        )
+        run_id = rs.start_deploy_run(r.id, wave.name, who, now)
+        status = "interrupted"
+        try:
+            # Hosts to retry start afresh: only this run's failures count towards the threshold.
+            results = {h: res.status for h, res in r.results.items() if h in hosts and h not in todo}
+            _deploy_hosts(rs, r, wave, run_id, hosts, todo, results, report, opts, progress)
+            failed = sum(1 for h in hosts if results.get(h) in (HOST_FAILED, HOST_UNREACHABLE))
+            now = clock.now()
+            if report.halted_reason:
+                report.state = rollout.HALTED
+                rs.set_wave(
+                    r.id,
+                    target.position,
+                    now,
+                    who,
+                    "wave halted",
+                    report.halted_reason,
+                    state=rollout.HALTED,
+                    halted_reason=report.halted_reason,
+                )
+            else:
+                report.state = rollout.FINISHED
+                ok = sum(1 for h in hosts if results.get(h) == HOST_OK)
+                rs.set_wave(
+                    r.id,
+                    target.position,
+                    now,
+                    who,
+                    "wave finished",
+                    f"{ok} ok, {failed} failed of {len(hosts)}; baking {wave.bake_days:g} days",
+                    state=rollout.FINISHED,
+                    finished_at=now,
+                )
+            status = report.state
+        finally:
+            rs.finish_deploy_run(run_id, status, clock.now())
+        return report
+
+
+def _deploy_hosts(
+    rs: RolloutStore,
+    r: Rollout,
+    wave: Wave,
+    run_id: int,
+    hosts: tuple[str, ...],
+    todo: list[str],
+    results: dict[str, str],
+    report: DeployReport,
+    opts: DeployOptions,
+    progress: ProgressFn | None,
+) -> None:
+    clock = opts.clock
+    update_ids = {u.uid: u.update_id for u in r.updates}
+    missing = rs.missing_on_hosts(todo)
+    lock = threading.Lock()
+
+    def record(outcome: ApplyOutcome, present: list[str] | None = None) -> None:
+        with lock:
+            if outcome.host in report.outcomes:
+                return
+            rs.record_deploy_result(
+                run_id, r.id, wave.name, outcome, clock.now(), present=present or [], update_ids=update_ids
+            )
+            report.outcomes[outcome.host] = outcome
+            results[outcome.host] = outcome.status
+            if progress is not None:
+                progress(outcome, len(report.outcomes), len(todo))
+
+    work: dict[str, list[dict[str, Any]]] = {}
+    for host in todo:
+        if host not in missing:
+            record(ApplyOutcome(host, HOST_FAILED, error="no successful scan of this host: run 'patchctl scan' first"))
+            continue
+        entries = [_contract_entry(u) for u in r.updates if u.update_id in missing[host]]
+        if not entries:
+            record(ApplyOutcome(host, HOST_OK), present=[])
+            continue
+        work[host] = entries
+
+    def over() -> str | None:
+        failed = sum(1 for h in hosts if results.get(h) in (HOST_FAILED, HOST_UNREACHABLE))
+        if rollout.over_fail_threshold(wave, failed, len(hosts)):
+            return (
+                f"{failed} of {len(hosts)} hosts failed or unreachable "
+                f"({rollout.percent(failed, len(hosts)):.0f}% > max_fail_percent {wave.max_fail_percent:g})"
+            )
+        return None
+
+    queue = [h for h in todo if h in work]
+    for batch in rollout.batches(queue, wave, total=len(hosts)):
+        reason = over()
+        if reason:
+            report.halted_reason = reason
+            report.not_started = [h for h in queue if h not in report.outcomes]
+            return
+        on_event = _batch_handler(set(batch), record)
+        PlaybookRunner().run(
+            paths.playbook(DEPLOY_PLAYBOOK),
+            inventory=opts.inventory,
+            limit=",".join(batch),
+            extravars={"patchctl_deploy": {h: work[h] for h in batch}},
+            on_event=on_event,
+            timeout=opts.timeout,
+            forks=len(batch),
+        )
+        for host in batch:
+            if host not in report.outcomes:
+                record(ApplyOutcome(host, HOST_FAILED, error="no result: the deploy playbook did not reach this host"))
+    report.halted_reason = over()
+
+
+def _batch_handler(
+    batch: set[str], record: Callable[[ApplyOutcome, list[str]], None]
+) -> Callable[[HostEvent], None]:
+    def on_event(event: HostEvent) -> None:
+        if event.host not in batch or event.item:
+            return
+        found = apply_outcome(event.host, event)
+        if found is not None:
+            record(*found)
+
+    return on_event
+
+
+# --- promote ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PromoteResult:
+    rollout_id: int
+    promotion: Promotion
+    promoted: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rollout": self.rollout_id,
+            "promoted": self.promoted,
+            "wave": self.promotion.wave.wave.name if self.promotion.wave else None,
+            "reason": self.promotion.reason,
+            "complete": self.promotion.complete,
+        }
+
+
+def promote(db_url: str, rollout_id: int | None, now: datetime) -> PromoteResult:
+    """Promote the next wave when the rule allows it; PolicyBlocked (exit 3) with the reason when not."""
+    with Store.open(db_url) as store:
+        rs = RolloutStore(store)
+        r = rs.rollout(_latest(rs, rollout_id))
+        p = rollout.can_promote(r.waves, len(rs.incidents(r.id, open_only=True)), now)
+        if p.complete:
+            return PromoteResult(r.id, p, promoted=False)
+        if not p.allowed or p.wave is None:
+            raise PolicyBlocked(f"rollout {r.id}: not promoted: {p.reason}")
+        if p.already:
+            return PromoteResult(r.id, p, promoted=False)
+        rs.set_wave(r.id, p.wave.position, now, actor(), "promote", p.reason, promoted_at=now)
+        return PromoteResult(r.id, p, promoted=True)
+
+
+# --- incidents --------------------------------------------------------------------------------
+
+
+def open_incident(db_url: str, rollout_id: int, host: str | None, text: str, now: datetime) -> int:
+    if not text.strip():
+        raise ConfigError("incident open: the text must not be empty")
+    with Store.open(db_url) as store:
+        return RolloutStore(store).open_incident(rollout_id, host, text.strip(), actor(), now)
+
+
+def close_incident(db_url: str, incident_id: int, reason: str | None, now: datetime) -> Incident:
+    with Store.open(db_url) as store:
+        return RolloutStore(store).close_incident(incident_id, reason, actor(), now)
+
+
+def list_incidents(db_url: str, rollout_id: int | None, include_closed: bool) -> list[Incident]:
+    with Store.open(db_url) as store:
+        return RolloutStore(store).incidents(rollout_id, open_only=not include_closed)

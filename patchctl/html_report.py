@@ -1,0 +1,422 @@
+"""The HTML report: one self-contained file a manager can open anywhere.
+
+Inline CSS, inline SVG charts (compliance donut, states by role, wave progress, the trend over
+scan runs) and a few lines of inline JavaScript that sort the host table; no network access, no
+external file. Every figure carries a ``data-*`` attribute naming what it is, so a test (and any
+scraper) can read the numbers back. Open ``report.html#sort=missing-desc`` to show the host table
+sorted by a column (its ``data-key``) on load.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from html import escape
+
+from patchctl.model import CLASSIFICATIONS
+from patchctl.report import (
+    COMPLIANT,
+    FAILED,
+    MISSING,
+    NEVER_SCANNED,
+    REBOOT_PENDING,
+    STALE,
+    STATES,
+    UNREACHABLE,
+    Report,
+)
+
+STATE_COLOURS = {
+    COMPLIANT: "#2e9d57",
+    MISSING: "#e0a019",
+    REBOOT_PENDING: "#4c7fe0",
+    FAILED: "#d23f3f",
+    UNREACHABLE: "#8c3b8c",
+    STALE: "#8f8f8f",
+    NEVER_SCANNED: "#cdd3da",
+}
+
+_CSS = """
+*{box-sizing:border-box}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0;
+ background:#f4f6f8;color:#1d2733}
+header{background:#1d2733;color:#fff;padding:18px 28px}
+header h1{margin:0;font-size:22px;font-weight:600}
+header p{margin:4px 0 0;color:#b8c3cf}
+main{padding:20px 28px;max-width:1400px}
+h2{font-size:15px;margin:0 0 10px;font-weight:600}
+.kpis{display:flex;flex-wrap:wrap;gap:12px;margin-bottom:18px}
+.kpi{background:#fff;border-radius:8px;padding:12px 16px;min-width:140px;box-shadow:0 1px 2px #0002}
+.kpi .v{display:block;font-size:26px;font-weight:700}
+.kpi .l{color:#5b6773;font-size:12px;text-transform:uppercase;letter-spacing:.04em}
+.kpi.bad .v{color:#d23f3f}.kpi.good .v{color:#2e9d57}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(330px,1fr));gap:14px;margin-bottom:18px}
+.card{background:#fff;border-radius:8px;padding:14px 16px;box-shadow:0 1px 2px #0002;overflow-x:auto}
+.legend{list-style:none;padding:0;margin:8px 0 0;display:flex;flex-wrap:wrap;gap:4px 14px;font-size:12px}
+.legend i{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:5px;vertical-align:-1px}
+table{border-collapse:collapse;width:100%;font-size:13px}
+th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #e4e8ec;white-space:nowrap}
+td.n,th.n{text-align:right}
+th{background:#eef1f4;position:sticky;top:0}
+table.sortable th{cursor:pointer;user-select:none}
+table.sortable th[aria-sort=ascending]::after{content:" \\25B2";font-size:10px}
+table.sortable th[aria-sort=descending]::after{content:" \\25BC";font-size:10px}
+.st{display:inline-block;padding:1px 7px;border-radius:9px;color:#fff;font-size:12px}
+.muted{color:#7a8591}
+.empty{color:#7a8591;font-style:italic}
+svg{max-width:100%;height:auto}
+svg text{font-family:inherit}
+.wide{grid-column:span 2}
+@media (max-width:760px){.wide{grid-column:auto}}
+"""
+
+_JS = """
+(function(){
+  function val(td,num){var v=td.getAttribute('data-v');if(v===null)v=td.textContent;return num?parseFloat(v):v;}
+  function sortTable(t,col,desc){
+    var th=t.tHead.rows[0].cells,num=th[col].getAttribute('data-type')==='num';
+    var rows=Array.prototype.slice.call(t.tBodies[0].rows);
+    rows.sort(function(a,b){var x=val(a.cells[col],num),y=val(b.cells[col],num);
+      var c=num?(x-y):String(x).localeCompare(String(y));return desc?-c:c;});
+    rows.forEach(function(r){t.tBodies[0].appendChild(r);});
+    for(var i=0;i<th.length;i++)th[i].removeAttribute('aria-sort');
+    th[col].setAttribute('aria-sort',desc?'descending':'ascending');
+  }
+  var tables=document.querySelectorAll('table.sortable');
+  Array.prototype.forEach.call(tables,function(t){
+    Array.prototype.forEach.call(t.tHead.rows[0].cells,function(th,i){
+      th.addEventListener('click',function(){sortTable(t,i,th.getAttribute('aria-sort')==='ascending');});
+    });
+  });
+  var m=/sort=([a-z_]+)(?:-(asc|desc))?/.exec(location.hash),t=document.getElementById('hosts');
+  if(m&&t){var h=t.querySelector('th[data-key="'+m[1]+'"]');if(h)sortTable(t,h.cellIndex,m[2]==='desc');}
+})();
+"""
+
+
+def _e(value: object) -> str:
+    return escape("" if value is None else str(value), quote=True)
+
+
+def _time(value: datetime | None) -> str:
+    if value is None:
+        return "-"
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _age(age: timedelta | None) -> str:
+    if age is None:
+        return "-"
+    hours = age.total_seconds() / 3600
+    return f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.1f} d"
+
+
+def _word(state: str) -> str:
+    return state.replace("_", " ")
+
+
+def _badge(state: str) -> str:
+    return f'<span class="st" style="background:{STATE_COLOURS.get(state, "#999")}">{_e(_word(state))}</span>'
+
+
+def _legend(counts: Mapping[str, int]) -> str:
+    items = "".join(
+        f'<li data-state="{s}" data-count="{counts.get(s, 0)}"><i style="background:{STATE_COLOURS[s]}"></i>'
+        f"{_e(_word(s))}: <b>{counts.get(s, 0)}</b></li>"
+        for s in STATES
+        if counts.get(s, 0)
+    )
+    return f'<ul class="legend">{items}</ul>'
+
+
+def donut(counts: Mapping[str, int], centre: str, label: str) -> str:
+    """An SVG donut of ``counts`` per state, ``centre`` written in the middle."""
+    total = sum(counts.values())
+    r, width = 62.0, 26.0
+    circ = 2 * math.pi * r
+    parts = [f'<circle cx="90" cy="90" r="{r}" fill="none" stroke="#eef1f4" stroke-width="{width}"/>']
+    offset = 0.0
+    for state in STATES:
+        n = counts.get(state, 0)
+        if not n or not total:
+            continue
+        length = circ * n / total
+        parts.append(
+            f'<circle class="seg" data-state="{state}" data-count="{n}" cx="90" cy="90" r="{r}" fill="none" '
+            f'stroke="{STATE_COLOURS[state]}" stroke-width="{width}" '
+            f'stroke-dasharray="{length:.3f} {circ - length:.3f}" stroke-dashoffset="{-offset:.3f}" '
+            f'transform="rotate(-90 90 90)"><title>{_e(_word(state))}: {n}</title></circle>'
+        )
+        offset += length
+    parts.append(
+        f'<text x="90" y="88" text-anchor="middle" font-size="26" font-weight="700" fill="#1d2733">{_e(centre)}'
+        f'</text><text x="90" y="110" text-anchor="middle" font-size="12" fill="#5b6773">{_e(label)}</text>'
+    )
+    return (
+        f'<svg id="donut" role="img" aria-label="hosts by compliance state" width="180" height="180" '
+        f'viewBox="0 0 180 180">{"".join(parts)}</svg>'
+    )
+
+
+def stacked_bars(rows: Sequence[tuple[str, Mapping[str, int]]], chart_id: str, attr: str) -> str:
+    """Horizontal bars, one per ``(label, counts per state)``, each split by state."""
+    if not rows:
+        return '<p class="empty">nothing to show</p>'
+    bar_w, label_w, h = 300.0, 90.0, 26
+    height = h * len(rows) + 6
+    out = []
+    for i, (label, counts) in enumerate(rows):
+        total = sum(counts.values())
+        y = 4 + i * h
+        out.append(
+            f'<g class="bar" data-{attr}="{_e(label)}" data-total="{total}">'
+            f'<text x="0" y="{y + 15}" font-size="12">{_e(label)}</text>'
+        )
+        x = label_w
+        for state in STATES:
+            n = counts.get(state, 0)
+            if not n or not total:
+                continue
+            w = bar_w * n / total
+            out.append(
+                f'<rect data-state="{state}" data-count="{n}" x="{x:.2f}" y="{y}" width="{w:.2f}" height="{h - 8}" '
+                f'fill="{STATE_COLOURS[state]}"><title>{_e(label)}: {_e(_word(state))} {n}</title></rect>'
+            )
+            x += w
+        out.append(f'<text x="{label_w + bar_w + 6}" y="{y + 15}" font-size="12" fill="#5b6773">{total}</text></g>')
+    return (
+        f'<svg id="{chart_id}" role="img" width="{label_w + bar_w + 40:.0f}" height="{height}" '
+        f'viewBox="0 0 {label_w + bar_w + 40:.0f} {height}">{"".join(out)}</svg>'
+    )
+
+
+def wave_bars(rep: Report) -> str:
+    if not rep.waves:
+        return '<p class="empty">no rollout yet</p>'
+    rows = []
+    for w in rep.waves:
+        r = w.row
+        rows.append(
+            (
+                r.wave,
+                {
+                    COMPLIANT: r.hosts_ok,
+                    FAILED: r.hosts_failed,
+                    UNREACHABLE: r.hosts_unreachable,
+                    NEVER_SCANNED: r.hosts_pending,
+                },
+            )
+        )
+    table = "".join(
+        f'<tr data-wave="{_e(w.row.wave)}"><td>{_e(w.row.wave)}</td><td>{_e(w.row.state)}'
+        f"{' (' + _e(w.row.halted_reason) + ')' if w.row.halted_reason else ''}</td>"
+        f'<td class="n" data-k="hosts_total">{w.row.hosts_total}</td><td class="n" data-k="hosts_ok">'
+        f'{w.row.hosts_ok}</td><td class="n" data-k="hosts_failed">{w.row.hosts_failed + w.row.hosts_unreachable}'
+        f'</td><td class="n" data-k="hosts_pending">{w.row.hosts_pending}</td><td>{_e(_time(w.bake_until))}</td></tr>'
+        for w in rep.waves
+    )
+    legend = (
+        '<ul class="legend"><li><i style="background:#2e9d57"></i>deployed ok</li>'
+        '<li><i style="background:#d23f3f"></i>failed</li><li><i style="background:#8c3b8c"></i>unreachable</li>'
+        '<li><i style="background:#cdd3da"></i>pending</li></ul>'
+    )
+    return (
+        stacked_bars(rows, "waves-chart", "wave")
+        + legend
+        + '<table id="waves"><thead><tr><th>Wave</th><th>State</th><th class="n">Hosts</th><th class="n">OK</th>'
+        '<th class="n">Failed</th><th class="n">Pending</th><th>Bake until</th></tr></thead>'
+        f"<tbody>{table}</tbody></table>"
+    )
+
+
+def trend(rep: Report) -> str:
+    """A line of the compliant share of hosts per scan run, and the missing updates under it."""
+    points = rep.history
+    if not points:
+        return '<p class="empty">no scan yet</p>'
+    w, h, left, top, bottom = 520.0, 190.0, 38.0, 12.0, 28.0
+    plot_w, plot_h = w - left - 12, h - top - bottom
+    n = len(points)
+
+    def x(i: int) -> float:
+        return left + (plot_w * i / (n - 1) if n > 1 else plot_w / 2)
+
+    def y(percent: float) -> float:
+        return top + plot_h * (1 - percent / 100)
+
+    grid = "".join(
+        f'<line x1="{left}" x2="{w - 12}" y1="{y(p):.1f}" y2="{y(p):.1f}" stroke="#e4e8ec"/>'
+        f'<text x="{left - 6}" y="{y(p) + 4:.1f}" font-size="11" text-anchor="end" fill="#5b6773">{p}%</text>'
+        for p in (0, 25, 50, 75, 100)
+    )
+    line = " ".join(f"{x(i):.1f},{y(p.compliant_percent):.1f}" for i, p in enumerate(points))
+    dots = "".join(
+        f'<circle class="pt" data-run="{p.run_id}" data-compliant-percent="{p.compliant_percent:g}" '
+        f'data-missing="{p.missing_total}" data-hosts="{p.hosts}" cx="{x(i):.1f}" cy="{y(p.compliant_percent):.1f}" '
+        f'r="4" fill="#2e9d57"><title>run {p.run_id}, {_e(_time(p.at))}: {p.compliant_percent:g}% compliant, '
+        f"{p.missing_total} missing updates on {p.hosts} hosts</title></circle>"
+        for i, p in enumerate(points)
+    )
+    labels = "".join(
+        f'<text x="{x(i):.1f}" y="{h - 10}" font-size="10" text-anchor="middle" fill="#5b6773">'
+        f"{_e(p.at.astimezone(UTC).strftime('%m-%d %H:%M'))}</text>"
+        for i, p in enumerate(points)
+        if n <= 8 or i in (0, n - 1) or i % math.ceil(n / 6) == 0
+    )
+    return (
+        f'<svg id="trend" role="img" aria-label="compliant hosts over time" width="{w:.0f}" height="{h:.0f}" '
+        f'viewBox="0 0 {w:.0f} {h:.0f}">{grid}'
+        f'<polyline fill="none" stroke="#2e9d57" stroke-width="2.5" points="{line}"/>{dots}{labels}</svg>'
+        '<p class="muted">Share of hosts compliant in each scan run (hover a point for details).</p>'
+    )
+
+
+def _th(label: str, key: str, num: bool = False) -> str:
+    cls = ' class="n"' if num else ""
+    kind = ' data-type="num"' if num else ""
+    return f'<th data-key="{key}"{kind}{cls}>{_e(label)}</th>'
+
+
+def host_table(rep: Report) -> str:
+    head = (
+        _th("Host", "host")
+        + _th("OS", "os")
+        + _th("Role", "role")
+        + (_th("Wave", "wave") if rep.waves_of else "")
+        + _th("State", "state")
+        + _th("Last scan", "last_scan")
+        + _th("Missing", "missing", True)
+        + _th("Security", "security", True)
+        + _th("Major", "major", True)
+        + _th("Reboot", "reboot")
+        + _th("Problem", "error")
+    )
+    order = {s: i for i, s in enumerate(STATES)}
+    rows = []
+    for h in rep.fleet.hosts:
+        state = rep.states.get(h.name, NEVER_SCANNED)
+        scan = h.last_scan_at.astimezone(UTC).isoformat() if h.last_scan_at else ""
+        wave = f"<td>{_e(rep.waves_of.get(h.name, '-'))}</td>" if rep.waves_of else ""
+        rows.append(
+            f'<tr data-host="{_e(h.name)}" data-state="{state}"><td>{_e(h.name)}</td><td>{_e(h.os or "-")}</td>'
+            f'<td>{_e(h.patch_role or "-")}</td>{wave}<td data-v="{order[state]}">{_badge(state)}</td>'
+            f'<td data-v="{scan}">{_e(_time(h.last_scan_at))}</td>'
+            f'<td class="n" data-k="missing">{h.missing.total}</td>'
+            f'<td class="n" data-k="security">{h.missing.security}</td>'
+            f'<td class="n" data-k="major">{h.missing.major}</td>'
+            f"<td>{'pending' if h.reboot_pending else ''}</td><td>{_e(h.error or '')}</td></tr>"
+        )
+    body = "".join(rows) or '<tr><td class="empty" colspan="11">no host in the store</td></tr>'
+    return f'<table id="hosts" class="sortable"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _simple_table(table_id: str, header: Iterable[str], rows: Iterable[Iterable[str]], empty: str) -> str:
+    cells = ["<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows]
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    if not cells:
+        return f'<p class="empty" id="{table_id}">{_e(empty)}</p>'
+    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{"".join(cells)}</tbody></table>'
+
+
+def _kpi(metric: str, value: object, label: str, tone: str = "") -> str:
+    cls = f"kpi {tone}".strip()
+    return (
+        f'<div class="{cls}" data-metric="{metric}"><span class="v">{_e(value)}</span>'
+        f'<span class="l">{_e(label)}</span></div>'
+    )
+
+
+_TOP_HEADER = ("Update", "Version", "Class", "", "CVEs", "Hosts")
+
+
+def render_html(rep: Report, title: str = "Patch compliance") -> str:
+    """The whole report as one self-contained HTML document."""
+    t = rep.fleet.totals
+    failures = len({f.host for f in rep.failures})
+    kpis = "".join(
+        [
+            _kpi("hosts", t.hosts, "hosts"),
+            _kpi(
+                "compliant_percent",
+                f"{rep.compliant_percent:g}%",
+                "compliant",
+                "good" if rep.compliant_percent == 100 else "",
+            ),
+            _kpi("hosts_with_missing", t.hosts_with_missing, "hosts missing updates"),
+            _kpi("missing_total", t.missing.total, "missing updates"),
+            _kpi(
+                "missing_security", t.missing.security, "security updates missing", "bad" if t.missing.security else ""
+            ),
+            _kpi("reboot_pending", t.reboot_pending, "reboots pending"),
+            _kpi("failures", failures, "hosts failing", "bad" if failures else ""),
+        ]
+    )
+    by_role = stacked_bars(list(rep.by_role.items()), "roles-chart", "role")
+    top_rows = [
+        [
+            f'<span data-uid="{_e(m.uid)}">{_e(m.source)}:{_e(m.name)}</span>',
+            _e(m.version),
+            _e(m.classification),
+            "major" if m.major else "",
+            _e(", ".join(m.cves[:4]) + (" ..." if len(m.cves) > 4 else "")),
+            f'<b data-k="hosts">{m.hosts}</b>',
+        ]
+        for m in rep.top_missing
+    ]
+    reboot_rows = [
+        [_e(r.host), _e(r.patch_role or "-"), _e(r.patch_window or "-"), _e(_time(r.since)), _e(_age(r.age))]
+        for r in rep.pending_reboots
+    ]
+    failure_rows = [
+        [
+            _e(f.host),
+            _e(f.stage + (f" ({f.wave})" if f.wave else "")),
+            _badge(FAILED if f.status != UNREACHABLE else UNREACHABLE),
+            _e(f.reason),
+            _e(_time(f.at)),
+        ]
+        for f in rep.failures
+    ]
+    sub = f"generated {_time(rep.fleet.generated_at)} &middot; {t.hosts} hosts"
+    if rep.rollout_id is not None:
+        sub += f" &middot; rollout {rep.rollout_id}"
+    sub += f" &middot; stale after {rep.stale_days:g} days"
+    classes = ", ".join(f"{c} {n}" for c, n in t.missing.by_class.items() if n and c in CLASSIFICATIONS)
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="patchctl">
+<title>{_e(title)}</title>
+<style>{_CSS}</style>
+</head>
+<body>
+<header><h1>{_e(title)}</h1><p>{sub}</p></header>
+<main>
+<section class="kpis" id="kpis">{kpis}</section>
+<section class="grid">
+<div class="card"><h2>Hosts by compliance state</h2>{donut(rep.by_state, f"{rep.compliant_percent:g}%", "compliant")}
+{_legend(rep.by_state)}</div>
+<div class="card"><h2>By role</h2>{by_role}{_legend(rep.by_state)}</div>
+<div class="card wide"><h2>Wave progress</h2>{wave_bars(rep)}</div>
+<div class="card wide"><h2>Compliance over time</h2>{trend(rep)}</div>
+</section>
+<section class="card"><h2>Hosts</h2>
+<p class="muted">Missing updates by classification over the fleet: {_e(classes or "none")}. Click a column to sort.</p>
+{host_table(rep)}</section>
+<section class="grid" style="margin-top:14px">
+<div class="card"><h2>Most widespread missing updates</h2>
+{_simple_table("top-missing", _TOP_HEADER, top_rows, "nothing is missing")}</div>
+<div class="card"><h2>Pending reboots</h2>
+{_simple_table("reboots", ["Host", "Role", "Window", "Since", "Age"], reboot_rows, "no reboot pending")}</div>
+<div class="card"><h2>Failures</h2>
+{_simple_table("failures", ["Host", "Stage", "Status", "Reason", "When"], failure_rows, "no failure")}</div>
+</section>
+</main>
+<script>{_JS}</script>
+</body>
+</html>
+"""

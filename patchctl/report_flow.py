@@ -1,0 +1,73 @@
+"""The flow of ``patchctl report``: read the store and build the full :class:`~patchctl.report.Report`.
+
+Like :func:`patchctl.reporting.fleet_report`, a SQLite store at the newest schema is read with
+the standard library alone (:mod:`patchctl.store.fastread`); any other store through the Store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from patchctl.report import ComplianceRow, Report, build_full_report, build_report
+from patchctl.reporting import _matching
+from patchctl.store import fastread
+from patchctl.store import reports as reads
+
+
+def _build(
+    q: reads.Query,
+    rows: Sequence[ComplianceRow],
+    wanted: set[str] | None,
+    now: datetime,
+    *,
+    stale_days: float,
+    top: int,
+    history_runs: int,
+) -> Report:
+    names = None if wanted is None else sorted(wanted)
+    rollout = reads.latest_rollout_id(q)
+    waves = reads.wave_rows(q, rollout) if rollout is not None else []
+    failures = reads.deploy_failures(q, rollout) if rollout is not None else []
+    return build_full_report(
+        build_report(rows, now),
+        top_missing=reads.top_missing(q, top, names),
+        history=reads.history(q, history_runs, names),
+        reboot_since={r.host: getattr(r, "reboot_required_since", None) for r in rows},
+        windows={r.host: getattr(r, "patch_window", None) for r in rows},
+        waves=waves,
+        deploy_failures=failures,
+        stale_days=stale_days,
+    )
+
+
+def full_report(
+    db_url: str,
+    limit: str | None,
+    now: datetime,
+    *,
+    stale_days: float = 7,
+    top: int = 10,
+    history_runs: int = 30,
+) -> Report:
+    """Everything ``patchctl report`` shows, for every host (or those matching ``limit``).
+
+    Waves and deploy failures are those of the latest rollout, when there is one; the history
+    has one point per scan run, for the last ``history_runs`` runs.
+    """
+    opts = {"stale_days": stale_days, "top": top, "history_runs": history_runs}
+    conn = fastread.open_current(db_url)
+    if conn is not None:
+        try:
+            wanted = _matching(fastread.host_names(conn), limit, db_url)
+            rows = fastread.host_compliance(conn, wanted)
+            return _build(reads.sqlite_query(conn), rows, wanted, now, **opts)  # type: ignore[arg-type]
+        finally:
+            conn.close()
+    from patchctl.store import Store
+
+    with Store.open(db_url) as store:
+        wanted = _matching(store.hosts(), limit, store.url)
+        all_rows = [r for r in store.host_compliance() if wanted is None or r.host in wanted]
+        with store.engine.connect() as c:
+            return _build(reads.sqlalchemy_query(c), all_rows, wanted, now, **opts)  # type: ignore[arg-type]

@@ -1,0 +1,207 @@
+"""What ``patchctl report`` reads beyond ``v_host_compliance``: the most widespread missing
+updates, compliance per past scan run, the waves of the latest rollout and its failed deploys.
+
+Plain, portable SQL with ``:name`` parameters, run through a :data:`Query`: a SQLite connection
+of :mod:`patchctl.store.fastread` (standard library only: ``patchctl report`` starts fast) or a
+SQLAlchemy connection of a :class:`~patchctl.store.Store` (any database). What is large is
+aggregated in SQL (10,000 hosts x 100 missing updates stay a few hundred rows here).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from patchctl.report import (
+    HISTORY_STATES,
+    DeployFailure,
+    HistoryPoint,
+    TopMissing,
+    WaveRow,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+Row = Mapping[str, Any]
+Query = Callable[[str, Mapping[str, Any]], list[Row]]
+
+
+def sqlite_query(conn: sqlite3.Connection) -> Query:
+    def run(sql: str, params: Mapping[str, Any]) -> list[Row]:
+        cur = conn.execute(sql, dict(params))
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+    return run
+
+
+def sqlalchemy_query(conn: Connection) -> Query:
+    import sqlalchemy as sa
+
+    def run(sql: str, params: Mapping[str, Any]) -> list[Row]:
+        return [dict(r._mapping) for r in conn.execute(sa.text(sql), dict(params))]
+
+    return run
+
+
+def _dt(value: Any) -> datetime | None:
+    """A timestamp from either driver (SQLite keeps naive UTC text) as an aware UTC datetime."""
+    if value is None:
+        return None
+    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _json(value: Any) -> Any:
+    if value is None or not isinstance(value, str):
+        return value
+    return json.loads(value)
+
+
+def _host_filter(column: str, hosts: Sequence[str] | None, params: dict[str, Any]) -> str:
+    """`` AND <column> IN (SELECT id FROM hosts WHERE name IN (...))`` for ``hosts``, or ""."""
+    if hosts is None:
+        return ""
+    names = []
+    for i, name in enumerate(hosts):
+        params[f"h{i}"] = name
+        names.append(f":h{i}")
+    inner = ", ".join(names) or "NULL"
+    # Only placeholders and a fixed column name are interpolated; values travel as parameters.
+    return f" AND {column} IN (SELECT id FROM hosts WHERE name IN ({inner}))"  # noqa: S608
+
+
+def top_missing(q: Query, limit: int, hosts: Sequence[str] | None = None) -> list[TopMissing]:
+    """The ``limit`` updates missing on the most hosts; ties: security first, then by name."""
+    params: dict[str, Any] = {"top": max(0, limit)}
+    where = _host_filter("hu.host_id", hosts, params)
+    rows = q(
+        "SELECT u.uid, u.source, u.name, u.version, u.classification, u.severity, u.major, u.cves, c.n"  # noqa: S608
+        " FROM (SELECT hu.update_id, COUNT(*) AS n FROM host_updates hu"
+        f"       WHERE hu.state = 'missing'{where} GROUP BY hu.update_id) c"
+        " JOIN updates u ON u.id = c.update_id"
+        " ORDER BY c.n DESC, CASE WHEN u.classification = 'security' THEN 0 ELSE 1 END, u.name, u.version"
+        " LIMIT :top",
+        params,
+    )
+    return [
+        TopMissing(
+            uid=r["uid"],
+            source=r["source"],
+            name=r["name"],
+            version=r["version"],
+            classification=r["classification"],
+            severity=r["severity"],
+            major=bool(r["major"]),
+            cves=tuple(_json(r["cves"]) or ()),
+            hosts=int(r["n"]),
+        )
+        for r in rows
+    ]
+
+
+def history(q: Query, runs: int, hosts: Sequence[str] | None = None) -> list[HistoryPoint]:
+    """Compliance as each of the last ``runs`` scan runs found it, oldest first.
+
+    Each point counts the hosts that run scanned (a nightly scan covers the fleet): compliant
+    (nothing missing, no reboot pending), missing, reboot pending, failed, unreachable.
+    """
+    ids = [int(r["id"]) for r in q("SELECT id FROM scan_runs ORDER BY id DESC LIMIT :n", {"n": max(1, runs)})]
+    if not ids:
+        return []
+    params: dict[str, Any] = {"first": min(ids)}
+    where = _host_filter("s.host_id", hosts, params)
+    ok_clean = "s.status = 'ok' AND COALESCE(s.missing_total, 0) = 0"
+    rows = q(
+        "SELECT s.run_id, r.started_at, r.finished_at, COUNT(*) AS hosts,"  # noqa: S608
+        f" SUM(CASE WHEN {ok_clean} AND NOT (s.reboot_required IS TRUE) THEN 1 ELSE 0 END) AS compliant,"
+        " SUM(CASE WHEN s.status = 'ok' AND s.missing_total > 0 THEN 1 ELSE 0 END) AS missing,"
+        f" SUM(CASE WHEN {ok_clean} AND s.reboot_required IS TRUE THEN 1 ELSE 0 END) AS reboot_pending,"
+        " SUM(CASE WHEN s.status NOT IN ('ok', 'unreachable') THEN 1 ELSE 0 END) AS failed,"
+        " SUM(CASE WHEN s.status = 'unreachable' THEN 1 ELSE 0 END) AS unreachable,"
+        " SUM(CASE WHEN s.status = 'ok' THEN COALESCE(s.missing_total, 0) ELSE 0 END) AS missing_total"
+        " FROM scans s JOIN scan_runs r ON r.id = s.run_id"
+        f" WHERE s.run_id >= :first{where}"
+        " GROUP BY s.run_id, r.started_at, r.finished_at ORDER BY s.run_id",
+        params,
+    )
+    out = []
+    for r in rows:
+        at = _dt(r["finished_at"]) or _dt(r["started_at"])
+        assert at is not None
+        out.append(
+            HistoryPoint(
+                run_id=int(r["run_id"]),
+                at=at,
+                hosts=int(r["hosts"]),
+                by_state={s: int(r[s] or 0) for s in HISTORY_STATES},
+                missing_total=int(r["missing_total"] or 0),
+            )
+        )
+    return out
+
+
+def latest_rollout_id(q: Query) -> int | None:
+    rows = q("SELECT MAX(id) AS id FROM rollouts", {})
+    value = rows[0]["id"] if rows else None
+    return None if value is None else int(value)
+
+
+def wave_rows(q: Query, rollout_id: int) -> list[WaveRow]:
+    """The waves of a rollout (``v_wave_progress``) with the hosts recorded for each, in order."""
+    rows = q(
+        "SELECT v.*, w.hosts AS wave_hosts FROM v_wave_progress v"
+        " JOIN rollout_waves w ON w.rollout_id = v.rollout_id AND w.position = v.position"
+        " WHERE v.rollout_id = :r ORDER BY v.position",
+        {"r": rollout_id},
+    )
+    return [
+        WaveRow(
+            rollout_id=int(r["rollout_id"]),
+            position=int(r["position"]),
+            wave=r["wave"],
+            state=r["state"],
+            hosts_total=int(r["hosts_total"] or 0),
+            hosts_ok=int(r["hosts_ok"] or 0),
+            hosts_failed=int(r["hosts_failed"] or 0),
+            hosts_unreachable=int(r["hosts_unreachable"] or 0),
+            hosts_pending=max(0, int(r["hosts_pending"] or 0)),
+            started_at=_dt(r["started_at"]),
+            finished_at=_dt(r["finished_at"]),
+            bake_days=float(r["bake_days"] or 0),
+            halted_reason=r["halted_reason"],
+            hosts=tuple(_json(r["wave_hosts"]) or ()),
+        )
+        for r in rows
+    ]
+
+
+def deploy_failures(q: Query, rollout_id: int) -> list[DeployFailure]:
+    """Hosts whose last deploy result in the rollout is not ok, with the reason."""
+    rows = q(
+        "SELECT d.* FROM deploy_results d"
+        " WHERE d.id IN (SELECT MAX(id) FROM deploy_results WHERE rollout_id = :r GROUP BY host)"
+        " AND d.status <> 'ok' ORDER BY d.host",
+        {"r": rollout_id},
+    )
+    out = []
+    for r in rows:
+        failed = _json(r["failed"]) or {}
+        detail = "; ".join(f"{uid}: {why}" for uid, why in sorted(dict(failed).items()))
+        at = _dt(r["finished_at"])
+        assert at is not None
+        out.append(
+            DeployFailure(
+                rollout_id=int(r["rollout_id"]),
+                wave=r["wave"],
+                host=r["host"],
+                status=r["status"],
+                reason=str(r["error"] or detail or r["status"]),
+                at=at,
+            )
+        )
+    return out

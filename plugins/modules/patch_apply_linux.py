@@ -1,0 +1,364 @@
+#!/usr/bin/python
+# Copyright: patchctl contributors
+# Apache License 2.0 (see the LICENSE file of the patchctl project)
+#
+# Runs on the target host: Python 3.7+, standard library only (no python3-apt).
+# The parsing functions are pure and importable, so the unit tests feed them recorded text.
+
+DOCUMENTATION = r"""
+---
+module: patch_apply_linux
+short_description: Install exactly the given package versions, in one call
+description:
+  - Installs exactly the pinned package versions it is given (and what the package manager needs
+    for their dependencies), nothing else, and returns one result, C(patchctl_apply), that
+    patchctl records per host.
+  - Only upgrades packages that are installed; a package that is not installed fails with a
+    reason instead of being installed.
+  - Never reboots. It reports whether the host asks for a reboot.
+  - Fails when any update failed; the result still carries C(patchctl_apply).
+  - "Backends: C(apt), C(dnf) and C(zypper). For dnf and zypper the versions are
+    C([epoch:]version-release) as their scans report them."
+version_added: "0.1.0"
+author:
+  - patchctl contributors
+options:
+  updates:
+    description:
+      - The updates to install, as in patchctl's per-host C(patchctl_deploy) variable. Entries of
+        other sources than O(pkg_mgr) are ignored.
+    type: list
+    elements: dict
+    required: true
+  pkg_mgr:
+    description:
+      - The package manager. C(auto) detects it on the host from the family in C(/etc/os-release)
+        (Debian apt, RedHat dnf, SUSE zypper), else the first of C(apt-get), C(dnf), C(zypper) found.
+    type: str
+    choices: [auto, apt, dnf, zypper]
+    default: auto
+  refresh:
+    description:
+      - C(auto) refreshes the package metadata only when a requested version is unknown to the
+        package manager; C(always) and C(never) do what they say.
+    type: str
+    choices: [auto, always, never]
+    default: auto
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+notes:
+  - Needs root.
+  - apt installs with C(apt-get install --no-install-recommends --no-remove) and keeps the local
+    configuration files (C(--force-confdef --force-confold)).
+  - dnf installs with C(dnf install NAME-VERSION) (weak dependencies off); zypper with
+    C(zypper install --no-recommends NAME=VERSION) (exit 102/103, reboot or zypper restart
+    needed, count as success). Reboot needed is C(dnf needs-restarting -r) exiting 1 or
+    C(zypper needs-rebooting) exiting 102.
+"""
+
+EXAMPLES = r"""
+- name: Install the approved updates of this host
+  patch_apply_linux:
+    updates:
+      - uid: "apt:openssl:3.0.15-1~deb12u1"
+        source: apt
+        name: openssl
+        version: "3.0.15-1~deb12u1"
+"""
+
+RETURN = r"""
+patchctl_apply:
+  description: What the call did.
+  returned: always
+  type: dict
+  contains:
+    schema:
+      description: Version of this result shape.
+      type: int
+      sample: 1
+    pkg_mgr:
+      description: The package manager used.
+      type: str
+    installed:
+      description: Uids of the updates this call installed.
+      type: list
+      elements: str
+    present:
+      description: Uids of the updates the host already had at the exact version.
+      type: list
+      elements: str
+    failed:
+      description: Uid -> reason, for each update that is not installed at its version now.
+      type: dict
+    reboot_required:
+      description: Whether the host asks for a reboot (apt C(/var/run/reboot-required) exists,
+        C(dnf needs-restarting -r) exits 1, C(zypper needs-rebooting) exits 102).
+      type: bool
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+SCHEMA = 1
+C_LOCALE = {"LANG": "C", "LC_ALL": "C", "LC_MESSAGES": "C", "LANGUAGE": "C"}
+APT_ENV = dict(C_LOCALE, DEBIAN_FRONTEND="noninteractive", APT_LISTCHANGES_FRONTEND="none")
+REBOOT_FLAG = "/var/run/reboot-required"
+
+
+def parse_dpkg_status(text):
+    """``dpkg-query -W -f '${Package}\\t${Version}\\t${db:Status-Abbrev}\\n'`` -> name -> (version, abbrev)."""
+    found = {}
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if len(parts) != 3 or not parts[0]:
+            continue
+        found[parts[0]] = (parts[1], parts[2].strip())
+    return found
+
+
+def last_error(text, limit=300):
+    """The most telling line of apt/dpkg output: the last one starting with E: or dpkg:."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for i, ln in enumerate(lines):
+        if ln.startswith("dpkg: error processing") and i + 1 < len(lines):
+            return (f"{ln} {lines[i + 1]}")[:limit]
+    for ln in reversed(lines):
+        if ln.startswith(("E:", "dpkg:")) and "Sub-process" not in ln:
+            return ln[:limit]
+    return (lines[-1] if lines else "no output")[:limit]
+
+
+def plan(updates, status):
+    """Split the requested updates into (todo, present, failed) from the dpkg status."""
+    todo, present, failed = [], [], {}
+    for upd in updates:
+        version, abbrev = status.get(upd["name"], (None, ""))
+        if version is None or not abbrev.startswith(("i", "h")) or abbrev[0:1] == "u":
+            failed[upd["uid"]] = "not installed on this host (patchctl only upgrades installed packages)"
+        elif version == upd["version"] and abbrev == "ii":
+            present.append(upd["uid"])
+        else:
+            todo.append(upd)
+    return todo, present, failed
+
+
+def outcome(updates, status, apt_error):
+    """After the install: (installed, failed) per update from the dpkg status."""
+    installed, failed = [], {}
+    for upd in updates:
+        version, abbrev = status.get(upd["name"], (None, ""))
+        if version == upd["version"] and abbrev == "ii":
+            installed.append(upd["uid"])
+        elif version == upd["version"]:
+            failed[upd["uid"]] = "dpkg state {} after install: {}".format(abbrev or "unknown", apt_error)
+        else:
+            failed[upd["uid"]] = "still at {}: {}".format(version or "nothing", apt_error)
+    return installed, failed
+
+
+class Apt:
+    def __init__(self, module):
+        self.module = module
+
+    def run(self, args, check=False):
+        rc, out, err = self.module.run_command(args, environ_update=APT_ENV)
+        return rc, out, err
+
+    def status(self, names):
+        _rc, out, _err = self.run(
+            ["dpkg-query", "-W", "-f", "${Package}\\t${Version}\\t${db:Status-Abbrev}\\n", *sorted(set(names))]
+        )
+        # rc 1 just means some name is unknown; its line is missing
+        return parse_dpkg_status(out)
+
+    def known(self, updates):
+        args = ["apt-cache", "show", "--no-all-versions"] + ["{}={}".format(u["name"], u["version"]) for u in updates]
+        rc, _out, _err = self.run(args)
+        return rc == 0
+
+    def refresh(self):
+        rc, out, err = self.run(["apt-get", "update", "-q", "--error-on=any"])
+        if rc != 0:
+            self.module.fail_json(
+                msg="apt-get update failed: {}".format(last_error(err + "\n" + out)),
+                patchctl_apply=result_of([], [], {}, "apt"),
+            )
+
+    def install(self, updates):
+        args = [
+            "apt-get",
+            "install",
+            "-y",
+            "-q",
+            "--no-install-recommends",
+            "--no-remove",
+            "-o",
+            "Dpkg::Options::=--force-confdef",
+            "-o",
+            "Dpkg::Options::=--force-confold",
+        ] + ["{}={}".format(u["name"], u["version"]) for u in updates]
+        rc, out, err = self.run(args)
+        return rc, last_error(err + "\n" + out) if rc != 0 else ""
+
+
+RPM_QUERY_FORMAT = "%{NAME}\\t%{EPOCHNUM}\\t%{VERSION}\\t%{RELEASE}\\n"
+ZYPPER_OK = (0, 102, 103)  # 102: reboot needed, 103: restart zypper: the install worked
+
+
+def rpm_evr(epoch, version, release):
+    return "{}{}-{}".format("" if epoch in ("", "0", "(none)") else epoch + ":", version, release)
+
+
+def parse_rpm_status(text):
+    """``rpm -q --qf RPM_QUERY_FORMAT`` -> name -> (evr, 'ii'): the shape ``plan`` reads."""
+    found = {}
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if len(parts) == 4 and parts[0]:
+            found[parts[0]] = (rpm_evr(parts[1], parts[2], parts[3]), "ii")
+    return found
+
+
+class Rpm(Apt):
+    """dnf and zypper: the rpm database for the state, the manager for the install."""
+
+    def __init__(self, module, pkg_mgr):
+        super().__init__(module)
+        self.pkg_mgr = pkg_mgr
+
+    def status(self, names):
+        # rpm -q exits with the number of names that are not installed; their lines are missing
+        _rc, out, _err = self.run(["rpm", "-q", "--qf", RPM_QUERY_FORMAT, "--", *sorted(set(names))])
+        return parse_rpm_status(out)
+
+    def known(self, updates):
+        return True  # dnf and zypper refresh expired metadata themselves
+
+    def refresh(self):
+        if self.pkg_mgr == "dnf":
+            rc, out, err = self.run(["dnf", "-q", "-y", "makecache", "--refresh"])
+        else:
+            rc, out, err = self.run(["zypper", "--non-interactive", "--quiet", "refresh"])
+        if rc != 0:
+            self.module.fail_json(
+                msg="{} refresh failed: {}".format(self.pkg_mgr, last_error(err + "\n" + out)),
+                patchctl_apply=result_of([], [], {}, self.pkg_mgr),
+            )
+
+    def install(self, updates):
+        if self.pkg_mgr == "dnf":
+            args = ["dnf", "-y", "-q", "--setopt=install_weak_deps=False", "install"]
+            args += ["{}-{}".format(u["name"], u["version"]) for u in updates]
+            ok = (0,)
+        else:
+            args = ["zypper", "--non-interactive", "install", "--no-recommends"]
+            args += ["{}={}".format(u["name"], u["version"]) for u in updates]
+            ok = ZYPPER_OK
+        rc, out, err = self.run(args)
+        return rc, last_error(err + "\n" + out) if rc not in ok else ""
+
+    def reboot_required(self):
+        if self.pkg_mgr == "dnf":
+            rc, out, _err = self.run(["dnf", "-q", "-C", "needs-restarting", "-r"])
+            return rc == 1 and "Reboot is required" in out
+        rc, out, _err = self.run(["zypper", "--non-interactive", "needs-rebooting"])
+        return rc == 102
+
+
+def os_family_pkg_mgr():
+    """The manager the family in /etc/os-release names (apt-get may be on any host)."""
+    try:
+        with open("/etc/os-release") as fh:
+            text = fh.read().lower()
+    except OSError:
+        return None
+    words = []
+    for line in text.splitlines():
+        if line.startswith(("id=", "id_like=")):
+            words += line.split("=", 1)[1].strip("\"'").split()
+    for word in words:
+        if word in ("rhel", "fedora", "centos"):
+            return "dnf"
+        if word in ("suse", "opensuse", "sles"):
+            return "zypper"
+        if word in ("debian", "ubuntu"):
+            return "apt"
+    return None
+
+
+def detect(module):
+    preferred = os_family_pkg_mgr()
+    binaries = {"apt": "apt-get", "dnf": "dnf", "zypper": "zypper"}
+    if preferred and module.get_bin_path(binaries[preferred]):
+        return preferred
+    for mgr, binary in (("apt", "apt-get"), ("dnf", "dnf"), ("zypper", "zypper")):
+        if module.get_bin_path(binary):
+            return mgr
+    module.fail_json(msg="no supported package manager (apt-get, dnf, zypper) on this host")
+    return None
+
+
+def result_of(installed, present, failed, pkg_mgr, reboot=None):
+    return {
+        "schema": SCHEMA,
+        "pkg_mgr": pkg_mgr,
+        "installed": installed,
+        "present": present,
+        "failed": failed,
+        "reboot_required": os.path.exists(REBOOT_FLAG) if reboot is None else reboot,
+    }
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "updates": {"type": "list", "elements": "dict", "required": True},
+            "pkg_mgr": {"type": "str", "default": "auto", "choices": ["auto", "apt", "dnf", "zypper"]},
+            "refresh": {"type": "str", "default": "auto", "choices": ["auto", "always", "never"]},
+        },
+        supports_check_mode=True,
+    )
+    pkg_mgr = module.params["pkg_mgr"]
+    if pkg_mgr == "auto":
+        pkg_mgr = detect(module)
+
+    updates = []
+    for i, upd in enumerate(module.params["updates"]):
+        if upd.get("source", "apt") != pkg_mgr:
+            continue
+        for key in ("uid", "name", "version"):
+            if not isinstance(upd.get(key), str) or not upd.get(key):
+                module.fail_json(msg=f"updates[{i}]: {key} must be a non-empty string")
+        updates.append(upd)
+
+    apt = Apt(module) if pkg_mgr == "apt" else Rpm(module, pkg_mgr)
+    reboot = (lambda: None) if pkg_mgr == "apt" else apt.reboot_required
+    names = [u["name"] for u in updates]
+    todo, present, failed = plan(updates, apt.status(names) if names else {})
+    if not todo or module.check_mode:
+        installed = [u["uid"] for u in todo] if module.check_mode else []
+        res = result_of(installed, present, failed, pkg_mgr, reboot())
+        if failed:
+            module.fail_json(msg=f"{len(failed)} update(s) failed", changed=False, patchctl_apply=res)
+        module.exit_json(changed=bool(installed), patchctl_apply=res)
+
+    refresh = module.params["refresh"]
+    if refresh == "always" or (refresh == "auto" and not apt.known(todo)):
+        apt.refresh()
+    _rc, error = apt.install(todo)
+    installed, after = outcome(todo, apt.status([u["name"] for u in todo]), error or "apt-get install failed")
+    failed.update(after)
+    res = result_of(installed, present, failed, pkg_mgr, reboot())
+    if failed:
+        detail = "; ".join(f"{uid}: {why}" for uid, why in sorted(failed.items()))
+        msg = f"{len(failed)} update(s) failed: {detail}"
+        module.fail_json(msg=msg, changed=bool(installed), patchctl_apply=res)
+    module.exit_json(changed=bool(installed), patchctl_apply=res)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,417 @@
+"""Maintenance windows and the reboot policy: cron, time zones, midnight, DST switch days."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+import yaml
+
+from patchctl.errors import ConfigError
+from patchctl.maintenance import (
+    ACTION_NONE,
+    ACTION_PENDING,
+    ACTION_REBOOT,
+    REBOOT_ALWAYS,
+    REBOOT_IF_REQUIRED,
+    REBOOT_NEVER,
+    Window,
+    format_duration,
+    hosts_by_window,
+    load_windows,
+    local_start,
+    parse_cron,
+    parse_duration,
+    parse_windows,
+    reboot_decision,
+    reboot_mode,
+    undefined_windows,
+)
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def window(start: str, duration: str, tz: str = "UTC", min_left: str = "30m", name: str = "w") -> Window:
+    entry = {"name": name, "start": start, "duration": duration, "timezone": tz, "min_left": min_left}
+    return parse_windows([entry], "test.yml")[name]
+
+
+def berlin(y: int, mo: int, d: int, h: int, mi: int = 0, fold: int = 0) -> datetime:
+    return datetime(y, mo, d, h, mi, tzinfo=BERLIN, fold=fold)
+
+
+def utc(y: int, mo: int, d: int, h: int, mi: int = 0) -> datetime:
+    return datetime(y, mo, d, h, mi, tzinfo=UTC)
+
+
+# --- cron --------------------------------------------------------------------------------------
+
+
+def test_cron_fields_lists_ranges_steps_names() -> None:
+    c = parse_cron("*/15 1-3,22 * jan-mar mon-fri")
+    assert c.minutes == (0, 15, 30, 45)
+    assert c.hours == (1, 2, 3, 22)
+    assert c.months == frozenset({1, 2, 3})
+    assert c.weekdays == frozenset({1, 2, 3, 4, 5})
+    c = parse_cron("10-50/20 0 * * *")
+    assert c.minutes == (10, 30, 50)
+    c = parse_cron("5/20 0 * * *")  # a start with a step runs to the end of the field
+    assert c.minutes == (5, 25, 45)
+
+
+def test_cron_sunday_is_0_and_7() -> None:
+    assert parse_cron("0 0 * * 7").weekdays == parse_cron("0 0 * * 0").weekdays == frozenset({0})
+    sunday = date(2025, 3, 30)
+    assert parse_cron("0 0 * * 7").matches_day(sunday)
+    assert not parse_cron("0 0 * * 7").matches_day(sunday + timedelta(days=1))
+
+
+def test_cron_day_of_month_or_day_of_week_when_both_restricted() -> None:
+    c = parse_cron("0 0 13 * fri")  # the 13th OR any Friday, as in cron
+    assert c.matches_day(date(2025, 1, 13))  # a Monday
+    assert c.matches_day(date(2025, 1, 17))  # a Friday
+    assert not c.matches_day(date(2025, 1, 14))
+    c = parse_cron("0 0 13 * *")  # only the day of month restricted: AND with '*'
+    assert not c.matches_day(date(2025, 1, 17))
+
+
+def test_cron_macros() -> None:
+    assert parse_cron("@daily").hours == (0,) and parse_cron("@daily").minutes == (0,)
+    assert parse_cron("@weekly").weekdays == frozenset({0})
+    assert parse_cron("@hourly").hours == tuple(range(24))
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("0 1 * *", "expected 5 fields"),
+        ("0 1 * * * *", "expected 5 fields"),
+        ("60 1 * * *", "minute: 60 is out of range 0-59"),
+        ("0 24 * * *", "hour: 24 is out of range 0-23"),
+        ("0 1 0 * *", "day of month: 0 is out of range 1-31"),
+        ("0 1 * 13 *", "month: 13 is out of range 1-12"),
+        ("0 1 * * 8", "day of week: 8 is out of range 0-7"),
+        ("0 1 * * funday", "day of week: 'funday' is not a number"),
+        ("5-1 1 * * *", "runs backwards"),
+        ("*/0 1 * * *", "step must be at least 1"),
+        ("0 1 31 2 *", "never matches a real date"),
+        ("@sometimes", "unknown macro"),
+        ("0 1 ** * *", "cannot read"),
+    ],
+)
+def test_cron_errors(text: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        parse_cron(text)
+
+
+def test_cron_29_february_is_valid_and_found() -> None:
+    w = window("0 3 29 2 *", "1h")
+    assert w.next_starts(utc(2025, 1, 1, 0), 2) == [utc(2028, 2, 29, 3), utc(2032, 2, 29, 3)]
+
+
+# --- durations ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "minutes"),
+    [(90, 90), ("90", 90), ("90m", 90), ("4h", 240), ("1h30m", 90), ("2d", 2880), ("1d2h3m", 1563), ("45min", 45)],
+)
+def test_durations(raw: object, minutes: int) -> None:
+    assert parse_duration(raw) == timedelta(minutes=minutes)
+
+
+@pytest.mark.parametrize("raw", ["", "4x", "h", "1.5h", True, "m30"])
+def test_bad_durations(raw: object) -> None:
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration(raw)
+
+
+def test_format_duration() -> None:
+    assert format_duration(timedelta(minutes=90)) == "1h30m"
+    assert format_duration(timedelta(hours=4)) == "4h"
+    assert format_duration(timedelta(days=2, hours=3)) == "2d3h"
+    assert format_duration(timedelta(seconds=59)) == "0m"
+    assert format_duration(timedelta(seconds=-5)) == "0m"
+
+
+# --- windows in UTC and other zones ----------------------------------------------------------------
+
+
+def test_utc_window_open_closed_and_remaining() -> None:
+    w = window("0 1 * * *", "4h")
+    assert not w.is_open_at(utc(2025, 6, 1, 0, 59))
+    assert w.is_open_at(utc(2025, 6, 1, 1, 0))  # the start is inside
+    assert w.remaining(utc(2025, 6, 1, 1, 0)) == timedelta(hours=4)
+    assert w.remaining(utc(2025, 6, 1, 4, 45)) == timedelta(minutes=15)
+    assert not w.is_open_at(utc(2025, 6, 1, 5, 0))  # the end is outside
+    assert w.remaining(utc(2025, 6, 1, 5, 0)) == timedelta(0)
+    assert w.current(utc(2025, 6, 1, 2)) is not None
+
+
+def test_window_in_a_zone_follows_local_time() -> None:
+    w = window("0 1 * * *", "4h", "America/New_York")
+    # 01:00 in New York is 05:00 UTC in summer (EDT, -4) and 06:00 UTC in winter (EST, -5)
+    assert w.next_starts(utc(2025, 7, 1, 0), 1) == [utc(2025, 7, 1, 5)]
+    assert w.next_starts(utc(2025, 12, 1, 0), 1) == [utc(2025, 12, 1, 6)]
+    assert w.is_open_at(utc(2025, 7, 1, 8, 59))
+    assert not w.is_open_at(utc(2025, 7, 1, 9, 0))
+    assert w.is_open_at(utc(2025, 12, 1, 9, 59))
+
+
+def test_next_starts_are_strictly_after_and_ordered() -> None:
+    w = window("0 1,13 * * *", "1h")
+    assert w.next_starts(utc(2025, 6, 1, 1, 0), 3) == [utc(2025, 6, 1, 13), utc(2025, 6, 2, 1), utc(2025, 6, 2, 13)]
+
+
+def test_weekly_window_in_berlin() -> None:
+    w = window("0 22 * * sat", "6h", "Europe/Berlin")  # Saturday 22:00 local, across midnight into Sunday
+    assert w.next_starts(utc(2025, 6, 2, 0), 1) == [berlin(2025, 6, 7, 22).astimezone(UTC)]
+    assert w.is_open_at(berlin(2025, 6, 8, 3, 59))
+    assert not w.is_open_at(berlin(2025, 6, 8, 4, 0))
+    assert not w.is_open_at(berlin(2025, 6, 9, 1, 0))  # Sunday night: no window
+
+
+# --- spanning midnight -------------------------------------------------------------------------------
+
+
+def test_window_spanning_midnight() -> None:
+    w = window("0 22 * * *", "6h", "Europe/Berlin")
+    assert w.is_open_at(berlin(2025, 6, 1, 23, 30))
+    assert w.is_open_at(berlin(2025, 6, 2, 0, 0))
+    assert w.is_open_at(berlin(2025, 6, 2, 3, 59))
+    assert not w.is_open_at(berlin(2025, 6, 2, 4, 0))
+    assert not w.is_open_at(berlin(2025, 6, 2, 21, 59))
+    # after midnight the open span is the one that started yesterday evening
+    span = w.current(berlin(2025, 6, 2, 1, 0))
+    assert span is not None
+    assert span.start == berlin(2025, 6, 1, 22).astimezone(UTC)
+    assert span.end == berlin(2025, 6, 2, 4).astimezone(UTC)
+    assert w.remaining(berlin(2025, 6, 2, 1, 0)) == timedelta(hours=3)
+
+
+def test_midnight_window_only_on_some_days_is_open_the_next_morning() -> None:
+    w = window("30 23 * * fri", "2h")  # Friday 23:30 UTC for two hours
+    assert w.is_open_at(utc(2025, 6, 7, 1, 0))  # Saturday 01:00
+    assert not w.is_open_at(utc(2025, 6, 8, 1, 0))  # Sunday 01:00
+
+
+def test_multi_day_window() -> None:
+    w = window("0 20 * * fri", "2d12h")
+    assert w.is_open_at(utc(2025, 6, 8, 12))  # Sunday noon
+    assert w.remaining(utc(2025, 6, 8, 12)) == timedelta(hours=20)
+    assert not w.is_open_at(utc(2025, 6, 9, 8))
+
+
+def test_overlapping_occurrences_form_one_span() -> None:
+    w = window("0 * * * *", "2h")  # hourly, two hours each: never closes
+    assert w.remaining(utc(2025, 6, 1, 10, 30)) > timedelta(hours=2)
+    span = w.current(utc(2025, 6, 1, 10, 30))
+    assert span is not None and span.start <= utc(2025, 6, 1, 9)
+
+
+# --- daylight saving: the Europe/Berlin switch days (2025-03-30 and 2025-10-26) --------------------
+
+
+def test_berlin_nonexistent_start_moves_forward_by_the_gap() -> None:
+    # 02:30 does not exist on 30 March 2025 (clocks go 02:00 CET -> 03:00 CEST)
+    instant, what = local_start(date(2025, 3, 30), 2, 30, BERLIN)
+    assert what == "shifted"
+    assert instant == utc(2025, 3, 30, 1, 30)  # = 03:30 CEST
+    w = window("30 2 * * *", "1h", "Europe/Berlin")
+    starts = w.next_starts(utc(2025, 3, 29, 0), 3)
+    assert [s.astimezone(BERLIN).strftime("%d %H:%M %Z") for s in starts] == [
+        "29 02:30 CET",
+        "30 03:30 CEST",
+        "31 02:30 CEST",
+    ]
+    assert w.is_open_at(berlin(2025, 3, 30, 4, 29))
+    assert not w.is_open_at(berlin(2025, 3, 30, 4, 30))
+
+
+def test_berlin_ambiguous_start_is_taken_once_at_the_first_occurrence() -> None:
+    # 02:30 occurs twice on 26 October 2025 (clocks go 03:00 CEST -> 02:00 CET)
+    instant, what = local_start(date(2025, 10, 26), 2, 30, BERLIN)
+    assert what == "ambiguous"
+    assert instant == utc(2025, 10, 26, 0, 30)  # 02:30 CEST, the first one
+    w = window("30 2 * * *", "1h", "Europe/Berlin")
+    starts = w.starts_between(utc(2025, 10, 25, 12), utc(2025, 10, 27, 0))
+    assert starts == [utc(2025, 10, 26, 0, 30)]
+    # open for one real hour: until 03:30 CEST = 02:30 CET (the second 02:30 on the wall clock)
+    assert w.is_open_at(berlin(2025, 10, 26, 2, 45, fold=0))
+    assert w.is_open_at(berlin(2025, 10, 26, 2, 29, fold=1))
+    assert not w.is_open_at(berlin(2025, 10, 26, 2, 30, fold=1))
+
+
+def test_berlin_duration_is_elapsed_time_across_the_switch() -> None:
+    spring = window("0 1 * * *", "4h", "Europe/Berlin")
+    # 01:00 CET + 4 h = 06:00 CEST on the wall clock (02:00-03:00 does not exist)
+    span = spring.current(berlin(2025, 3, 30, 1, 30))
+    assert span is not None
+    assert span.end - span.start == timedelta(hours=4)
+    assert span.end.astimezone(BERLIN).hour == 6
+    assert spring.is_open_at(berlin(2025, 3, 30, 5, 59))
+    assert not spring.is_open_at(berlin(2025, 3, 30, 6, 0))
+    autumn = window("0 1 * * *", "4h", "Europe/Berlin")
+    span = autumn.current(berlin(2025, 10, 26, 1, 30))
+    assert span is not None
+    assert span.end.astimezone(BERLIN).hour == 4  # 01:00 CEST + 4 h = 04:00 CET
+    assert not autumn.is_open_at(berlin(2025, 10, 26, 4, 0))
+
+
+def test_berlin_start_inside_the_gap_every_minute_each_instant_once() -> None:
+    w = window("0,30 2 * * *", "15m", "Europe/Berlin", min_left="5m")
+    starts = w.starts_between(utc(2025, 3, 30, 0), utc(2025, 3, 30, 3))
+    assert [s.astimezone(BERLIN).strftime("%H:%M") for s in starts] == ["03:00", "03:30"]
+
+
+def test_berlin_hourly_window_on_the_fall_back_day_has_one_02_00() -> None:
+    w = window("0 * * * *", "10m", "Europe/Berlin", min_left="5m")
+    starts = w.starts_between(berlin(2025, 10, 26, 0), berlin(2025, 10, 26, 5))
+    # 00, 01, 02 (CEST; the second 02:00 CET is not another start), 03, 04
+    assert len(starts) == 5
+    assert starts[2] == utc(2025, 10, 26, 0)
+
+
+def test_berlin_not_enough_left_on_the_switch_day() -> None:
+    w = window("0 1 * * *", "2h", "Europe/Berlin", min_left="30m")
+    # 01:00 CET + 2h = 04:00 CEST; at 03:40 CEST 20 minutes are left
+    t = berlin(2025, 3, 30, 3, 40)
+    assert w.is_open_at(t)
+    assert w.remaining(t) == timedelta(minutes=20)
+    assert not w.allows_reboot(t)
+    assert w.allows_reboot(berlin(2025, 3, 30, 3, 30))
+
+
+# --- not enough window left -------------------------------------------------------------------------
+
+
+def test_min_left_boundary() -> None:
+    w = window("0 1 * * *", "4h", min_left="30m")
+    assert w.allows_reboot(utc(2025, 6, 1, 4, 30))  # exactly 30 minutes left
+    assert not w.allows_reboot(utc(2025, 6, 1, 4, 31))
+    assert w.is_open_at(utc(2025, 6, 1, 4, 31))
+    assert w.next_reboot_start(utc(2025, 6, 1, 4, 31)) == utc(2025, 6, 2, 1)
+    assert w.next_reboot_start(utc(2025, 6, 1, 2)) == utc(2025, 6, 1, 2)
+
+
+def test_default_min_left_is_30_minutes() -> None:
+    w = parse_windows([{"name": "n", "start": "0 1 * * *", "duration": "1h"}], "p.yml")["n"]
+    assert w.min_left == timedelta(minutes=30)
+    assert w.timezone == "UTC"
+
+
+# --- the policy file's windows: section ---------------------------------------------------------------
+
+POLICY = """\
+baselines:
+  debian: {classifications: [security]}
+windows:
+  - name: nightly
+    start: "0 1 * * *"
+    duration: 4h
+    timezone: Europe/Berlin
+  - name: weekend
+    start: "0 22 * * sat"
+    duration: 1d
+"""
+
+
+def test_load_windows_from_policy_text() -> None:
+    windows = load_windows(POLICY, "policy.yml")
+    assert list(windows) == ["nightly", "weekend"]
+    assert windows["nightly"].as_dict() == {
+        "name": "nightly",
+        "start": "0 1 * * *",
+        "duration": "4h",
+        "timezone": "Europe/Berlin",
+        "min_left": "30m",
+    }
+    assert load_windows("baselines: {}\n", "p.yml") == {}
+    assert load_windows("", "p.yml") == {}
+
+
+def test_parse_windows_from_a_yaml_node_names_the_line() -> None:
+    root = yaml.compose(POLICY.replace("Europe/Berlin", "Europe/Berln"), Loader=yaml.SafeLoader)
+    assert isinstance(root, yaml.MappingNode)
+    node = next(v for k, v in root.value if k.value == "windows")
+    with pytest.raises(ConfigError) as exc:
+        parse_windows(node, "/etc/patchctl/policy.yml")
+    assert exc.value.message == (
+        "policy file /etc/patchctl/policy.yml, line 7: windows[0] (nightly).timezone: "
+        "unknown time zone 'Europe/Berln' (an IANA name like Europe/Berlin)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("replace", "with_", "expected"),
+    [
+        ('"0 1 * * *"', '"0 25 * * *"', "line 5: windows[0] (nightly).start: invalid cron expression '0 25 * * *': hour"),
+        ("duration: 4h", "duration: 4x", "line 6: windows[0] (nightly).duration: not a duration: '4x'"),
+        ("duration: 4h", "duration: 8d", "line 6: windows[0] (nightly).duration: must be between 1m and 7d, got 8d"),
+        ("    duration: 4h\n", "", "line 4: windows[0] (nightly).duration: missing"),
+        ("name: weekend", "name: nightly", "line 8: windows[1].name: window 'nightly' is defined twice"),
+        ("name: weekend", "name: 'a b'", "line 8: windows[1].name: must be a name of letters"),
+        ("    timezone: Europe/Berlin", "    tz: Europe/Berlin", "line 7: windows[0].tz: unknown field (known: name,"),
+        ("    timezone: Europe/Berlin", "    min_left: 5h", "line 7: windows[0] (nightly).min_left: min_left 5h is longer"),
+        ('"0 1 * * *"', "[0, 1]", "line 5: windows[0] (nightly).start: must be a cron expression in quotes"),
+    ],
+)
+def test_window_errors_name_file_line_and_field(replace: str, with_: str, expected: str) -> None:
+    text = POLICY.replace(replace, with_, 1)
+    assert text != POLICY
+    with pytest.raises(ConfigError) as exc:
+        load_windows(text, "p.yml")
+    assert exc.value.message.startswith(f"policy file p.yml, {expected}"), exc.value.message
+
+
+def test_default_min_left_longer_than_a_short_window_is_an_error() -> None:
+    with pytest.raises(ConfigError, match=r"windows\[0\] \(n\).duration: min_left 30m \(the default\) is longer"):
+        parse_windows([{"name": "n", "start": "0 1 * * *", "duration": "20m"}], "p.yml")
+
+
+def test_windows_must_be_a_list_of_mappings() -> None:
+    with pytest.raises(ConfigError, match=r"line 1: windows: must be a list"):
+        load_windows("windows: {nightly: 1}\n", "p.yml")
+    with pytest.raises(ConfigError, match=r"line 2: windows\[0\]: must be a mapping"):
+        load_windows("windows:\n  - nightly\n", "p.yml")
+    with pytest.raises(ConfigError, match=r"policy file p.yml: windows\[0\] \(n\).start: missing"):
+        parse_windows([{"name": "n", "duration": "1h"}], "p.yml")
+
+
+# --- reboot policy ------------------------------------------------------------------------------------
+
+
+def test_reboot_mode_by_role_and_override() -> None:
+    assert reboot_mode("server") == REBOOT_IF_REQUIRED
+    assert reboot_mode("client") == REBOOT_NEVER
+    assert reboot_mode(None) == REBOOT_NEVER
+    assert reboot_mode("client", "always") == REBOOT_ALWAYS
+    assert reboot_mode("server", "never") == REBOOT_NEVER
+    assert reboot_mode("server", "") == REBOOT_IF_REQUIRED
+    with pytest.raises(ValueError, match="patch_reboot must be one of"):
+        reboot_mode("server", "sometimes")
+
+
+def test_reboot_decision() -> None:
+    w = window("0 1 * * *", "4h")
+    inside, outside, late = utc(2025, 6, 1, 2), utc(2025, 6, 1, 12), utc(2025, 6, 1, 4, 50)
+    assert reboot_decision(REBOOT_IF_REQUIRED, True, w, inside).action == ACTION_REBOOT
+    d = reboot_decision(REBOOT_IF_REQUIRED, True, w, outside)
+    assert d.action == ACTION_PENDING
+    assert d.reason == "window w is closed: next opens 2025-06-02T01:00+00:00"
+    d = reboot_decision(REBOOT_IF_REQUIRED, True, w, late)
+    assert (d.action, d.reason) == (ACTION_PENDING, "window w has 10m left, less than min_left 30m")
+    assert reboot_decision(REBOOT_IF_REQUIRED, False, w, inside).action == ACTION_NONE
+    assert reboot_decision(REBOOT_NEVER, True, w, inside).action == ACTION_PENDING
+    assert reboot_decision(REBOOT_ALWAYS, False, w, inside, changed=True).action == ACTION_REBOOT
+    assert reboot_decision(REBOOT_ALWAYS, False, w, inside, changed=False).action == ACTION_NONE
+    d = reboot_decision(REBOOT_IF_REQUIRED, True, None, inside, window_name="lab-nightly")
+    assert (d.action, d.reason) == (ACTION_PENDING, "maintenance window 'lab-nightly' is not defined in the policy")
+    assert reboot_decision(REBOOT_IF_REQUIRED, True, None, inside).action == ACTION_PENDING
+
+
+def test_hosts_by_window() -> None:
+    used = hosts_by_window({"srv-02": "nightly", "srv-01": "nightly", "cli-01": None, "db": "weekly"})
+    assert used == {"nightly": ["srv-01", "srv-02"], "weekly": ["db"]}
+    assert undefined_windows({"nightly": window("0 1 * * *", "1h")}, list(used)) == ["weekly"]

@@ -1,0 +1,171 @@
+"""The policy engine: approve_after_days boundary, reject/allow precedence, majors, validation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from patchctl.errors import ConfigError
+from patchctl.policy import (
+    BUILTIN,
+    STATE_APPROVED,
+    STATE_MANUAL,
+    STATE_NEW,
+    STATE_REJECTED,
+    STATE_WAITING,
+    Concurrency,
+    UpdateFacts,
+    evaluate,
+    parse_policy,
+)
+
+SEEN = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+POLICY = """\
+---
+version: 1
+baselines:
+  debian:
+    classifications: [security, bugfix]
+    approve_after_days: 3
+    reject: ["*-dbg", "patchctl-demo-broken"]
+    allow: ["openssl", "*-dbg", "apt:bigdb:*"]
+  windows:
+    classifications: [security, critical]
+    severities: [critical, important]
+    approve_after_days: 0
+    reject: [KB5034441]
+waves:
+  - name: pilot
+    hosts: pilot
+    bake_days: 7
+    max_concurrency: 1
+  - name: fleet
+    hosts: all
+    max_concurrency: "25%"
+    max_fail_percent: 10
+"""
+
+
+def facts(name: str = "curl", **kw: object) -> UpdateFacts:
+    base: dict[str, object] = {
+        "uid": f"apt:{name}:2.0-1",
+        "source": "apt",
+        "name": name,
+        "classification": "security",
+        "first_seen_at": SEEN,
+    }
+    base.update(kw)
+    return UpdateFacts(**base)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def policy() -> object:
+    return parse_policy(POLICY, "policy.yml")
+
+
+def test_approve_after_days_boundary(policy: object) -> None:
+    days3 = SEEN + timedelta(days=3)
+    just_before = evaluate(policy, facts(), days3 - timedelta(seconds=1))  # type: ignore[arg-type]
+    assert just_before.state == STATE_WAITING
+    assert just_before.waiting_days(days3 - timedelta(seconds=1)) == 1
+    assert evaluate(policy, facts(), days3).state == STATE_APPROVED  # type: ignore[arg-type]
+    assert evaluate(policy, facts(), SEEN).waiting_days(SEEN) == 3  # type: ignore[arg-type]
+
+
+def test_unapproved_classification_stays_new(policy: object) -> None:
+    later = SEEN + timedelta(days=30)
+    assert evaluate(policy, facts(classification="feature"), later).state == STATE_NEW  # type: ignore[arg-type]
+
+
+def test_reject_wins_over_allow(policy: object) -> None:
+    ev = evaluate(policy, facts("curl-dbg"), SEEN + timedelta(days=30))  # type: ignore[arg-type]
+    assert ev.state == STATE_REJECTED
+    assert "*-dbg" in ev.reason
+
+
+def test_allow_approves_at_once_whatever_the_classification(policy: object) -> None:
+    ev = evaluate(policy, facts("openssl", classification="other"), SEEN)  # type: ignore[arg-type]
+    assert ev.state == STATE_APPROVED
+
+
+def test_major_is_never_approved_by_a_rule(policy: object) -> None:
+    later = SEEN + timedelta(days=365)
+    assert evaluate(policy, facts(major=True), later).state == STATE_MANUAL  # type: ignore[arg-type]
+    # not even by an allow pattern (matched on the uid here)
+    assert evaluate(policy, facts("bigdb", major=True), later).state == STATE_MANUAL  # type: ignore[arg-type]
+    # but a reject pattern still rejects it
+    assert evaluate(policy, facts("patchctl-demo-broken", major=True), later).state == STATE_REJECTED  # type: ignore[arg-type]
+
+
+def test_windows_baseline_severity_and_kb_patterns(policy: object) -> None:
+    win = {"source": "windows", "uid": "windows:abc", "classification": "security"}
+    assert evaluate(policy, facts("Update A", severity="Critical", **win), SEEN).state == STATE_APPROVED  # type: ignore[arg-type]
+    assert evaluate(policy, facts("Update B", severity="Low", **win), SEEN).state == STATE_NEW  # type: ignore[arg-type]
+    assert evaluate(policy, facts("Update C", kbs=("KB5034441",), **win), SEEN).state == STATE_REJECTED  # type: ignore[arg-type]
+
+
+def test_family_without_baseline_is_new(policy: object) -> None:
+    ev = evaluate(policy, facts(source="dnf", uid="dnf:curl:2.0-1"), SEEN + timedelta(days=30))  # type: ignore[arg-type]
+    assert ev.state == STATE_NEW and "redhat" in ev.reason
+
+
+def test_waves_parsed_with_defaults(policy: object) -> None:
+    pilot, fleet = policy.waves  # type: ignore[attr-defined]
+    assert (pilot.name, pilot.hosts, pilot.bake_days, pilot.max_fail_percent) == ("pilot", "pilot", 7, 0)
+    assert fleet.max_concurrency == Concurrency(25, percent=True)
+    assert fleet.max_concurrency.hosts(3) == 1 and fleet.max_concurrency.hosts(10) == 3
+
+
+def test_builtin_default_waves() -> None:
+    assert [w.name for w in BUILTIN.waves] == ["pilot", "fleet"]
+    assert BUILTIN.waves[0].bake_days == 7
+
+
+def test_shipped_policies_are_valid() -> None:
+    root = Path(__file__).resolve().parents[2] / "policies"
+    files = sorted(root.glob("*.yml"))
+    assert files
+    for file in files:
+        parse_policy(file.read_text(), str(file))
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "field", "problem"),
+    [
+        ("baselines:\n  debian:\n    approve_after_days: soon\n", 3, "baselines.debian.approve_after_days", "integer"),
+        ("baselines:\n  debian:\n    approve_after_days: -1\n", 3, "baselines.debian.approve_after_days", "at least 0"),
+        ("baselines:\n  debian:\n    classifications: [security, urgent]\n", 3, "baselines.debian.classifications[1]",
+         "unknown classification 'urgent'"),
+        ("baselines:\n  debian: {}\n  plan9: {}\n", 3, "baselines.plan9", "unknown field"),
+        ("baselines:\n  debian:\n    reject: openssl\n", 3, "baselines.debian.reject", "list of strings"),
+        ("baselines:\n  debian: {}\nwaves:\n  - name: pilot\n    hosts: pilot\n    max_concurrency: 0\n", 6,
+         "waves[0] (pilot).max_concurrency", "host count"),
+        ("baselines:\n  debian: {}\nwaves:\n  - name: pilot\n    hosts: pilot\n    max_fail_percent: 150\n", 6,
+         "waves[0] (pilot).max_fail_percent", "between 0 and 100"),
+        ("baselines:\n  debian: {}\nwaves:\n  - name: pilot\n    bake_days: 7\n", 4, "waves[0].hosts", "missing"),
+        ("baselines:\n  debian: {}\nwaves:\n  - {name: a, hosts: x}\n  - {name: a, hosts: y}\n", 5, "waves[1].name",
+         "named twice"),
+        ("baselines:\n  debian: {}\n  debian: {}\n", 3, "baselines.debian", "given twice"),
+        ("waves: []\n", 1, "baselines", "missing"),
+    ],
+)  # fmt: skip
+def test_validation_errors_name_file_line_and_field(text: str, line: int, field: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_policy(text, "/etc/patchctl/policy.yml")
+    message = err.value.message
+    assert message.startswith(f"policy file /etc/patchctl/policy.yml, line {line}: {field}: "), message
+    assert problem in message
+    assert "\n" not in message
+
+
+def test_invalid_yaml_names_the_line() -> None:
+    with pytest.raises(ConfigError, match=r"policy file p\.yml, line 3: invalid YAML"):
+        parse_policy("baselines:\n  debian:\n    reject: a: b\n  windows: {}\n", "p.yml")
+
+
+def test_empty_file_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="policy file p.yml: the file is empty"):
+        parse_policy("", "p.yml")

@@ -1,0 +1,122 @@
+"""Rollout rules: wave hosts, batches, the failure threshold, shown states and promotion."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from patchctl.policy import Concurrency, Wave
+from patchctl.rollout import (
+    BAKING,
+    DEPLOYING,
+    DONE,
+    FINISHED,
+    HALTED,
+    PENDING,
+    WaveRecord,
+    assign_hosts,
+    batches,
+    can_promote,
+    next_due,
+    over_fail_threshold,
+)
+
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+PILOT = Wave("pilot", "pilot", bake_days=7, max_concurrency=Concurrency(1), max_fail_percent=0, min_success_percent=100)
+FLEET = Wave("fleet", "all", bake_days=0, max_concurrency=Concurrency(50, True), max_fail_percent=10,
+             min_success_percent=90)  # fmt: skip
+
+
+def finished_pilot(**kw: object) -> WaveRecord:
+    base: dict[str, object] = {
+        "position": 0,
+        "wave": PILOT,
+        "state": FINISHED,
+        "hosts": ("srv-01",),
+        "started_at": T0,
+        "finished_at": T0,
+        "results": {"srv-01": "ok"},
+    }
+    base.update(kw)
+    return WaveRecord(**base)  # type: ignore[arg-type]
+
+
+def fleet(**kw: object) -> WaveRecord:
+    base: dict[str, object] = {"position": 1, "wave": FLEET}
+    base.update(kw)
+    return WaveRecord(**base)  # type: ignore[arg-type]
+
+
+def test_later_waves_exclude_earlier_hosts() -> None:
+    hosts = assign_hosts([PILOT, FLEET], [["srv-01", "cli-01"], ["cli-01", "cli-02", "srv-01", "srv-02"]])
+    assert hosts == [("cli-01", "srv-01"), ("cli-02", "srv-02")]
+
+
+def test_recorded_hosts_are_kept() -> None:
+    hosts = assign_hosts([PILOT, FLEET], [["srv-01", "cli-01"], ["cli-01", "srv-01", "new-01"]], {0: ("srv-01",)})
+    assert hosts == [("srv-01",), ("cli-01", "new-01")]
+
+
+def test_batches_by_count_and_percent() -> None:
+    assert batches(["a", "b", "c"], PILOT) == [["a"], ["b"], ["c"]]
+    assert batches(["a", "b", "c", "d", "e"], FLEET) == [["a", "b", "c"], ["d", "e"]]
+    # a percentage is of the whole wave, also when only some hosts are left to do
+    assert batches(["d", "e"], FLEET, total=10) == [["d", "e"]]
+    assert batches([], FLEET) == []
+
+
+def test_fail_threshold_is_strictly_above() -> None:
+    assert not over_fail_threshold(FLEET, 1, 10)  # 10% is allowed
+    assert over_fail_threshold(FLEET, 2, 10)
+    assert over_fail_threshold(PILOT, 1, 100)  # 0%: any failure halts
+    assert not over_fail_threshold(PILOT, 0, 1)
+
+
+def test_shown_states() -> None:
+    pilot = finished_pilot()
+    assert pilot.shown_state(T0 + timedelta(days=6)) == BAKING
+    assert pilot.shown_state(T0 + timedelta(days=7)) == DONE
+    assert fleet().shown_state(T0) == PENDING
+    assert fleet(state=HALTED).shown_state(T0) == HALTED
+
+
+def test_promotion_refused_while_baking_with_the_reason() -> None:
+    p = can_promote([finished_pilot(), fleet()], 0, T0 + timedelta(days=6, hours=23))
+    assert not p.allowed
+    assert "baking until 2025-03-08T12:00" in p.reason
+
+
+def test_promotion_at_the_end_of_the_bake() -> None:
+    p = can_promote([finished_pilot(), fleet()], 0, T0 + timedelta(days=7))
+    assert p.allowed and not p.already
+    assert p.wave is not None and p.wave.wave.name == "fleet"
+
+
+def test_open_incident_blocks_promotion_after_the_bake() -> None:
+    p = can_promote([finished_pilot(), fleet()], 1, T0 + timedelta(days=30))
+    assert not p.allowed and "incident" in p.reason
+
+
+def test_min_success_percent_blocks_promotion() -> None:
+    pilot = finished_pilot(hosts=("srv-01", "cli-01"), results={"srv-01": "ok", "cli-01": "failed"})
+    p = can_promote([pilot, fleet()], 0, T0 + timedelta(days=30))
+    assert not p.allowed and "min_success_percent" in p.reason
+
+
+def test_halted_and_deploying_waves_block_promotion() -> None:
+    assert "halted" in can_promote([finished_pilot(state=HALTED), fleet()], 0, T0 + timedelta(days=30)).reason
+    assert "deploying" in can_promote([finished_pilot(state=DEPLOYING), fleet()], 0, T0).reason
+
+
+def test_promoted_but_not_deployed_and_complete() -> None:
+    promoted = fleet(promoted_at=T0 + timedelta(days=7))
+    p = can_promote([finished_pilot(), promoted], 0, T0 + timedelta(days=8))
+    assert p.allowed and p.already
+    done = fleet(state=FINISHED, hosts=("cli-01",), finished_at=T0, results={"cli-01": "ok"}, promoted_at=T0)
+    assert can_promote([finished_pilot(), done], 0, T0).complete
+
+
+def test_next_due_wave() -> None:
+    assert next_due([finished_pilot(state=PENDING, finished_at=None), fleet()]) is not None
+    assert next_due([finished_pilot(), fleet()]) is None  # fleet not promoted
+    assert next_due([finished_pilot(), fleet(promoted_at=T0)]).wave.name == "fleet"  # type: ignore[union-attr]
+    assert next_due([finished_pilot(state=HALTED), fleet()]).wave.name == "pilot"  # type: ignore[union-attr]

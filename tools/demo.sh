@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The story of patchctl's waves and bake, on the local lab (called by `make demo`):
+# scan, the catalog under the lab demo policy, approval by time and by hand, a rollout, the pilot
+# wave, a refused early promotion, the promotion at a simulated time after the bake, the fleet
+# wave, and the report. The clock is simulated with --now; nothing edits the store.
+#
+# Environment: PATCHCTL (the patchctl command, default .venv/bin/patchctl), DEMO_HOSTS (6),
+# DEMO_SUBNET (the lab's loopback range, default the lab's 127.77),
+# PATCHCTL_HOME (the lab and the demo's store live there). The demo uses its own store,
+# $PATCHCTL_HOME/demo.db, recreated on every run, and puts the lab hosts back to pristine first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PATCHCTL=${PATCHCTL:-.venv/bin/patchctl}
+HOSTS=${DEMO_HOSTS:-6}
+HOME_DIR=${PATCHCTL_HOME:-$HOME/.local/share/patchctl}
+mkdir -p "$HOME_DIR"
+rm -f "$HOME_DIR/demo.db" "$HOME_DIR/demo.db-wal" "$HOME_DIR/demo.db-shm"
+export PATCHCTL_DB="sqlite:///$HOME_DIR/demo.db"
+export PATCHCTL_POLICY="$PWD/policies/lab-demo.yml"
+unset PATCHCTL_NOW
+
+at() { date -u -d "$1" +%Y-%m-%dT%H:%M:%SZ; }
+step() { printf '\n\033[1m== %s\033[0m\n$ patchctl %s\n' "$1" "${*:2}"; }
+run() { step "$@"; "$PATCHCTL" "${@:2}"; }
+# A command that must be refused by the policy (exit 3): anything else fails the demo.
+refused() {
+  step "$@"
+  local rc=0
+  "$PATCHCTL" "${@:2}" || rc=$?
+  if [ "$rc" -ne 3 ]; then echo "demo: expected exit 3 (blocked by policy), got $rc" >&2; exit 1; fi
+  echo "(exit 3: blocked by policy)"
+}
+
+"$PATCHCTL" lab up --hosts "$HOSTS" ${DEMO_SUBNET:+--subnet "$DEMO_SUBNET"}
+"$PATCHCTL" lab reset >/dev/null
+
+run "1. Scan the fleet" scan
+
+T1=$(at '+3 days 1 hour')    # the updates are 3 days old: the policy approves them
+T2=$(at '+5 days 1 hour')    # 2 days into the pilot's 7-day bake
+T3=$(at '+10 days 2 hours')  # the bake is over
+
+run "2. The catalog today: the policy approves updates 3 days after first seen" updates
+run "   An operator approves the security fix at once" approve patchctl-demo-ssl --reason "security fix: no need to wait"
+run "3. Three days later ($T1): approved, except the rejected and the major ones" --now "$T1" updates
+run "4. Freeze the approved updates into a rollout" --now "$T1" rollout create
+run "5. Deploy the pilot wave (the inventory group 'pilot')" --now "$T1" deploy
+run "   Status: the pilot bakes for 7 days" --now "$T1" rollout status
+refused "6. Promote too early ($T2): refused, with the reason" --now "$T2" rollout promote
+run "7. After the bake ($T3): promote and deploy the fleet" --now "$T3" rollout promote --deploy
+run "8. The rollout" --now "$T3" rollout status
+run "9. The report: nothing approved is missing; the major upgrade and the rejected package remain" report
+run "10. The audit trail" audit --last 12
