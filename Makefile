@@ -14,7 +14,7 @@ CACHE  ?= $(HOME)/.cache/patchctl/wheels
 
 # System packages the lab and the tests need (Debian 12). python3-venv: `python3.11 -m venv`;
 # rpm (rpmbuild), createrepo-c: the RPM repository of the lab's dnf and zypper hosts.
-DEB_PACKAGES := debootstrap openssh-server openssh-client apt-utils zstd sqlite3 gnupg python3-venv rpm createrepo-c
+DEB_PACKAGES := debootstrap openssh-server openssh-client apt-utils zstd sqlite3 gnupg python3-venv rpm createrepo-c chromium
 
 LINT_PATHS := patchctl plugins tests tools bench setup.py
 

@@ -16,7 +16,7 @@ from setuptools.command.build_py import build_py
 ROOT = Path(__file__).resolve().parent
 
 # What the installed package needs at run time, relative to the repository root.
-CONTENT = ("playbooks", "roles", "plugins", "policies", "collections/requirements.yml", "ansible.cfg")
+CONTENT = ("playbooks", "roles", "plugins", "policies", "catalog", "collections/requirements.yml", "ansible.cfg")
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", "*.retry", ".pytest_cache")
 
 

@@ -166,6 +166,11 @@ def _stop_masters(pids: list[int]) -> None:
         time.sleep(0.05)
 
 
+def _control_dir() -> Path:
+    """A fresh, short directory for SSH control sockets (a socket path must fit in 108 bytes)."""
+    return Path(tempfile.mkdtemp(prefix="pcb-"))
+
+
 def run_measured(cmd: list[str], env: dict[str, str], out: Path, control_dir: Path) -> tuple[int, float, float]:
     """Run ``cmd``; return (exit code, wall s, control-node CPU s of its tree and SSH masters).
 
@@ -181,6 +186,7 @@ def run_measured(cmd: list[str], env: dict[str, str], out: Path, control_dir: Pa
     tree_cpu = usage.ru_utime + usage.ru_stime
     masters_cpu = sum(_proc_cpu_s(p) for p in masters)
     _stop_masters(masters)
+    shutil.rmtree(control_dir, ignore_errors=True)
     out.with_name(out.name + ".cpu").write_text(
         json.dumps({"tree_cpu_s": tree_cpu, "ssh_masters": len(masters), "ssh_masters_cpu_s": masters_cpu}) + "\n"
     )
@@ -202,8 +208,7 @@ def _base_env(work: Path) -> dict[str, str]:
 
 def run_patchctl(inventory: Path, hosts: int, work: Path, forks: int | None) -> SideResult:
     db = work / "patchctl.db"
-    control_dir = work / "cp-patchctl"
-    control_dir.mkdir()
+    control_dir = _control_dir()
     env = _base_env(work)
     env["PATCHCTL_HOME"] = str(work / "patchctl-home")
     env["ANSIBLE_SSH_CONTROL_PATH_DIR"] = str(control_dir)
@@ -229,8 +234,7 @@ def run_patchctl(inventory: Path, hosts: int, work: Path, forks: int | None) -> 
 
 def run_plain(inventory: Path, hosts: int, work: Path, psl: ModuleType, arch: str | None) -> SideResult:
     tree = work / "tree"
-    control_dir = work / "cp-plain"
-    control_dir.mkdir()
+    control_dir = _control_dir()
     env = _base_env(work)
     env.update(
         {

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from patchctl import normalize, normalize_windows, paths
-from patchctl.catalog import load_catalog
+from patchctl.catalog import Catalog, load_catalog
 from patchctl.errors import EXIT_HOST_FAILURES, EXIT_OK, PatchctlError
 from patchctl.inventory import Inventory
 from patchctl.model import HOST_FAILED, HOST_OK, HOST_UNREACHABLE, HostScan
@@ -95,7 +95,7 @@ def run_scan(opts: ScanOptions, progress: ProgressFn | None = None) -> ScanSumma
         run_id = store.start_run("scan", opts.inventory, opts.limit, len(targets))
         summary = ScanSummary(run_id=run_id, inventory=opts.inventory, started_at=_now())
         lock = threading.Lock()
-        catalog = load_catalog()
+        catalogs: list[Catalog] = []  # loaded on the first Windows host only
         # Windows hosts answer in three results (patch_win_update_info, win_updates,
         # win_chocolatey_facts); they are held here until the last one (ok or skipped) arrives.
         windows_parts: dict[str, dict[str, Any]] = {}
@@ -126,9 +126,11 @@ def run_scan(opts: ScanOptions, progress: ProgressFn | None = None) -> ScanSumma
                 record(base_scan(host, HOST_FAILED, "bad scan result: no win_updates result before Chocolatey's"))
                 return
             try:
+                if not catalogs:
+                    catalogs.append(load_catalog())
                 found = normalize_windows.normalize_windows_scan(
                     parts["win_updates"],
-                    catalog=catalog,
+                    catalog=catalogs[0],
                     details=parts.get("details"),
                     chocolatey=chocolatey,
                     host=host,

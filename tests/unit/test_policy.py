@@ -167,5 +167,5 @@ def test_invalid_yaml_names_the_line() -> None:
 
 
 def test_empty_file_is_an_error() -> None:
-    with pytest.raises(ConfigError, match="policy file p.yml: the file is empty"):
+    with pytest.raises(ConfigError, match=r"policy file p\.yml: the file is empty"):
         parse_policy("", "p.yml")
