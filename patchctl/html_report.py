@@ -252,6 +252,8 @@ def trend(rep: Report) -> str:
         for p in (0, 25, 50, 75, 100)
     )
     line = " ".join(f"{x(i):.1f},{y(p.compliant_percent):.1f}" for i, p in enumerate(points))
+    most = max(p.missing_total for p in points) or 1
+    missing_line = " ".join(f"{x(i):.1f},{y(100 * p.missing_total / most):.1f}" for i, p in enumerate(points))
     dots = "".join(
         f'<circle class="pt" data-run="{p.run_id}" data-compliant-percent="{p.compliant_percent:g}" '
         f'data-missing="{p.missing_total}" data-hosts="{p.hosts}" cx="{x(i):.1f}" cy="{y(p.compliant_percent):.1f}" '
@@ -268,8 +270,12 @@ def trend(rep: Report) -> str:
     return (
         f'<svg id="trend" role="img" aria-label="compliant hosts over time" width="{w:.0f}" height="{h:.0f}" '
         f'viewBox="0 0 {w:.0f} {h:.0f}">{grid}'
+        f'<polyline id="trend-missing" fill="none" stroke="#e0a019" stroke-width="2" stroke-dasharray="6 4" '
+        f'points="{missing_line}"/>'
         f'<polyline fill="none" stroke="#2e9d57" stroke-width="2.5" points="{line}"/>{dots}{labels}</svg>'
-        '<p class="muted">Share of hosts compliant in each scan run (hover a point for details).</p>'
+        '<ul class="legend"><li><i style="background:#2e9d57"></i>hosts compliant (%)</li>'
+        f'<li><i style="background:#e0a019"></i>missing updates (100% = {most})</li></ul>'
+        '<p class="muted">Each point is one scan run (hover it for details).</p>'
     )
 
 
@@ -407,7 +413,7 @@ def render_html(rep: Report, title: str = "Patch compliance") -> str:
 <section class="card"><h2>Hosts</h2>
 <p class="muted">Missing updates by classification over the fleet: {_e(classes or "none")}. Click a column to sort.</p>
 {host_table(rep)}</section>
-<section class="grid" style="margin-top:14px">
+<section class="grid" style="margin-top:14px;grid-template-columns:repeat(auto-fit,minmax(400px,1fr))">
 <div class="card"><h2>Most widespread missing updates</h2>
 {_simple_table("top-missing", _TOP_HEADER, top_rows, "nothing is missing")}</div>
 <div class="card"><h2>Pending reboots</h2>

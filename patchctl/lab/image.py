@@ -52,7 +52,9 @@ for arg in "$@"; do
 done
 mkdir -p /var/lib/patchctl-lab
 echo "$action" > /var/lib/patchctl-lab/power
-( sleep 1; kill -TERM 1 ) >/dev/null 2>&1 </dev/null &
+# A session of its own: Ansible runs this under `ssh -tt`, and the SIGHUP that ends that session
+# must not kill the pending reboot (a real shutdown hands it to init at once).
+setsid sh -c 'sleep 1; kill -TERM 1' >/dev/null 2>&1 </dev/null &
 echo "lab host going down for $action"
 exit 0
 """
