@@ -459,12 +459,12 @@ def _window(where: _Where, name: str, fields: dict[str, Any], path: str) -> Wind
             fields["duration"], f"{path}.duration", f"must be between 1m and 7d, got {format_duration(duration)}"
         )
     if min_left > duration:
-        key = "min_left" if "min_left" in fields else "duration"
-        default = "" if "min_left" in fields else " (the default)"
+        at = "min_left" if "min_left" in fields else "duration"
+        by_default = "" if "min_left" in fields else " (the default)"
         raise where.error(
-            fields[key],
-            f"{path}.{key}",
-            f"min_left {format_duration(min_left)}{default} is longer than the window "
+            fields[at],
+            f"{path}.{at}",
+            f"min_left {format_duration(min_left)}{by_default} is longer than the window "
             f"({format_duration(duration)}): no reboot could ever start",
         )
     tzname = "UTC"

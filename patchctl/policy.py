@@ -39,6 +39,7 @@ from typing import Any
 import yaml
 
 from patchctl.errors import ConfigError
+from patchctl.maintenance import Window, parse_windows
 from patchctl.model import CLASSIFICATIONS
 
 FAMILIES = ("debian", "redhat", "suse", "windows", "default")
@@ -149,6 +150,8 @@ class Policy:
     source: str  # the file, or "built-in"
     baselines: dict[str, Baseline] = field(default_factory=lambda: {"default": Baseline()})
     waves: tuple[Wave, ...] = DEFAULT_WAVES
+    # maintenance windows by name (the file's ``windows:``, see patchctl.maintenance)
+    windows: dict[str, Window] = field(default_factory=dict)
 
     def baseline_for(self, source: str) -> Baseline | None:
         """The baseline deciding updates of ``source`` (apt, dnf, ...), else ``default``."""
@@ -233,7 +236,7 @@ def evaluate(policy: Policy, facts: UpdateFacts, now: datetime) -> Evaluation:
 
 _BASELINE_KEYS = ("classifications", "severities", "approve_after_days", "reject", "allow")
 _WAVE_KEYS = ("name", "hosts", "bake_days", "max_concurrency", "max_fail_percent", "min_success_percent")
-_TOP_KEYS = ("version", "baselines", "waves")
+_TOP_KEYS = ("version", "baselines", "waves", "windows")
 
 
 class _Doc:
@@ -339,7 +342,10 @@ def parse_policy(text: str, filename: str) -> Policy:
     waves: tuple[Wave, ...] = DEFAULT_WAVES
     if "waves" in top:
         waves = _waves(doc, top["waves"][1])
-    return Policy(source=filename, baselines=baselines, waves=waves)
+    windows: dict[str, Window] = {}
+    if "windows" in top:
+        windows = parse_windows(top["windows"][1], filename)
+    return Policy(source=filename, baselines=baselines, waves=waves, windows=windows)
 
 
 def _classification(doc: _Doc) -> Callable[[yaml.Node, str, str], str]:

@@ -250,7 +250,7 @@ class Lab:
         self,
         count: int,
         subnet: str = DEFAULT_SUBNET,
-        wait: float = 90.0,
+        wait: float = 240.0,
         dnf_hosts: int = 0,
         zypper_hosts: int = 0,
     ) -> list[LabHost]:
@@ -545,7 +545,7 @@ class Lab:
         if self.init_pid(name) is not None:
             raise LabError(f"lab: {name} did not power off within {timeout:.0f}s")
 
-    def power_on(self, name: str, timeout: float = 30.0) -> None:
+    def power_on(self, name: str, timeout: float = 120.0) -> None:
         self.host(name)
         (self.dir / "hosts" / name / "desired").write_text("on\n")
         self.wait_reachable(timeout, [name])
@@ -623,14 +623,14 @@ class Lab:
             for name in ("lab.json", "inventory.yml", "patchctl-lab-init"):
                 (self.dir / name).unlink(missing_ok=True)
 
-    def reset(self, wait: float = 90.0) -> None:
+    def reset(self, wait: float = 240.0) -> None:
         """Every host back to its pristine state (its overlay emptied), then booted again."""
         if not self.is_up():
             raise LabError("lab: not up; run 'patchctl lab up' first")
         hosts = self.hosts()
         for host in hosts:
             (self.dir / "hosts" / host.name / "desired").write_text("off\n")
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while any(self.init_pid(h.name) for h in hosts) and time.monotonic() < deadline:
             time.sleep(0.05)
         for host in hosts:
