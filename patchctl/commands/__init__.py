@@ -7,6 +7,8 @@ import click
 
 def register(cli: click.Group) -> None:
     from patchctl.commands import config, deploy, incident, lab, notify, report, rollout, scan, schedule, updates
+    from patchctl.commands import reboot as reboot_cmd
+    from patchctl.commands import windows as windows_cmd
 
     cli.add_command(lab.lab)
     cli.add_command(scan.scan)
@@ -21,3 +23,5 @@ def register(cli: click.Group) -> None:
     cli.add_command(incident.incident)
     cli.add_command(schedule.schedule)
     cli.add_command(notify.notify)
+    cli.add_command(windows_cmd.windows)
+    cli.add_command(reboot_cmd.reboot)

@@ -633,6 +633,9 @@ class Lab:
         deadline = time.monotonic() + 60
         while any(self.init_pid(h.name) for h in hosts) and time.monotonic() < deadline:
             time.sleep(0.05)
+        still = [h.name for h in hosts if self.init_pid(h.name)]
+        if still:
+            raise LabError(f"lab: hosts did not power off for the reset: {', '.join(still)}")
         for host in hosts:
             hdir = self.dir / "hosts" / host.name
             key = (hdir / "upper/etc/ssh").glob("ssh_host_ed25519_key*")

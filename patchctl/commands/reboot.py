@@ -1,0 +1,67 @@
+"""patchctl reboot: reboot the pending servers whose maintenance window is open now (for cron)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from patchctl.cli import App, handle_errors, inventory_option, json_option
+
+
+@click.command()
+@click.option("--limit", "-l", metavar="PATTERN", help="Only hosts matching this Ansible host pattern.")
+@click.option("--timeout", type=click.IntRange(1), metavar="SECONDS", help="How long each host may take to come back.")
+@click.option("--dry-run", is_flag=True, help="Only say what would be rebooted and why.")
+@inventory_option
+@json_option
+@click.pass_obj
+@handle_errors
+def reboot(app: App, limit: str | None, timeout: int | None, dry_run: bool) -> None:
+    """Reboot the hosts with a reboot pending whose window is open now (with enough left).
+
+    Servers reboot when required inside their window; clients never (they stay reboot pending);
+    the host variable patch_reboot (always, if_required, never) overrides the role. Each host is
+    checked to come back with a new boot id. Exit code 1 when a reboot failed.
+    """
+    from patchctl.decisions import load_policy
+    from patchctl.reboot import HostReboot, RebootOptions, reboot_pending
+
+    cfg = app.config()
+    opts = RebootOptions(
+        inventory=cfg.inventory,
+        db_url=cfg.db,
+        policy=load_policy(cfg.policy),
+        now=cfg.clock().now(),
+        limit=limit,
+        timeout=timeout,
+        dry_run=dry_run,
+    )
+    progress = None
+    if sys.stderr.isatty() and not app.quiet and not app.json_output:
+
+        def progress(result: HostReboot) -> None:
+            colour = "green" if result.status == "ok" else "red"
+            app.err.print(f"{result.host}: [{colour}]{result.status}[/]")
+
+    report = reboot_pending(opts, progress=progress)
+    if app.json_output:
+        app.emit_json(report.as_dict())
+        sys.exit(report.exit_code)
+    if not report.plans:
+        click.echo("no host has a reboot pending")
+    for plan in report.plans:
+        result = report.results.get(plan.host)
+        if result is not None:
+            line = f"{plan.host}: rebooted" if result.status == "ok" else f"{plan.host}: reboot {result.status}"
+            if result.status == "ok":
+                before, after = (result.boot_id_before or "?")[:8], (result.boot_id_after or "?")[:8]
+                line += f" ({plan.reason}; boot id {before} -> {after})"
+            else:
+                line += f": {result.error}; still reboot pending"
+        elif dry_run and plan.action == "reboot":
+            line = f"{plan.host}: would reboot ({plan.reason})"
+        else:
+            line = f"{plan.host}: reboot pending ({plan.role or 'no role'}: {plan.reason})"
+        click.echo(line)
+    sys.exit(report.exit_code)
