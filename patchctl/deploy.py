@@ -290,7 +290,17 @@ def deploy(opts: DeployOptions, progress: ProgressFn | None = None) -> DeployRep
         else:
             hosts = target.hosts
         report.wave_hosts = hosts
-        report.already_done = [h for h in hosts if r.results.get(h) is not None and r.results[h].status == HOST_OK]
+        # A host that succeeded before is done, unless its latest scan shows one of the rollout's
+        # updates missing again (e.g. downgraded by hand, as `patchctl verify` reports): retried.
+        in_rollout = {u.update_id for u in r.updates}
+        missing_now = rs.missing_on_hosts(hosts)
+        report.already_done = [
+            h
+            for h in hosts
+            if r.results.get(h) is not None
+            and r.results[h].status == HOST_OK
+            and not (missing_now.get(h, set()) & in_rollout)
+        ]
         todo = [h for h in hosts if h not in report.already_done]
         if not todo and target.state == rollout.FINISHED:
             report.state = rollout.FINISHED
@@ -335,7 +345,8 @@ def deploy(opts: DeployOptions, progress: ProgressFn | None = None) -> DeployRep
                     "wave finished",
                     f"{ok} ok, {failed} failed of {len(hosts)}; baking {wave.bake_days:g} days",
                     state=rollout.FINISHED,
-                    finished_at=now,
+                    # a retry of a finished wave (a host found missing) does not restart its bake
+                    finished_at=target.finished_at or now,
                 )
             status = report.state
         finally:
@@ -399,33 +410,94 @@ def _deploy_hosts(
             report.halted_reason = reason
             report.not_started = [h for h in queue if h not in report.outcomes]
             return
-        on_event = _batch_handler(set(batch), record)
+        handler = _BatchHandler({h: work[h] for h in batch}, record)
+        extravars: dict[str, Any] = {"patchctl_deploy": {h: work[h] for h in batch}}
+        if handler.windows_hosts:
+            from patchctl.catalog import load_catalog
+
+            extravars["patchctl_app_catalog"] = load_catalog().as_vars()
         PlaybookRunner().run(
             paths.playbook(DEPLOY_PLAYBOOK),
             inventory=opts.inventory,
             limit=",".join(batch),
-            extravars={"patchctl_deploy": {h: work[h] for h in batch}},
-            on_event=on_event,
+            extravars=extravars,
+            on_event=handler,
             timeout=opts.timeout,
             forks=len(batch),
         )
+        handler.finish()
         for host in batch:
             if host not in report.outcomes:
                 record(ApplyOutcome(host, HOST_FAILED, error="no result: the deploy playbook did not reach this host"))
     report.halted_reason = over()
 
 
-def _batch_handler(
-    batch: set[str], record: Callable[[ApplyOutcome, list[str]], None]
-) -> Callable[[HostEvent], None]:
-    def on_event(event: HostEvent) -> None:
-        if event.host not in batch or event.item:
-            return
-        found = apply_outcome(event.host, event)
-        if found is not None:
-            record(*found)
+WINDOWS_SOURCES = ("windows", "chocolatey")
+WIN_INSTALL_TASK = "Install the approved Windows updates"
 
-    return on_event
+
+class _BatchHandler:
+    """Turns one batch's events into ApplyOutcomes as they arrive.
+
+    Linux hosts answer with one ``patchctl_apply`` result. A Windows host's outcome needs its
+    ``win_updates`` install result and its ``win_chocolatey`` items together, so it is computed
+    when the host's run ends (:meth:`finish`), through the same normalization the contract tests
+    feed with recorded result shapes.
+    """
+
+    def __init__(self, work: dict[str, list[dict[str, Any]]], record: Callable[[ApplyOutcome, list[str]], None]):
+        self.work = work
+        self.record = record
+        self.windows_hosts = {
+            h for h, entries in work.items() if entries and all(e.get("source") in WINDOWS_SOURCES for e in entries)
+        }
+        self._win_result: dict[str, dict[str, Any]] = {}
+        self._choco: dict[str, list[dict[str, Any]]] = {}
+        self._win_error: dict[str, str] = {}
+        self._done: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, event: HostEvent) -> None:
+        host = event.host
+        if host not in self.work or host in self._done:
+            return
+        if host in self.windows_hosts:
+            with self._lock:
+                self._windows_event(event)
+            return
+        if event.item:
+            return
+        found = apply_outcome(host, event)
+        if found is not None:
+            self._done.add(host)
+            self.record(*found)
+
+    def _windows_event(self, event: HostEvent) -> None:
+        host = event.host
+        if event.status == "unreachable":
+            self._done.add(host)
+            self.record(ApplyOutcome(host, HOST_UNREACHABLE, error=_message(event.result)), [])
+        elif event.action.endswith("win_chocolatey") and event.item:
+            self._choco.setdefault(host, []).append(event.result)
+        elif event.action.endswith("win_updates") and event.task == WIN_INSTALL_TASK and not event.item:
+            self._win_result[host] = event.result
+        elif event.status == "failed" and not event.item and host not in self._win_error:
+            self._win_error[host] = f"{event.task}: {_message(event.result)}"
+
+    def finish(self) -> None:
+        """Record the Windows hosts of the batch (Linux hosts were recorded as they answered)."""
+        from patchctl.normalize_windows import apply_outcome as windows_outcome
+
+        for host in sorted(self.windows_hosts - self._done):
+            if host not in self._win_result and host not in self._choco and host not in self._win_error:
+                continue  # no event at all: the caller records "did not reach this host"
+            outcome = windows_outcome(host, self.work[host], self._win_result.get(host), self._choco.get(host, []))
+            if host in self._win_error and outcome.status == HOST_OK:
+                outcome = ApplyOutcome(
+                    host, HOST_FAILED, outcome.installed, outcome.failed, outcome.reboot_required, self._win_error[host]
+                )
+            self._done.add(host)
+            self.record(outcome, [])
 
 
 # --- promote ----------------------------------------------------------------------------------

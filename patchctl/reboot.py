@@ -28,6 +28,7 @@ from patchctl import maintenance, paths
 from patchctl.errors import EXIT_HOST_FAILURES, EXIT_OK, ConfigError
 from patchctl.inventory import Inventory
 from patchctl.maintenance import ACTION_REBOOT, RebootDecision, Window
+from patchctl.model import HOST_OK, ApplyOutcome
 from patchctl.policy import Policy, Wave
 from patchctl.rollout import assign_hosts
 from patchctl.runner import HostEvent, PlaybookRunner, list_inventory
@@ -361,3 +362,27 @@ def after_deploy(
         progress=progress,
     )
     return report
+
+
+def after_deploy_outcomes(
+    inventory_path: str,
+    db_url: str,
+    policy: Policy,
+    now: datetime,
+    outcomes: Mapping[str, ApplyOutcome],
+    progress: ProgressFn | None = None,
+) -> RebootReport:
+    """:func:`after_deploy` for a deploy's per-host outcomes (hosts that failed are left alone)."""
+    ok = {h: o for h, o in outcomes.items() if o.status == HOST_OK}
+    if not ok:
+        return RebootReport(now=now)
+    return after_deploy(
+        inventory_path=inventory_path,
+        inventory=load_inventory(inventory_path),
+        db_url=db_url,
+        policy=policy,
+        now=now,
+        reboot_required={h: o.reboot_required for h, o in ok.items()},
+        changed={h: bool(o.installed) for h, o in ok.items()},
+        progress=progress,
+    )

@@ -8,6 +8,7 @@ import click
 def register(cli: click.Group) -> None:
     from patchctl.commands import config, deploy, incident, lab, notify, report, rollout, scan, schedule, updates
     from patchctl.commands import reboot as reboot_cmd
+    from patchctl.commands import verify as verify_cmd
     from patchctl.commands import windows as windows_cmd
 
     cli.add_command(lab.lab)
@@ -25,3 +26,4 @@ def register(cli: click.Group) -> None:
     cli.add_command(notify.notify)
     cli.add_command(windows_cmd.windows)
     cli.add_command(reboot_cmd.reboot)
+    cli.add_command(verify_cmd.verify)

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import click
 
 from patchctl.cli import App, handle_errors, inventory_option, json_option
 from patchctl.model import ApplyOutcome
+
+if TYPE_CHECKING:
+    from patchctl.reboot import RebootReport
 
 
 def run_deploy(app: App, rollout_id: int | None, wave: str | None) -> int:
@@ -24,10 +29,13 @@ def run_deploy(app: App, rollout_id: int | None, wave: str | None) -> int:
             app.err.print(f"[{done}/{total}] {outcome.host}: [{colour}]{outcome.status}[/]")
 
     report = deploy(opts, progress=progress)
+    reboots = _reboot_after(app, report.outcomes)
     data = report.as_dict()
+    data["reboots"] = reboots.as_dict()["hosts"]
+    code = max(report.exit_code, reboots.exit_code)
     if app.json_output:
         app.emit_json(data)
-        return report.exit_code
+        return code
     if report.message:
         click.echo(f"rollout {report.rollout_id} wave {report.wave}: {report.message}")
         return report.exit_code
@@ -47,12 +55,36 @@ def run_deploy(app: App, rollout_id: int | None, wave: str | None) -> int:
             click.echo(f"already done before: {', '.join(report.already_done)}")
         if report.not_started:
             click.echo(f"not started: {', '.join(report.not_started)}")
+        for line in _reboot_lines(reboots):
+            click.echo(line)
     ok = sum(1 for h in data["hosts"] if h["status"] == "ok")
     summary = f"rollout {report.rollout_id} wave {report.wave}: {report.state}, {ok} ok of {len(data['hosts'])} run"
     if report.halted_reason:
         summary += f"; halted: {report.halted_reason}"
     click.echo(summary)
-    return report.exit_code
+    return code
+
+
+def _reboot_after(app: App, outcomes: Mapping[str, ApplyOutcome]) -> RebootReport:
+    """Servers whose window is open now reboot at once; the others stay reboot pending."""
+    from patchctl.decisions import load_policy
+    from patchctl.reboot import after_deploy_outcomes
+
+    cfg = app.config()
+    return after_deploy_outcomes(cfg.inventory, cfg.db, load_policy(cfg.policy), cfg.clock().now(), outcomes)
+
+
+def _reboot_lines(reboots: RebootReport) -> list[str]:
+    lines = []
+    for plan in reboots.plans:
+        result = reboots.results.get(plan.host)
+        if result is None:
+            lines.append(f"{plan.host}: reboot pending ({plan.role or 'no role'}: {plan.reason})")
+        elif result.status == "ok":
+            lines.append(f"{plan.host}: rebooted ({plan.reason})")
+        else:
+            lines.append(f"{plan.host}: reboot {result.status}: {result.error}; still reboot pending")
+    return lines
 
 
 @click.command()

@@ -157,6 +157,8 @@ scans = sa.Table(
     sa.Column("missing_by_class", JSONText()),  # {"security": 2, "bugfix": 1}
     sa.Index("ix_scans_host_scanned", "host_id", "scanned_at"),
     sa.Index("ix_scans_run", "run_id"),
+    # Covers the report's compliance-per-run history (migration 0004).
+    sa.Index("ix_scans_run_state", "run_id", "status", "missing_total", "reboot_required"),
 )
 
 updates = sa.Table(

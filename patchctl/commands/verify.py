@@ -1,0 +1,47 @@
+"""patchctl verify: rescan and prove that what was approved is installed (daily, from cron)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from patchctl.cli import App, handle_errors, inventory_option, json_option
+
+
+@click.command()
+@click.option("--limit", "-l", metavar="PATTERN", help="Only hosts matching this Ansible host pattern.")
+@click.option("--no-scan", is_flag=True, help="Compare with the last scans instead of rescanning.")
+@inventory_option
+@json_option
+@click.pass_obj
+@handle_errors
+def verify(app: App, limit: str | None, no_scan: bool) -> None:
+    """Rescan, then compare each host with the updates its rollout waves approved for it.
+
+    States: compliant, missing, failed, reboot_pending, unreachable, stale (no successful scan for
+    more than stale_days). A host missing an approved update is retried by the next deploy of its
+    wave. Exit code 0 when every host is compliant, else 1.
+    """
+    from patchctl.verify import VerifyOptions
+    from patchctl.verify import verify as run_verify
+
+    cfg = app.config()
+    opts = VerifyOptions(
+        inventory=cfg.inventory,
+        db_url=cfg.db,
+        now=cfg.clock().now(),
+        stale_days=cfg.stale_days,
+        limit=limit,
+        rescan=not no_scan,
+        forks=cfg.forks,
+    )
+    report = run_verify(opts)
+    if app.json_output:
+        app.emit_json(report.as_dict())
+        sys.exit(report.exit_code)
+    for h in report.hosts:
+        click.echo(f"{h.host}: {h.state.replace('_', ' ')}: {h.detail}")
+    counts = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in report.counts().items() if n)
+    click.echo(f"verify: {counts or 'no hosts'}")
+    sys.exit(report.exit_code)
