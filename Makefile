@@ -14,7 +14,9 @@ CACHE  ?= $(HOME)/.cache/patchctl/wheels
 
 # System packages the lab and the tests need (Debian 12). python3-venv: `python3.11 -m venv`;
 # rpm (rpmbuild), createrepo-c: the RPM repository of the lab's dnf and zypper hosts.
-DEB_PACKAGES := debootstrap openssh-server openssh-client apt-utils zstd sqlite3 gnupg python3-venv rpm createrepo-c chromium
+# postgresql: the PostgreSQL store's tests run against a cluster of this checkout (tools/pg.sh).
+DEB_PACKAGES := debootstrap openssh-server openssh-client apt-utils zstd sqlite3 gnupg python3-venv rpm createrepo-c chromium \
+                postgresql
 
 LINT_PATHS := patchctl plugins tests tools bench setup.py
 
@@ -25,13 +27,14 @@ TOOLS_ENV    := PATH="$(CURDIR)/$(BIN):$$PATH"
 MOLECULE_ENV := $(TOOLS_ENV) ANSIBLE_HOME="$(CURDIR)/.ansible"
 SCENARIO  ?=
 
-.PHONY: help deps venv collections lint molecule test demo clean distclean
+.PHONY: help deps venv collections lint molecule test demo clean distclean pg pg-stop
 
 help:
 	@echo "make deps         system packages (root, Debian 12; quick when already installed)"
 	@echo "make venv         $(VENV) with patchctl installed editable, with the test extras"
 	@echo "make collections  the pinned Ansible collections into .collections (no Galaxy)"
 	@echo "make lint         ruff, mypy, ansible-lint, yamllint, ignores with reasons (the lint gates alone)"
+	@echo "make pg           start this checkout's PostgreSQL test cluster (tools/pg.sh; pg-stop stops it)"
 	@echo "make molecule     every Molecule scenario's full sequence on lab hosts (SCENARIO=name: one)"
 	@echo "make test         deps + venv + collections, lint, pytest tests/, then make molecule"
 	@echo "make demo         deps + venv + collections, then lab up (6 hosts) and tools/demo.sh: scan, waves, report"
@@ -100,8 +103,16 @@ molecule: deps venv collections
 	done; \
 	if [ -n "$$failed" ]; then echo "make molecule: failed:$$failed" >&2; exit 1; fi
 
+# A PostgreSQL cluster of this checkout's own (.pg/, 127.0.0.1, a port of its own): the store's
+# tests run against SQLite and against it (tests/unit/conftest.py reads .pg/url).
+pg: deps
+	tools/pg.sh start
+
+pg-stop:
+	tools/pg.sh stop
+
 # pytest's exit 5 (no test collected) fails the target like any other non-zero exit.
-test: deps venv collections
+test: deps venv collections pg
 	$(MAKE) --no-print-directory lint
 	$(BIN)/python -m pytest tests/
 	$(MAKE) --no-print-directory molecule

@@ -40,6 +40,24 @@ class App:
     def config(self) -> Config:
         return Config.load(self.overrides)
 
+    def notifier(self) -> Callable[[str, dict[str, Any]], None]:
+        """Send a notification event to the configured channels; failed deliveries are warned about."""
+        cfg = self.config()
+        clock = cfg.clock()
+
+        def send(event: str, payload: dict[str, Any]) -> None:
+            from patchctl import notify
+
+            for delivery in notify.send(event, payload, cfg, at=clock.now()):
+                if not delivery.ok:
+                    click.echo(
+                        f"patchctl: warning: notification {event} via {delivery.channel} to {delivery.target} "
+                        f"failed: {delivery.detail}",
+                        err=True,
+                    )
+
+        return send
+
     def emit_json(self, data: Any) -> None:
         click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
 

@@ -27,10 +27,17 @@ from patchctl.policy import STATE_APPROVED, Policy, Wave
 from patchctl.rollout import Promotion
 from patchctl.runner import HostEvent, PlaybookRunner, list_inventory
 from patchctl.store import Store
+from patchctl.store.locks import store_lock
 from patchctl.store.rollouts import Incident, Rollout, RolloutStore, RolloutUpdate
 
 DEPLOY_PLAYBOOK = "deploy.yml"
+PROMOTE_LOCK_WAIT = 60.0  # seconds a promotion waits for a deploy or promotion of the same rollout
 RESULT_KEY = "patchctl_apply"
+
+
+def rollout_lock_name(rollout_id: int) -> str:
+    """The store lock (patchctl.store.locks) held while a rollout deploys or promotes."""
+    return f"rollout {rollout_id}"
 
 
 def _latest(rs: RolloutStore, rollout_id: int | None) -> int:
@@ -141,6 +148,9 @@ def rollout_list(db_url: str) -> list[int]:
 # --- deploy -----------------------------------------------------------------------------------
 
 
+Notifier = Callable[[str, dict[str, Any]], None]
+
+
 @dataclass(frozen=True)
 class DeployOptions:
     inventory: str
@@ -149,6 +159,8 @@ class DeployOptions:
     rollout_id: int | None = None
     wave: str | None = None
     timeout: int | None = None
+    # called with (event, payload) for wave.finished, wave.halted and host.failed (notifications)
+    notifier: Notifier | None = None
 
 
 @dataclass
@@ -277,81 +289,111 @@ def _choose_wave(rs: RolloutStore, r: Rollout, name: str | None, now: datetime) 
 def deploy(opts: DeployOptions, progress: ProgressFn | None = None) -> DeployReport:
     """Deploy one wave of a rollout (see the module docstring)."""
     who = actor()
-    clock = opts.clock
     with Store.open(opts.db_url) as store:
         rs = RolloutStore(store)
-        r = rs.rollout(_latest(rs, opts.rollout_id))
-        target = _choose_wave(rs, r, opts.wave, clock.now())
-        wave = target.wave
-        report = DeployReport(rollout_id=r.id, wave=wave.name, state=target.state)
-        if target.state == rollout.PENDING:
-            inventory = Inventory.from_ansible_json(opts.inventory, list_inventory(opts.inventory))
-            hosts = _wave_hosts(r, target, inventory)
-        else:
-            hosts = target.hosts
-        report.wave_hosts = hosts
-        # A host that succeeded before is done, unless its latest scan shows one of the rollout's
-        # updates missing again (e.g. downgraded by hand, as `patchctl verify` reports): retried.
-        in_rollout = {u.update_id for u in r.updates}
-        missing_now = rs.missing_on_hosts(hosts)
-        report.already_done = [
-            h
-            for h in hosts
-            if r.results.get(h) is not None
-            and r.results[h].status == HOST_OK
-            and not (missing_now.get(h, set()) & in_rollout)
-        ]
-        todo = [h for h in hosts if h not in report.already_done]
-        if not todo and target.state == rollout.FINISHED:
-            report.state = rollout.FINISHED
-            report.message = f"wave {wave.name} is already deployed on all its {len(hosts)} hosts: nothing to do"
-            return report
+        rollout_id = _latest(rs, opts.rollout_id)
+        # One deploy or promotion of a rollout at a time, across processes and control nodes.
+        with store_lock(store, rollout_lock_name(rollout_id)):
+            return _deploy_locked(rs, rollout_id, opts, who, progress)
 
-        now = clock.now()
-        values: dict[str, Any] = {"state": rollout.DEPLOYING, "hosts": list(hosts), "halted_reason": None}
-        if target.started_at is None:
-            values["started_at"] = now
-        rs.set_wave(
-            r.id, target.position, now, who, "deploy start", f"{len(todo)} of {len(hosts)} hosts to do", **values
-        )
-        run_id = rs.start_deploy_run(r.id, wave.name, who, now)
-        status = "interrupted"
-        try:
-            # Hosts to retry start afresh: only this run's failures count towards the threshold.
-            results = {h: res.status for h, res in r.results.items() if h in hosts and h not in todo}
-            _deploy_hosts(rs, r, wave, run_id, hosts, todo, results, report, opts, progress)
-            failed = sum(1 for h in hosts if results.get(h) in (HOST_FAILED, HOST_UNREACHABLE))
-            now = clock.now()
-            if report.halted_reason:
-                report.state = rollout.HALTED
-                rs.set_wave(
-                    r.id,
-                    target.position,
-                    now,
-                    who,
-                    "wave halted",
-                    report.halted_reason,
-                    state=rollout.HALTED,
-                    halted_reason=report.halted_reason,
-                )
-            else:
-                report.state = rollout.FINISHED
-                ok = sum(1 for h in hosts if results.get(h) == HOST_OK)
-                rs.set_wave(
-                    r.id,
-                    target.position,
-                    now,
-                    who,
-                    "wave finished",
-                    f"{ok} ok, {failed} failed of {len(hosts)}; baking {wave.bake_days:g} days",
-                    state=rollout.FINISHED,
-                    # a retry of a finished wave (a host found missing) does not restart its bake
-                    finished_at=target.finished_at or now,
-                )
-            status = report.state
-        finally:
-            rs.finish_deploy_run(run_id, status, clock.now())
+
+def _deploy_locked(
+    rs: RolloutStore, rollout_id: int, opts: DeployOptions, who: str, progress: ProgressFn | None
+) -> DeployReport:
+    clock = opts.clock
+    # Holding the lock, a run still marked running died without finishing (kill -9): say so.
+    rs.close_dead_runs(rollout_id, clock.now(), who)
+    r = rs.rollout(rollout_id)
+    target = _choose_wave(rs, r, opts.wave, clock.now())
+    wave = target.wave
+    report = DeployReport(rollout_id=r.id, wave=wave.name, state=target.state)
+    if target.state == rollout.PENDING:
+        inventory = Inventory.from_ansible_json(opts.inventory, list_inventory(opts.inventory))
+        hosts = _wave_hosts(r, target, inventory)
+    else:
+        hosts = target.hosts
+    report.wave_hosts = hosts
+    # A host that succeeded before is done, unless its latest scan shows one of the rollout's
+    # updates missing again (e.g. downgraded by hand, as `patchctl verify` reports): retried.
+    in_rollout = {u.update_id for u in r.updates}
+    missing_now = rs.missing_on_hosts(hosts)
+    report.already_done = [
+        h
+        for h in hosts
+        if r.results.get(h) is not None
+        and r.results[h].status == HOST_OK
+        and not (missing_now.get(h, set()) & in_rollout)
+    ]
+    todo = [h for h in hosts if h not in report.already_done]
+    if not todo and target.state == rollout.FINISHED:
+        report.state = rollout.FINISHED
+        report.message = f"wave {wave.name} is already deployed on all its {len(hosts)} hosts: nothing to do"
         return report
+
+    now = clock.now()
+    values: dict[str, Any] = {"state": rollout.DEPLOYING, "hosts": list(hosts), "halted_reason": None}
+    if target.started_at is None:
+        values["started_at"] = now
+    rs.set_wave(r.id, target.position, now, who, "deploy start", f"{len(todo)} of {len(hosts)} hosts to do", **values)
+    run_id = rs.start_deploy_run(r.id, wave.name, who, now)
+    status = "interrupted"
+    try:
+        # Hosts to retry start afresh: only this run's failures count towards the threshold.
+        results = {h: res.status for h, res in r.results.items() if h in hosts and h not in todo}
+        _deploy_hosts(rs, r, wave, run_id, hosts, todo, results, report, opts, progress)
+        failed = sum(1 for h in hosts if results.get(h) in (HOST_FAILED, HOST_UNREACHABLE))
+        now = clock.now()
+        if report.halted_reason:
+            report.state = rollout.HALTED
+            rs.set_wave(
+                r.id,
+                target.position,
+                now,
+                who,
+                "wave halted",
+                report.halted_reason,
+                state=rollout.HALTED,
+                halted_reason=report.halted_reason,
+            )
+        else:
+            report.state = rollout.FINISHED
+            ok = sum(1 for h in hosts if results.get(h) == HOST_OK)
+            rs.set_wave(
+                r.id,
+                target.position,
+                now,
+                who,
+                "wave finished",
+                f"{ok} ok, {failed} failed of {len(hosts)}; baking {wave.bake_days:g} days",
+                state=rollout.FINISHED,
+                # a retry of a finished wave (a host found missing) does not restart its bake
+                finished_at=target.finished_at or now,
+            )
+        status = report.state
+    finally:
+        rs.finish_deploy_run(run_id, status, clock.now())
+    _notify(opts.notifier, r.id, wave.name, report, failed, len(hosts))
+    return report
+
+
+def _notify(
+    notifier: Notifier | None, rollout_id: int, wave: str, report: DeployReport, failed: int, total: int
+) -> None:
+    """Tell the notification channels what the deploy did (deliveries never raise)."""
+    if notifier is None:
+        return
+    for o in sorted(report.outcomes.values(), key=lambda o: o.host):
+        if o.status != HOST_OK:
+            reason = o.error or "; ".join(f"{k}: {v}" for k, v in o.failed.items())
+            notifier(
+                "host.failed",
+                {"rollout": rollout_id, "wave": wave, "host": o.host, "status": o.status, "reason": reason},
+            )
+    base = {"rollout": rollout_id, "wave": wave, "hosts": total, "failed": failed}
+    if report.state == rollout.HALTED:
+        notifier("wave.halted", {**base, "reason": report.halted_reason})
+    elif report.state == rollout.FINISHED:
+        notifier("wave.finished", base)
 
 
 def _deploy_hosts(
@@ -523,26 +565,40 @@ def promote(db_url: str, rollout_id: int | None, now: datetime) -> PromoteResult
     """Promote the next wave when the rule allows it; PolicyBlocked (exit 3) with the reason when not."""
     with Store.open(db_url) as store:
         rs = RolloutStore(store)
-        r = rs.rollout(_latest(rs, rollout_id))
-        p = rollout.can_promote(r.waves, len(rs.incidents(r.id, open_only=True)), now)
-        if p.complete:
-            return PromoteResult(r.id, p, promoted=False)
-        if not p.allowed or p.wave is None:
-            raise PolicyBlocked(f"rollout {r.id}: not promoted: {p.reason}")
-        if p.already:
-            return PromoteResult(r.id, p, promoted=False)
-        rs.set_wave(r.id, p.wave.position, now, actor(), "promote", p.reason, promoted_at=now)
-        return PromoteResult(r.id, p, promoted=True)
+        rid = _latest(rs, rollout_id)
+        # Two promoters (cron on two control nodes) take turns; the second finds it done.
+        with store_lock(store, rollout_lock_name(rid), wait=PROMOTE_LOCK_WAIT):
+            return _promote_locked(rs, rid, now)
+
+
+def _promote_locked(rs: RolloutStore, rollout_id: int, now: datetime) -> PromoteResult:
+    r = rs.rollout(rollout_id)
+    p = rollout.can_promote(r.waves, len(rs.incidents(r.id, open_only=True)), now)
+    if p.complete:
+        return PromoteResult(r.id, p, promoted=False)
+    if not p.allowed or p.wave is None:
+        raise PolicyBlocked(f"rollout {r.id}: not promoted: {p.reason}")
+    if p.already:
+        return PromoteResult(r.id, p, promoted=False)
+    rs.set_wave(r.id, p.wave.position, now, actor(), "promote", p.reason, promoted_at=now)
+    return PromoteResult(r.id, p, promoted=True)
 
 
 # --- incidents --------------------------------------------------------------------------------
 
 
-def open_incident(db_url: str, rollout_id: int, host: str | None, text: str, now: datetime) -> int:
+def open_incident(
+    db_url: str, rollout_id: int, host: str | None, text: str, now: datetime, notifier: Notifier | None = None
+) -> int:
     if not text.strip():
         raise ConfigError("incident open: the text must not be empty")
     with Store.open(db_url) as store:
-        return RolloutStore(store).open_incident(rollout_id, host, text.strip(), actor(), now)
+        incident_id = RolloutStore(store).open_incident(rollout_id, host, text.strip(), actor(), now)
+    if notifier is not None:
+        notifier(
+            "incident.opened", {"incident": incident_id, "rollout": rollout_id, "host": host, "text": text.strip()}
+        )
+    return incident_id
 
 
 def close_incident(db_url: str, incident_id: int, reason: str | None, now: datetime) -> Incident:

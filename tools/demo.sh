@@ -23,6 +23,13 @@ unset PATCHCTL_NOW
 at() { date -u -d "$1" +%Y-%m-%dT%H:%M:%SZ; }
 step() { printf '\n\033[1m== %s\033[0m\n$ patchctl %s\n' "$1" "${*:2}"; }
 run() { step "$@"; "$PATCHCTL" "${@:2}"; }
+# A command that reports host states: exit 1 (not every host compliant) is part of the story.
+states() {
+  step "$@"
+  local rc=0
+  "$PATCHCTL" "${@:2}" || rc=$?
+  if [ "$rc" -gt 1 ]; then echo "demo: expected exit 0 or 1, got $rc" >&2; exit 1; fi
+}
 # A command that must be refused by the policy (exit 3): anything else fails the demo.
 refused() {
   step "$@"
@@ -37,18 +44,25 @@ refused() {
 
 run "1. Scan the fleet" scan
 
-T1=$(at '+3 days 1 hour')    # the updates are 3 days old: the policy approves them
-T2=$(at '+5 days 1 hour')    # 2 days into the pilot's 7-day bake
-T3=$(at '+10 days 2 hours')  # the bake is over
+# A Berlin wall-clock time on a day relative to today, in UTC: the lab servers' maintenance
+# window lab-nightly (policies/lab-demo.yml) is open 01:00-05:00 Europe/Berlin.
+night() { date -u -d "TZ=\"Europe/Berlin\" $(date -d "$1" +%F) $2" +%Y-%m-%dT%H:%M:%SZ; }
+T1=$(night '+4 days' 02:00)   # the updates are 4 days old: the policy approves them; lab-nightly is open
+T2=$(night '+6 days' 12:00)   # 2 days into the pilot's 7-day bake
+T3=$(night '+12 days' 12:00)  # the bake is over; midday: lab-nightly is closed
+T4=$(night '+13 days' 02:00)  # the next night: lab-nightly is open again
 
 run "2. The catalog today: the policy approves updates 3 days after first seen" updates
 run "   An operator approves the security fix at once" approve patchctl-demo-ssl --reason "security fix: no need to wait"
-run "3. Three days later ($T1): approved, except the rejected and the major ones" --now "$T1" updates
+run "3. Four days later ($T1): approved, except the rejected and the major ones" --now "$T1" updates
 run "4. Freeze the approved updates into a rollout" --now "$T1" rollout create
-run "5. Deploy the pilot wave (the inventory group 'pilot')" --now "$T1" deploy
+run "   The maintenance windows at $T1: lab-nightly is open, the servers use it" --now "$T1" windows
+run "5. Deploy the pilot wave (the inventory group 'pilot'): the server reboots in its window, the client stays reboot pending" --now "$T1" deploy
 run "   Status: the pilot bakes for 7 days" --now "$T1" rollout status
 refused "6. Promote too early ($T2): refused, with the reason" --now "$T2" rollout promote
-run "7. After the bake ($T3): promote and deploy the fleet" --now "$T3" rollout promote --deploy
+run "7. After the bake ($T3): promote and deploy the fleet; at midday the servers stay reboot pending" --now "$T3" rollout promote --deploy
+run "   That night ($T4), cron's 'patchctl reboot': the servers reboot in lab-nightly, clients never" --now "$T4" reboot
+states "   Daily verification: what was approved is installed; clients wait for their users' restart" --now "$T4" verify
 run "8. The rollout" --now "$T3" rollout status
 run "9. The report: nothing approved is missing; the major upgrade and the rejected package remain" report
 run "10. The audit trail" audit --last 12

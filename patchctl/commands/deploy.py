@@ -20,7 +20,14 @@ def run_deploy(app: App, rollout_id: int | None, wave: str | None) -> int:
     from patchctl.deploy import DeployOptions, deploy
 
     cfg = app.config()
-    opts = DeployOptions(inventory=cfg.inventory, db_url=cfg.db, clock=cfg.clock(), rollout_id=rollout_id, wave=wave)
+    opts = DeployOptions(
+        inventory=cfg.inventory,
+        db_url=cfg.db,
+        clock=cfg.clock(),
+        rollout_id=rollout_id,
+        wave=wave,
+        notifier=app.notifier(),
+    )
     progress = None
     if sys.stderr.isatty() and not app.quiet and not app.json_output:
 

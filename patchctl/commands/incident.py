@@ -25,7 +25,7 @@ def incident_open(app: App, rollout_id: int, host: str | None, text: tuple[str, 
     from patchctl.deploy import open_incident
 
     cfg = app.config()
-    incident_id = open_incident(cfg.db, rollout_id, host, " ".join(text), cfg.clock().now())
+    incident_id = open_incident(cfg.db, rollout_id, host, " ".join(text), cfg.clock().now(), app.notifier())
     if app.json_output:
         app.emit_json({"incident": incident_id, "rollout": rollout_id})
     else:

@@ -44,6 +44,21 @@ fi
 exit 0
 """
 
+# A slow configuration, for tests that stop patchctl while a host installs: the marker file says
+# "dpkg is in the middle of configuring it now". Not in the base image: a test installs 1.0-1 first.
+SLOW_MARKER = "/var/lib/patchctl-lab/slow-configuring"
+SLOW_SECONDS_FILE = "/etc/patchctl-lab-slow-seconds"
+SLOW_POSTINST = f"""#!/bin/sh
+set -e
+if [ "$1" = configure ]; then
+    mkdir -p /var/lib/patchctl-lab
+    touch {SLOW_MARKER}
+    sleep "$(cat {SLOW_SECONDS_FILE} 2>/dev/null || echo 20)"
+    rm -f {SLOW_MARKER}
+fi
+exit 0
+"""
+
 # The cases of the lab repository. Hosts start at the `base` versions; the rest are updates.
 PACKAGES: tuple[DemoPackage, ...] = (
     DemoPackage("patchctl-demo-app", "1.0-1", "bookworm", "demo application", base=True),
@@ -58,6 +73,8 @@ PACKAGES: tuple[DemoPackage, ...] = (
     DemoPackage(
         "patchctl-demo-broken", "1.1-1", "bookworm", "demo tool (its postinst fails)", postinst=FAILING_POSTINST
     ),
+    DemoPackage("patchctl-demo-slow", "1.0-1", "bookworm", "demo agent"),
+    DemoPackage("patchctl-demo-slow", "1.1-1", "bookworm", "demo agent (slow to configure)", postinst=SLOW_POSTINST),
 )
 
 SUITES = {

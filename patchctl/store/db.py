@@ -1,8 +1,10 @@
 """The :class:`Store`: patchctl's database, opened from a SQLAlchemy URL.
 
-SQLite is the default (``sqlite:////var/lib/patchctl/patchctl.db``); any SQLAlchemy URL works.
-Opening a store creates the parent directory of a SQLite file, migrates the schema to the
-newest Alembic revision and, for SQLite, turns on WAL, ``busy_timeout`` and foreign keys.
+SQLite is the default (``sqlite:////var/lib/patchctl/patchctl.db``); PostgreSQL
+(``postgresql://user:password@host/db``, driven by psycopg 3) serves several control nodes
+sharing one store. Opening a store creates the parent directory of a SQLite file, migrates the
+schema to the newest Alembic revision and, for SQLite, turns on WAL, ``busy_timeout`` and foreign
+keys. On PostgreSQL concurrent openers migrate one at a time under an advisory lock.
 
 Every write runs in its own short transaction (``BEGIN IMMEDIATE`` on SQLite, so concurrent
 writers queue on the busy timeout instead of failing on a lock upgrade). That makes
@@ -13,6 +15,8 @@ loses at most the host in flight.
 from __future__ import annotations
 
 import json
+import os
+import socket
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -126,6 +130,27 @@ def _is_sqlite(url: URL) -> bool:
     return url.get_backend_name() == "sqlite"
 
 
+def _is_postgresql(url: URL) -> bool:
+    return url.get_backend_name() == "postgresql"
+
+
+def _with_driver(url: URL) -> URL:
+    """``postgresql://`` means psycopg 3 (SQLAlchemy alone would pick psycopg2, not installed)."""
+    if url.drivername in ("postgresql", "postgres"):
+        return url.set(drivername="postgresql+psycopg")
+    return url
+
+
+def application_name() -> str:
+    """How this process shows in ``pg_stat_activity`` (and so as the holder of a lock)."""
+    return f"patchctl {socket.gethostname()} pid {os.getpid()}"[:63]
+
+
+# pg_advisory_xact_lock keys: PostgreSQL openers migrate one at a time; scans write one at a time.
+_MIGRATE_LOCK_NAME = "patchctl migrate"
+_SCAN_WRITE_LOCK_NAME = "patchctl scan write"
+
+
 def _sqlite_file(url: URL) -> Path | None:
     """The database file of a SQLite URL, or None for an in-memory database."""
     database = url.database
@@ -233,6 +258,10 @@ class Store:
         kwargs: dict[str, Any] = {}
         sqlite = _is_sqlite(parsed)
         db_file = _sqlite_file(parsed) if sqlite else None
+        parsed = _with_driver(parsed)
+        if _is_postgresql(parsed):
+            kwargs["pool_pre_ping"] = True
+            kwargs["connect_args"] = {"application_name": application_name()}
         if sqlite:
             kwargs["connect_args"] = {"check_same_thread": False}
             if db_file is not None:
@@ -305,6 +334,13 @@ class Store:
                     ) from exc
             with self._engine.connect() as conn:
                 conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+                if conn.dialect.name == "postgresql":
+                    # One opener migrates at a time (SQLite: BEGIN IMMEDIATE does it); the others
+                    # wait here, then find the schema current. Released at commit.
+                    conn.execute(
+                        sa.text("SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || :n, 0))"),
+                        {"n": _MIGRATE_LOCK_NAME},
+                    )
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
                 conn.commit()
@@ -406,6 +442,19 @@ class Store:
             if result.rowcount != 1:
                 raise StoreError(f"no run {run_id} in {self._url}")
 
+    def unfinished_runs(self, kind: str, started_before: datetime) -> list[int]:
+        """Ids of runs of ``kind`` still ``running`` that started before ``started_before``."""
+        sr = t.scan_runs
+        with self._read() as conn:
+            return [
+                int(i)
+                for i in conn.scalars(
+                    sa.select(sr.c.id)
+                    .where(sr.c.kind == kind, sr.c.status == "running", sr.c.started_at < started_before)
+                    .order_by(sr.c.id)
+                )
+            ]
+
     def get_run(self, run_id: int) -> ScanRunRow:
         with self._read() as conn:
             row = conn.execute(sa.select(t.scan_runs).where(t.scan_runs.c.id == run_id)).one_or_none()
@@ -431,6 +480,14 @@ class Store:
         ok = scan.status == HOST_OK
         reported: dict[str, Update] = {u.uid: u for u in scan.updates} if ok else {}
         with self._write(f"record the scan of {scan.host}") as conn:
+            if conn.dialect.name == "postgresql":
+                # Scans insert-or-update hosts, catalog rows and host updates that another writer
+                # (a thread, or another control node) may be inserting at the same moment: they
+                # take turns, as BEGIN IMMEDIATE makes them on SQLite. Released at commit.
+                conn.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || :n, 0))"),
+                    {"n": _SCAN_WRITE_LOCK_NAME},
+                )
             host_id = self._upsert_host(conn, scan)
             self._insert_scan(conn, run_id, host_id, scan, list(reported.values()))
             if ok:

@@ -391,6 +391,35 @@ class RolloutStore:
             assert pk is not None
             return int(pk[0])
 
+    def close_dead_runs(self, rollout_id: int, at: datetime, actor: str) -> list[int]:
+        """Mark the rollout's deploy runs still ``running`` as ``crashed`` (and audit each).
+
+        Only call this holding the rollout's lock: then no live run of the rollout exists, so a
+        ``running`` row is a run that died (``kill -9``, a lost control node) before it finished.
+        Its finished hosts keep their results; its host in flight has none (a rerun finds it).
+        """
+        dr = t.deploy_runs
+        with self.store._write("close the deploy runs that died") as conn:
+            ids = [
+                int(i)
+                for i in conn.scalars(
+                    sa.select(dr.c.id).where(dr.c.rollout_id == rollout_id, dr.c.status == "running")
+                )
+            ]
+            if ids:
+                conn.execute(dr.update().where(dr.c.id.in_(ids)).values(status="crashed", finished_at=at))
+            for run_id in ids:
+                self._audit(
+                    conn,
+                    at,
+                    actor,
+                    "deploy run crashed",
+                    f"deploy run {run_id}",
+                    rollout_id,
+                    "found running with no live holder of the rollout's lock: it ended without finishing",
+                )
+        return ids
+
     def finish_deploy_run(self, run_id: int, status: str, at: datetime) -> None:
         with self.store._write("finish a deploy run") as conn:
             conn.execute(

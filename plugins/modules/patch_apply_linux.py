@@ -176,9 +176,19 @@ class Apt:
         return parse_dpkg_status(out)
 
     def known(self, updates):
+        """Whether apt's lists hold every requested name=version (apt-cache exits 0 even when not)."""
         args = ["apt-cache", "show", "--no-all-versions"] + ["{}={}".format(u["name"], u["version"]) for u in updates]
-        rc, _out, _err = self.run(args)
-        return rc == 0
+        rc, out, _err = self.run(args)
+        if rc != 0:
+            return False
+        found = set()
+        name = None
+        for line in out.splitlines():
+            if line.startswith("Package: "):
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("Version: ") and name is not None:
+                found.add((name, line.split(":", 1)[1].strip()))
+        return all((u["name"], u["version"]) in found for u in updates)
 
     def refresh(self):
         rc, out, err = self.run(["apt-get", "update", "-q", "--error-on=any"])

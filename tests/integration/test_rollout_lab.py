@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import Inbox
+
 from .conftest import CliResult, LabEnv
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
@@ -40,12 +42,15 @@ def dpkg_log_lines(env: LabEnv, host: str) -> int:
 
 
 def write_policy(path: Path, *, reject: str = "[patchctl-demo-broken]", waves: str | None = None) -> Path:
-    waves = waves or f"""
+    waves = (
+        waves
+        or f"""
       - {{name: pilot, hosts: {PILOT}, bake_days: 7, max_concurrency: 1, max_fail_percent: 0,
           min_success_percent: 100}}
       - {{name: fleet, hosts: all, bake_days: 0, max_concurrency: 2, max_fail_percent: 0,
           min_success_percent: 100}}
     """
+    )
     path.write_text(
         textwrap.dedent(
             f"""\
@@ -178,7 +183,11 @@ def test_major_upgrade_only_with_major_flag(lab_env: LabEnv, tmp_path: Path) -> 
     assert any(a["action"] == "approved" and a["detail"] == "tested by the DBAs" for a in audit)
 
 
-def test_failed_install_halts_the_wave_at_zero_percent(lab_env: LabEnv, tmp_path: Path) -> None:
+def test_failed_install_halts_the_wave_at_zero_percent(
+    lab_env: LabEnv, tmp_path: Path, webhook: tuple[str, Inbox], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, inbox = webhook
+    monkeypatch.setitem(lab_env.env, "PATCHCTL_NOTIFY_WEBHOOK_URL", url)
     one_at_a_time = """
       - {name: fleet, hosts: all, bake_days: 0, max_concurrency: 1, max_fail_percent: 0, min_success_percent: 100}
     """
@@ -208,6 +217,13 @@ def test_failed_install_halts_the_wave_at_zero_percent(lab_env: LabEnv, tmp_path
     assert json.dumps(status["results"]).count('"failed"') >= 1
     blocked = pc("rollout", "promote")
     assert blocked.code == 3 and "halted" in blocked.stderr
+
+    # the notification channel heard of the failed host and the halted wave
+    events = [json.loads(r["body"]) for r in inbox.requests]
+    assert [e["event"] for e in events] == ["host.failed", "wave.halted"]
+    assert events[0]["payload"]["host"] == hosts[0]
+    assert "patchctl-demo-broken" in events[0]["payload"]["reason"]
+    assert events[1]["payload"]["wave"] == "fleet"
 
 
 def test_unreachable_host_counts_as_failed(lab_env: LabEnv, tmp_path: Path) -> None:

@@ -13,7 +13,6 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,38 +22,9 @@ from click.testing import CliRunner
 from patchctl import notify
 from patchctl.cli import cli, register_commands
 from patchctl.config import Config
+from tests.conftest import Inbox
 
 AT = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
-
-
-@dataclass
-class Inbox:
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    status: int = 204
-
-
-@pytest.fixture
-def webhook() -> Iterator[tuple[str, Inbox]]:
-    inbox = Inbox()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            inbox.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
-            self.send_response(inbox.status)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hooks/patchctl?token=abc", inbox
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @dataclass

@@ -1,18 +1,24 @@
-"""The store against real SQLite files: migrations, recording scans, the views."""
+"""The store against real databases, SQLite and PostgreSQL (each test runs on both: ``db_url`` in
+tests/unit/conftest.py): migrations, recording scans, the views."""
 
 from __future__ import annotations
 
+import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from psycopg.rows import dict_row
 
 from patchctl.errors import StoreError
 from patchctl.model import HostScan, Update
@@ -40,6 +46,17 @@ def url_of(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+def sql(url: str, query: str, params: dict[str, object] | None = None) -> list[tuple[object, ...]]:
+    """Rows of plain SQL, on a connection of its own (not the store's)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(sa.text(query), params or {})
+            return [tuple(r) for r in result] if result.returns_rows else []
+    finally:
+        engine.dispose()
+
+
 def ok_scan(host: str, at: datetime, updates: list[Update], **kw: object) -> HostScan:
     scan = HostScan(
         host=host,
@@ -60,58 +77,67 @@ def ok_scan(host: str, at: datetime, updates: list[Update], **kw: object) -> Hos
     return scan
 
 
-def host_updates(path: Path, host: str) -> dict[str, tuple[str, str | None, str, str | None]]:
-    """uid -> (state, installed_version, first_seen_at, resolved_at), read with plain sqlite3."""
-    with sqlite3.connect(path) as db:
-        rows = db.execute(
-            "SELECT u.uid, hu.state, hu.installed_version, hu.first_seen_at, hu.resolved_at "
-            "FROM host_updates hu JOIN hosts h ON h.id = hu.host_id "
-            "JOIN updates u ON u.id = hu.update_id WHERE h.name = ?",
-            (host,),
-        ).fetchall()
-    return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+def host_updates(url: str, host: str) -> dict[str, tuple[object, ...]]:
+    """uid -> (state, installed_version, first_seen_at, resolved_at), read with plain SQL."""
+    rows = sql(
+        url,
+        "SELECT u.uid, hu.state, hu.installed_version, hu.first_seen_at, hu.resolved_at "
+        "FROM host_updates hu JOIN hosts h ON h.id = hu.host_id "
+        "JOIN updates u ON u.id = hu.update_id WHERE h.name = :host",
+        {"host": host},
+    )
+    return {str(r[0]): tuple(r[1:]) for r in rows}
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "state" / "nested" / "patchctl.db"
-
-
-@pytest.fixture
-def store(db_path: Path) -> Iterator[Store]:
-    with Store.open(url_of(db_path)) as s:
+def store(db_url: str) -> Iterator[Store]:
+    with Store.open(db_url) as s:
         yield s
 
 
 # --- opening and migrating ------------------------------------------------------------------
 
 
-def test_open_creates_parent_dir_and_migrates_to_head(db_path: Path) -> None:
-    with Store.open(url_of(db_path)) as store:
+def test_open_creates_parent_dir_and_migrates_to_head(db_url: str, backend: str) -> None:
+    with Store.open(db_url) as store:
         head = ScriptDirectory.from_config(alembic_config()).get_current_head()
         assert head is not None and head >= "0002"  # revisions are numbered; later ones build on these
         assert store.schema_revision() == head
         with store.engine.connect() as conn:
-            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
-            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+            if backend == "sqlite":
+                assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+                assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+                assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+            else:
+                assert conn.dialect.driver == "psycopg"
+                assert str(conn.exec_driver_sql("SHOW application_name").scalar()).startswith("patchctl ")
             inspector = sa.inspect(conn)
             assert {"hosts", "scan_runs", "scans", "updates", "host_updates"} <= set(inspector.get_table_names())
             assert {"v_host_compliance", "v_missing_updates"} <= set(inspector.get_view_names())
-    assert db_path.is_file()
+    if backend == "sqlite":
+        assert Path(sa.make_url(db_url).database or "").is_file()
 
 
-def test_reopen_is_idempotent_and_keeps_data(db_path: Path) -> None:
-    with Store.open(url_of(db_path)) as store:
+def test_reopen_is_idempotent_and_keeps_data(db_url: str) -> None:
+    with Store.open(db_url) as store:
         run = store.start_run("scan", "inventories/lab", None, 1)
         store.record_host_scan(run, ok_scan("web01", T0, [OPENSSL]))
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     for _ in range(2):
-        with Store.open(url_of(db_path)) as store:
+        with Store.open(db_url) as store:
             assert store.schema_revision() == head
             assert store.hosts() == ["web01"]
-    with sqlite3.connect(db_path) as db:
-        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [(head,)]
+    assert sql(db_url, "SELECT version_num FROM alembic_version") == [(head,)]
+
+
+def test_concurrent_openers_migrate_once(db_url: str) -> None:
+    """Several processes opening a new store at once: one migrates, the others wait and find it done."""
+    code = "import sys; from patchctl.store import Store; Store.open(sys.argv[1]).close()"
+    procs = [subprocess.Popen([sys.executable, "-c", code, db_url], stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], errors
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert sql(db_url, "SELECT version_num FROM alembic_version") == [(head,)]
 
 
 def test_schema_module_matches_the_migrations(store: Store) -> None:
@@ -120,12 +146,11 @@ def test_schema_module_matches_the_migrations(store: Store) -> None:
         assert compare_metadata(ctx, metadata) == []
 
 
-def test_database_from_a_newer_patchctl_is_refused(db_path: Path) -> None:
-    Store.open(url_of(db_path)).close()
-    with sqlite3.connect(db_path) as db:
-        db.execute("UPDATE alembic_version SET version_num = '9999'")
+def test_database_from_a_newer_patchctl_is_refused(db_url: str) -> None:
+    Store.open(db_url).close()
+    sql(db_url, "UPDATE alembic_version SET version_num = '9999'")
     with pytest.raises(StoreError, match=r"9999.*newer"):
-        Store.open(url_of(db_path))
+        Store.open(db_url)
 
 
 def test_bad_url_gives_store_error_naming_the_url(tmp_path: Path) -> None:
@@ -151,8 +176,25 @@ def test_password_is_hidden_in_errors() -> None:
     assert "db.example" in str(info.value)
 
 
-def test_closed_store_refuses_work(db_path: Path) -> None:
-    store = Store.open(url_of(db_path))
+def test_postgresql_url_without_driver_uses_psycopg_and_errors_hide_the_password(pg_base_url: str) -> None:
+    """``postgresql://`` works as given (psycopg 3); a wrong password or a dead port is a StoreError."""
+    url = sa.make_url(pg_base_url)
+    plain = url.set(drivername="postgresql")
+    with Store.open(plain.render_as_string(hide_password=False)) as store:
+        assert store.engine.dialect.driver == "psycopg"
+    with pytest.raises(StoreError, match="127.0.0.1") as info:
+        Store.open(url.set(password="wr0ng-pw").render_as_string(hide_password=False))
+    assert "wr0ng-pw" not in str(info.value)
+    assert str(url.password) not in str(info.value)
+    with socket.socket() as sock:  # a port where nothing listens
+        sock.bind(("127.0.0.1", 0))
+        free = sock.getsockname()[1]
+    with pytest.raises(StoreError, match=f"127.0.0.1:{free}"):
+        Store.open(url.set(port=free).render_as_string(hide_password=False))
+
+
+def test_closed_store_refuses_work(db_url: str) -> None:
+    store = Store.open(db_url)
     store.close()
     store.close()
     with pytest.raises(StoreError, match="closed"):
@@ -162,10 +204,10 @@ def test_closed_store_refuses_work(db_path: Path) -> None:
 # --- recording scans ------------------------------------------------------------------------
 
 
-def test_rescan_marks_installed_and_gone(store: Store, db_path: Path) -> None:
+def test_rescan_marks_installed_and_gone(store: Store, db_url: str) -> None:
     run = store.start_run("scan", "inv", "web*", 1, now=T0)
     store.record_host_scan(run, ok_scan("web01", T0, [OPENSSL, CURL, NGINX]))
-    states = host_updates(db_path, "web01")
+    states = host_updates(db_url, "web01")
     assert {uid: s[0] for uid, s in states.items()} == {
         OPENSSL.uid: "missing",
         CURL.uid: "missing",
@@ -185,7 +227,7 @@ def test_rescan_marks_installed_and_gone(store: Store, db_path: Path) -> None:
             installed={"openssl": OPENSSL.version, "curl": "7.88.1-10+deb12u5"},
         ),
     )
-    states = host_updates(db_path, "web01")
+    states = host_updates(db_url, "web01")
     assert states[OPENSSL.uid][0] == "installed"
     assert states[OPENSSL.uid][1] == OPENSSL.version
     assert states[OPENSSL.uid][3] is not None
@@ -199,22 +241,22 @@ def test_rescan_marks_installed_and_gone(store: Store, db_path: Path) -> None:
     # The update comes back (e.g. a downgrade): missing again, resolved_at cleared.
     run3 = store.start_run("scan", "inv", None, 1, now=T2)
     store.record_host_scan(run3, ok_scan("web01", T2, [NGINX, OPENSSL]))
-    states = host_updates(db_path, "web01")
+    states = host_updates(db_url, "web01")
     assert states[OPENSSL.uid][0] == "missing"
     assert states[OPENSSL.uid][3] is None
 
 
-def test_unreachable_scan_keeps_previous_missing_rows(store: Store, db_path: Path) -> None:
+def test_unreachable_scan_keeps_previous_missing_rows(store: Store, db_url: str) -> None:
     run = store.start_run("scan", "inv", None, 1)
     store.record_host_scan(run, ok_scan("web01", T0, [OPENSSL, CURL], reboot_required=True))
-    before = host_updates(db_path, "web01")
+    before = host_updates(db_url, "web01")
 
     run2 = store.start_run("scan", "inv", None, 1)
     store.record_host_scan(
         run2,
         HostScan("web01", "unreachable", T1, error="ssh: connection refused"),
     )
-    assert host_updates(db_path, "web01") == before
+    assert host_updates(db_url, "web01") == before
     (row,) = store.host_compliance()
     assert row.reachability == "unreachable"
     assert row.last_error == "ssh: connection refused"
@@ -223,12 +265,11 @@ def test_unreachable_scan_keeps_previous_missing_rows(store: Store, db_path: Pat
     assert row.missing_total == 2
     assert row.reboot_required is True  # unknown now: the last known value stays
     assert row.os == "Debian 12"  # facts kept from the last successful scan
-    with sqlite3.connect(db_path) as db:
-        last = db.execute("SELECT status, error, missing_total FROM scans ORDER BY id DESC LIMIT 1").fetchone()
-    assert last == ("unreachable", "ssh: connection refused", None)
+    last = sql(db_url, "SELECT status, error, missing_total FROM scans ORDER BY id DESC LIMIT 1")
+    assert last == [("unreachable", "ssh: connection refused", None)]
 
 
-def test_first_seen_at_kept_and_last_seen_at_bumped(store: Store, db_path: Path) -> None:
+def test_first_seen_at_kept_and_last_seen_at_bumped(store: Store, db_url: str, backend: str) -> None:
     run = store.start_run("scan", "inv", None, 2)
     store.record_host_scan(run, ok_scan("web01", T0, [OPENSSL]))
     store.record_host_scan(run, ok_scan("web02", T1, [OPENSSL]))
@@ -242,11 +283,13 @@ def test_first_seen_at_kept_and_last_seen_at_bumped(store: Store, db_path: Path)
     assert m1.catalog_first_seen_at == T0
     assert m2.first_seen_at == T1
     assert m2.catalog_first_seen_at == T0
-    with sqlite3.connect(db_path) as db:
-        rows = db.execute("SELECT uid, first_seen_at, last_seen_at FROM updates").fetchall()
+    rows = sql(db_url, "SELECT uid, first_seen_at, last_seen_at FROM updates")
     assert len(rows) == 1
-    assert rows[0][1].startswith("2024-06-01 10:00:00")
-    assert rows[0][2].startswith("2024-06-03 10:00:00")
+    if backend == "sqlite":  # naive UTC text
+        assert str(rows[0][1]).startswith("2024-06-01 10:00:00")
+        assert str(rows[0][2]).startswith("2024-06-03 10:00:00")
+    else:  # timestamptz
+        assert rows[0][1:] == (T0, T2)
 
 
 def test_catalog_keeps_richer_details(store: Store) -> None:
@@ -310,8 +353,8 @@ def test_bad_input_is_a_store_error(store: Store) -> None:
     assert store.missing_updates() == []
 
 
-def test_concurrent_writers_from_threads(db_path: Path) -> None:
-    stores = [Store.open(url_of(db_path)) for _ in range(2)]
+def test_concurrent_writers_from_threads(db_url: str) -> None:
+    stores = [Store.open(db_url) for _ in range(2)]
     run = stores[0].start_run("scan", "inv", None, 20)
     errors: list[BaseException] = []
 
@@ -413,17 +456,24 @@ def test_views_return_expected_rows(store: Store) -> None:
     assert [r.host for r in store.host_compliance(["win01", "db01"])] == ["db01", "win01"]
 
 
-def test_views_are_plain_sql(store: Store, db_path: Path) -> None:
-    """Other tools (sqlite3, a BI tool) can read the views without patchctl."""
+def test_views_are_plain_sql(store: Store, db_url: str, backend: str) -> None:
+    """Other tools (sqlite3, psql, a BI tool) can read the views without patchctl or SQLAlchemy."""
     run = store.start_run("scan", "inv", None, 1)
     store.record_host_scan(run, ok_scan("web01", T0, [OPENSSL, CURL]))
-    with sqlite3.connect(db_path) as db:
-        db.row_factory = sqlite3.Row
-        row = db.execute("SELECT * FROM v_host_compliance").fetchone()
-        assert row["host"] == "web01"
-        assert row["missing_total"] == 2
-        assert row["missing_security"] == 1
-        assert row["missing_bugfix"] == 1
-        assert row["reachability"] == "ok"
-        hosts = [r["host"] for r in db.execute("SELECT host FROM v_missing_updates")]
-        assert hosts == ["web01", "web01"]
+    url = sa.make_url(db_url)
+    if backend == "sqlite":
+        with sqlite3.connect(url.database or "") as db:
+            db.row_factory = sqlite3.Row
+            row = dict(db.execute("SELECT * FROM v_host_compliance").fetchone())
+            hosts = [r["host"] for r in db.execute("SELECT host FROM v_missing_updates")]
+    else:
+        conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(conninfo, row_factory=dict_row) as db:
+            row = db.execute("SELECT * FROM v_host_compliance").fetchone() or {}
+            hosts = [r["host"] for r in db.execute("SELECT host FROM v_missing_updates")]
+    assert row["host"] == "web01"
+    assert row["missing_total"] == 2
+    assert row["missing_security"] == 1
+    assert row["missing_bugfix"] == 1
+    assert row["reachability"] == "ok"
+    assert hosts == ["web01", "web01"]

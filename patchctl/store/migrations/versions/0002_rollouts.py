@@ -5,8 +5,9 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2024-06-08
 
-Spelled out here (not imported from ``schema.py``), like 0001. On SQLite, triggers make
-``decisions``, ``audit_events`` and ``rollout_updates`` refuse UPDATE and DELETE.
+Spelled out here (not imported from ``schema.py``), like 0001. Triggers make ``decisions``,
+``audit_events`` and ``rollout_updates`` refuse UPDATE and DELETE: on SQLite ``RAISE(ABORT)``, on
+PostgreSQL a PL/pgSQL trigger function (and TRUNCATE is refused there too).
 """
 
 from __future__ import annotations
@@ -192,20 +193,49 @@ def upgrade() -> None:
     op.execute(_UPDATE_DECISIONS_SQL)
     op.execute(_AUDIT_LOG_SQL)
     op.execute(_WAVE_PROGRESS_SQL)
-    if op.get_bind().dialect.name == "sqlite":
+    dialect = op.get_bind().dialect.name
+    if dialect == "sqlite":
         for table in _APPEND_ONLY:
             for verb in ("UPDATE", "DELETE"):
                 op.execute(
                     f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
                     f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
                 )
+    elif dialect == "postgresql":
+        op.execute(_PG_APPEND_ONLY_FUNCTION)
+        for table in _APPEND_ONLY:
+            for verb in ("UPDATE", "DELETE"):
+                op.execute(
+                    f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
+                    "FOR EACH ROW EXECUTE FUNCTION patchctl_append_only()"
+                )
+            op.execute(
+                f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION patchctl_append_only()"
+            )
+
+
+# The same message as SQLite's triggers: "<table> is append-only".
+_PG_APPEND_ONLY_FUNCTION = """
+CREATE FUNCTION patchctl_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '% is append-only', TG_TABLE_NAME;
+END
+$$
+"""
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "sqlite":
+    dialect = op.get_bind().dialect.name
+    if dialect == "sqlite":
         for table in _APPEND_ONLY:
             for verb in ("update", "delete"):
                 op.execute(f"DROP TRIGGER IF EXISTS {table}_no_{verb}")
+    elif dialect == "postgresql":
+        for table in _APPEND_ONLY:
+            for verb in ("update", "delete", "truncate"):
+                op.execute(f"DROP TRIGGER IF EXISTS {table}_no_{verb} ON {table}")
+        op.execute("DROP FUNCTION IF EXISTS patchctl_append_only()")
     op.execute("DROP VIEW IF EXISTS v_wave_progress")
     op.execute("DROP VIEW IF EXISTS v_audit_log")
     op.execute("DROP VIEW IF EXISTS v_update_decisions")
