@@ -3,10 +3,11 @@ the store as it arrives (one transaction per host: a crash loses at most the hos
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from patchctl import normalize, normalize_windows, paths
@@ -16,6 +17,7 @@ from patchctl.inventory import Inventory
 from patchctl.model import HOST_FAILED, HOST_OK, HOST_UNREACHABLE, HostScan
 from patchctl.runner import HostEvent, PlaybookRunner, list_inventory
 from patchctl.store import Store
+from patchctl.store.locks import LockBusy, store_lock
 
 SCAN_PLAYBOOK = "scan.yml"
 RESULT_KEY = "patchctl_scan"
@@ -91,8 +93,13 @@ def run_scan(opts: ScanOptions, progress: ProgressFn | None = None) -> ScanSumma
         raise PatchctlError(f"{opts.inventory}: the inventory holds no hosts", 2)
     targets = inventory.match(opts.limit)
     store = Store.open(opts.db_url)
+    held = contextlib.ExitStack()
     try:
+        close_dead_scans(store)
         run_id = store.start_run("scan", opts.inventory, opts.limit, len(targets))
+        # Held while this run lives: a later scan that finds the run still 'running' and its lock
+        # free knows it died (kill -9) and closes it; the hosts it recorded stay recorded.
+        held.enter_context(store_lock(store, scan_lock_name(run_id)))
         summary = ScanSummary(run_id=run_id, inventory=opts.inventory, started_at=_now())
         lock = threading.Lock()
         catalogs: list[Catalog] = []  # loaded on the first Windows host only
@@ -216,7 +223,26 @@ def run_scan(opts: ScanOptions, progress: ProgressFn | None = None) -> ScanSumma
         store.finish_run(run_id, "ok" if summary.exit_code == EXIT_OK else "host failures")
         return summary
     finally:
+        held.close()
         store.close()
+
+
+def scan_lock_name(run_id: int) -> str:
+    return f"scan run {run_id}"
+
+
+def close_dead_scans(store: Store) -> list[int]:
+    """Close the scan runs left 'running' by a scan that died: status 'crashed', hosts counted."""
+    closed = []
+    # a minute of grace: a run that just started may not hold its lock yet
+    for run_id in store.unfinished_runs("scan", _now() - timedelta(minutes=1)):
+        try:
+            with store_lock(store, scan_lock_name(run_id)):
+                store.finish_run(run_id, "crashed")
+        except LockBusy:
+            continue  # alive
+        closed.append(run_id)
+    return closed
 
 
 def _message(result: Any) -> str:

@@ -269,6 +269,14 @@ class Store:
                     db_file.parent.mkdir(parents=True, exist_ok=True)
                 except OSError as exc:
                     raise StoreError(f"cannot create the directory of database {shown}: {exc}") from exc
+                try:
+                    # Owner only (its -wal and -shm files take the same mode): the store holds the
+                    # fleet's inventory and state.
+                    os.close(os.open(db_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                except FileExistsError:
+                    pass
+                except OSError as exc:
+                    raise StoreError(f"cannot create database {shown}: {exc}") from exc
         try:
             engine = sa.create_engine(parsed, **kwargs)
         except (SQLAlchemyError, ImportError) as exc:
