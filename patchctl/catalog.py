@@ -140,6 +140,8 @@ def _read(path: Path) -> object:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"application catalog {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"application catalog {path}: not UTF-8 text (byte {exc.start})") from exc
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -62,6 +63,22 @@ class App:
         click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
 
 
+MAX_ERROR_CHARS = 1000
+
+
+def one_line(message: str) -> str:
+    """An error message as one printable line: control and line-separating characters (which a
+    file or host name may carry: newlines, ANSI escapes, U+2028) shown escaped, and cut short."""
+    out = []
+    for ch in message:
+        if unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch == "\x85":
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+        else:
+            out.append(ch)
+    text = "".join(out)
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 3] + "..."
+
+
 def handle_errors(func: F) -> F:
     """Turn PatchctlError into one line on stderr and its exit code; tracebacks only with --debug."""
 
@@ -74,7 +91,7 @@ def handle_errors(func: F) -> F:
         except PatchctlError as exc:
             if app is not None and app.debug:
                 raise
-            click.echo(f"patchctl: error: {exc.message}", err=True)
+            click.echo(f"patchctl: error: {one_line(exc.message)}", err=True)
             ctx.exit(exc.code)
         except KeyboardInterrupt:
             click.echo("patchctl: interrupted", err=True)

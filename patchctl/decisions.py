@@ -56,6 +56,8 @@ def load_policy(path: str | None) -> Policy:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"policy file {file}: cannot read it ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"policy file {file}: not UTF-8 text (byte {exc.start})") from exc
     return parse_policy(text, str(file))
 
 

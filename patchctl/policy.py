@@ -244,7 +244,11 @@ class _Doc:
 
     def __init__(self, text: str, filename: str) -> None:
         self.filename = filename
-        self.loader = yaml.SafeLoader(text)
+        try:
+            self.loader = yaml.SafeLoader(text)
+        except yaml.YAMLError as exc:  # the reader refuses NUL and other unprintable characters
+            problem = str(exc).splitlines()[0]
+            raise ConfigError(f"policy file {filename}: invalid YAML: {problem}") from exc
 
     def error(self, node: yaml.Node | None, fieldname: str, problem: str) -> ConfigError:
         line = f", line {node.start_mark.line + 1}" if node is not None else ""

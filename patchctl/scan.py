@@ -13,14 +13,16 @@ from typing import Any
 from patchctl import normalize, normalize_windows, paths
 from patchctl.catalog import Catalog, load_catalog
 from patchctl.errors import EXIT_HOST_FAILURES, EXIT_OK, PatchctlError
+from patchctl.fleetrun import run_split
 from patchctl.inventory import Inventory
 from patchctl.model import HOST_FAILED, HOST_OK, HOST_UNREACHABLE, HostScan
-from patchctl.runner import HostEvent, PlaybookRunner, list_inventory
+from patchctl.runner import HostEvent, list_inventory
 from patchctl.store import Store
 from patchctl.store.locks import LockBusy, store_lock
 
 SCAN_PLAYBOOK = "scan.yml"
 RESULT_KEY = "patchctl_scan"
+DEAD_SCAN_GRACE = 10  # seconds
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,7 @@ class ScanOptions:
     inventory: str
     db_url: str
     limit: str | None = None
-    forks: int = 20
+    forks: int | None = None  # None: sized to the hosts (scan_forks)
     cache_valid_time: int = 0
     timeout: int | None = None
 
@@ -40,6 +42,8 @@ class ScanSummary:
     started_at: datetime
     finished_at: datetime | None = None
     hosts: dict[str, HostScan] = field(default_factory=dict)
+    nodes: list[dict[str, Any]] = field(default_factory=list)  # per part: node, hosts, seconds, ...
+    controller_cpu_seconds: float = 0.0
 
     def count(self, status: str) -> int:
         return sum(1 for scan in self.hosts.values() if scan.status == status)
@@ -60,6 +64,8 @@ class ScanSummary:
             "hosts_ok": self.count(HOST_OK),
             "hosts_failed": self.count(HOST_FAILED),
             "hosts_unreachable": self.count(HOST_UNREACHABLE),
+            "nodes": self.nodes,
+            "controller_cpu_seconds": round(self.controller_cpu_seconds, 2),
             "hosts": [
                 {
                     "name": scan.host,
@@ -76,6 +82,15 @@ class ScanSummary:
 
 
 ProgressFn = Callable[[HostScan, int, int], None]
+
+# A scan is one module call per host that mostly waits (SSH set-up, the metadata download), so
+# every host gets its own worker, up to this many (bench/scan_bench.py: forks 20 -> hosts).
+SCAN_FORKS_MAX = 100
+
+
+def scan_forks(hosts: int) -> int:
+    """Ansible forks for a scan of ``hosts`` hosts when neither --forks nor the config sets them."""
+    return max(1, min(hosts, SCAN_FORKS_MAX))
 
 
 def load_inventory(source: str) -> Inventory:
@@ -203,21 +218,30 @@ def run_scan(opts: ScanOptions, progress: ProgressFn | None = None) -> ScanSumma
             "patch_scan_linux_cache_valid_time": opts.cache_valid_time,
             "patch_scan_linux_watch": store.watched_packages("apt"),
         }
-        runner = PlaybookRunner()
-        result = runner.run(
+        # Hosts with patchctl_execution_node run through their node (ansible-runner streaming),
+        # the others from here; all parts at once (patchctl.fleetrun).
+        split = run_split(
+            inventory,
+            opts.inventory,
+            targets,
             paths.playbook(SCAN_PLAYBOOK),
-            inventory=opts.inventory,
-            limit=",".join(targets),
-            extravars=extravars,
-            on_event=on_event,
-            timeout=opts.timeout,
-            forks=opts.forks,
+            extravars,
+            on_event,
+            opts.timeout,
+            opts.forks or scan_forks(len(targets)),
+            results_seen=lambda host: host in summary.hosts,
         )
+        summary.nodes = [p.as_dict() for p in split.parts]
+        summary.controller_cpu_seconds = split.controller_cpu_seconds
+        for host, reason in split.unknown.items():
+            record(base_scan(host, HOST_UNREACHABLE, reason))
+        statuses = {r.status for r in split.results.values()}
         for host in targets:
             if host not in summary.hosts:
                 reason = "no scan result (the playbook did not reach this host)"
-                if result.status not in ("successful", "failed"):
-                    reason = f"no scan result: the run ended {result.status}"
+                odd = statuses - {"successful", "failed"}
+                if odd:
+                    reason = f"no scan result: the run ended {', '.join(sorted(odd))}"
                 record(base_scan(host, HOST_FAILED, reason))
         summary.finished_at = _now()
         store.finish_run(run_id, "ok" if summary.exit_code == EXIT_OK else "host failures")
@@ -234,8 +258,8 @@ def scan_lock_name(run_id: int) -> str:
 def close_dead_scans(store: Store) -> list[int]:
     """Close the scan runs left 'running' by a scan that died: status 'crashed', hosts counted."""
     closed = []
-    # a minute of grace: a run that just started may not hold its lock yet
-    for run_id in store.unfinished_runs("scan", _now() - timedelta(minutes=1)):
+    # a grace time: a run that started just now may not hold its lock yet (milliseconds)
+    for run_id in store.unfinished_runs("scan", _now() - timedelta(seconds=DEAD_SCAN_GRACE)):
         try:
             with store_lock(store, scan_lock_name(run_id)):
                 store.finish_run(run_id, "crashed")

@@ -7,6 +7,7 @@ import click
 
 def register(cli: click.Group) -> None:
     from patchctl.commands import config, deploy, incident, lab, notify, report, rollout, scan, schedule, updates
+    from patchctl.commands import node as node_cmd
     from patchctl.commands import reboot as reboot_cmd
     from patchctl.commands import verify as verify_cmd
     from patchctl.commands import windows as windows_cmd
@@ -27,3 +28,4 @@ def register(cli: click.Group) -> None:
     cli.add_command(windows_cmd.windows)
     cli.add_command(reboot_cmd.reboot)
     cli.add_command(verify_cmd.verify)
+    cli.add_command(node_cmd.node)

@@ -8,11 +8,14 @@ from typing import Any
 import click
 
 from patchctl.cli import App, handle_errors, inventory_option, json_option
+from patchctl.config import SOURCE_DEFAULT
 
 
 @click.command()
 @click.option("--limit", "-l", metavar="PATTERN", help="Only hosts matching this Ansible host pattern.")
-@click.option("--forks", type=int, help="Parallel hosts (default from config: 20).")
+@click.option(
+    "--forks", type=int, help="Parallel hosts (default: the config's forks if set, else one per host, up to 100)."
+)
 @inventory_option
 @json_option
 @click.pass_obj
@@ -26,7 +29,8 @@ def scan(app: App, limit: str | None, forks: int | None) -> None:
         inventory=cfg.inventory,
         db_url=cfg.db,
         limit=limit,
-        forks=forks or cfg.forks,
+        # forks from the command line, else from the config when set there, else sized to the hosts
+        forks=forks or (cfg.forks if cfg.settings["forks"].source != SOURCE_DEFAULT else None),
         cache_valid_time=cfg.scan_cache_valid_time,
     )
     progress = None

@@ -30,6 +30,7 @@ def windows_data(policy_path: str | None, inventory_path: str, now: datetime, co
                 **w.as_dict(),
                 "open": span is not None,
                 "open_until": span.end.isoformat() if span else None,
+                "open_until_local": span.end.astimezone(w.tz).isoformat() if span else None,
                 "remaining": format_duration(span.end - now) if span else None,
                 "reboot_allowed": w.allows_reboot(now),
                 "next_starts": [s.isoformat() for s in w.next_starts(now, count)],
@@ -71,7 +72,7 @@ def windows(app: App, count: int) -> None:
         click.echo("no maintenance windows defined (add windows: to the policy file)")
     for w in data["windows"]:
         state = (
-            f"open until {w['open_until'][:16]} ({w['remaining']} left"
+            f"open until {w['open_until_local'][11:16]} {w['timezone']} ({w['remaining']} left"
             + ("" if w["reboot_allowed"] else f", less than min_left {w['min_left']}")
             + ")"
             if w["open"]

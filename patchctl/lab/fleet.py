@@ -580,6 +580,27 @@ class Lab:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
 
+    def mount_tmpfs(self, name: str, path: str, size: str = "4k", mkdirs: tuple[str, ...] = ()) -> None:
+        """A small tmpfs over ``path`` inside the host's own mount namespace: a full disk there.
+
+        Made from this machine with ``nsenter`` into the host's mount namespace only (the
+        machine's own mounts are never touched); it vanishes when the host powers off or resets.
+        ``mkdirs`` are created inside it (e.g. apt's ``partial``).
+        """
+        if not path.startswith("/") or ".." in path.split("/"):
+            raise ConfigError(f"lab: mount_tmpfs needs an absolute path without '..', got {path!r}")
+        init = self.init_pid(name)
+        if init is None:
+            raise LabError(f"lab: {name} is not running")
+        target = self.dir / "hosts" / name / "merged" / path.lstrip("/")
+        # the paths are arguments of the script, never part of its text
+        script = 'mount -t tmpfs -o "size=$1,mode=0755" patchctl-lab-full "$2" && shift 2 && for d; do mkdir "$d"; done'
+        cmd = ["nsenter", "-t", str(init), "-m", "--", "sh", "-c", script, "sh", size, str(target)]
+        cmd += [str(target / d) for d in mkdirs]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise LabError(f"lab: cannot mount a tmpfs over {path} in {name}: {proc.stderr.strip()}")
+
     # -- down / reset -----------------------------------------------------------------------------
     def stray_pids(self) -> list[int]:
         """Processes this lab started that are still alive (supervisor, hosts)."""

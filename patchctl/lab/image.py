@@ -52,8 +52,10 @@ for arg in "$@"; do
 done
 mkdir -p /var/lib/patchctl-lab
 echo "$action" > /var/lib/patchctl-lab/power
-# A session of its own: Ansible runs this under `ssh -tt`, and the SIGHUP that ends that session
-# must not kill the pending reboot (a real shutdown hands it to init at once).
+# Ansible runs this under `ssh -tt`: the SIGHUP that ends that session must not kill the pending
+# reboot (a real shutdown hands it to init at once). HUP is ignored before the fork (inherited,
+# so no race with the hangup) and the child gets a session of its own.
+trap '' HUP
 setsid sh -c 'sleep 1; kill -TERM 1' >/dev/null 2>&1 </dev/null &
 echo "lab host going down for $action"
 exit 0

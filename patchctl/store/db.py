@@ -7,7 +7,9 @@ schema to the newest Alembic revision and, for SQLite, turns on WAL, ``busy_time
 keys. On PostgreSQL concurrent openers migrate one at a time under an advisory lock.
 
 Every write runs in its own short transaction (``BEGIN IMMEDIATE`` on SQLite, so concurrent
-writers queue on the busy timeout instead of failing on a lock upgrade). That makes
+writers queue on the busy timeout instead of failing on a lock upgrade; on PostgreSQL a scan's
+write takes a transaction-level advisory lock, so two control nodes recording the same new update
+or host take turns instead of one failing on a unique key). That makes
 :meth:`Store.record_host_scan` safe to call from a result callback, from any thread: a crash
 loses at most the host in flight.
 """

@@ -25,7 +25,6 @@ import json
 import os
 import re
 import socket
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -63,11 +62,6 @@ class LockInfo:
     pid: int
     since: datetime
     where: str  # the lock file, or "postgresql advisory lock", or "process"
-
-
-def _command() -> str:
-    args = [os.path.basename(sys.argv[0]) if sys.argv else "patchctl", *sys.argv[1:3]]
-    return " ".join(a for a in args if a)[:200]
 
 
 def _busy(name: str, holder: str | None, waited: float) -> LockBusy:
@@ -133,7 +127,8 @@ def _file_lock(directory: Path, name: str, wait: float) -> Iterator[LockInfo]:
         holder = {
             "machine": info.machine,
             "pid": info.pid,
-            "command": _command(),
+            # not argv: it may hold a database URL with its password
+            "command": "patchctl",
             "since": info.since.isoformat(timespec="seconds"),
         }
         os.ftruncate(fd, 0)

@@ -120,15 +120,26 @@ def parse_dpkg_status(text):
     return found
 
 
+# apt's follow-up lines that only say "see above": the line above says what went wrong
+GENERIC_ERRORS = (
+    "Sub-process",
+    "Unable to fetch some archives",
+    "Unable to acquire the dpkg frontend lock",
+    "Unable to lock directory",
+)
+
+
 def last_error(text, limit=300):
-    """The most telling line of apt/dpkg output: the last one starting with E: or dpkg:."""
+    """The most telling line of apt/dpkg output: a failed maintainer script, else the first E: or
+    dpkg: line that names the cause (no space left, the lock's holder), else the last line."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     for i, ln in enumerate(lines):
         if ln.startswith("dpkg: error processing") and i + 1 < len(lines):
             return (f"{ln} {lines[i + 1]}")[:limit]
-    for ln in reversed(lines):
-        if ln.startswith(("E:", "dpkg:")) and "Sub-process" not in ln:
-            return ln[:limit]
+    errors = [ln for ln in lines if ln.startswith(("E:", "dpkg:"))]
+    specific = [ln for ln in errors if not any(g in ln for g in GENERIC_ERRORS)]
+    if specific or errors:
+        return (specific or errors)[0][:limit]
     return (lines[-1] if lines else "no output")[:limit]
 
 

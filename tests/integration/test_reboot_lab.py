@@ -210,8 +210,9 @@ def test_reboot_that_never_returns_is_failed_and_others_proceed(lab_env: LabEnv,
         assert reboots["srv-02"]["status"] == "ok"
         assert lab_env.lab.init_pid("srv-01") is None  # it really is off
         # still reboot pending in the store (not lost), and the attempt is recorded
-        status = pc("reboot", "--dry-run", "--json", now=INSIDE)
-        plans = {h["host"]: h["action"] for h in status.json()["hosts"]}  # type: ignore[index]
+        status = pc("reboot", "--dry-run", "--json", now=INSIDE).json()
+        assert isinstance(status, dict)
+        plans = {h["host"]: h["action"] for h in status["hosts"]}
         assert plans["srv-01"] == "reboot"
         assert "srv-02" not in plans
     finally:

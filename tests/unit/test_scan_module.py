@@ -13,8 +13,6 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "apt"
@@ -327,14 +325,14 @@ def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHost]:
     monkeypatch.setattr(psl, "OS_RELEASE_PATHS", (str(os_release),))
     monkeypatch.setattr(psl, "REBOOT_REQUIRED", str(tmp_path / "reboot-required"))
     monkeypatch.setattr(psl, "APT_STAMP", str(tmp_path / "periodic" / "update-success-stamp"))
-    monkeypatch.setattr(basic.AnsibleModule, "run_command", lambda self, a, **k: fake.run_command(a, **k))
-    monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", lambda self, a, **k: fake.get_bin_path(a))
+    monkeypatch.setattr(psl.ScanModule, "run_command", lambda self, a, **k: fake.run_command(a, **k))
+    monkeypatch.setattr(psl.ScanModule, "get_bin_path", lambda self, a, **k: fake.get_bin_path(a))
     yield fake
 
 
 def run_module(args: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
-    with patch_module_args(args), pytest.raises(SystemExit):
-        psl.main()
+    with pytest.raises(SystemExit):
+        psl.main(args)
     result: dict[str, Any] = json.loads(capsys.readouterr().out)
     return result
 
@@ -456,3 +454,66 @@ def test_main_garbage_listing_fails(host: FakeHost, capsys: pytest.CaptureFixtur
     result = run_module({"refresh": False}, capsys)
     assert result["failed"] is True
     assert "unparsable line" in result["msg"]
+
+
+# ---- the module runtime (ScanModule): no Ansible import on the host -----------------------------
+
+
+def test_module_is_a_json_args_module() -> None:
+    """Ansible sends it as a pipelined "JSON args" module, not as an AnsiballZ payload."""
+    from ansible.executor import module_common
+
+    source = MODULE_PATH.read_bytes()
+    assert not module_common.NEW_STYLE_PYTHON_MODULE_RE.search(source)
+    assert source.count(module_common.REPLACER_JSONARGS) == 1
+    args = {"watch": ["a'b\\c", 'd"e'], "_ansible_check_mode": False}
+    filled = source.replace(module_common.REPLACER_JSONARGS, json.dumps(args).encode())
+    namespace: dict[str, Any] = {}
+    exec(compile(filled, str(MODULE_PATH), "exec"), namespace)  # noqa: S102 - the module's own source
+    assert json.loads(namespace["_ARGS_JSON"]) == args
+
+
+@pytest.mark.parametrize(
+    ("args", "params"),
+    [
+        ({}, {"pkg_mgr": "auto", "refresh": True, "cache_valid_time": 0, "watch": [], "refresh_retries": 0}),
+        ({"refresh": "no", "cache_valid_time": "3600", "watch": "a, b", "_ansible_verbosity": 2},
+         {"pkg_mgr": "auto", "refresh": False, "cache_valid_time": 3600, "watch": ["a", "b"], "refresh_retries": 0}),
+        ({"pkg_mgr": "dnf", "refresh": 1, "refresh_retries": 2.0, "watch": None},
+         {"pkg_mgr": "dnf", "refresh": True, "cache_valid_time": 0, "watch": [], "refresh_retries": 2}),
+    ],
+)  # fmt: skip
+def test_module_params_like_ansible(args: dict[str, Any], params: dict[str, Any]) -> None:
+    assert psl.ScanModule(args).params == params
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"bogus": 1}, "Unsupported parameters for (patch_scan_linux) module: bogus"),
+        ({"pkg_mgr": "yum"}, "value of pkg_mgr must be one of: auto, apt, dnf, zypper, got: yum"),
+        ({"refresh": "maybe"}, "argument refresh: 'maybe' is not a boolean"),
+        ({"cache_valid_time": "soon"}, "argument cache_valid_time: 'soon' is not an integer"),
+        ({"cache_valid_time": True}, "argument cache_valid_time: True is not an integer"),
+    ],
+)
+def test_module_rejects_bad_params(args: dict[str, Any], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        psl.main(args)
+    assert exited.value.code == 1
+    result = json.loads(capsys.readouterr().out)
+    assert result["failed"] is True
+    assert message in result["msg"]
+
+
+def test_module_runs_commands_and_finds_binaries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    module = psl.ScanModule({})
+    script = 'echo "$LC_ALL"; echo oops >&2; exit 3'
+    rc, out, err = module.run_command(["sh", "-c", script], environ_update={"LC_ALL": "C"})
+    assert (rc, out, err) == (3, "C\n", "oops\n")
+    tool = tmp_path / "tool"
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert module.get_bin_path("tool") == str(tool)
+    assert module.get_bin_path("no-such-tool") is None

@@ -11,8 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 
 from patchctl.normalize import normalize_scan
 
@@ -292,14 +290,14 @@ def rpm_host(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest
     os_release = tmp_path / "os-release"
     os_release.write_text((DNF if request.param == "dnf" else ZYPPER).joinpath("os-release.lab").read_text())
     monkeypatch.setattr(psl, "OS_RELEASE_PATHS", (str(os_release),))
-    monkeypatch.setattr(basic.AnsibleModule, "run_command", lambda self, a, **k: fake.run_command(a, **k))
-    monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", lambda self, a, **k: fake.get_bin_path(a))
+    monkeypatch.setattr(psl.ScanModule, "run_command", lambda self, a, **k: fake.run_command(a, **k))
+    monkeypatch.setattr(psl.ScanModule, "get_bin_path", lambda self, a, **k: fake.get_bin_path(a))
     yield fake
 
 
 def run_module(args: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
-    with patch_module_args(args), pytest.raises(SystemExit):
-        psl.main()
+    with pytest.raises(SystemExit):
+        psl.main(args)
     result: dict[str, Any] = json.loads(capsys.readouterr().out)
     return result
 
@@ -340,7 +338,7 @@ def test_main_rpm_refresh_failure_fails(
         rpm_host.calls.append(list(args))
         return 1, "", "Error: Failed to download metadata for repo 'patchctl-lab'\n"
 
-    monkeypatch.setattr(basic.AnsibleModule, "run_command", lambda self, a, **k: broken(a, **k))
+    monkeypatch.setattr(psl.ScanModule, "run_command", lambda self, a, **k: broken(a, **k))
     result = run_module({}, capsys)
     assert result["failed"] is True
     assert "Failed to download metadata for repo 'patchctl-lab'" in result["msg"]

@@ -133,7 +133,9 @@ def test_reopen_is_idempotent_and_keeps_data(db_url: str) -> None:
 def test_concurrent_openers_migrate_once(db_url: str) -> None:
     """Several processes opening a new store at once: one migrates, the others wait and find it done."""
     code = "import sys; from patchctl.store import Store; Store.open(sys.argv[1]).close()"
-    procs = [subprocess.Popen([sys.executable, "-c", code, db_url], stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, db_url], stderr=subprocess.PIPE, text=True) for _ in range(4)
+    ]
     errors = [p.communicate(timeout=120)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0, 0], errors
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
@@ -176,13 +178,13 @@ def test_password_is_hidden_in_errors() -> None:
     assert "db.example" in str(info.value)
 
 
-def test_postgresql_url_without_driver_uses_psycopg_and_errors_hide_the_password(pg_base_url: str) -> None:
+def test_postgresql_url_without_driver_uses_psycopg_and_errors_hide_the_password(pg_url: str) -> None:
     """``postgresql://`` works as given (psycopg 3); a wrong password or a dead port is a StoreError."""
-    url = sa.make_url(pg_base_url)
+    url = sa.make_url(pg_url)
     plain = url.set(drivername="postgresql")
     with Store.open(plain.render_as_string(hide_password=False)) as store:
         assert store.engine.dialect.driver == "psycopg"
-    with pytest.raises(StoreError, match="127.0.0.1") as info:
+    with pytest.raises(StoreError, match=r"127\.0\.0\.1") as info:
         Store.open(url.set(password="wr0ng-pw").render_as_string(hide_password=False))
     assert "wr0ng-pw" not in str(info.value)
     assert str(url.password) not in str(info.value)

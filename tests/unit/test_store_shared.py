@@ -3,24 +3,27 @@ across processes, deploys and promotions that take turns, the append-only audit 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from patchctl.model import ApplyOutcome
+from patchctl.model import ApplyOutcome, HostScan
 from patchctl.policy import Wave
+from patchctl.render import full_report_json
+from patchctl.report_flow import full_report
 from patchctl.store import Store
 from patchctl.store.locks import LockBusy, store_lock
 from patchctl.store.rollouts import Decision, RolloutStore
-from tests.unit.test_store import OPENSSL, T0, ok_scan, sql
+from tests.unit.test_store import CURL, NGINX, OPENSSL, T0, ok_scan, sql
 
 PATCHCTL = [sys.executable, "-m", "patchctl"]
 NOW = (T0 + timedelta(days=1)).isoformat()
@@ -53,8 +56,9 @@ with store_lock(store, "rollout 1"):
 def baked_rollout(url: str) -> int:
     """A rollout whose pilot wave (web01) finished ok at T0 without bake; fleet is next."""
     with Store.open(url) as store:
-        run = store.start_run("scan", "inv", None, 1)
+        run = store.start_run("scan", "inv", None, 1, now=T0)
         store.record_host_scan(run, ok_scan("web01", T0, [OPENSSL]))
+        store.finish_run(run, "ok", now=T0)
         rs = RolloutStore(store)
         entries = rs.catalog()
         rs.record_decisions([(e, Decision("approved", "tester", "test", T0), False) for e in entries])
@@ -81,15 +85,13 @@ def patchctl(url: str, *args: str) -> subprocess.Popen[str]:
 
 def test_two_processes_never_hold_a_lock_at_once(db_url: str) -> None:
     Store.open(db_url).close()
-    procs = [
-        subprocess.Popen([sys.executable, "-c", _TAKER, db_url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(2)
-    ]
+    taker = [sys.executable, "-c", _TAKER, db_url]
+    procs = [subprocess.Popen(taker, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [err for _, err in outs]
     spans = sorted(tuple(span) for out, _ in outs for span in json.loads(out))
     assert len(spans) == 6
-    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(spans):
         assert start >= end, f"two holders at once: {spans}"
 
 
@@ -100,9 +102,9 @@ def test_busy_lock_names_its_holder_and_a_killed_holder_frees_it(db_url: str) ->
             assert holder.stdout is not None
             assert holder.stdout.readline().strip() == "locked"
             started = time.monotonic()
-            with pytest.raises(LockBusy, match=rf"rollout 1 is in use by .*\bpid {holder.pid}\b"):
-                with store_lock(store, "rollout 1", wait=0.5):
-                    pass
+            busy = rf"rollout 1 is in use by .*\bpid {holder.pid}\b"
+            with pytest.raises(LockBusy, match=busy), store_lock(store, "rollout 1", wait=0.5):
+                pass
             assert time.monotonic() - started >= 0.5  # it waited as long as asked
             with store_lock(store, "rollout 2"):  # other names are free
                 pass
@@ -151,8 +153,60 @@ def test_audit_trail_tables_refuse_update_and_delete(db_url: str, table: str) ->
     baked_rollout(db_url)
     (before,) = sql(db_url, f"SELECT COUNT(*) FROM {table}")  # noqa: S608 - a fixed table name
     assert before[0] > 0
-    for statement in (f"UPDATE {table} SET uid = 'x'" if table != "audit_events" else f"UPDATE {table} SET actor = 'x'",
-                      f"DELETE FROM {table}"):  # fmt: skip
+    column = "actor" if table == "audit_events" else "uid"
+    for statement in (f"UPDATE {table} SET {column} = 'x'", f"DELETE FROM {table}"):  # noqa: S608 - fixed names
         with pytest.raises(sa.exc.DBAPIError, match=f"{table} is append-only"):
             sql(db_url, statement)
     assert sql(db_url, f"SELECT COUNT(*) FROM {table}") == [before]  # noqa: S608
+
+
+def _fill(url: str) -> None:
+    """The same history on any backend: two scan runs over three hosts, a rollout, a failed deploy."""
+    rid = baked_rollout(url)
+    with Store.open(url) as store:
+        for day in (1, 2):
+            at = T0 + timedelta(days=day)
+            run = store.start_run("scan", "inv", None, 3, now=at)
+            store.record_host_scan(run, ok_scan("web01", at, [] if day == 2 else [OPENSSL], reboot_required=day == 2))
+            store.record_host_scan(run, ok_scan("web02", at, [OPENSSL, CURL, NGINX]))
+            store.record_host_scan(run, HostScan("db01", "unreachable", at, error="ssh: connection refused"))
+            store.finish_run(run, "host failures", now=at)
+        rs = RolloutStore(store)
+        at = T0 + timedelta(days=2)
+        rs.set_wave(rid, 1, at, "tester", "deploy start", state="deploying", hosts=["web02", "db01"], started_at=at)
+        deploy_run = rs.start_deploy_run(rid, "fleet", "tester", at)
+        failed = ApplyOutcome("web02", "failed", failed={OPENSSL.uid: "dpkg error"}, error="install failed")
+        rs.record_deploy_result(deploy_run, rid, "fleet", failed, at)
+        rs.record_deploy_result(deploy_run, rid, "fleet", ApplyOutcome("db01", "unreachable", error="timeout"), at)
+
+
+def test_reports_and_views_read_the_same_on_both_backends(tmp_path: Path, pg_url: str) -> None:
+    """The views and the report's SQL give the same answers on SQLite and on PostgreSQL."""
+    sqlite_url = f"sqlite:///{tmp_path / 'patchctl.db'}"
+    for url in (sqlite_url, pg_url):
+        _fill(url)
+    now = T0 + timedelta(days=3)
+    reports = [full_report_json(full_report(url, None, now, stale_days=7, top=10)) for url in (sqlite_url, pg_url)]
+    assert reports[0] == reports[1]
+    assert reports[0]["hosts"]  # not two empty reports
+    views = ("v_host_compliance", "v_missing_updates", "v_wave_progress", "v_update_catalog", "v_audit_log")
+    for view in views:
+        got = []
+        for url in (sqlite_url, pg_url):
+            with Store.open(url) as store, store.engine.connect() as conn:
+                rows = conn.execute(sa.text(f"SELECT * FROM {view}")).mappings().all()  # noqa: S608
+            plain = [{k: _plain(v) for k, v in r.items() if not k.endswith("id")} for r in rows]
+            got.append(sorted(json.dumps(r, sort_keys=True) for r in plain))
+        assert got[0] == got[1], view
+        assert got[0], f"{view} is empty"
+
+
+def _plain(value: object) -> object:
+    """A view's value as both backends can agree on it (SQLite: 0/1 and naive UTC text)."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
+    if isinstance(value, str) and len(value) >= 19 and value[4] == "-" and value[10] == " ":
+        return datetime.fromisoformat(value).isoformat(sep=" ")
+    return value

@@ -1,0 +1,151 @@
+"""The reboot plan and wave grouping, the verify states, and the reboots/verify store (real SQLite)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from patchctl.errors import ConfigError
+from patchctl.inventory import Inventory
+from patchctl.maintenance import parse_windows
+from patchctl.model import HostScan
+from patchctl.policy import Concurrency, Wave
+from patchctl.reboot import plan_host, wave_groups
+from patchctl.store import Store
+from patchctl.store.reboots import REBOOT_FAILED, REBOOT_OK, RebootStore, VerifyRow
+from patchctl.verify import HostFacts, verify_state
+
+NOW = datetime(2025, 6, 1, 2, 0, tzinfo=UTC)
+WINDOWS = parse_windows([{"name": "nightly", "start": "0 1 * * *", "duration": "4h"}], "p.yml")
+
+
+def inventory() -> Inventory:
+    return Inventory.from_ansible_json(
+        "inv.yml",
+        {
+            "_meta": {
+                "hostvars": {
+                    "srv-01": {"patch_role": "server", "patch_window": "nightly"},
+                    "srv-02": {"patch_role": "server", "patch_window": "nightly"},
+                    "srv-03": {"patch_role": "server", "patch_window": "weekly"},
+                    "db-01": {"patch_role": "server", "patch_window": "nightly", "patch_reboot": "never"},
+                    "cli-01": {"patch_role": "client"},
+                    "cli-02": {"patch_role": "client", "patch_window": "nightly", "patch_reboot": "if_required"},
+                    "bad": {"patch_role": "server", "patch_reboot": "sometimes"},
+                }
+            },
+            "pilot": {"hosts": ["srv-01", "cli-01"]},
+        },
+    )
+
+
+def test_plan_host_by_role_window_and_override() -> None:
+    inv = inventory()
+    plans = {h: plan_host(inv, h, WINDOWS, NOW) for h in ("srv-01", "srv-03", "db-01", "cli-01", "cli-02")}
+    assert plans["srv-01"].action == "reboot"
+    assert (plans["srv-03"].action, plans["srv-03"].reason) == (
+        "pending",
+        "maintenance window 'weekly' is not defined in the policy",
+    )
+    assert (plans["db-01"].mode, plans["db-01"].action) == ("never", "pending")
+    assert (plans["cli-01"].mode, plans["cli-01"].action) == ("never", "pending")
+    assert (plans["cli-02"].mode, plans["cli-02"].action) == ("if_required", "reboot")
+    assert plan_host(inv, "srv-01", WINDOWS, NOW + timedelta(hours=10)).action == "pending"
+    assert plan_host(inv, "srv-01", WINDOWS, NOW, reboot_required=False).action == "none"
+    with pytest.raises(ConfigError, match="host bad: patch_reboot must be one of"):
+        plan_host(inv, "bad", WINDOWS, NOW)
+
+
+def test_wave_groups_use_each_waves_concurrency() -> None:
+    inv = inventory()
+    waves = (
+        Wave("pilot", "pilot", max_concurrency=Concurrency(1)),
+        Wave("fleet", "all", max_concurrency=Concurrency(50, percent=True)),
+    )
+    groups = wave_groups(inv, waves, ["srv-01", "srv-02", "db-01", "cli-02"])
+    # fleet holds the 5 hosts the pilot does not: 50% of 5 -> 3 at a time
+    assert groups == [("pilot", ["srv-01"], 1), ("fleet", ["cli-02", "db-01", "srv-02"], 3)]
+    only_pilot = (Wave("pilot", "pilot", max_concurrency=Concurrency(2)), Wave("none", "nosuchgroup"))
+    groups = wave_groups(inv, only_pilot, ["srv-01", "srv-02"])
+    assert groups == [("pilot", ["srv-01"], 2), ("(no wave)", ["srv-02"], 1)]
+
+
+def facts(**kw: object) -> HostFacts:
+    base: dict[str, object] = {
+        "host": "h",
+        "scan_status": "ok",
+        "last_ok_scan_at": NOW - timedelta(hours=1),
+        "reboot_required": False,
+        "approved": frozenset({"apt:a:2", "apt:b:2"}),
+        "missing": frozenset({"apt:c:9"}),
+    }
+    base.update(kw)
+    return HostFacts(**base)  # type: ignore[arg-type]  # test data built from a loose dict
+
+
+STALE = timedelta(days=7)
+
+
+def test_verify_states_in_order_of_precedence() -> None:
+    assert verify_state(facts(), NOW, STALE)[:1] == ("compliant",)  # c is missing but not approved
+    state, detail, missing = verify_state(facts(missing=frozenset({"apt:a:2", "apt:c:9"})), NOW, STALE)
+    assert (state, missing) == ("missing", ("apt:a:2",))
+    assert detail == "1 approved update(s) not installed: apt:a:2"
+    failed = facts(missing=frozenset({"apt:a:2"}), deploy_failed={"apt:a:2": "postinst failed"})
+    assert verify_state(failed, NOW, STALE)[:2] == ("failed", "apt:a:2: postinst failed")
+    assert verify_state(facts(reboot_required=True), NOW, STALE)[0] == "reboot_pending"
+    missing_and_reboot = facts(reboot_required=True, missing=frozenset({"apt:b:2"}))
+    assert verify_state(missing_and_reboot, NOW, STALE)[0] == "missing"
+    unreachable = facts(scan_status="unreachable", scan_error="ssh: connection refused")
+    assert verify_state(unreachable, NOW, STALE)[:2] == ("unreachable", "ssh: connection refused")
+    assert verify_state(facts(scan_status="failed", scan_error="apt broke"), NOW, STALE)[:2] == (
+        "failed",
+        "scan failed: apt broke",
+    )
+    old = facts(scan_status="unreachable", last_ok_scan_at=NOW - timedelta(days=8), scan_error="timeout")
+    state, detail, _ = verify_state(old, NOW, STALE)
+    assert state == "stale"
+    assert detail == "no successful scan since 2025-05-24T02:00+00:00; last scan unreachable: timeout"
+    assert verify_state(facts(last_ok_scan_at=None, scan_status=None), NOW, STALE)[0] == "stale"
+    # exactly stale_days old is not stale yet
+    assert verify_state(facts(last_ok_scan_at=NOW - STALE), NOW, STALE)[0] == "compliant"
+
+
+def test_reboot_store_pending_attempts_and_verify(tmp_path: Path) -> None:
+    with Store.open(f"sqlite:///{tmp_path / 's.db'}") as store:
+        run = store.start_run("scan", "inv", None, 2)
+        for host, role in (("srv-01", "server"), ("cli-01", "client")):
+            store.record_host_scan(
+                run,
+                HostScan(host, "ok", NOW, reboot_required=host == "cli-01", patch_role=role, patch_window="nightly"),
+            )
+        rs = RebootStore(store)
+        assert [(p.host, p.patch_role, p.pending_since) for p in rs.pending()] == [("cli-01", "client", NOW)]
+        later = NOW + timedelta(hours=1)
+        rs.mark_reboot_pending("srv-01", later)
+        rs.mark_reboot_pending("cli-01", later)  # already pending: keeps its first time
+        assert {p.host: p.pending_since for p in rs.pending()} == {"cli-01": NOW, "srv-01": later}
+
+        first = rs.start_reboot("srv-01", "deploy", "nightly", later, later)
+        assert rs.reboots("srv-01")[0].status == "running"
+        rs.finish_reboot(first, REBOOT_FAILED, later, boot_id_before="a", error="timed out")
+        (p,) = rs.pending(["srv-01"])
+        assert (p.last_attempt_status, p.last_attempt_error) == ("failed", "timed out")
+        second = rs.start_reboot("srv-01", "cron", "nightly", later, later)
+        rs.finish_reboot(second, REBOOT_OK, later, boot_id_before="a", boot_id_after="b", elapsed_seconds=3)
+        assert [p.host for p in rs.pending()] == ["cli-01"]
+        assert [(r.trigger, r.status, r.boot_id_after) for r in rs.reboots("srv-01")] == [
+            ("deploy", "failed", None),
+            ("cron", "ok", "b"),
+        ]
+        with pytest.raises(ValueError, match="bad status"):
+            rs.finish_reboot(second, "running", later)
+
+        rs.record_verify([VerifyRow("srv-01", "missing", "x", NOW, missing=("apt:a:2",))])
+        rs.record_verify(
+            [VerifyRow("srv-01", "compliant", "ok", later), VerifyRow("cli-01", "reboot_pending", "r", later)]
+        )
+        states = {v.host: (v.state, v.missing) for v in rs.host_states()}
+        assert states == {"srv-01": ("compliant", ()), "cli-01": ("reboot_pending", ())}
