@@ -17,8 +17,11 @@ Control-node CPU is the user + system time of the side's own process tree, from 
 workers, ssh clients), plus the SSH ControlPersist masters, which detach from the tree: each run
 gets its own ``ANSIBLE_SSH_CONTROL_PATH_DIR``, and the masters found there are read from
 ``/proc/<pid>/stat`` and stopped when the run ends (so no warm connection helps the next run).
-The lab's hosts are not counted: the lab supervisor is started with ``setsid --fork`` and is not
-a descendant of this script.
+The lab's hosts are not counted in it: the lab supervisor is started with ``setsid --fork`` and
+is not a descendant of this script. Their CPU is reported apart ("lab CPU"): the CPU time of each
+lab host's ``sshd`` listener and of the children it reaped (every SSH session and what it ran),
+read from ``/proc`` before and after each side. The hosts share the machine's cores with the
+control node, so on a busy machine both numbers bound the wall time.
 
 Examples (as root, from the checkout, with the venv's Python)::
 
@@ -81,6 +84,8 @@ CSV_FIELDS = (
     "load_before",
     "cpus",
     "order",
+    "plain_lab_cpu_s_per_host",
+    "patchctl_lab_cpu_s_per_host",
 )
 
 # (name, installed version, candidate version) of every missing update, per host
@@ -95,6 +100,7 @@ class SideResult:
     cpu_s: float
     rc: int
     found: Found = field(default_factory=dict)
+    lab_cpu_s: float = 0.0  # the lab hosts' side (sshd and everything under it), not the control node's
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -164,6 +170,26 @@ def _stop_masters(pids: list[int]) -> None:
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
         time.sleep(0.05)
+
+
+def lab_cpu_s(lab_dir: Path) -> float:
+    """CPU seconds so far of the lab hosts' sshd listeners and the sessions they reaped."""
+    marker = str(lab_dir).encode()
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if not (entry / "cmdline").read_bytes().startswith(b"sshd: /usr/sbin/sshd -D"):
+                continue
+            stat = (entry / "stat").read_text()
+            ppid = stat[stat.rindex(")") + 2 :].split()[1]
+            if marker not in Path(f"/proc/{ppid}/cmdline").read_bytes():
+                continue
+        except (OSError, IndexError):
+            continue
+        total += _proc_cpu_s(int(entry.name))
+    return total
 
 
 def _control_dir() -> Path:
@@ -306,12 +332,18 @@ def bench_size(args: argparse.Namespace, lab: Lab, hosts: int, psl: ModuleType, 
         side_dir = work / side
         side_dir.mkdir()
         print(f"   {side} ...", end=" ", flush=True)
+        lab_before = lab_cpu_s(lab.dir)
         if side == "plain":
             runs[side] = run_plain(inventory, hosts, side_dir, psl, arch)
         else:
             runs[side] = run_patchctl(inventory, hosts, side_dir, args.forks)
         r = runs[side]
-        print(f"{r.wall_s:.1f} s wall, {r.cpu_s:.1f} s control-node CPU (rc {r.rc})", flush=True)
+        time.sleep(0.5)  # the hosts' sshd reap the sessions that the stopped SSH masters held
+        r.lab_cpu_s = lab_cpu_s(lab.dir) - lab_before
+        print(
+            f"{r.wall_s:.1f} s wall, {r.cpu_s:.1f} s control-node CPU, {r.lab_cpu_s:.1f} s lab CPU (rc {r.rc})",
+            flush=True,
+        )
     problems = compare(runs["plain"], runs["patchctl"], expected)
     for p in problems:
         print(f"   DISAGREE: {p}", flush=True)
@@ -337,14 +369,17 @@ def bench_size(args: argparse.Namespace, lab: Lab, hosts: int, psl: ModuleType, 
         "load_before": round(load_before, 2),
         "cpus": os.cpu_count() or 0,
         "order": args.order,
+        "plain_lab_cpu_s_per_host": round(plain.lab_cpu_s / hosts, 3),
+        "patchctl_lab_cpu_s_per_host": round(ours.lab_cpu_s / hosts, 3),
     }
 
 
 def print_table(rows: list[dict[str, object]]) -> None:
     head = ("hosts", "plain s", "patchctl s", "ratio", "plain h/min", "patchctl h/min",
-            "plain CPU s/host", "patchctl CPU s/host", "agree")  # fmt: skip
+            "plain CPU s/host", "patchctl CPU s/host", "plain lab CPU", "patchctl lab CPU", "agree")  # fmt: skip
     keys = ("hosts", "plain_s", "patchctl_s", "ratio", "plain_hosts_per_min", "patchctl_hosts_per_min",
-            "plain_cpu_s_per_host", "patchctl_cpu_s_per_host", "agree")  # fmt: skip
+            "plain_cpu_s_per_host", "patchctl_cpu_s_per_host", "plain_lab_cpu_s_per_host",
+            "patchctl_lab_cpu_s_per_host", "agree")  # fmt: skip
     widths = [max(len(h), *(len(str(r[k])) for r in rows)) for h, k in zip(head, keys, strict=True)]
     print()
     print("  ".join(h.rjust(w) for h, w in zip(head, widths, strict=True)))
@@ -355,6 +390,16 @@ def print_table(rows: list[dict[str, object]]) -> None:
 def write_csv(path: Path, rows: list[dict[str, object]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     new = not path.exists() or path.stat().st_size == 0
+    if not new:
+        with path.open(newline="", encoding="utf-8") as fh:
+            header = next(csv.reader(fh), [])
+        if tuple(header) != CSV_FIELDS:  # rows of an older version: rewrite them under today's header
+            with path.open(newline="", encoding="utf-8") as fh:
+                old = list(csv.DictReader(fh))
+            with path.open("w", newline="", encoding="utf-8") as fh:
+                writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows(old)
     with path.open("a", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
         if new:

@@ -10,6 +10,7 @@ reason, and the caller records them as unreachable (their outcome is unknown: re
 
 from __future__ import annotations
 
+import resource
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -22,6 +23,13 @@ from patchctl.inventory import Inventory
 from patchctl.runner import HostEvent, PlaybookRunner, RunResult, run_on_node
 
 LOCAL_NAME = "(control node)"
+
+
+def controller_cpu() -> float:
+    """CPU seconds of this process and its finished children (ansible-playbook, ssh) so far."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 @dataclass
@@ -56,7 +64,7 @@ class SplitResult:
     results: dict[str, RunResult] = field(default_factory=dict)  # part name -> its run
     unknown: dict[str, str] = field(default_factory=dict)  # host -> why its outcome is unknown
     parts: list[PartStats] = field(default_factory=list)
-    controller_cpu_seconds: float = 0.0
+    controller_cpu_seconds: float = 0.0  # the whole run's, local Ansible included
 
 
 def run_split(
@@ -74,7 +82,7 @@ def run_split(
     whether the caller has a result for a host, to tell which hosts a failed node left unknown."""
     split = nodes.split(inventory, targets)
     out = SplitResult()
-    cpu_start = time.process_time()
+    cpu_start = controller_cpu()
     if not split.jobs:
         started = time.monotonic()
         out.results[LOCAL_NAME] = PlaybookRunner().run(
@@ -82,7 +90,7 @@ def run_split(
             on_event=on_event, timeout=timeout, forks=forks,
         )  # fmt: skip
         out.parts.append(PartStats(LOCAL_NAME, len(targets), forks, time.monotonic() - started))
-        out.controller_cpu_seconds = out.parts[0].cpu_seconds = time.process_time() - cpu_start
+        out.controller_cpu_seconds = out.parts[0].cpu_seconds = controller_cpu() - cpu_start
         return out
     errors: list[BaseException] = []
     lock = threading.Lock()
@@ -131,7 +139,7 @@ def run_split(
         th.start()
     for th in threads:
         th.join()
-    out.controller_cpu_seconds = time.process_time() - cpu_start
+    out.controller_cpu_seconds = controller_cpu() - cpu_start
     out.parts.sort(key=lambda p: p.node)
     if errors:
         raise errors[0]

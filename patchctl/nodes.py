@@ -74,7 +74,7 @@ class NodeJob:
 
     node: ExecutionNode
     hosts: list[str]
-    inventory: dict[str, Any]  # a static JSON inventory of exactly these hosts
+    inventory: dict[str, Any]  # a static inventory (YAML plugin shape) of exactly these hosts
     known_hosts: str = ""
     agent_keys: tuple[str, ...] = ()
     forks: int | None = None
@@ -179,22 +179,19 @@ def _job(inventory: Inventory, node: ExecutionNode, hosts: list[str]) -> NodeJob
             text += Path(path).expanduser().read_text()
         except OSError as exc:
             raise ConfigError(f"execution node {node.name}: cannot read known hosts {path}: {exc}") from exc
-    groups: dict[str, Any] = {"all": {"children": []}}
-    children: list[str] = []
+    # The YAML inventory plugin's shape (as JSON): all.hosts with their variables, groups as children.
+    children: dict[str, Any] = {}
     for group, members in sorted(inventory.groups.items()):
         if group in ("all", "ungrouped"):
             continue
         mine = sorted(set(members) & set(hosts))
         if mine:
-            groups[group] = {"hosts": mine}
-            children.append(group)
-    grouped = {h for g in children for h in groups[g]["hosts"]}
-    groups["ungrouped"] = {"hosts": sorted(set(hosts) - grouped)}
-    groups["all"]["children"] = [*children, "ungrouped"]
+            children[group] = {"hosts": dict.fromkeys(mine)}
+    shipped = {"all": {"hosts": hostvars, "children": children}}
     return NodeJob(
         node=node,
         hosts=list(hosts),
-        inventory={"_meta": {"hostvars": hostvars}, **groups},
+        inventory=shipped,
         known_hosts=text,
         agent_keys=tuple(keys),
         forks=node.forks,

@@ -603,7 +603,7 @@ def run_on_node(
     with _private_data_dir() as pdd, _private_data_dir() as out_dir, _ssh_agent(job.agent_keys) as agent_env:
         _node_project(pdd, playbook, job.known_hosts)
         (pdd / "inventory").mkdir()
-        (pdd / "inventory" / "hosts.json").write_text(json.dumps(job.inventory))
+        (pdd / "inventory" / "hosts.yml").write_text(json.dumps(job.inventory))  # JSON is YAML
         worker = (
             f"PATH={shlex.quote(job.node.venv)}/bin:$PATH ansible-runner worker "
             f"--private-data-dir={remote_dir} --delete"
@@ -684,7 +684,8 @@ def run_on_node(
     stats = _stats_by_host(recap) if recap else {}
     error = None
     if not recap:
-        said = next((ln for ln in reversed(stderr_lines) if ln), "") or (
+        last_stderr = next((ln for ln in reversed(stderr_lines) if ln), "")
+        said = _ansible_error("\n".join(translator.errors)) or last_stderr or (
             f"ssh exited {proc.returncode}" if proc.returncode else f"the stream ended {status}"
         )
         error = f"execution node {job.node.name}: {said}"
