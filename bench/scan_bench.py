@@ -58,7 +58,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from patchctl.lab.fleet import Lab  # noqa: E402
+from patchctl.lab.fleet import Lab  # noqa: E402 - imported after the sys.path entry for the checkout
 
 PLAIN_DIR = ROOT / "bench" / "plain"
 MODULE_PATH = ROOT / "plugins" / "modules" / "patch_scan_linux.py"

@@ -58,7 +58,13 @@ class Supervisor:
         # overlayfs wants an empty work dir at mount time
         work = hdir / "work"
         subprocess.run(["rm", "-rf", str(work)], check=False)
-        work.mkdir()
+        try:
+            work.mkdir()
+        except FileExistsError:
+            # The last boot's overlay is still being torn down (its work dir busy): the next
+            # tick tries again, instead of the supervisor dying with every host.
+            _log(f"{name}: work dir still busy, starting on the next tick")
+            return
         cmd = ["unshare", "--mount", "--pid", "--uts", "--ipc", "--fork", "--kill-child", "--propagation", "private"]
         if self.unshare_time:
             uptime = float(_read(Path("/proc/uptime"), "0 0").split()[0])

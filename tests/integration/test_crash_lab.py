@@ -143,7 +143,7 @@ def assert_store_matches_hosts(env: LabEnv, cli: Cli) -> dict[str, str]:
 def test_kill_9_during_deploy_loses_nothing_and_installs_nothing_twice(lab_env: LabEnv, tmp_path: Path) -> None:
     hosts = sorted(h.name for h in lab_env.lab.hosts())
     first, second = hosts[0], hosts[1]
-    cli = prepare(lab_env, tmp_path, {first: 6}, concurrency=1, fail_percent=100)
+    cli = prepare(lab_env, tmp_path, {first: 25}, concurrency=1, fail_percent=100)
 
     # 1. Killed before the first host: the run is recorded as started, no host is touched.
     proc = cli.start("deploy")
@@ -163,13 +163,19 @@ def test_kill_9_during_deploy_loses_nothing_and_installs_nothing_twice(lab_env: 
         lambda: lab_env.ssh(first, f"test -e {SLOW_MARKER}", check=False).returncode == 0,
         every=0.2,
     )
-    refused = cli("deploy")
-    assert refused.code == 3, refused
-    assert "rollout" in refused.stderr and "in use by" in refused.stderr and "pid" in refused.stderr
-    assert len(refused.stderr.strip().splitlines()) == 1
-    beside = [cli("rollout", "status", "--json"), cli("report", "--format", "json"), cli("updates")]
-    assert [r.code for r in beside] == [0, 0, 0], beside
+    # all at once, while the first host still configures (its postinst sleeps 25 s)
+    others = [
+        cli.start(*args) for args in (["deploy"], ["rollout", "status", "--json"], ["report", "--json"], ["updates"])
+    ]
+    done = [(p.wait(timeout=120), *p.communicate()) for p in others]
+    assert lab_env.ssh(first, f"test -e {SLOW_MARKER}", check=False).returncode == 0, "too slow to test beside it"
     kill9(proc)
+    code, _out, err = done[0]
+    assert code == 3, err
+    assert "rollout" in err and "in use by" in err and "pid" in err
+    assert len(err.strip().splitlines()) == 1
+    assert [c for c, _o, _e in done[1:]] == [0, 0, 0], done[1:]
+    assert all("Traceback" not in e for _c, _o, e in done)
     assert query(cli.db, "SELECT host FROM deploy_results") == []  # nothing claimed for the host in flight
     wait_for(
         f"{first} to finish configuring",
