@@ -43,7 +43,7 @@ class BuildPyWithContent(build_py):
             else:
                 self.warn(f"patchctl content {rel} not found; not shipped")
 
-    def get_outputs(self, include_bytecode: bool = True) -> list[str]:  # type: ignore[override]
+    def get_outputs(self, include_bytecode: bool = True) -> list[str]:  # type: ignore[override]  # setuptools types it loosely
         outputs = list(super().get_outputs(include_bytecode))
         dest_root = Path(self.build_lib) / "patchctl" / "_content"
         if dest_root.is_dir():

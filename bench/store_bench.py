@@ -37,8 +37,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from patchctl.model import HOST_OK, HOST_UNREACHABLE, HostScan, Update  # noqa: E402
-from patchctl.store import Store  # noqa: E402
+from patchctl.model import HOST_OK, HOST_UNREACHABLE, HostScan, Update  # noqa: E402 - after the sys.path setup
+from patchctl.store import Store  # noqa: E402 - after the sys.path setup
 
 CLASSES = (("security", 30), ("bugfix", 50), ("other", 15), ("enhancement", 5))
 SEED = 7

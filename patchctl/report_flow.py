@@ -55,13 +55,14 @@ def full_report(
     Waves and deploy failures are those of the latest rollout, when there is one; the history
     has one point per scan run, for the last ``history_runs`` runs.
     """
-    opts = {"stale_days": stale_days, "top": top, "history_runs": history_runs}
     conn = fastread.open_current(db_url)
     if conn is not None:
         try:
             wanted = _matching(fastread.host_names(conn), limit, db_url)
             rows = fastread.host_compliance(conn, wanted)
-            return _build(reads.sqlite_query(conn), rows, wanted, now, **opts)  # type: ignore[arg-type]
+            return _build(
+                reads.sqlite_query(conn), rows, wanted, now, stale_days=stale_days, top=top, history_runs=history_runs
+            )
         finally:
             conn.close()
     from patchctl.store import Store
@@ -70,4 +71,12 @@ def full_report(
         wanted = _matching(store.hosts(), limit, store.url)
         all_rows = [r for r in store.host_compliance() if wanted is None or r.host in wanted]
         with store.engine.connect() as c:
-            return _build(reads.sqlalchemy_query(c), all_rows, wanted, now, **opts)  # type: ignore[arg-type]
+            return _build(
+                reads.sqlalchemy_query(c),
+                all_rows,
+                wanted,
+                now,
+                stale_days=stale_days,
+                top=top,
+                history_runs=history_runs,
+            )

@@ -407,7 +407,7 @@ def prepare_root(root: Path, variant: str, url: str, rpms: list[Path]) -> None:
         shutil.copy(rpm, staging / rpm.name)
     try:
         _run(
-            ["chroot", str(root), "rpm", "-i", *[f"/tmp/patchctl-base-rpms/{r.name}" for r in rpms]],  # noqa: S108
+            ["chroot", str(root), "rpm", "-i", *[f"/tmp/patchctl-base-rpms/{r.name}" for r in rpms]],  # noqa: S108 - a path inside the chroot
             f"installing the base packages into the lab {variant} image",
         )
     finally:

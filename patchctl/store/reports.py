@@ -72,7 +72,7 @@ def _host_filter(column: str, hosts: Sequence[str] | None, params: dict[str, Any
         names.append(f":h{i}")
     inner = ", ".join(names) or "NULL"
     # Only placeholders and a fixed column name are interpolated; values travel as parameters.
-    return f" AND {column} IN (SELECT id FROM hosts WHERE name IN ({inner}))"  # noqa: S608
+    return f" AND {column} IN (SELECT id FROM hosts WHERE name IN ({inner}))"  # noqa: S608 - only placeholders and fixed names are interpolated
 
 
 def top_missing(q: Query, limit: int, hosts: Sequence[str] | None = None) -> list[TopMissing]:
@@ -80,7 +80,7 @@ def top_missing(q: Query, limit: int, hosts: Sequence[str] | None = None) -> lis
     params: dict[str, Any] = {"top": max(0, limit)}
     where = _host_filter("hu.host_id", hosts, params)
     rows = q(
-        "SELECT u.uid, u.source, u.name, u.version, u.classification, u.severity, u.major, u.cves, c.n"  # noqa: S608
+        "SELECT u.uid, u.source, u.name, u.version, u.classification, u.severity, u.major, u.cves, c.n"  # noqa: S608 - only placeholders and fixed names are interpolated
         " FROM (SELECT hu.update_id, COUNT(*) AS n FROM host_updates hu"
         f"       WHERE hu.state = 'missing'{where} GROUP BY hu.update_id) c"
         " JOIN updates u ON u.id = c.update_id"
@@ -117,7 +117,7 @@ def history(q: Query, runs: int, hosts: Sequence[str] | None = None) -> list[His
     where = _host_filter("s.host_id", hosts, params)
     ok_clean = "s.status = 'ok' AND COALESCE(s.missing_total, 0) = 0"
     rows = q(
-        "SELECT s.run_id, r.started_at, r.finished_at, COUNT(*) AS hosts,"  # noqa: S608
+        "SELECT s.run_id, r.started_at, r.finished_at, COUNT(*) AS hosts,"  # noqa: S608 - only placeholders and fixed names are interpolated
         f" SUM(CASE WHEN {ok_clean} AND NOT (s.reboot_required IS TRUE) THEN 1 ELSE 0 END) AS compliant,"
         " SUM(CASE WHEN s.status = 'ok' AND s.missing_total > 0 THEN 1 ELSE 0 END) AS missing,"
         f" SUM(CASE WHEN {ok_clean} AND s.reboot_required IS TRUE THEN 1 ELSE 0 END) AS reboot_pending,"

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -28,9 +29,9 @@ NOW = T0 + timedelta(days=2, hours=2)
 
 
 def _scan(host: str, at: datetime, status: str = "ok", **kw: object) -> HostScan:
-    base: dict[str, object] = {"distribution": "Debian", "os_version": "12", "pkg_mgr": "apt"}
+    base: dict[str, Any] = {"distribution": "Debian", "os_version": "12", "pkg_mgr": "apt"}
     base.update(kw)
-    return HostScan(host, status, at, **base)  # type: ignore[arg-type]
+    return HostScan(host, status, at, **base)
 
 
 @pytest.fixture
@@ -369,5 +370,3 @@ def test_docs_describe_every_view() -> None:
             ):
                 continue
             assert f"`{column.name}`" in section, f"{name}.{column.name} is not documented"
-
-

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,7 @@ from patchctl.policy import (
     STATE_REJECTED,
     STATE_WAITING,
     Concurrency,
+    Policy,
     UpdateFacts,
     evaluate,
     parse_policy,
@@ -50,7 +52,7 @@ waves:
 
 
 def facts(name: str = "curl", **kw: object) -> UpdateFacts:
-    base: dict[str, object] = {
+    base: dict[str, Any] = {
         "uid": f"apt:{name}:2.0-1",
         "source": "apt",
         "name": name,
@@ -58,7 +60,7 @@ def facts(name: str = "curl", **kw: object) -> UpdateFacts:
         "first_seen_at": SEEN,
     }
     base.update(kw)
-    return UpdateFacts(**base)  # type: ignore[arg-type]
+    return UpdateFacts(**base)
 
 
 @pytest.fixture
@@ -66,54 +68,54 @@ def policy() -> object:
     return parse_policy(POLICY, "policy.yml")
 
 
-def test_approve_after_days_boundary(policy: object) -> None:
+def test_approve_after_days_boundary(policy: Policy) -> None:
     days3 = SEEN + timedelta(days=3)
-    just_before = evaluate(policy, facts(), days3 - timedelta(seconds=1))  # type: ignore[arg-type]
+    just_before = evaluate(policy, facts(), days3 - timedelta(seconds=1))
     assert just_before.state == STATE_WAITING
     assert just_before.waiting_days(days3 - timedelta(seconds=1)) == 1
-    assert evaluate(policy, facts(), days3).state == STATE_APPROVED  # type: ignore[arg-type]
-    assert evaluate(policy, facts(), SEEN).waiting_days(SEEN) == 3  # type: ignore[arg-type]
+    assert evaluate(policy, facts(), days3).state == STATE_APPROVED
+    assert evaluate(policy, facts(), SEEN).waiting_days(SEEN) == 3
 
 
-def test_unapproved_classification_stays_new(policy: object) -> None:
+def test_unapproved_classification_stays_new(policy: Policy) -> None:
     later = SEEN + timedelta(days=30)
-    assert evaluate(policy, facts(classification="feature"), later).state == STATE_NEW  # type: ignore[arg-type]
+    assert evaluate(policy, facts(classification="feature"), later).state == STATE_NEW
 
 
-def test_reject_wins_over_allow(policy: object) -> None:
-    ev = evaluate(policy, facts("curl-dbg"), SEEN + timedelta(days=30))  # type: ignore[arg-type]
+def test_reject_wins_over_allow(policy: Policy) -> None:
+    ev = evaluate(policy, facts("curl-dbg"), SEEN + timedelta(days=30))
     assert ev.state == STATE_REJECTED
     assert "*-dbg" in ev.reason
 
 
-def test_allow_approves_at_once_whatever_the_classification(policy: object) -> None:
-    ev = evaluate(policy, facts("openssl", classification="other"), SEEN)  # type: ignore[arg-type]
+def test_allow_approves_at_once_whatever_the_classification(policy: Policy) -> None:
+    ev = evaluate(policy, facts("openssl", classification="other"), SEEN)
     assert ev.state == STATE_APPROVED
 
 
-def test_major_is_never_approved_by_a_rule(policy: object) -> None:
+def test_major_is_never_approved_by_a_rule(policy: Policy) -> None:
     later = SEEN + timedelta(days=365)
-    assert evaluate(policy, facts(major=True), later).state == STATE_MANUAL  # type: ignore[arg-type]
+    assert evaluate(policy, facts(major=True), later).state == STATE_MANUAL
     # not even by an allow pattern (matched on the uid here)
-    assert evaluate(policy, facts("bigdb", major=True), later).state == STATE_MANUAL  # type: ignore[arg-type]
+    assert evaluate(policy, facts("bigdb", major=True), later).state == STATE_MANUAL
     # but a reject pattern still rejects it
-    assert evaluate(policy, facts("patchctl-demo-broken", major=True), later).state == STATE_REJECTED  # type: ignore[arg-type]
+    assert evaluate(policy, facts("patchctl-demo-broken", major=True), later).state == STATE_REJECTED
 
 
-def test_windows_baseline_severity_and_kb_patterns(policy: object) -> None:
+def test_windows_baseline_severity_and_kb_patterns(policy: Policy) -> None:
     win = {"source": "windows", "uid": "windows:abc", "classification": "security"}
-    assert evaluate(policy, facts("Update A", severity="Critical", **win), SEEN).state == STATE_APPROVED  # type: ignore[arg-type]
-    assert evaluate(policy, facts("Update B", severity="Low", **win), SEEN).state == STATE_NEW  # type: ignore[arg-type]
-    assert evaluate(policy, facts("Update C", kbs=("KB5034441",), **win), SEEN).state == STATE_REJECTED  # type: ignore[arg-type]
+    assert evaluate(policy, facts("Update A", severity="Critical", **win), SEEN).state == STATE_APPROVED
+    assert evaluate(policy, facts("Update B", severity="Low", **win), SEEN).state == STATE_NEW
+    assert evaluate(policy, facts("Update C", kbs=("KB5034441",), **win), SEEN).state == STATE_REJECTED
 
 
-def test_family_without_baseline_is_new(policy: object) -> None:
-    ev = evaluate(policy, facts(source="dnf", uid="dnf:curl:2.0-1"), SEEN + timedelta(days=30))  # type: ignore[arg-type]
+def test_family_without_baseline_is_new(policy: Policy) -> None:
+    ev = evaluate(policy, facts(source="dnf", uid="dnf:curl:2.0-1"), SEEN + timedelta(days=30))
     assert ev.state == STATE_NEW and "redhat" in ev.reason
 
 
-def test_waves_parsed_with_defaults(policy: object) -> None:
-    pilot, fleet = policy.waves  # type: ignore[attr-defined]
+def test_waves_parsed_with_defaults(policy: Policy) -> None:
+    pilot, fleet = policy.waves
     assert (pilot.name, pilot.hosts, pilot.bake_days, pilot.max_fail_percent) == ("pilot", "pilot", 7, 0)
     assert fleet.max_concurrency == Concurrency(25, percent=True)
     assert fleet.max_concurrency.hosts(3) == 1 and fleet.max_concurrency.hosts(10) == 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from patchctl.policy import Concurrency, Wave
 from patchctl.rollout import (
@@ -27,7 +28,7 @@ FLEET = Wave("fleet", "all", bake_days=0, max_concurrency=Concurrency(50, True),
 
 
 def finished_pilot(**kw: object) -> WaveRecord:
-    base: dict[str, object] = {
+    base: dict[str, Any] = {
         "position": 0,
         "wave": PILOT,
         "state": FINISHED,
@@ -37,13 +38,13 @@ def finished_pilot(**kw: object) -> WaveRecord:
         "results": {"srv-01": "ok"},
     }
     base.update(kw)
-    return WaveRecord(**base)  # type: ignore[arg-type]
+    return WaveRecord(**base)
 
 
 def fleet(**kw: object) -> WaveRecord:
-    base: dict[str, object] = {"position": 1, "wave": FLEET}
+    base: dict[str, Any] = {"position": 1, "wave": FLEET}
     base.update(kw)
-    return WaveRecord(**base)  # type: ignore[arg-type]
+    return WaveRecord(**base)
 
 
 def test_later_waves_exclude_earlier_hosts() -> None:
@@ -118,5 +119,7 @@ def test_promoted_but_not_deployed_and_complete() -> None:
 def test_next_due_wave() -> None:
     assert next_due([finished_pilot(state=PENDING, finished_at=None), fleet()]) is not None
     assert next_due([finished_pilot(), fleet()]) is None  # fleet not promoted
-    assert next_due([finished_pilot(), fleet(promoted_at=T0)]).wave.name == "fleet"  # type: ignore[union-attr]
-    assert next_due([finished_pilot(state=HALTED), fleet()]).wave.name == "pilot"  # type: ignore[union-attr]
+    due = next_due([finished_pilot(), fleet(promoted_at=T0)])
+    assert due is not None and due.wave.name == "fleet"
+    due = next_due([finished_pilot(state=HALTED), fleet()])
+    assert due is not None and due.wave.name == "pilot"

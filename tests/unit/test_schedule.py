@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -138,7 +139,7 @@ def _runner_script(log_dir: Path, seconds: float) -> list[str]:
     return [sys.executable, "-c", code]
 
 
-def _wait_for(predicate, timeout: float = 20) -> None:  # type: ignore[no-untyped-def]
+def _wait_for(predicate: Callable[[], bool], timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
