@@ -7,6 +7,11 @@ records each host's result as it arrives, and halts the wave (no further batch s
 failed and unreachable hosts pass ``max_fail_percent``. Hosts that already succeeded in the
 rollout are not run again, so an interrupted deploy continues where it stopped and a second
 deploy of a finished wave changes nothing.
+
+Each batch runs like a scan (:func:`patchctl.fleetrun.run_split`): hosts with an execution node
+(``patchctl_execution_node``) through their node, the others from here, all parts at once; a node
+that fails leaves its hosts of the batch ``unreachable`` ("outcome unknown: rescan"), and they
+count towards ``max_fail_percent`` like any other unreachable host.
 """
 
 from __future__ import annotations
@@ -21,11 +26,12 @@ from patchctl import paths, rollout
 from patchctl.clock import Clock
 from patchctl.decisions import actor, evaluate_catalog
 from patchctl.errors import EXIT_HOST_FAILURES, EXIT_OK, ConfigError, PolicyBlocked
+from patchctl.fleetrun import PartStats, merge_parts, run_split
 from patchctl.inventory import Inventory
 from patchctl.model import HOST_FAILED, HOST_OK, HOST_UNREACHABLE, ApplyOutcome
 from patchctl.policy import STATE_APPROVED, Policy, Wave
 from patchctl.rollout import Promotion
-from patchctl.runner import HostEvent, PlaybookRunner, list_inventory
+from patchctl.runner import HostEvent, list_inventory
 from patchctl.store import Store
 from patchctl.store.locks import store_lock
 from patchctl.store.rollouts import Incident, Rollout, RolloutStore, RolloutUpdate
@@ -174,6 +180,8 @@ class DeployReport:
     state: str = rollout.PENDING
     halted_reason: str | None = None
     message: str | None = None
+    parts: list[PartStats] = field(default_factory=list)  # per node (and the control node), all batches
+    controller_cpu_seconds: float = 0.0
 
     @property
     def exit_code(self) -> int:
@@ -191,6 +199,8 @@ class DeployReport:
             "wave_hosts": list(self.wave_hosts),
             "already_done": self.already_done,
             "not_started": self.not_started,
+            "nodes": [p.as_dict() for p in self.parts],
+            "controller_cpu_seconds": round(self.controller_cpu_seconds, 2),
             "hosts": [
                 {
                     "host": o.host,
@@ -307,6 +317,7 @@ def _deploy_locked(
     target = _choose_wave(rs, r, opts.wave, clock.now())
     wave = target.wave
     report = DeployReport(rollout_id=r.id, wave=wave.name, state=target.state)
+    inventory: Inventory | None = None
     if target.state == rollout.PENDING:
         inventory = Inventory.from_ansible_json(opts.inventory, list_inventory(opts.inventory))
         hosts = _wave_hosts(r, target, inventory)
@@ -340,7 +351,7 @@ def _deploy_locked(
     try:
         # Hosts to retry start afresh: only this run's failures count towards the threshold.
         results = {h: res.status for h, res in r.results.items() if h in hosts and h not in todo}
-        _deploy_hosts(rs, r, wave, run_id, hosts, todo, results, report, opts, progress)
+        _deploy_hosts(rs, r, wave, run_id, hosts, todo, results, report, opts, progress, inventory)
         failed = sum(1 for h in hosts if results.get(h) in (HOST_FAILED, HOST_UNREACHABLE))
         now = clock.now()
         if report.halted_reason:
@@ -407,6 +418,7 @@ def _deploy_hosts(
     report: DeployReport,
     opts: DeployOptions,
     progress: ProgressFn | None,
+    inventory: Inventory | None,
 ) -> None:
     clock = opts.clock
     update_ids = {u.uid: u.update_id for u in r.updates}
@@ -446,6 +458,9 @@ def _deploy_hosts(
         return None
 
     queue = [h for h in todo if h in work]
+    if queue and inventory is None:  # which host runs through which node
+        inventory = Inventory.from_ansible_json(opts.inventory, list_inventory(opts.inventory))
+    parts: list[PartStats] = []
     for batch in rollout.batches(queue, wave, total=len(hosts)):
         reason = over()
         if reason:
@@ -458,15 +473,26 @@ def _deploy_hosts(
             from patchctl.catalog import load_catalog
 
             extravars["patchctl_app_catalog"] = load_catalog().as_vars()
-        PlaybookRunner().run(
+        assert inventory is not None
+        # Hosts with an execution node run through it, the others from here, all at once.
+        split = run_split(
+            inventory,
+            opts.inventory,
+            batch,
             paths.playbook(DEPLOY_PLAYBOOK),
-            inventory=opts.inventory,
-            limit=",".join(batch),
-            extravars=extravars,
-            on_event=handler,
-            timeout=opts.timeout,
-            forks=len(batch),
+            extravars,
+            handler,
+            opts.timeout,
+            len(batch),
+            results_seen=lambda host: host in report.outcomes,
         )
+        parts.extend(split.parts)
+        report.parts = merge_parts(parts)
+        report.controller_cpu_seconds += split.controller_cpu_seconds
+        # A failed node's hosts first: partial Windows results must not make an outcome.
+        for host, reason in sorted(split.unknown.items()):
+            if host not in report.outcomes:
+                record(ApplyOutcome(host, HOST_UNREACHABLE, error=reason))
         handler.finish()
         for host in batch:
             if host not in report.outcomes:

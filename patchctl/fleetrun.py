@@ -6,6 +6,9 @@ the local part with :class:`~patchctl.runner.PlaybookRunner` and each node's par
 the same ``on_event`` (which must be thread-safe) as it arrives. A node that fails or cannot be
 reached does not stop the others: its hosts without a result come back in ``unknown`` with the
 reason, and the caller records them as unreachable (their outcome is unknown: rescan them).
+
+A node's forks: ``patchctl_node_forks`` from the inventory, else its ``capacity.json`` (what
+``patchctl node bootstrap`` measured), read over SSH when the node's part starts, else the run's.
 """
 
 from __future__ import annotations
@@ -57,6 +60,19 @@ class PartStats:
             "controller_cpu_seconds": round(self.cpu_seconds, 2),
             "error": self.error,
         }
+
+
+def merge_parts(parts: list[PartStats]) -> list[PartStats]:
+    """The parts of several runs (a deploy's batches) added up per node, sorted by node."""
+    merged: dict[str, PartStats] = {}
+    for p in parts:
+        m = merged.setdefault(p.node, PartStats(p.node, 0, p.forks))
+        m.hosts += p.hosts
+        m.seconds += p.seconds
+        m.cpu_seconds += p.cpu_seconds
+        m.forks = max(m.forks or 0, p.forks or 0) or None
+        m.error = m.error or p.error
+    return [merged[name] for name in sorted(merged)]
 
 
 @dataclass
@@ -116,7 +132,8 @@ def run_split(
         stats = PartStats(job.node.name, len(job.hosts), job.forks or forks)
         started = time.monotonic()
         try:
-            result = run_on_node(job, playbook, extravars, on_event, timeout, job.forks or forks)
+            stats.forks = nodes.node_forks(job.node) or forks
+            result = run_on_node(job, playbook, extravars, on_event, timeout, stats.forks)
             stats.cpu_seconds = result.cpu_seconds
             stats.error = result.error
             with lock:
