@@ -79,7 +79,7 @@ notes:
   - apt refreshes with C(apt-get update -q --error-on=any), retries set from O(refresh_retries)
     through C(Acquire::Retries). On an apt too old for C(--error-on) the warnings that mean a
     failed fetch are treated as errors. It lists with C(apt list --upgradable).
-  - dnf refreshes with C(dnf makecache --refresh), lists with C(dnf check-update) (exit 100: updates
+  - dnf refreshes with C(dnf makecache --refresh), lists with C(dnf check-update) (exit code 100 when updates
     exist) and reads the advisories from C(dnf updateinfo list/info --updates). Reboot needed is
     C(dnf needs-restarting -r) exiting 1.
   - zypper refreshes with C(zypper refresh), lists with C(zypper --xmlout list-updates) and
