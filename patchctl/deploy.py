@@ -487,6 +487,7 @@ def _deploy_hosts(
             results_seen=lambda host: host in report.outcomes,
         )
         parts.extend(split.parts)
+        rs.store.record_node_parts("deploy", run_id, [p.as_dict() for p in split.parts])
         report.parts = merge_parts(parts)
         report.controller_cpu_seconds += split.controller_cpu_seconds
         # A failed node's hosts first: partial Windows results must not make an outcome.

@@ -14,10 +14,16 @@ forks), and records every attempt in the store:
   Failed hosts stay ``reboot pending``; the other hosts proceed.
 
 Clients (reboot policy ``never``) are never rebooted: they stay ``reboot pending``.
+
+Reboot runs never overlap: ``patchctl reboot`` holds the store lock ``reboot``
+(:func:`patchctl.store.locks.store_lock`) for its whole run and a second one is refused (exit 3,
+naming the holder); the reboots right after a deploy wait for it up to
+``AFTER_DEPLOY_LOCK_WAIT`` seconds, else leave their hosts ``reboot pending`` for the next run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +39,7 @@ from patchctl.policy import Policy, Wave
 from patchctl.rollout import assign_hosts
 from patchctl.runner import HostEvent, PlaybookRunner, list_inventory
 from patchctl.store import Store
+from patchctl.store.locks import LockBusy, store_lock
 from patchctl.store.reboots import REBOOT_FAILED, REBOOT_OK, REBOOT_UNREACHABLE, RebootStore
 
 REBOOT_PLAYBOOK = "reboot.yml"
@@ -40,6 +47,9 @@ RESULT_FACT = "patch_reboot_result"
 BOOT_ID_TASK = "Read the boot id before the reboot"
 TRIGGER_CRON = "cron"
 TRIGGER_DEPLOY = "deploy"
+# The store lock every reboot run holds (one at a time, across processes and control nodes).
+REBOOT_LOCK = "reboot"
+AFTER_DEPLOY_LOCK_WAIT = 120.0  # seconds
 
 
 @dataclass(frozen=True)
@@ -200,9 +210,7 @@ def run_reboots(
     try:
         rs = RebootStore(store)
         for _wave, hosts, concurrency in wave_groups(inventory, waves, by_host):
-            ids = {
-                h: rs.start_reboot(h, trigger, by_host[h].window, now, datetime.now(UTC)) for h in hosts
-            }
+            ids = {h: rs.start_reboot(h, trigger, by_host[h].window, now, datetime.now(UTC)) for h in hosts}
             before: dict[str, str] = {}
 
             def finish(outcome: HostReboot, ids: dict[str, int] = ids) -> None:
@@ -302,22 +310,25 @@ def reboot_pending(opts: RebootOptions, progress: ProgressFn | None = None) -> R
     ``opts.now``; those whose window allows it are rebooted (unless ``dry_run``)."""
     inventory = load_inventory(opts.inventory)
     targets = set(inventory.match(opts.limit))
-    with Store.open(opts.db_url) as store:
+    with Store.open(opts.db_url) as store, contextlib.ExitStack() as held:
+        if not opts.dry_run:
+            # LockBusy (exit 3) when another reboot run is going; a crashed one holds nothing.
+            held.enter_context(store_lock(store, REBOOT_LOCK))
         pending = [p for p in RebootStore(store).pending() if p.host in targets and p.host in inventory.hostvars]
-    report = RebootReport(now=opts.now, dry_run=opts.dry_run)
-    report.plans = [plan_host(inventory, p.host, opts.policy.windows, opts.now) for p in pending]
-    if not opts.dry_run:
-        report.results = run_reboots(
-            inventory_path=opts.inventory,
-            inventory=inventory,
-            db_url=opts.db_url,
-            plans=report.plans,
-            waves=opts.policy.waves,
-            now=opts.now,
-            trigger=TRIGGER_CRON,
-            timeout=opts.timeout,
-            progress=progress,
-        )
+        report = RebootReport(now=opts.now, dry_run=opts.dry_run)
+        report.plans = [plan_host(inventory, p.host, opts.policy.windows, opts.now) for p in pending]
+        if not opts.dry_run:
+            report.results = run_reboots(
+                inventory_path=opts.inventory,
+                inventory=inventory,
+                db_url=opts.db_url,
+                plans=report.plans,
+                waves=opts.policy.waves,
+                now=opts.now,
+                trigger=TRIGGER_CRON,
+                timeout=opts.timeout,
+                progress=progress,
+            )
     return report
 
 
@@ -351,16 +362,24 @@ def after_deploy(
                 continue
             rs.mark_reboot_pending(host, now)
             report.plans.append(plan)
-    report.results = run_reboots(
-        inventory_path=inventory_path,
-        inventory=inventory,
-        db_url=db_url,
-        plans=report.plans,
-        waves=policy.waves,
-        now=now,
-        trigger=TRIGGER_DEPLOY,
-        progress=progress,
-    )
+    if not any(p.action == ACTION_REBOOT for p in report.plans):
+        return report
+    with Store.open(db_url) as store:
+        try:
+            with store_lock(store, REBOOT_LOCK, wait=AFTER_DEPLOY_LOCK_WAIT):
+                report.results = run_reboots(
+                    inventory_path=inventory_path,
+                    inventory=inventory,
+                    db_url=db_url,
+                    plans=report.plans,
+                    waves=policy.waves,
+                    now=now,
+                    trigger=TRIGGER_DEPLOY,
+                    progress=progress,
+                )
+        except LockBusy:
+            # another reboot run holds the hosts' reboots: they stay 'reboot pending' for the next run
+            return report
     return report
 
 

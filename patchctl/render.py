@@ -297,7 +297,11 @@ def full_report_json(rep: Report) -> dict[str, Any]:
         "failures": [{"host": "db01", "stage": "scan" | "deploy", "status": "unreachable",
                       "reason": "timed out", "at": ..., "rollout_id": null, "wave": null}],
         "history": [{"run_id": 1, "at": ..., "hosts": 3, "compliant_percent": 33.3,
-                     "missing_total": 6, "by_state": {<state but never_scanned>: n}}]
+                     "missing_total": 6, "by_state": {<state but never_scanned>: n}}],
+        "nodes": [{"node": "exec-paris-01" | "(control node)", "kind": "scan" | "deploy",
+                   "parts": 4, "parts_failed": 0, "hosts": 120, "seconds": 95.2,
+                   "hosts_per_minute": 75.6, "last_hosts": 30, "last_hosts_per_minute": 80.1,
+                   "last_forks": 16, "last_error": null, "last_finished_at": ...}]
     """
     data = report_json(rep.fleet)
     for host in data["hosts"]:
@@ -357,6 +361,23 @@ def full_report_json(rep: Report) -> dict[str, Any]:
             "by_state": dict(p.by_state),
         }
         for p in rep.history
+    ]
+    data["nodes"] = [
+        {
+            "node": n.node,
+            "kind": n.kind,
+            "parts": n.parts,
+            "parts_failed": n.parts_failed,
+            "hosts": n.hosts,
+            "seconds": n.seconds,
+            "hosts_per_minute": n.hosts_per_minute,
+            "last_hosts": n.last_hosts,
+            "last_hosts_per_minute": n.last_hosts_per_minute,
+            "last_forks": n.last_forks,
+            "last_error": n.last_error,
+            "last_finished_at": _iso(n.last_finished_at),
+        }
+        for n in rep.nodes
     ]
     return data
 
@@ -459,14 +480,35 @@ def full_report_tables(rep: Report) -> list[Table]:
                 *(str(p.by_state.get(s, 0)) for s in HISTORY_STATES[1:]),
             )
         out.append(hist)
+    if rep.nodes:
+        nodes = Table(title="Throughput per execution node")
+        for col in ("Node", "Kind", "Runs", "Hosts", "Hosts/min", "Last: hosts", "Last: hosts/min", "Forks", "Last"):
+            nodes.add_column(col, justify="left" if col in ("Node", "Kind", "Last") else "right")
+        for n in rep.nodes:
+            nodes.add_row(
+                n.node,
+                n.kind,
+                str(n.parts) + (f" ({n.parts_failed} failed)" if n.parts_failed else ""),
+                str(n.hosts),
+                _rate(n.hosts_per_minute),
+                str(n.last_hosts),
+                _rate(n.last_hosts_per_minute),
+                "-" if n.last_forks is None else str(n.last_forks),
+                Text(n.last_error, style="red") if n.last_error else _short_time(n.last_finished_at),
+            )
+        out.append(nodes)
     return out
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
 
 
 def _row(cells: Iterable[object]) -> str:
     return "\t".join(_clean("" if c is None else str(c)) for c in cells)
 
 
-CSV_SECTIONS = ("hosts", "missing", "reboots", "failures", "history", "waves", "summary")
+CSV_SECTIONS = ("hosts", "missing", "reboots", "failures", "history", "waves", "summary", "nodes")
 
 
 def section_rows(rep: Report, section: str) -> tuple[list[str], list[list[object]]]:
@@ -572,6 +614,37 @@ def section_rows(rep: Report, section: str) -> tuple[list[str], list[list[object
             ]
             for w in rep.waves
         ]
+    if section == "nodes":
+        return [
+            "node",
+            "kind",
+            "parts",
+            "parts_failed",
+            "hosts",
+            "seconds",
+            "hosts_per_minute",
+            "last_hosts",
+            "last_hosts_per_minute",
+            "last_forks",
+            "last_error",
+            "last_finished_at",
+        ], [
+            [
+                n.node,
+                n.kind,
+                n.parts,
+                n.parts_failed,
+                n.hosts,
+                n.seconds,
+                n.hosts_per_minute,
+                n.last_hosts,
+                n.last_hosts_per_minute,
+                n.last_forks,
+                n.last_error or "",
+                _iso(n.last_finished_at) or "",
+            ]
+            for n in rep.nodes
+        ]
     raise ValueError(f"unknown report section {section!r} (known: {', '.join(CSV_SECTIONS)})")
 
 
@@ -591,10 +664,10 @@ def full_report_lines(rep: Report) -> list[str]:
     First exactly :func:`report_lines` (the per-host lines and the ``TOTAL`` line); then, for
     each other section that has rows, an empty line, ``# <section>``, a tab-separated header
     and one tab-separated line per row. Sections: summary, waves, missing, reboots, failures,
-    history (see :func:`section_rows`).
+    history, nodes (see :func:`section_rows`).
     """
     lines = report_lines(rep.fleet)
-    for section in ("summary", "waves", "missing", "reboots", "failures", "history"):
+    for section in ("summary", "waves", "missing", "reboots", "failures", "history", "nodes"):
         header, rows = section_rows(rep, section)
         if not rows:
             continue

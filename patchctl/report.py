@@ -288,6 +288,24 @@ class HistoryPoint:
 
 
 @dataclass(frozen=True)
+class NodeThroughput:
+    """How fast an execution node (or the control node) scans or deploys (``v_node_throughput``)."""
+
+    node: str
+    kind: str  # scan | deploy
+    parts: int  # its parts of runs recorded (a deploy: one per batch)
+    parts_failed: int
+    hosts: int
+    seconds: float
+    hosts_per_minute: float | None  # over every recorded part
+    last_hosts: int
+    last_hosts_per_minute: float | None  # its latest part
+    last_forks: int | None
+    last_error: str | None
+    last_finished_at: datetime | None
+
+
+@dataclass(frozen=True)
 class WaveSummary:
     """One wave of the latest rollout: its progress and the compliance of its hosts."""
 
@@ -312,6 +330,7 @@ class Report:
     pending_reboots: tuple[PendingReboot, ...]
     failures: tuple[Failure, ...]
     history: tuple[HistoryPoint, ...]
+    nodes: tuple[NodeThroughput, ...] = ()  # per execution node throughput
 
     @property
     def compliant_percent(self) -> float:
@@ -329,6 +348,7 @@ def build_full_report(
     waves: Sequence[WaveRow] = (),
     deploy_failures: Iterable[DeployFailure] = (),
     stale_days: float = 7,
+    nodes: Sequence[NodeThroughput] = (),
 ) -> Report:
     """The full report over the hosts of ``fleet``, as of ``fleet.generated_at``.
 
@@ -395,4 +415,5 @@ def build_full_report(
         pending_reboots=reboots,
         failures=tuple(failures),
         history=tuple(history),
+        nodes=tuple(nodes),
     )

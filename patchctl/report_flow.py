@@ -38,6 +38,7 @@ def _build(
         waves=waves,
         deploy_failures=failures,
         stale_days=stale_days,
+        nodes=reads.node_throughput(q),
     )
 
 

@@ -18,6 +18,7 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -548,6 +549,23 @@ _NODE_KEEP = frozenset(
 )
 
 
+def _wait_for_agent(agent: subprocess.Popen[bytes], sock: str, timeout: float = 15.0) -> None:
+    """Until the agent accepts connections: its socket file exists from bind(), before listen(),
+    so an ssh-add right then is refused (seen on a loaded machine)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(sock)
+                return
+            except OSError as exc:
+                if agent.poll() is not None:
+                    raise ConfigError(f"ssh-agent for an execution node exited {agent.returncode}") from exc
+                if time.monotonic() > deadline:
+                    raise ConfigError(f"ssh-agent for an execution node does not answer on {sock}: {exc}") from exc
+        time.sleep(0.02)
+
+
 @contextmanager
 def _ssh_agent(keys: tuple[str, ...]) -> Iterator[dict[str, str]]:
     """A private ssh-agent holding ``keys``, for one node run (forwarded with ``ssh -A``)."""
@@ -558,10 +576,7 @@ def _ssh_agent(keys: tuple[str, ...]) -> Iterator[dict[str, str]]:
         sock = str(Path(tmp) / "agent.sock")
         agent = subprocess.Popen(["ssh-agent", "-D", "-a", sock], stdout=subprocess.DEVNULL)
         try:
-            for _ in range(100):
-                if Path(sock).exists():
-                    break
-                time.sleep(0.02)
+            _wait_for_agent(agent, sock)
             env = {**os.environ, "SSH_AUTH_SOCK": sock}
             for key in keys:
                 proc = subprocess.run(["ssh-add", "-q", key], env=env, capture_output=True, text=True, check=False)

@@ -23,6 +23,8 @@ from patchctl.store.locks import LockBusy, store_lock
 SCAN_PLAYBOOK = "scan.yml"
 RESULT_KEY = "patchctl_scan"
 DEAD_SCAN_GRACE = 10  # seconds
+# how the scan module's message about a failed signature or checksum starts (patch_scan_linux)
+INTEGRITY = "integrity: "
 
 
 @dataclass(frozen=True)
@@ -212,7 +214,9 @@ def run_scan(opts: ScanOptions, progress: ProgressFn | None = None) -> ScanSumma
             elif event.status == "unreachable":
                 record(base_scan(event.host, HOST_UNREACHABLE, _message(event.result)))
             elif event.status == "failed":
-                record(base_scan(event.host, HOST_FAILED, f"{event.task}: {_message(event.result)}"))
+                msg = _message(event.result)
+                # an integrity problem (bad signature, checksum, verification turned off) says so first
+                record(base_scan(event.host, HOST_FAILED, msg if msg.startswith(INTEGRITY) else f"{event.task}: {msg}"))
 
         extravars: dict[str, Any] = {
             "patch_scan_linux_cache_valid_time": opts.cache_valid_time,
@@ -232,6 +236,7 @@ def run_scan(opts: ScanOptions, progress: ProgressFn | None = None) -> ScanSumma
             results_seen=lambda host: host in summary.hosts,
         )
         summary.nodes = [p.as_dict() for p in split.parts]
+        store.record_node_parts("scan", run_id, summary.nodes)  # v_node_throughput, the report
         summary.controller_cpu_seconds = split.controller_cpu_seconds
         for host, reason in split.unknown.items():
             record(base_scan(host, HOST_UNREACHABLE, reason))

@@ -22,6 +22,7 @@ the lock, so a job outliving a killed runner still keeps the next run out.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shlex
@@ -32,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO, Any
 
 from patchctl.errors import ConfigError
 
@@ -208,29 +210,41 @@ def _rotate(log: Path) -> None:
         pass
 
 
+def _open_log(log: Path, mode: str) -> IO[Any]:
+    """The job's log for appending, created with mode 0600 (an older one is tightened to it)."""
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with contextlib.suppress(OSError):
+        os.fchmod(fd, 0o600)
+    return os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8")
+
+
 def run_locked(name: str, argv: Sequence[str], log_dir: Path, env: Mapping[str, str] | None = None) -> RunResult:
     """Run ``argv`` as job ``name`` under its lock, appending its output to its log file."""
     locks = log_dir / "locks"
     try:
-        locks.mkdir(parents=True, exist_ok=True)
+        # owner only: a job's output names hosts, errors and paths
+        log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        locks.mkdir(mode=0o700, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"log_dir {log_dir}: cannot create it ({exc.strerror})") from exc
     log = log_dir / f"{name}.log"
     lock_path = locks / f"{name}.lock"
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    with contextlib.suppress(OSError):
+        os.fchmod(fd, 0o600)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
-            with log.open("a", encoding="utf-8") as out:
+            with _open_log(log, "a") as out:
                 out.write(f"=== {_stamp()} {name}: skipped, the previous run still holds {lock_path} ({holder})\n")
             return RunResult(name, EXIT_SKIPPED, True, log, 0.0, holder)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} since {_stamp()}\n".encode(), 0)
         _rotate(log)
         start = time.monotonic()
-        with log.open("ab") as out:
+        with _open_log(log, "ab") as out:
             out.write(f"=== {_stamp()} {name}: start (pid {os.getpid()}): {shlex.join(argv)}\n".encode())
             out.flush()
             try:

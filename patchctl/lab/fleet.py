@@ -59,6 +59,21 @@ class HostStatus:
     boot_id: str | None
 
 
+APT_SOURCES = "/etc/apt/sources.list.d/patchctl-lab.sources"
+
+
+def apt_sources(path: str = "debian") -> str:
+    """The apt source of a lab host: the lab repository (``path`` under the served directory),
+    trusted only with the lab key."""
+    return (
+        "Types: deb\n"
+        f"URIs: http://{REPO_NAME}:{REPO_PORT}/{path}\n"
+        "Suites: bookworm bookworm-security\n"
+        "Components: main\n"
+        f"Signed-By: /usr/share/keyrings/{repo.KEYRING_NAME}\n"
+    )
+
+
 # RPM-family hosts: name prefix and inventory groups per package manager.
 RPM_HOSTS = {"dnf": ("dnf", ("dnf", "redhat")), "zypper": ("zyp", ("zypper", "suse"))}
 
@@ -337,13 +352,7 @@ class Lab:
         (base / "etc/apt/sources.list").unlink(missing_ok=True)
         for old in (base / "etc/apt/sources.list.d").glob("*"):
             old.unlink()
-        (base / "etc/apt/sources.list.d/patchctl-lab.sources").write_text(
-            "Types: deb\n"
-            f"URIs: http://{REPO_NAME}:{REPO_PORT}/debian\n"
-            "Suites: bookworm bookworm-security\n"
-            "Components: main\n"
-            f"Signed-By: /usr/share/keyrings/{repo.KEYRING_NAME}\n"
-        )
+        (base / APT_SOURCES.lstrip("/")).write_text(apt_sources())
         self._prepare_common(base, repo_addr)
         debs = repo.base_debs(self.dir / "repo")
         staging = base / "tmp/patchctl-base-debs"
@@ -370,7 +379,7 @@ class Lab:
         (ssh_dir / "authorized_keys").write_text(self.key_path.with_suffix(".pub").read_text())
         (ssh_dir / "authorized_keys").chmod(0o600)
 
-    def _make_host(self, host: LabHost) -> None:
+    def _make_host(self, host: LabHost, power_on: bool = True) -> None:
         hdir = self.dir / "hosts" / host.name
         upper = hdir / "upper"
         for sub in ("etc/ssh/sshd_config.d", "var/lib/patchctl-lab"):
@@ -397,7 +406,8 @@ class Lab:
             "MaxStartups 200\n"
             "MaxSessions 100\n"
         )
-        (hdir / "desired").write_text("on\n")
+        if power_on:
+            (hdir / "desired").write_text("on\n")
 
     def _write_known_hosts(self, hosts: list[LabHost]) -> None:
         lines = []
@@ -601,6 +611,29 @@ class Lab:
         if proc.returncode != 0:
             raise LabError(f"lab: cannot mount a tmpfs over {path} in {name}: {proc.stderr.strip()}")
 
+    def host_path(self, name: str, path: str) -> Path:
+        """``path`` inside the running host ``name``, seen from this machine (through its PID 1)."""
+        if not path.startswith("/") or ".." in path.split("/"):
+            raise ConfigError(f"lab: need an absolute path without '..', got {path!r}")
+        init = self.init_pid(name)
+        if init is None:
+            raise LabError(f"lab: {name} is not running")
+        merged = self.dir / "hosts" / name / "merged"
+        return Path(f"/proc/{init}/root") / str(merged).lstrip("/") / path.lstrip("/")
+
+    def break_repo(self, name: str, kind: str) -> None:
+        """Point the host's apt source at a broken copy of the lab repository (lab.repo.VARIANTS:
+        unsigned, signed by an unknown key, or with tampered package files), until restore_repo or
+        a reset. The other hosts keep the real one."""
+        self.host(name)
+        repo.build_variant(self.dir / "repo", kind)
+        self.host_path(name, APT_SOURCES).write_text(apt_sources(f"{repo.VARIANTS_DIR}/{kind}/debian"))
+
+    def restore_repo(self, name: str) -> None:
+        """The host's apt source back to the real lab repository."""
+        self.host(name)
+        self.host_path(name, APT_SOURCES).write_text(apt_sources())
+
     # -- down / reset -----------------------------------------------------------------------------
     def stray_pids(self) -> list[int]:
         """Processes this lab started that are still alive (supervisor, hosts)."""
@@ -662,7 +695,8 @@ class Lab:
             key = (hdir / "upper/etc/ssh").glob("ssh_host_ed25519_key*")
             saved = {p.name: p.read_bytes() for p in key}
             shutil.rmtree(hdir, ignore_errors=True)
-            self._make_host(host)
+            # made powered off: it boots only once its old host key is back (known_hosts has it)
+            self._make_host(host, power_on=False)
             for fname, data in saved.items():
                 (hdir / "upper/etc/ssh" / fname).write_bytes(data)
         for host in hosts:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,3 +191,82 @@ def build_repo(repo_dir: Path, gnupg: Path, arch: str) -> Path:
 
 def base_debs(repo_dir: Path) -> list[Path]:
     return [repo_dir / "debian" / "pool" / p.suite / deb_filename(p) for p in PACKAGES if p.base]
+
+
+# Broken copies of the repository, for the integrity tests: each is served under
+# ``repo/variants/KIND/debian`` and a host is pointed at one with Lab.break_repo.
+VARIANTS_DIR = "variants"
+# no signature at all (no InRelease, no Release.gpg)
+VARIANT_UNSIGNED = "unsigned"
+# signed by a throwaway key that no host trusts
+VARIANT_UNKNOWN_KEY = "unknown-key"
+# signed by the lab key, but every package file changed after indexing: checksums no longer match
+VARIANT_TAMPERED = "tampered"
+VARIANTS = (VARIANT_UNSIGNED, VARIANT_UNKNOWN_KEY, VARIANT_TAMPERED)
+
+
+def _sign(gnupg: Path, dist: Path) -> None:
+    for name in ("InRelease", "Release.gpg"):
+        (dist / name).unlink(missing_ok=True)
+    _run(_gpg(gnupg, "--clearsign", "--output", str(dist / "InRelease"), str(dist / "Release")), "signing InRelease")
+    _run(
+        _gpg(gnupg, "--armor", "--detach-sign", "--output", str(dist / "Release.gpg"), str(dist / "Release")),
+        "signing Release",
+    )
+
+
+def _tamper(deb: Path) -> None:
+    """Change the package file the way a compromised mirror would: same name and size, other
+    bytes (inside its compressed data), so only the checksums tell."""
+    data = bytearray(deb.read_bytes())
+    data[-16] ^= 0xFF
+    deb.write_bytes(bytes(data))
+
+
+def build_variant(repo_dir: Path, kind: str) -> Path:
+    """Build (once) the broken copy ``kind`` of the repository under ``repo_dir``; return its
+    ``debian`` directory. The tampered copy keeps the lab key's signatures: its indexes are intact."""
+    if kind not in VARIANTS:
+        raise LabError(f"lab: no repository variant {kind!r} (known: {', '.join(VARIANTS)})")
+    target = repo_dir / VARIANTS_DIR / kind / "debian"
+    if (target / "dists").is_dir():
+        return target
+    staging = target.with_name("debian.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(repo_dir / "debian", staging)
+    dists = [d for d in (staging / "dists").iterdir() if d.is_dir()]
+    try:
+        if kind == VARIANT_UNSIGNED:
+            for dist in dists:
+                (dist / "InRelease").unlink(missing_ok=True)
+                (dist / "Release.gpg").unlink(missing_ok=True)
+        elif kind == VARIANT_UNKNOWN_KEY:
+            with tempfile.TemporaryDirectory(prefix="patchctl-lab-otherkey-") as tmp:
+                other = Path(tmp)
+                other.chmod(0o700)
+                try:
+                    _run(
+                        _gpg(
+                            other,
+                            "--quick-gen-key",
+                            "someone else <other@patchctl.invalid>",
+                            "ed25519",
+                            "sign",
+                            "never",
+                        ),
+                        "creating an unknown key",
+                    )
+                    for dist in dists:
+                        _sign(other, dist)
+                finally:
+                    subprocess.run(
+                        ["gpgconf", "--homedir", str(other), "--kill", "all"], capture_output=True, check=False
+                    )
+        else:
+            for deb in (staging / "pool").rglob("*.deb"):
+                _tamper(deb)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    staging.rename(target)
+    return target

@@ -101,7 +101,8 @@ class Supervisor:
         for host in self.state["hosts"]:
             name = host["name"]
             hdir = self.host_dir(name)
-            desired = _read(hdir / "desired", "on")
+            # No desired file: the host is being (re)made by 'lab reset' or 'lab up': leave it off.
+            desired = _read(hdir / "desired", "off")
             proc = self.procs.get(name)
             if proc is not None and proc.poll() is not None:
                 # The host went down by itself: a reboot, a poweroff, or a crash.
@@ -118,7 +119,12 @@ class Supervisor:
                     _log(f"{name}: went down ({request or 'exit ' + str(proc.returncode)}), restarting")
                 proc = None
             if desired == "on" and proc is None:
-                self.start_host(host)
+                try:
+                    self.start_host(host)
+                except OSError as exc:
+                    # One host that cannot start (its directory half-made, a busy mount) must not
+                    # take the supervisor, and so every other host, down with it: retried next tick.
+                    _log(f"{name}: could not boot ({exc}); retrying")
             elif desired == "off" and proc is not None:
                 self.stop_host(name)
 

@@ -20,10 +20,11 @@ import json
 import os
 import socket
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime, timedelta
+from itertools import repeat
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -41,11 +42,13 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from patchctl.errors import StoreError
 from patchctl.model import HOST_FAILED, HOST_OK, HOST_UNREACHABLE, HostScan, Update
 from patchctl.store import schema as t
+from patchctl.store.reports import RUN_COUNT_COLUMNS, RUN_COUNTS_SQL
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 BUSY_TIMEOUT_MS = 30_000
 HOST_STATUSES = (HOST_OK, HOST_FAILED, HOST_UNREACHABLE)
 RUN_KINDS = ("scan",)
+NODE_RUN_KINDS = ("scan", "deploy")
 
 # An execution option read by the SQLite "begin" hook: which BEGIN to emit.
 _BEGIN_OPTION = "patchctl_sqlite_begin"
@@ -236,6 +239,96 @@ def _merge_tuple(new: tuple[str, ...], old: Any) -> list[str]:
     return merged
 
 
+# --- summary counts (migration 0006) ------------------------------------------------------------
+
+# updates.last_seen_at is bumped once per this span, not by every host of a run that reports the
+# update: at 10,000 hosts each bump rewrote catalog pages in every host's transaction.
+SEEN_GRANULARITY = timedelta(minutes=10)
+_KNOWN_CLASSES = frozenset(t.VIEW_CLASSIFICATIONS)
+
+
+def host_summary(kinds: Iterable[tuple[str, bool]], counts: Iterable[int] | None = None) -> dict[str, int]:
+    """The ``hosts.missing_*`` summary columns for the updates missing on a host.
+
+    ``kinds`` gives each update's (classification, major) as the catalog has them; with
+    ``counts``, each pair stands for that many updates. Unknown classifications count as other.
+    """
+    summary = dict.fromkeys(t.HOST_SUMMARY_COLUMNS, 0)
+    numbers = counts if counts is not None else repeat(1)
+    for (classification, major), n in zip(kinds, numbers, strict=False):
+        summary["missing_total"] += n
+        summary[f"missing_{classification}" if classification in _KNOWN_CLASSES else "missing_other"] += n
+        if major:
+            summary["missing_major"] += n
+    return summary
+
+
+def refresh_host_summaries(conn: Connection, host_ids: Sequence[int]) -> None:
+    """Recompute ``hosts.missing_*`` of ``host_ids`` from ``host_updates``, in ``conn``'s transaction.
+
+    For writers that change a few of a host's rows (a deploy result) and for catalog changes
+    that move updates between classifications; a scan writes its host's counts itself.
+    """
+    if not host_ids:
+        return
+    hu, u = t.host_updates, t.updates
+    kinds: dict[int, list[tuple[str, bool]]] = {int(h): [] for h in host_ids}
+    counts: dict[int, list[int]] = {int(h): [] for h in host_ids}
+    for chunk in _chunks(list(kinds)):
+        query = (
+            sa.select(hu.c.host_id, u.c.classification, u.c.major, sa.func.count().label("n"))
+            .join(u, u.c.id == hu.c.update_id)
+            .where(hu.c.host_id.in_(chunk), hu.c.state == t.STATE_MISSING)
+            .group_by(hu.c.host_id, u.c.classification, u.c.major)
+        )
+        for row in conn.execute(query):
+            kinds[int(row.host_id)].append((str(row.classification), bool(row.major)))
+            counts[int(row.host_id)].append(int(row.n))
+    conn.execute(
+        _UPDATE_HOST,
+        [{"_id": h, **host_summary(kinds[h], counts[h])} for h in kinds],
+    )
+
+
+def _run_history(conn: Connection, run_id: int) -> dict[str, int]:
+    """The ``scan_runs.scans_*`` columns of a run: its history point, from its scans."""
+    history = dict.fromkeys(RUN_COUNT_COLUMNS.values(), 0)
+    for point in conn.execute(sa.text(RUN_COUNTS_SQL.format(where="s.run_id = :run")), {"run": run_id}):
+        history = {column: int(point._mapping[name] or 0) for name, column in RUN_COUNT_COLUMNS.items()}
+    return history
+
+
+def _scan_write_lock(conn: Connection) -> None:
+    """PostgreSQL: scans insert-or-update hosts, catalog rows and host updates that another writer
+    (a thread, or another control node) may be inserting at the same moment: they take turns, as
+    BEGIN IMMEDIATE makes them on SQLite. Released at commit."""
+    conn.execute(
+        sa.text("SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || :n, 0))"),
+        {"n": _SCAN_WRITE_LOCK_NAME},
+    )
+
+
+# Statements of a scan's write, built once (each compiles once per set of keys and is cached).
+_SELECT_HOST = sa.select(
+    t.hosts.c.id,
+    t.hosts.c.os_family,
+    t.hosts.c.distribution,
+    t.hosts.c.os_version,
+    t.hosts.c.pkg_mgr,
+    t.hosts.c.address,
+    t.hosts.c.patch_role,
+    t.hosts.c.patch_window,
+    t.hosts.c.reboot_required,
+    t.hosts.c.reboot_required_since,
+).where(t.hosts.c.name == sa.bindparam("name"))
+_UPDATE_HOST = t.hosts.update().where(t.hosts.c.id == sa.bindparam("_id"))
+# JSON list columns as their text: decoded only for the rare update that adds detail.
+_SELECT_CATALOG = sa.select(
+    *(sa.type_coerce(c, sa.Text).label(c.name) if c.name in _LIST_COLUMNS else c for c in t.updates.c)
+)
+_INSERT_CATALOG = t.updates.insert().returning(t.updates.c.id, t.updates.c.uid)
+
+
 class Store:
     """patchctl's database. Open with :meth:`Store.open`; close, or use as a context manager."""
 
@@ -419,9 +512,11 @@ class Store:
     def finish_run(self, run_id: int, status: str, *, now: datetime | None = None) -> None:
         """Close a run: its status, finish time and host counts taken from its scans.
 
-        A host scanned twice in one run counts once, by its last scan.
+        A host scanned twice in one run counts once, by its last scan. The report's history
+        point of the run (``scan_runs.scans_*``: every scan counted) is kept with it.
         """
         with self._write("finish a run") as conn:
+            history = _run_history(conn, run_id)
             last = (
                 sa.select(t.scans.c.host_id, sa.func.max(t.scans.c.id).label("scan_id"))
                 .where(t.scans.c.run_id == run_id)
@@ -447,10 +542,21 @@ class Store:
                     hosts_ok=counts[HOST_OK],
                     hosts_failed=counts[HOST_FAILED],
                     hosts_unreachable=counts[HOST_UNREACHABLE],
+                    **history,
                 )
             )
             if result.rowcount != 1:
                 raise StoreError(f"no run {run_id} in {self._url}")
+
+    def refresh_summaries(self) -> None:
+        """Recompute every host's summary counts and every finished run's history point from the
+        rows they summarize: for a store whose rows were written by other means (the store
+        benchmark's generator, a hand repair). patchctl's own writers keep them as they go."""
+        sr = t.scan_runs
+        with self._write("refresh the summary counts") as conn:
+            refresh_host_summaries(conn, [int(i) for i in conn.scalars(sa.select(t.hosts.c.id).order_by(t.hosts.c.id))])
+            for run_id in conn.scalars(sa.select(sr.c.id).where(sr.c.finished_at.is_not(None))):
+                conn.execute(sr.update().where(sr.c.id == run_id).values(**_run_history(conn, int(run_id))))
 
     def unfinished_runs(self, kind: str, started_before: datetime) -> list[int]:
         """Ids of runs of ``kind`` still ``running`` that started before ``started_before``."""
@@ -467,10 +573,50 @@ class Store:
 
     def get_run(self, run_id: int) -> ScanRunRow:
         with self._read() as conn:
-            row = conn.execute(sa.select(t.scan_runs).where(t.scan_runs.c.id == run_id)).one_or_none()
+            columns = [t.scan_runs.c[f.name] for f in fields(ScanRunRow)]
+            row = conn.execute(sa.select(*columns).where(t.scan_runs.c.id == run_id)).one_or_none()
         if row is None:
             raise StoreError(f"no run {run_id} in {self._url}")
         return ScanRunRow(**row._asdict())
+
+    # --- execution nodes: per part of a run -------------------------------------------------
+
+    def record_node_parts(
+        self, kind: str, run_id: int, parts: Iterable[Mapping[str, Any]], *, now: datetime | None = None
+    ) -> None:
+        """Record how each part of a scan or deploy run went (``node_runs``, ``v_node_throughput``).
+
+        ``run_id`` is a ``scan_runs`` id for ``kind`` scan, a ``deploy_runs`` id for deploy; each
+        part has ``node``, ``hosts``, ``seconds`` and optionally ``forks``,
+        ``controller_cpu_seconds`` and ``error`` (:meth:`patchctl.fleetrun.PartStats.as_dict`).
+        """
+        if kind not in NODE_RUN_KINDS:
+            raise StoreError(f"unknown node run kind {kind!r} (expected one of {', '.join(NODE_RUN_KINDS)})")
+        run_column = "scan_run_id" if kind == "scan" else "deploy_run_id"
+        rows = [
+            {
+                "kind": kind,
+                run_column: run_id,
+                "node": str(p["node"]),
+                "hosts": int(p["hosts"]),
+                "forks": int(p["forks"]) if p.get("forks") else None,
+                "seconds": float(p["seconds"]),
+                "controller_cpu_seconds": p.get("controller_cpu_seconds"),
+                "error": p.get("error"),
+                "finished_at": now or _utcnow(),
+            }
+            for p in parts
+        ]
+        if not rows:
+            return
+        with self._write("record the run's parts per node") as conn:
+            conn.execute(t.node_runs.insert(), rows)
+
+    def node_throughput(self) -> list[dict[str, Any]]:
+        """``v_node_throughput``: per node and kind of run, hosts, seconds and hosts per minute."""
+        v = t.v_node_throughput
+        with self._read() as conn:
+            return [dict(r._mapping) for r in conn.execute(sa.select(v).order_by(v.c.kind, v.c.node))]
 
     # --- recording a scan -------------------------------------------------------------------
 
@@ -480,8 +626,12 @@ class Store:
         A successful scan upserts the host, adds a ``scans`` row, upserts every reported update
         into the catalog and marks them missing on the host; updates that were missing before
         and are no longer reported become ``installed`` (when ``scan.installed`` shows the
-        host now has that version) or ``gone``. A failed or unreachable scan records the scan
-        and the host's status only: what is missing on it is unknown, so it stays as it was.
+        host now has that version) or ``gone``. The host's summary counts (``hosts.missing_*``)
+        are written with it. A failed or unreachable scan records the scan and the host's status
+        only: what is missing on it is unknown, so it stays as it was.
+
+        About ten statements, whatever the number of updates: each kind of row is read, inserted
+        or updated in one batched statement (executemany or ``IN``).
         """
         if scan.status not in HOST_STATUSES:
             raise StoreError(
@@ -491,36 +641,39 @@ class Store:
         reported: dict[str, Update] = {u.uid: u for u in scan.updates} if ok else {}
         with self._write(f"record the scan of {scan.host}") as conn:
             if conn.dialect.name == "postgresql":
-                # Scans insert-or-update hosts, catalog rows and host updates that another writer
-                # (a thread, or another control node) may be inserting at the same moment: they
-                # take turns, as BEGIN IMMEDIATE makes them on SQLite. Released at commit.
-                conn.execute(
-                    sa.text("SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || :n, 0))"),
-                    {"n": _SCAN_WRITE_LOCK_NAME},
-                )
-            host_id = self._upsert_host(conn, scan)
+                _scan_write_lock(conn)
+            row = conn.execute(_SELECT_HOST, {"name": scan.host}).one_or_none()
+            summary: dict[str, int] | None = None
+            ids: dict[str, int] = {}
+            reclassified: list[int] = []
+            if ok:
+                ids, kinds, reclassified = self._upsert_catalog(conn, list(reported.values()), scan.scanned_at)
+                summary = host_summary(kinds[ids[uid]] for uid in reported)
+            host_id = self._write_host(conn, scan, row, summary)
             self._insert_scan(conn, run_id, host_id, scan, list(reported.values()))
             if ok:
-                ids = self._upsert_catalog(conn, list(reported.values()), scan.scanned_at)
                 self._sync_host_updates(conn, host_id, scan, reported, ids)
+            if reclassified:
+                # A scan told the catalog a new classification or `major` for updates other hosts
+                # miss too: their summary counts change with it.
+                hu = t.host_updates
+                others: set[int] = set()
+                for chunk in _chunks(reclassified):
+                    others.update(
+                        int(i)
+                        for i in conn.scalars(
+                            sa.select(hu.c.host_id)
+                            .distinct()
+                            .where(hu.c.update_id.in_(chunk), hu.c.state == t.STATE_MISSING)
+                        )
+                    )
+                others.discard(host_id)
+                refresh_host_summaries(conn, sorted(others))
 
-    def _upsert_host(self, conn: Connection, scan: HostScan) -> int:
+    def _write_host(self, conn: Connection, scan: HostScan, row: Any, summary: dict[str, int] | None) -> int:
+        """Insert or update the host's row (``row``: its current values, None when new)."""
         at = scan.scanned_at
         ok = scan.status == HOST_OK
-        row = conn.execute(
-            sa.select(
-                t.hosts.c.id,
-                t.hosts.c.os_family,
-                t.hosts.c.distribution,
-                t.hosts.c.os_version,
-                t.hosts.c.pkg_mgr,
-                t.hosts.c.address,
-                t.hosts.c.patch_role,
-                t.hosts.c.patch_window,
-                t.hosts.c.reboot_required,
-                t.hosts.c.reboot_required_since,
-            ).where(t.hosts.c.name == scan.host)
-        ).one_or_none()
 
         def keep(new: str | None, column: str) -> str | None:
             # What the host or inventory says now; the last known value when it says nothing.
@@ -550,13 +703,16 @@ class Store:
                 values["reboot_required_since"] = None
             elif row is None or not row.reboot_required or row.reboot_required_since is None:
                 values["reboot_required_since"] = at
+        if summary is not None:
+            values.update(summary)
         if row is None:
             values.setdefault("reboot_required", False)
-            result = conn.execute(t.hosts.insert().values(name=scan.host, first_seen_at=at, **values))
+            result = conn.execute(t.hosts.insert(), {"name": scan.host, "first_seen_at": at, **values})
             pk = result.inserted_primary_key
             assert pk is not None
             return int(pk[0])
-        conn.execute(t.hosts.update().where(t.hosts.c.id == row.id).values(**values))
+        # The statement is built once; its SET clause follows the keys given (compiled once each).
+        conn.execute(_UPDATE_HOST, {"_id": row.id, **values})
         return int(row.id)
 
     def _insert_scan(
@@ -583,22 +739,29 @@ class Store:
                 missing_major=sum(1 for u in reported if u.major),
                 missing_by_class=dict(sorted(by_class.items())),
             )
-        conn.execute(t.scans.insert().values(**values))
+        conn.execute(t.scans.insert(), values)
 
-    def _upsert_catalog(self, conn: Connection, reported: list[Update], at: datetime) -> dict[str, int]:
-        """Insert new updates, refresh known ones; returns uid -> updates.id."""
+    def _upsert_catalog(
+        self, conn: Connection, reported: list[Update], at: datetime
+    ) -> tuple[dict[str, int], dict[int, tuple[str, bool]], list[int]]:
+        """Insert new updates, refresh known ones.
+
+        Returns uid -> updates.id; updates.id -> (classification, major) as the catalog has them
+        now (what the host's summary counts); and the ids of known updates whose classification
+        or ``major`` this scan changed.
+        """
         u = t.updates
         uids = [x.uid for x in reported]
         existing: dict[str, Any] = {}
-        # JSON list columns as their text: decoded only for the rare update that adds detail.
-        columns = [sa.type_coerce(c, sa.Text).label(c.name) if c.name in _LIST_COLUMNS else c for c in u.c]
         for chunk in _chunks(uids):
-            for row in conn.execute(sa.select(*columns).where(u.c.uid.in_(chunk))):
+            for row in conn.execute(_SELECT_CATALOG.where(u.c.uid.in_(chunk))):
                 existing[row.uid] = row
 
         new_rows: list[dict[str, Any]] = []
         changed_rows: list[dict[str, Any]] = []
         seen_only: list[int] = []
+        kinds: dict[int, tuple[str, bool]] = {}
+        reclassified: list[int] = []
         for upd in reported:
             old = existing.get(upd.uid)
             if old is None:
@@ -625,14 +788,17 @@ class Store:
                 )
                 continue
             if not _adds_detail(upd, old, at):
-                if old.last_seen_at < at:
-                    seen_only.append(int(old.id))  # the usual case at scale: nothing new but the time
+                kinds[int(old.id)] = (old.classification, bool(old.major))
+                # The usual case at scale: nothing new but the time. Bumped once per
+                # SEEN_GRANULARITY, not by every host of a run (each bump rewrites a catalog page).
+                if old.last_seen_at < at - SEEN_GRANULARITY:
+                    seen_only.append(int(old.id))
                 continue
             # Hosts may describe the same update with more or less detail: keep what is known.
             classification = upd.classification
             if classification == "other" and old.classification != "other":
                 classification = old.classification
-            merged = {
+            merged: dict[str, Any] = {
                 "_id": old.id,
                 "arch": upd.arch or old.arch,
                 "classification": classification,
@@ -649,8 +815,16 @@ class Store:
                 "last_seen_at": max(old.last_seen_at, at),
             }
             changed_rows.append(merged)
+            kinds[int(old.id)] = (classification, merged["major"])
+            if (classification, merged["major"]) != (old.classification, bool(old.major)):
+                reclassified.append(int(old.id))
+        ids = {uid: int(row.id) for uid, row in existing.items()}
         if new_rows:
-            conn.execute(u.insert(), new_rows)
+            # One multi-row INSERT ... RETURNING (SQLAlchemy's "insertmanyvalues"), not a re-read.
+            for row in conn.execute(_INSERT_CATALOG, new_rows):
+                ids[row.uid] = int(row.id)
+            for new in new_rows:
+                kinds[ids[new["uid"]]] = (new["classification"], bool(new["major"]))
         for chunk in _chunks(seen_only):
             conn.execute(u.update().where(u.c.id.in_(chunk)).values(last_seen_at=at))
         if changed_rows:
@@ -660,12 +834,7 @@ class Store:
                 .values({name: sa.bindparam(name, type_=u.c[name].type) for name in changed_rows[0] if name != "_id"}),
                 changed_rows,
             )
-        ids = {uid: int(row.id) for uid, row in existing.items()}
-        fresh = [r["uid"] for r in new_rows]
-        for chunk in _chunks(fresh):
-            for row in conn.execute(sa.select(u.c.id, u.c.uid).where(u.c.uid.in_(chunk))):
-                ids[row.uid] = int(row.id)
-        return ids
+        return ids, kinds, reclassified
 
     def _sync_host_updates(
         self,

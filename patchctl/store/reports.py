@@ -19,6 +19,7 @@ from patchctl.report import (
     HISTORY_STATES,
     DeployFailure,
     HistoryPoint,
+    NodeThroughput,
     TopMissing,
     WaveRow,
 )
@@ -104,38 +105,66 @@ def top_missing(q: Query, limit: int, hosts: Sequence[str] | None = None) -> lis
     ]
 
 
+# The history point of each scan run: every scan of the run counted. ``Store.finish_run`` keeps
+# it on the run's row (``scan_runs.scans_*``, migration 0006); the report reads it from there and
+# aggregates ``scans`` only for runs not finished yet, or for some hosts (``--limit``).
+_OK_CLEAN = "s.status = 'ok' AND COALESCE(s.missing_total, 0) = 0"
+RUN_COUNTS_SQL = (
+    "SELECT s.run_id, COUNT(*) AS hosts,"  # noqa: S608 - constants here; {where} gets placeholders only
+    f" SUM(CASE WHEN {_OK_CLEAN} AND NOT (s.reboot_required IS TRUE) THEN 1 ELSE 0 END) AS compliant,"
+    " SUM(CASE WHEN s.status = 'ok' AND s.missing_total > 0 THEN 1 ELSE 0 END) AS missing,"
+    f" SUM(CASE WHEN {_OK_CLEAN} AND s.reboot_required IS TRUE THEN 1 ELSE 0 END) AS reboot_pending,"
+    " SUM(CASE WHEN s.status NOT IN ('ok', 'unreachable') THEN 1 ELSE 0 END) AS failed,"
+    " SUM(CASE WHEN s.status = 'unreachable' THEN 1 ELSE 0 END) AS unreachable,"
+    " SUM(CASE WHEN s.status = 'ok' THEN COALESCE(s.missing_total, 0) ELSE 0 END) AS missing_total"
+    " FROM scans s WHERE {where} GROUP BY s.run_id"
+)
+# RUN_COUNTS_SQL's columns -> the scan_runs columns that keep them.
+RUN_COUNT_COLUMNS = {
+    "hosts": "scans_total",
+    "compliant": "scans_compliant",
+    "missing": "scans_missing",
+    "reboot_pending": "scans_reboot_pending",
+    "failed": "scans_failed",
+    "unreachable": "scans_unreachable",
+    "missing_total": "scans_missing_updates",
+}
+
+
 def history(q: Query, runs: int, hosts: Sequence[str] | None = None) -> list[HistoryPoint]:
     """Compliance as each of the last ``runs`` scan runs found it, oldest first.
 
     Each point counts the hosts that run scanned (a nightly scan covers the fleet): compliant
     (nothing missing, no reboot pending), missing, reboot pending, failed, unreachable.
     """
-    ids = [int(r["id"]) for r in q("SELECT id FROM scan_runs ORDER BY id DESC LIMIT :n", {"n": max(1, runs)})]
-    if not ids:
-        return []
-    params: dict[str, Any] = {"first": min(ids)}
-    where = _host_filter("s.host_id", hosts, params)
-    ok_clean = "s.status = 'ok' AND COALESCE(s.missing_total, 0) = 0"
-    rows = q(
-        "SELECT s.run_id, r.started_at, r.finished_at, COUNT(*) AS hosts,"  # noqa: S608 - only placeholders and fixed names are interpolated
-        f" SUM(CASE WHEN {ok_clean} AND NOT (s.reboot_required IS TRUE) THEN 1 ELSE 0 END) AS compliant,"
-        " SUM(CASE WHEN s.status = 'ok' AND s.missing_total > 0 THEN 1 ELSE 0 END) AS missing,"
-        f" SUM(CASE WHEN {ok_clean} AND s.reboot_required IS TRUE THEN 1 ELSE 0 END) AS reboot_pending,"
-        " SUM(CASE WHEN s.status NOT IN ('ok', 'unreachable') THEN 1 ELSE 0 END) AS failed,"
-        " SUM(CASE WHEN s.status = 'unreachable' THEN 1 ELSE 0 END) AS unreachable,"
-        " SUM(CASE WHEN s.status = 'ok' THEN COALESCE(s.missing_total, 0) ELSE 0 END) AS missing_total"
-        " FROM scans s JOIN scan_runs r ON r.id = s.run_id"
-        f" WHERE s.run_id >= :first{where}"
-        " GROUP BY s.run_id, r.started_at, r.finished_at ORDER BY s.run_id",
-        params,
+    kept = ", ".join(f"{column} AS {name}" for name, column in RUN_COUNT_COLUMNS.items())
+    run_rows = q(
+        f"SELECT id AS run_id, started_at, finished_at, {kept} FROM scan_runs ORDER BY id DESC LIMIT :n",  # noqa: S608 - fixed column names only
+        {"n": max(1, runs)},
     )
+    if not run_rows:
+        return []
+    counted = {int(r["run_id"]): r for r in run_rows if hosts is None and r["hosts"] is not None}
+    todo = sorted(int(r["run_id"]) for r in run_rows if int(r["run_id"]) not in counted)
+    if todo:
+        params: dict[str, Any] = {"first": todo[0]}
+        # Not BETWEEN: SQLite then prefers the run index to the (host, time) one for --limit.
+        where = "s.run_id >= :first" + _host_filter("s.host_id", hosts, params)
+        wanted = set(todo)
+        for r in q(RUN_COUNTS_SQL.format(where=where), params):
+            if int(r["run_id"]) in wanted:
+                counted[int(r["run_id"])] = r
+    times = {int(r["run_id"]): r for r in run_rows}
     out = []
-    for r in rows:
-        at = _dt(r["finished_at"]) or _dt(r["started_at"])
+    for run_id in sorted(counted):
+        r = counted[run_id]
+        if not int(r["hosts"] or 0):
+            continue  # a run without scans has no point
+        at = _dt(times[run_id]["finished_at"]) or _dt(times[run_id]["started_at"])
         assert at is not None
         out.append(
             HistoryPoint(
-                run_id=int(r["run_id"]),
+                run_id=run_id,
                 at=at,
                 hosts=int(r["hosts"]),
                 by_state={s: int(r[s] or 0) for s in HISTORY_STATES},
@@ -205,3 +234,29 @@ def deploy_failures(q: Query, rollout_id: int) -> list[DeployFailure]:
             )
         )
     return out
+
+
+def node_throughput(q: Query) -> list[NodeThroughput]:
+    """Per execution node (and the control node) and kind of run, its throughput (``v_node_throughput``)."""
+
+    def rate(value: Any) -> float | None:
+        return None if value is None else round(float(value), 1)
+
+    rows = q("SELECT * FROM v_node_throughput ORDER BY kind DESC, node", {})
+    return [
+        NodeThroughput(
+            node=str(r["node"]),
+            kind=str(r["kind"]),
+            parts=int(r["parts"] or 0),
+            parts_failed=int(r["parts_failed"] or 0),
+            hosts=int(r["hosts"] or 0),
+            seconds=round(float(r["seconds"] or 0), 1),
+            hosts_per_minute=rate(r["hosts_per_minute"]),
+            last_hosts=int(r["last_hosts"] or 0),
+            last_hosts_per_minute=rate(r["last_hosts_per_minute"]),
+            last_forks=None if r["last_forks"] is None else int(r["last_forks"]),
+            last_error=r["last_error"],
+            last_finished_at=_dt(r["last_finished_at"]),
+        )
+        for r in rows
+    ]

@@ -20,7 +20,7 @@ from patchctl.model import HOST_OK, ApplyOutcome
 from patchctl.policy import Wave
 from patchctl.rollout import PENDING, WaveRecord
 from patchctl.store import schema as t
-from patchctl.store.db import Store
+from patchctl.store.db import Store, refresh_host_summaries
 
 
 @dataclass(frozen=True)
@@ -462,11 +462,13 @@ class RolloutStore:
             ids = [i for i in done if i is not None]
             if ids:
                 hu = t.host_updates
-                conn.execute(
+                result = conn.execute(
                     hu.update()
                     .where(hu.c.host_id == host_id, hu.c.update_id.in_(ids), hu.c.state == t.STATE_MISSING)
                     .values(state=t.STATE_INSTALLED, resolved_at=at)
                 )
+                if result.rowcount:
+                    refresh_host_summaries(conn, [int(host_id)])  # hosts.missing_*, same transaction
             if outcome.reboot_required:
                 conn.execute(
                     t.hosts.update()

@@ -12,7 +12,8 @@ Conventions:
 - host states are the words of :mod:`patchctl.model` (``ok``, ``failed``, ``unreachable``);
   ``host_updates.state`` is one of ``missing``, ``installed``, ``gone``.
 
-Views (created by migration 0001):
+Views (created by migration 0001; ``v_host_compliance`` reads the hosts' summary columns since
+migration 0006):
 
 ``v_host_compliance``
     One row per host: ``host``, ``os`` (distribution and version), ``os_family``,
@@ -53,6 +54,22 @@ NEVER_SCANNED = "never_scanned"
 
 # Classifications that get their own column in v_host_compliance, in this order.
 VIEW_CLASSIFICATIONS: tuple[str, ...] = CLASSIFICATIONS
+# The per-host summary columns of ``hosts`` (migration 0006), in the view's order.
+HOST_SUMMARY_COLUMNS: tuple[str, ...] = (
+    "missing_total",
+    *(f"missing_{c}" for c in VIEW_CLASSIFICATIONS),
+    "missing_major",
+)
+# The per-run history columns of ``scan_runs`` (migration 0006).
+RUN_SUMMARY_COLUMNS: tuple[str, ...] = (
+    "scans_total",
+    "scans_compliant",
+    "scans_missing",
+    "scans_reboot_pending",
+    "scans_failed",
+    "scans_unreachable",
+    "scans_missing_updates",
+)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -122,6 +139,11 @@ hosts = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.Column("reboot_required", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("reboot_required_since", UTCDateTime()),
+    # What is missing on the host now (migration 0006): kept by every writer of host_updates in
+    # the same transaction (see HOST_SUMMARY_COLUMNS); v_host_compliance reads them.
+    sa.Column("missing_total", sa.Integer, nullable=False, server_default="0"),
+    *(sa.Column(f"missing_{c}", sa.Integer, nullable=False, server_default="0") for c in VIEW_CLASSIFICATIONS),
+    sa.Column("missing_major", sa.Integer, nullable=False, server_default="0"),
 )
 
 scan_runs = sa.Table(
@@ -138,6 +160,9 @@ scan_runs = sa.Table(
     sa.Column("hosts_ok", sa.Integer, nullable=False, server_default="0"),
     sa.Column("hosts_failed", sa.Integer, nullable=False, server_default="0"),
     sa.Column("hosts_unreachable", sa.Integer, nullable=False, server_default="0"),
+    # The report's history point of the run (migration 0006), every scan of the run counted;
+    # written when the run finishes (see RUN_SUMMARY_COLUMNS), NULL while it runs.
+    *(sa.Column(name, sa.Integer) for name in RUN_SUMMARY_COLUMNS),
 )
 
 scans = sa.Table(
@@ -515,4 +540,42 @@ v_update_catalog = sa.Table(
     sa.Column("decided_automatically", sa.Boolean),
     sa.Column("decided_at", UTCDateTime()),
     sa.Column("decision_reason", sa.Text),
+)
+
+
+# --- per execution node throughput (migration 0005) -------------------------------------------
+
+node_runs = sa.Table(
+    "node_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # scan | deploy
+    sa.Column("scan_run_id", sa.Integer, sa.ForeignKey("scan_runs.id", ondelete="CASCADE")),
+    sa.Column("deploy_run_id", sa.Integer, sa.ForeignKey("deploy_runs.id", ondelete="CASCADE")),
+    sa.Column("node", sa.String(255), nullable=False),  # an execution node, or "(control node)"
+    sa.Column("hosts", sa.Integer, nullable=False),
+    sa.Column("forks", sa.Integer),
+    sa.Column("seconds", sa.Float, nullable=False),
+    sa.Column("controller_cpu_seconds", sa.Float),
+    sa.Column("error", sa.Text),
+    sa.Column("finished_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_node_runs_node_kind", "node", "kind", "id"),
+)
+
+v_node_throughput = sa.Table(
+    "v_node_throughput",
+    views,
+    sa.Column("node", sa.String),
+    sa.Column("kind", sa.String),
+    sa.Column("parts", sa.Integer),
+    sa.Column("parts_failed", sa.Integer),
+    sa.Column("hosts", sa.Integer),
+    sa.Column("seconds", sa.Float),
+    sa.Column("hosts_per_minute", sa.Float),
+    sa.Column("last_hosts", sa.Integer),
+    sa.Column("last_seconds", sa.Float),
+    sa.Column("last_hosts_per_minute", sa.Float),
+    sa.Column("last_forks", sa.Integer),
+    sa.Column("last_error", sa.Text),
+    sa.Column("last_finished_at", UTCDateTime()),
 )

@@ -53,6 +53,12 @@ notes:
   - Needs root.
   - apt installs with C(apt-get install --no-install-recommends --no-remove) and keeps the local
     configuration files (C(--force-confdef --force-confold)).
+  - "Integrity: apt's signature and checksum checks are forced on for every apt command
+    (C(APT::Get::AllowUnauthenticated), C(Acquire::AllowInsecureRepositories),
+    C(Acquire::AllowDowngradeToInsecureRepositories) false), whatever the host's configuration
+    says; there is no option to turn them off. An unsigned repository, an unknown key or a
+    package whose checksum does not match installs nothing and fails with a message starting
+    C(integrity:)."
   - dnf installs with C(dnf install NAME-VERSION) (weak dependencies off); zypper with
     C(zypper install --no-recommends NAME=VERSION) (exit 102/103, reboot or zypper restart
     needed, count as success). Reboot needed is C(dnf needs-restarting -r) exiting 1 or
@@ -107,6 +113,43 @@ SCHEMA = 1
 C_LOCALE = {"LANG": "C", "LC_ALL": "C", "LC_MESSAGES": "C", "LANGUAGE": "C"}
 APT_ENV = dict(C_LOCALE, DEBIAN_FRONTEND="noninteractive", APT_LISTCHANGES_FRONTEND="none")
 REBOOT_FLAG = "/var/run/reboot-required"
+# Forced on every apt command: the host's configuration cannot turn the checks off.
+APT_VERIFY_OPTIONS = [
+    "-o",
+    "APT::Get::AllowUnauthenticated=false",
+    "-o",
+    "Acquire::AllowInsecureRepositories=false",
+    "-o",
+    "Acquire::AllowDowngradeToInsecureRepositories=false",
+]
+INTEGRITY = "integrity: "
+# apt's wording when a signature or a checksum does not hold
+INTEGRITY_MARKERS = (
+    "is not signed",
+    "NO_PUBKEY",
+    "GPG error",
+    "signatures couldn't be verified",
+    "signatures were invalid",
+    "signature verification",
+    "BADSIG",
+    "EXPKEYSIG",
+    "REVKEYSIG",
+    "Clearsigned file isn't valid",
+    "Hash Sum mismatch",
+    "File has unexpected size",
+    "could not be authenticated",
+    "cannot be authenticated",
+    "unauthenticated",
+)
+
+
+def integrity_problem(text):
+    """The first E:/W: line of apt's output that says a signature or checksum failed, else None."""
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith(("E:", "W:")) and any(m.lower() in line.lower() for m in INTEGRITY_MARKERS):
+            return line[:300]
+    return None
 
 
 def parse_dpkg_status(text):
@@ -202,28 +245,40 @@ class Apt:
         return all((u["name"], u["version"]) in found for u in updates)
 
     def refresh(self):
-        rc, out, err = self.run(["apt-get", "update", "-q", "--error-on=any"])
+        rc, out, err = self.run(["apt-get", "update", "-q", "--error-on=any", *APT_VERIFY_OPTIONS])
         if rc != 0:
+            problem = integrity_problem(err + "\n" + out)
             self.module.fail_json(
-                msg="apt-get update failed: {}".format(last_error(err + "\n" + out)),
+                msg=(
+                    f"{INTEGRITY}apt-get update: {problem}; nothing installed"
+                    if problem
+                    else "apt-get update failed: {}".format(last_error(err + "\n" + out))
+                ),
                 patchctl_apply=result_of([], [], {}, "apt"),
             )
 
     def install(self, updates):
-        args = [
-            "apt-get",
-            "install",
-            "-y",
-            "-q",
-            "--no-install-recommends",
-            "--no-remove",
-            "-o",
-            "Dpkg::Options::=--force-confdef",
-            "-o",
-            "Dpkg::Options::=--force-confold",
-        ] + ["{}={}".format(u["name"], u["version"]) for u in updates]
+        args = (
+            [
+                "apt-get",
+                "install",
+                "-y",
+                "-q",
+                "--no-install-recommends",
+                "--no-remove",
+                "-o",
+                "Dpkg::Options::=--force-confdef",
+                "-o",
+                "Dpkg::Options::=--force-confold",
+            ]
+            + APT_VERIFY_OPTIONS
+            + ["{}={}".format(u["name"], u["version"]) for u in updates]
+        )
         rc, out, err = self.run(args)
-        return rc, last_error(err + "\n" + out) if rc != 0 else ""
+        if rc == 0:
+            return rc, ""
+        problem = integrity_problem(err + "\n" + out)
+        return rc, INTEGRITY + problem if problem else last_error(err + "\n" + out)
 
 
 RPM_QUERY_FORMAT = "%{NAME}\\t%{EPOCHNUM}\\t%{VERSION}\\t%{RELEASE}\\n"
@@ -377,6 +432,8 @@ def main():
     if failed:
         detail = "; ".join(f"{uid}: {why}" for uid, why in sorted(failed.items()))
         msg = f"{len(failed)} update(s) failed: {detail}"
+        if error.startswith(INTEGRITY):
+            msg = f"{error}; {len(failed)} update(s) not installed: {detail}"
         module.fail_json(msg=msg, changed=bool(installed), patchctl_apply=res)
     module.exit_json(changed=bool(installed), patchctl_apply=res)
 

@@ -68,6 +68,15 @@ options:
         (apt C(Acquire::Retries)). Keep it low: every retry of a broken repository costs time."
     type: int
     default: 0
+  verify_downloads:
+    description:
+      - "apt: download the package file of every update it lists (into a throwaway directory,
+        removed afterwards), so that apt checks each one against the signed indexes now, not
+        only at install time. A tampered or unauthenticated package fails the scan with a
+        message starting C(integrity:)."
+      - Ignored for dnf and zypper (they check signatures when they install).
+    type: bool
+    default: true
 attributes:
   check_mode:
     support: full
@@ -75,6 +84,12 @@ attributes:
     support: none
 notes:
   - Needs root to refresh the metadata.
+  - "Integrity: apt's signature and checksum checks stay on whatever the host's configuration
+    says (C(APT::Get::AllowUnauthenticated), C(Acquire::AllowInsecureRepositories) and
+    C(Acquire::AllowDowngradeToInsecureRepositories) are forced off for the module's commands). A
+    source marked C(trusted=yes) or C(allow-insecure=yes), an unsigned repository, one signed by an
+    unknown key, and an index or package whose checksum does not match fail the module with a
+    message starting C(integrity:)."
   - Commands run with C(LANG=C) so that their output can be parsed.
   - apt refreshes with C(apt-get update -q --error-on=any), retries set from O(refresh_retries)
     through C(Acquire::Retries). On an apt too old for C(--error-on) the warnings that mean a
@@ -189,8 +204,10 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -244,6 +261,7 @@ _BINARY_BY_PKG_MGR = {"apt": "apt-get", "dnf": "dnf", "zypper": "zypper"}
 OS_RELEASE_PATHS = ("/etc/os-release", "/usr/lib/os-release")
 REBOOT_REQUIRED = "/var/run/reboot-required"
 APT_STAMP = "/var/lib/apt/periodic/update-success-stamp"
+APT_ETC = "/etc/apt"  # its sources and apt.conf: checked for signature checks turned off
 
 # Calendar versions (tzdata 2025b, ca-certificates 20250419) are not "major" when the year moves.
 _CALENDAR_MIN = 1900
@@ -402,6 +420,96 @@ def apt_update_errors(rc, stdout, stderr):
         tail = [line for line in lines if line]
         found = [tail[-1] if tail else f"apt-get update exited with {rc}"]
     return list(dict.fromkeys(found))
+
+
+# What apt says when a signature or checksum does not hold: an integrity problem, not an outage.
+INTEGRITY = "integrity: "
+_INTEGRITY_MARKERS = (
+    "is not signed",
+    "NO_PUBKEY",
+    "GPG error",
+    "signatures couldn't be verified",
+    "signatures were invalid",
+    "signature verification",
+    "BADSIG",
+    "EXPKEYSIG",
+    "REVKEYSIG",
+    "Clearsigned file isn't valid",
+    "Hash Sum mismatch",
+    "File has unexpected size",
+    "could not be authenticated",
+    "cannot be authenticated",
+    "unauthenticated",
+)
+# Forced on every apt command of the scan: the host's configuration cannot turn the checks off.
+APT_VERIFY_OPTIONS = (
+    "-o",
+    "APT::Get::AllowUnauthenticated=false",
+    "-o",
+    "Acquire::AllowInsecureRepositories=false",
+    "-o",
+    "Acquire::AllowDowngradeToInsecureRepositories=false",
+)
+
+
+def integrity_problems(lines):
+    """The lines among `lines` that say a signature or checksum failed (apt's wording)."""
+    return [line for line in lines if any(m.lower() in line.lower() for m in _INTEGRITY_MARKERS)]
+
+
+_FAILED_FETCH = re.compile(r"^E: Failed to fetch (?P<url>\S+)\s+(?P<why>.*?)(?:\s+\[IP: [^\]]*\])?$")
+
+
+def summarize_fetch_problems(lines):
+    """`E: Failed to fetch URL  REASON` lines as `REASON: file, file` (one entry per reason)."""
+    by_reason = {}
+    other = []
+    for line in lines:
+        match = _FAILED_FETCH.match(line)
+        if match:
+            by_reason.setdefault(match.group("why").strip(), []).append(match.group("url").rsplit("/", 1)[-1])
+        else:
+            other.append(line)
+    return [f"{why}: {', '.join(files)}" for why, files in by_reason.items()] + other
+
+
+_SOURCE_OPTION = re.compile(r"\[([^\]]*)\]")
+_INSECURE_OPTIONS = ("trusted", "allow-insecure", "allow-weak", "allow-downgrade-to-insecure")
+_APT_CONF_INSECURE = re.compile(
+    r"(AllowUnauthenticated|AllowInsecureRepositories|AllowDowngradeToInsecureRepositories|AllowWeakRepositories)"
+    r"[\s\"]*(\"?\s*(true|yes|on|1)\b)",
+    re.IGNORECASE,
+)
+
+
+def insecure_sources(name, text):
+    """Where an apt sources file (one-line `.list` or deb822 `.sources`) turns verification off."""
+    found = []
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if line.startswith(("deb ", "deb-src ", "deb\t")):
+            match = _SOURCE_OPTION.search(line)
+            for opt in match.group(1).split() if match else []:
+                key, _, value = opt.partition("=")
+                if key.lower() in _INSECURE_OPTIONS and value.lower() in ("yes", "true", "1"):
+                    found.append(f"{name}: {opt}")
+        else:
+            key, sep, value = line.partition(":")
+            if sep and key.strip().lower() in _INSECURE_OPTIONS and value.strip().lower() in ("yes", "true", "1"):
+                found.append(f"{name}: {key.strip()}: {value.strip()}")
+    return found
+
+
+def insecure_apt_conf(name, text):
+    """Where an apt.conf file turns signature checks off."""
+    found = []
+    for raw in text.splitlines():
+        line = raw.split("//", 1)[0].strip()
+        if _APT_CONF_INSECURE.search(line):
+            found.append(f"{name}: {line}")
+    return found
 
 
 _DPKG_INSTALLED = ("i", "W", "t")  # installed, triggers awaited, triggers pending
@@ -809,15 +917,20 @@ class AptBackend(Backend):
             return None
 
     def refresh(self, retries):
-        base = [self.module.get_bin_path("apt-get", required=True), "update", "-q"]
+        base = [self.module.get_bin_path("apt-get", required=True), "update", "-q", *APT_VERIFY_OPTIONS]
         tail = ["-o", f"Acquire::Retries={retries}"]
         rc, out, err = self.module.run_command([*base, "--error-on=any", *tail], environ_update=C_LOCALE)
         if rc != 0 and "--error-on" in err:  # apt < 2.1.16: judge the warnings ourselves
             rc, out, err = self.module.run_command([*base, *tail], environ_update=C_LOCALE)
         errors = apt_update_errors(rc, out, err)
         if errors:
+            problems = integrity_problems(errors)
             self.module.fail_json(
-                msg=f"apt-get update failed (rc={rc}): {' | '.join(errors)}",
+                msg=(
+                    f"{INTEGRITY}apt-get update: {' | '.join(problems)}"
+                    if problems
+                    else f"apt-get update failed (rc={rc}): {' | '.join(errors)}"
+                ),
                 rc=rc,
                 stdout=out,
                 stderr=err,
@@ -833,6 +946,48 @@ class AptBackend(Backend):
             stamp.touch()
         except OSError:
             pass
+
+    def check_config(self):
+        """Fail when the host's apt configuration turns signature checks off."""
+        found = []
+        for directory, pattern, check in (
+            ("", "sources.list", insecure_sources),
+            ("sources.list.d", "*.list", insecure_sources),
+            ("sources.list.d", "*.sources", insecure_sources),
+            ("", "apt.conf", insecure_apt_conf),
+            ("apt.conf.d", "*", insecure_apt_conf),
+        ):
+            for path in sorted(Path(APT_ETC, directory).glob(pattern)):
+                text = _read(str(path)) if path.is_file() else None
+                if text is not None:
+                    found += check(str(path), text)
+        if found:
+            self.module.fail_json(msg=f"{INTEGRITY}signature checks are turned off on this host: {' | '.join(found)}")
+
+    def verify_downloads(self, updates):
+        """Download every update's package file into a throwaway directory: apt checks it against
+        the signed indexes (signature chain and checksums). Fails with `integrity:` when one fails."""
+        if not updates:
+            return
+        apt_get = self.module.get_bin_path("apt-get", required=True)
+        specs = [f"{u['name']}={u['version']}" for u in updates]
+        tmp = tempfile.mkdtemp(prefix="patchctl-verify-")
+        try:
+            rc, out, err = self.module.run_command(
+                [apt_get, "download", "-q", *APT_VERIFY_OPTIONS, "-o", "APT::Sandbox::User=root", *specs],
+                environ_update=C_LOCALE,
+                cwd=tmp,
+            )
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        lines = [line.strip() for line in (err + "\n" + out).splitlines() if line.strip()]
+        problems = integrity_problems([line for line in lines if line.startswith(("E:", "W:"))])
+        if problems:
+            summary = summarize_fetch_problems(list(dict.fromkeys(problems)))
+            self.module.fail_json(msg=f"{INTEGRITY}package download check: {' | '.join(summary)}")
+        if rc != 0:
+            errors = [line for line in lines if line.startswith("E:")] or [_last_line(err or out)]
+            self.module.fail_json(msg=f"apt-get download (checking the updates) failed (rc={rc}): {' | '.join(errors)}")
 
     def native_arch(self):
         dpkg = self.module.get_bin_path("dpkg")
@@ -1007,6 +1162,8 @@ def scan(module):
     pkg_mgr = detect_pkg_mgr(module, params["pkg_mgr"], os_fields["family"])
     backend = BACKENDS[pkg_mgr](module)
 
+    if pkg_mgr == "apt":
+        backend.check_config()
     refreshed = False
     if params["refresh"] and not module.check_mode:
         age = backend.metadata_age()
@@ -1016,6 +1173,8 @@ def scan(module):
             refreshed = True
 
     updates = backend.upgradable()
+    if pkg_mgr == "apt" and params["verify_downloads"] and not module.check_mode:
+        backend.verify_downloads(updates)
     reboot, reboot_pkgs = backend.reboot_required()
     return {
         "schema": SCHEMA,
@@ -1039,6 +1198,7 @@ ARGUMENT_SPEC = {
     "cache_valid_time": {"type": "int", "default": 0},
     "watch": {"type": "list", "elements": "str", "default": []},
     "refresh_retries": {"type": "int", "default": 0},
+    "verify_downloads": {"type": "bool", "default": True},
 }
 _TRUE = frozenset(("y", "yes", "on", "1", "true", "t", "1.0"))
 _FALSE = frozenset(("n", "no", "off", "0", "false", "f", "0.0"))
@@ -1138,10 +1298,10 @@ class ScanModule:
             if os.path.isfile(path) and os.access(path, os.X_OK):
                 return path
         if required:
-            self.fail_json(msg=f"Failed to find required executable \"{arg}\" in paths: {os.pathsep.join(dirs)}")
+            self.fail_json(msg=f'Failed to find required executable "{arg}" in paths: {os.pathsep.join(dirs)}')
         return None
 
-    def run_command(self, args, environ_update=None):
+    def run_command(self, args, environ_update=None, cwd=None):
         """(rc, stdout, stderr) of `args` (a list), run without a shell and without stdin."""
         env = dict(os.environ)
         env.update(environ_update or {})
@@ -1151,6 +1311,7 @@ class ScanModule:
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 env=env,
+                cwd=cwd,
                 check=False,
             )
         except OSError as exc:

@@ -15,13 +15,16 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from patchctl.lab.fleet import Lab
 from patchctl.store import Store
+from patchctl.store.rollouts import RolloutStore
 from tests.integration.conftest import stop_stale_labs
+from tests.integration.test_rollout_lab import APPROVED, BASE, write_policy
 from tests.pg import pg_base_url, pg_url  # noqa: F401 - fixtures, used by name
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
@@ -150,3 +153,101 @@ def test_a_node_powered_off_mid_run_leaves_its_hosts_unreachable(node_lab: NodeL
         assert hosts[host]["status"] == "unreachable", hosts[host]
         assert f"execution node {node_b}" in (hosts[host]["error"] or ""), hosts[host]
         assert "outcome unknown" in hosts[host]["error"]
+
+
+def _versions(lab: Lab, host: str) -> dict[str, str]:
+    """The demo packages' installed versions, straight from dpkg on the host (not through patchctl)."""
+    h = lab.host(host)
+    proc = subprocess.run(
+        [
+            "ssh", "-i", str(lab.key_path), "-o", f"UserKnownHostsFile={lab.known_hosts_path}",
+            "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ControlPath=none",
+            "-p", str(h.port), f"root@{h.address}",
+            "dpkg-query -W -f '${Package} ${Version} ${db:Status-Abbrev}\\n' 'patchctl-demo-*'",
+        ],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    found = {}
+    for line in proc.stdout.splitlines():
+        name, version, status = line.split(maxsplit=2)
+        found[name] = version if status.strip() == "ii" else f"{version} ({status.strip()})"
+    return found
+
+
+def _deploy_results(url: str) -> dict[str, tuple[str, tuple[str, ...], tuple[str, ...], str | None]]:
+    """Each host's stored deploy result in the latest rollout: status, installed, present, error."""
+    with Store.open(url) as store:
+        rs = RolloutStore(store)
+        latest = rs.latest_rollout_id()
+        assert latest is not None
+        return {
+            h: (r.status, tuple(sorted(r.installed)), tuple(sorted(r.present)), r.error)
+            for h, r in rs.rollout(latest).results.items()
+        }
+
+
+def test_a_deploy_through_nodes_stores_and_installs_what_a_local_deploy_does(
+    node_lab: NodeLab, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    targets = [h for members in node_lab.sites.values() for h in members]
+    # One wave of exactly the targets, two hosts per batch: a batch spans both nodes, and the
+    # batches run one after the other through them.
+    policy = write_policy(
+        tmp_path / "policy.yml",
+        waves=f"""
+          - {{name: all, hosts: "{",".join(targets)}", bake_days: 0, max_concurrency: 2, max_fail_percent: 0,
+              min_success_percent: 100}}
+        """,
+    )
+    lab = node_lab.lab
+
+    def deploy(db: str, inventory: Path) -> dict[str, Any]:
+        glob = ["--db", db, "-i", str(inventory), "--policy", str(policy)]
+        scan = node_lab.cli(*glob, "scan", "--limit", ",".join(targets))
+        assert scan.returncode == 0, scan.stderr
+        created = node_lab.cli(*glob, "rollout", "create")
+        assert created.returncode == 0, created.stderr
+        done = node_lab.cli(*glob, "deploy", "--json")
+        assert done.returncode == 0, done.stdout + done.stderr
+        out: dict[str, Any] = json.loads(done.stdout)
+        rescan = node_lab.cli(*glob, "scan", "--limit", ",".join(targets))
+        assert rescan.returncode == 0, rescan.stderr
+        return out
+
+    # Locally, from pristine hosts, into SQLite.
+    lab.reset()
+    local_db = f"sqlite:///{tmp_path / 'local.db'}"
+    local = deploy(local_db, lab.inventory_path)
+    assert [p["node"] for p in local["nodes"]] == ["(control node)"]
+    local_versions = {h: _versions(lab, h) for h in targets}
+    for host in targets:
+        assert local_versions[host] == {**BASE, **APPROVED}, host
+
+    # Through the nodes, from pristine hosts again (nodes bootstrapped afresh), into PostgreSQL.
+    lab.reset()
+    boot = node_lab.cli("node", "bootstrap", *node_lab.nodes)
+    assert boot.returncode == 0, boot.stderr
+    for host in targets:
+        assert _versions(lab, host) == BASE, host
+    shared_db = str(request.getfixturevalue("pg_url"))
+    remote = deploy(shared_db, node_lab.inventory)
+    by_node = {p["node"]: p for p in remote["nodes"]}
+    assert set(by_node) == set(node_lab.nodes), remote["nodes"]  # no host ran from the control node
+    for node in node_lab.nodes:
+        assert by_node[node]["hosts"] == len(node_lab.sites[node]) and by_node[node]["error"] is None
+        assert by_node[node]["forks"] >= 1  # from the node's capacity.json
+    print("deploy per node:", json.dumps(remote["nodes"]), "controller CPU", remote["controller_cpu_seconds"])
+    for host in targets:
+        assert _versions(lab, host) == local_versions[host], host
+    assert _deploy_results(shared_db) == _deploy_results(local_db)
+    assert set(_deploy_results(shared_db)) == set(targets)
+    assert _compliance(shared_db, targets) == _compliance(local_db, targets)
+
+    # The report shows each node's deploy (and scan) throughput.
+    report = node_lab.cli("--db", shared_db, "report", "--json")
+    assert report.returncode in (0, 1), report.stderr
+    rows = {(n["node"], n["kind"]): n for n in json.loads(report.stdout)["nodes"]}
+    for node in node_lab.nodes:
+        assert rows[(node, "deploy")]["hosts"] == len(node_lab.sites[node])
+        assert rows[(node, "deploy")]["hosts_per_minute"] > 0
+        assert rows[(node, "scan")]["parts"] == 2  # the scan before and after the deploy

@@ -415,3 +415,17 @@ def test_hosts_by_window() -> None:
     used = hosts_by_window({"srv-02": "nightly", "srv-01": "nightly", "cli-01": None, "db": "weekly"})
     assert used == {"nightly": ["srv-01", "srv-02"], "weekly": ["db"]}
     assert undefined_windows({"nightly": window("0 1 * * *", "1h")}, list(used)) == ["weekly"]
+
+
+def test_policy_file_carries_its_windows_and_their_errors() -> None:
+    from patchctl.policy import parse_policy
+
+    policy = parse_policy(POLICY, "policy.yml")
+    assert sorted(policy.windows) == ["nightly", "weekend"]
+    assert policy.windows["nightly"].timezone == "Europe/Berlin"
+    assert parse_policy("baselines: {debian: {}}\n", "p.yml").windows == {}
+    with pytest.raises(ConfigError) as exc:
+        parse_policy(POLICY.replace('"0 1 * * *"', '"0 1 * *"'), "/etc/patchctl/policy.yml")
+    assert exc.value.message.startswith(
+        "policy file /etc/patchctl/policy.yml, line 5: windows[0] (nightly).start: invalid cron expression"
+    )

@@ -294,6 +294,7 @@ class FakeHost:
             (0, data("apt_get_update_good.stdout"), data("apt_get_update_good.stderr"))
         ]
         self.list_out = data("apt_list_upgradable.stdout")
+        self.download: tuple[int, str, str] = (0, "", "")  # `apt-get download` (the integrity check)
         self.tmp = tmp_path
 
     def get_bin_path(self, arg: str, required: bool = False, opt_dirs: Any = None) -> str | None:
@@ -303,6 +304,9 @@ class FakeHost:
         self.calls.append(list(args))
         self.envs.append(dict(kwargs.get("environ_update") or {}))
         tool = os.path.basename(args[0])
+        if tool == "apt-get" and args[1] == "download":
+            assert kwargs.get("cwd"), "the download check must run in its throwaway directory"
+            return self.download
         if tool == "apt-get":
             return self.update.pop(0)
         if tool == "apt":
@@ -316,6 +320,9 @@ class FakeHost:
     def tool_calls(self, tool: str) -> list[Call]:
         return [c for c in self.calls if os.path.basename(c[0]) == tool]
 
+    def update_calls(self) -> list[Call]:
+        return [c for c in self.tool_calls("apt-get") if c[1] == "update"]
+
 
 @pytest.fixture
 def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHost]:
@@ -325,6 +332,7 @@ def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHost]:
     monkeypatch.setattr(psl, "OS_RELEASE_PATHS", (str(os_release),))
     monkeypatch.setattr(psl, "REBOOT_REQUIRED", str(tmp_path / "reboot-required"))
     monkeypatch.setattr(psl, "APT_STAMP", str(tmp_path / "periodic" / "update-success-stamp"))
+    monkeypatch.setattr(psl, "APT_ETC", str(tmp_path / "etc-apt"))  # this machine's apt config is not the host's
     monkeypatch.setattr(psl.ScanModule, "run_command", lambda self, a, **k: fake.run_command(a, **k))
     monkeypatch.setattr(psl.ScanModule, "get_bin_path", lambda self, a, **k: fake.get_bin_path(a))
     yield fake
@@ -366,7 +374,10 @@ def test_main_scans_and_refreshes(host: FakeHost, capsys: pytest.CaptureFixture[
     assert scan["reboot_required_pkgs"] == []
     assert scan["installed"] == {"bash": "5.2.15-2+b8"}
     update_call = host.tool_calls("apt-get")[0]
-    assert update_call[1:] == ["update", "-q", "--error-on=any", "-o", "Acquire::Retries=2"]
+    assert update_call[1:] == ["update", "-q", *psl.APT_VERIFY_OPTIONS, "--error-on=any", "-o", "Acquire::Retries=2"]
+    download_call = host.tool_calls("apt-get")[1]
+    assert download_call[1:3] == ["download", "-q"] and "APT::Get::AllowUnauthenticated=false" in download_call
+    assert len([a for a in download_call if "=" in a and not a.startswith(("APT::", "Acquire::"))]) == 132
     assert all(env.get("LANG") == "C" and env.get("LC_ALL") == "C" for env in host.envs)
     assert host.tool_calls("apt") == [["/usr/bin/apt", "list", "--upgradable"]]
     assert host.tool_calls("dpkg-query")[0][-3:] == ["--", "bash", "no-such-package"]
@@ -377,7 +388,7 @@ def test_main_refresh_failure_fails(host: FakeHost, capsys: pytest.CaptureFixtur
     host.update = [(100, data("apt_get_update_nokey.stdout"), data("apt_get_update_nokey.stderr"))]
     result = run_module({}, capsys)
     assert result["failed"] is True
-    assert result["msg"].startswith("apt-get update failed (rc=100): ")
+    assert result["msg"].startswith("integrity: apt-get update: ")  # a missing key is an integrity problem
     assert "NO_PUBKEY BDE6B7C9B8B0F1E5" in result["msg"]
     assert "\n" not in result["msg"]
     assert "patchctl_scan" not in result
@@ -405,7 +416,7 @@ def test_main_cache_valid_time_skips_refresh(host: FakeHost, capsys: pytest.Capt
     stamp.touch()
     scan = run_module({"cache_valid_time": 3600}, capsys)["patchctl_scan"]
     assert scan["refreshed"] is False
-    assert not host.tool_calls("apt-get")
+    assert not host.update_calls()
     # an old stamp refreshes
     old = time.time() - 7200
     os.utime(stamp, (old, old))
@@ -418,7 +429,7 @@ def test_main_no_refresh_and_check_mode(host: FakeHost, capsys: pytest.CaptureFi
     result = run_module({"_ansible_check_mode": True}, capsys)
     assert result["patchctl_scan"]["refreshed"] is False
     assert result["changed"] is False
-    assert not host.tool_calls("apt-get")
+    assert not host.update_calls()
 
 
 def test_main_reboot_required(host: FakeHost, capsys: pytest.CaptureFixture[str]) -> None:
@@ -476,11 +487,15 @@ def test_module_is_a_json_args_module() -> None:
 @pytest.mark.parametrize(
     ("args", "params"),
     [
-        ({}, {"pkg_mgr": "auto", "refresh": True, "cache_valid_time": 0, "watch": [], "refresh_retries": 0}),
-        ({"refresh": "no", "cache_valid_time": "3600", "watch": "a, b", "_ansible_verbosity": 2},
-         {"pkg_mgr": "auto", "refresh": False, "cache_valid_time": 3600, "watch": ["a", "b"], "refresh_retries": 0}),
+        ({}, {"pkg_mgr": "auto", "refresh": True, "cache_valid_time": 0, "watch": [], "refresh_retries": 0,
+              "verify_downloads": True}),
+        ({"refresh": "no", "cache_valid_time": "3600", "watch": "a, b", "_ansible_verbosity": 2,
+          "verify_downloads": "no"},
+         {"pkg_mgr": "auto", "refresh": False, "cache_valid_time": 3600, "watch": ["a", "b"], "refresh_retries": 0,
+          "verify_downloads": False}),
         ({"pkg_mgr": "dnf", "refresh": 1, "refresh_retries": 2.0, "watch": None},
-         {"pkg_mgr": "dnf", "refresh": True, "cache_valid_time": 0, "watch": [], "refresh_retries": 2}),
+         {"pkg_mgr": "dnf", "refresh": True, "cache_valid_time": 0, "watch": [], "refresh_retries": 2,
+          "verify_downloads": True}),
     ],
 )  # fmt: skip
 def test_module_params_like_ansible(args: dict[str, Any], params: dict[str, Any]) -> None:
