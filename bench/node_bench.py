@@ -62,8 +62,8 @@ from scan_bench import (  # noqa: E402 - after the sys.path entries
     run_measured,
 )
 
-from patchctl import paths  # noqa: E402
-from patchctl.lab.fleet import Lab  # noqa: E402
+from patchctl import paths  # noqa: E402 - after the sys.path entries
+from patchctl.lab.fleet import Lab  # noqa: E402 - after the sys.path entries
 
 DEFAULT_SUBNET = "127.103"
 DEFAULT_LAB_DIR = Path(tempfile.gettempdir()) / "patchctl-node-bench" / "lab"

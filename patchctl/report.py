@@ -177,11 +177,19 @@ NO_ROLE = "none"
 NO_WAVE = "none"
 
 
-def compliance_state(host: HostReport, now: datetime, stale_after: timedelta, deploy_failed: bool = False) -> str:
+def compliance_state(
+    host: HostReport,
+    now: datetime,
+    stale_after: timedelta,
+    deploy_failed: bool = False,
+    approved_missing: int | None = None,
+) -> str:
     """The compliance state of one host at ``now``.
 
     Precedence: never scanned, unreachable (last scan), failed (last scan or last deploy),
-    stale (last scan older than ``stale_after``), missing updates, reboot pending, compliant.
+    stale (last scan older than ``stale_after``), missing approved updates, reboot pending,
+    compliant. ``approved_missing`` is how many approved updates the host is missing; None when
+    nothing was ever decided (no policy evaluated): then every missing update counts.
     """
     if host.reachability == NEVER_SCANNED or host.last_scan_at is None:
         return NEVER_SCANNED
@@ -191,7 +199,7 @@ def compliance_state(host: HostReport, now: datetime, stale_after: timedelta, de
         return FAILED
     if now - host.last_scan_at > stale_after:
         return STALE
-    if host.missing.total:
+    if (host.missing.total if approved_missing is None else approved_missing) > 0:
         return MISSING
     if host.reboot_pending:
         return REBOOT_PENDING
@@ -349,6 +357,7 @@ def build_full_report(
     deploy_failures: Iterable[DeployFailure] = (),
     stale_days: float = 7,
     nodes: Sequence[NodeThroughput] = (),
+    approved_missing: Mapping[str, int] | None = None,
 ) -> Report:
     """The full report over the hosts of ``fleet``, as of ``fleet.generated_at``.
 
@@ -362,7 +371,13 @@ def build_full_report(
     wanted = set(names)
     dfail = {f.host: f for f in deploy_failures if f.host in wanted}
     states = {
-        h.name: compliance_state(h, now, stale_after, deploy_failed=h.name in dfail and h.reachability == HOST_OK)
+        h.name: compliance_state(
+            h,
+            now,
+            stale_after,
+            deploy_failed=h.name in dfail and h.reachability == HOST_OK,
+            approved_missing=None if approved_missing is None else approved_missing.get(h.name, 0),
+        )
         for h in fleet.hosts
     }
     waves_of: dict[str, str] = {}

@@ -39,6 +39,7 @@ def _build(
         deploy_failures=failures,
         stale_days=stale_days,
         nodes=reads.node_throughput(q),
+        approved_missing=reads.approved_missing(q, names),
     )
 
 

@@ -35,6 +35,8 @@ class ScanOptions:
     forks: int | None = None  # None: sized to the hosts (scan_forks)
     cache_valid_time: int = 0
     timeout: int | None = None
+    # the time each host's scan is recorded at: the (possibly simulated, --now) clock
+    now: Callable[[], datetime] | None = None
 
 
 @dataclass
@@ -128,7 +130,7 @@ def run_scan(opts: ScanOptions, progress: ProgressFn | None = None) -> ScanSumma
             return HostScan(
                 host=host,
                 status=status,
-                scanned_at=_now(),
+                scanned_at=(opts.now or _now)(),
                 error=error,
                 groups=inventory.groups_of(host),
                 address=inventory.var(host, "ansible_host"),

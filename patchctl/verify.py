@@ -138,7 +138,13 @@ def verify(opts: VerifyOptions) -> VerifyReport:
     scan_run: int | None = None
     if opts.rescan:
         summary = run_scan(
-            ScanOptions(inventory=opts.inventory, db_url=opts.db_url, limit=opts.limit, forks=opts.forks)
+            ScanOptions(
+                inventory=opts.inventory,
+                db_url=opts.db_url,
+                limit=opts.limit,
+                forks=opts.forks,
+                now=lambda: opts.now,
+            )
         )
         scan_run = summary.run_id
         targets = sorted(summary.hosts)

@@ -174,6 +174,27 @@ def history(q: Query, runs: int, hosts: Sequence[str] | None = None) -> list[His
     return out
 
 
+def approved_missing(q: Query, hosts: Sequence[str] | None = None) -> dict[str, int] | None:
+    """Per host, how many of its missing updates are approved (their latest decision says so).
+
+    None when the store holds no decision at all (no policy was ever evaluated): then "approved"
+    is unknown and a report falls back to counting every missing update.
+    """
+    if not q("SELECT 1 AS one FROM decisions LIMIT 1", {}):
+        return None
+    params: dict[str, Any] = {}
+    where = _host_filter("hu.host_id", hosts, params)
+    rows = q(
+        "SELECT h.name AS host, COUNT(*) AS n FROM host_updates hu"  # noqa: S608 - only placeholders are interpolated
+        " JOIN hosts h ON h.id = hu.host_id"
+        " JOIN v_update_decisions d ON d.update_id = hu.update_id"
+        f" WHERE hu.state = 'missing' AND d.state = 'approved'{where}"
+        " GROUP BY h.name",
+        params,
+    )
+    return {str(r["host"]): int(r["n"]) for r in rows}
+
+
 def latest_rollout_id(q: Query) -> int | None:
     rows = q("SELECT MAX(id) AS id FROM rollouts", {})
     value = rows[0]["id"] if rows else None

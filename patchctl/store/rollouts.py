@@ -222,7 +222,9 @@ class RolloutStore:
 
     def audit_log(self, rollout_id: int | None = None, limit: int | None = None) -> list[AuditRow]:
         v = t.v_audit_log
-        query = sa.select(v).order_by(v.c.at, v.c.action)
+        # At one instant (a simulated clock gives many): decisions first (a rollout freezes what the
+        # policy just approved), then each table's insertion order.
+        query = sa.select(v).order_by(v.c.at, v.c.source, v.c.source_id)
         if rollout_id is not None:
             query = query.where(v.c.rollout_id == rollout_id)
         with self.store._read() as conn:

@@ -426,6 +426,8 @@ v_audit_log = sa.Table(
     sa.Column("subject", sa.String),
     sa.Column("rollout_id", sa.Integer),
     sa.Column("detail", sa.Text),
+    sa.Column("source", sa.String),
+    sa.Column("source_id", sa.Integer),
 )
 
 v_wave_progress = sa.Table(

@@ -234,3 +234,30 @@ def test_report_lines(report: FleetReport) -> None:
     ]
     assert lines[3].split("\t")[:4] == ["new01", "-", "-", "never_scanned"]
     assert lines[-1].startswith("TOTAL 4 hosts\t")
+
+
+def test_compliance_counts_approved_missing_updates_only() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from patchctl.report import COMPLIANT, MISSING, REBOOT_PENDING, HostReport, MissingCounts, compliance_state
+
+    now = datetime(2026, 1, 10, tzinfo=UTC)
+    host = HostReport(
+        name="web01",
+        os="Debian 12",
+        pkg_mgr="apt",
+        patch_role="server",
+        last_scan_at=now - timedelta(hours=1),
+        reachability="ok",
+        error=None,
+        missing=MissingCounts(total=2, by_class={"other": 2}, major=1),
+        reboot_pending=False,
+    )
+    week = timedelta(days=7)
+    # nothing was ever decided: every missing update counts
+    assert compliance_state(host, now, week) == MISSING
+    # two updates missing, neither approved (a major one and a rejected one): compliant
+    assert compliance_state(host, now, week, approved_missing=0) == COMPLIANT
+    assert compliance_state(host, now, week, approved_missing=1) == MISSING
+    pending = HostReport(**{**host.__dict__, "reboot_pending": True})
+    assert compliance_state(pending, now, week, approved_missing=0) == REBOOT_PENDING

@@ -40,7 +40,7 @@ def _aggregated(url: str) -> dict[str, dict[str, int]]:
         " FROM hosts h LEFT JOIN host_updates hu ON hu.host_id = h.id AND hu.state = 'missing'"
         " LEFT JOIN updates u ON u.id = hu.update_id GROUP BY h.name",
     )
-    return {str(r[0]): {c: int(v or 0) for c, v in zip(HOST_SUMMARY_COLUMNS, r[1:], strict=True)} for r in rows}
+    return {str(r[0]): {c: int(str(v or 0)) for c, v in zip(HOST_SUMMARY_COLUMNS, r[1:], strict=True)} for r in rows}
 
 
 def _kept(store: Store) -> dict[str, dict[str, int]]:
@@ -104,9 +104,8 @@ def test_history_is_kept_on_finished_runs_and_equals_the_aggregate(store: Store,
     store.finish_run(run, "ok", now=T0)
     running = store.start_run("scan", "inv", None, 1, now=T1)
     store.record_host_scan(running, HostScan("db01", "failed", T1, error="boom"))
-    assert sql(db_url, f"SELECT scans_total, scans_missing_updates FROM scan_runs WHERE id = {running}") == [
-        (None, None)
-    ]
+    kept = sql(db_url, "SELECT scans_total, scans_missing_updates FROM scan_runs WHERE id = :r", {"r": running})
+    assert kept == [(None, None)]
 
     with store.engine.connect() as conn:
         q = reads.sqlalchemy_query(conn)

@@ -51,10 +51,12 @@ SELECT d.decided_at AS at,
        CASE WHEN d.automatic THEN 'policy ' || d.state ELSE d.state END AS action,
        d.uid AS subject,
        NULL AS rollout_id,
-       d.reason AS detail
+       d.reason AS detail,
+       'decision' AS source,
+       d.id AS source_id
 FROM decisions d
 UNION ALL
-SELECT e.at, e.actor, e.action, e.subject, e.rollout_id, e.detail
+SELECT e.at, e.actor, e.action, e.subject, e.rollout_id, e.detail, 'event' AS source, e.id AS source_id
 FROM audit_events e
 """
 
