@@ -430,6 +430,8 @@ class Lab:
                         f"-o UserKnownHostsFile={self.known_hosts_path} -o StrictHostKeyChecking=yes"
                     ),
                     "ansible_python_interpreter": "/usr/bin/python3",
+                    # the lab's packages are tiny: its scans also verify every pending package file
+                    "patch_scan_linux_verify_downloads": True,
                 },
                 "hosts": {
                     h.name: {

@@ -65,7 +65,7 @@ def test_tampered_package_fails_the_scan_with_each_file_named(
     host: FakeHost, capsys: pytest.CaptureFixture[str]
 ) -> None:
     host.download = (100, "", data("apt_get_download_tampered.stderr"))
-    result = run_module({}, capsys)
+    result = run_module({"verify_downloads": True}, capsys)
     assert result["failed"] is True
     msg = result["msg"]
     assert msg.startswith("integrity: package download check: ")

@@ -346,7 +346,7 @@ def run_module(args: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> dict
 
 
 def test_main_scans_and_refreshes(host: FakeHost, capsys: pytest.CaptureFixture[str]) -> None:
-    result = run_module({"watch": ["bash", "no-such-package"], "refresh_retries": 2}, capsys)
+    result = run_module({"watch": ["bash", "no-such-package"], "refresh_retries": 2, "verify_downloads": True}, capsys)
     assert result["changed"] is False
     assert "failed" not in result
     scan = result["patchctl_scan"]
@@ -488,14 +488,14 @@ def test_module_is_a_json_args_module() -> None:
     ("args", "params"),
     [
         ({}, {"pkg_mgr": "auto", "refresh": True, "cache_valid_time": 0, "watch": [], "refresh_retries": 0,
-              "verify_downloads": True}),
+              "verify_downloads": False}),
         ({"refresh": "no", "cache_valid_time": "3600", "watch": "a, b", "_ansible_verbosity": 2,
           "verify_downloads": "no"},
          {"pkg_mgr": "auto", "refresh": False, "cache_valid_time": 3600, "watch": ["a", "b"], "refresh_retries": 0,
           "verify_downloads": False}),
         ({"pkg_mgr": "dnf", "refresh": 1, "refresh_retries": 2.0, "watch": None},
          {"pkg_mgr": "dnf", "refresh": True, "cache_valid_time": 0, "watch": [], "refresh_retries": 2,
-          "verify_downloads": True}),
+          "verify_downloads": False}),
     ],
 )  # fmt: skip
 def test_module_params_like_ansible(args: dict[str, Any], params: dict[str, Any]) -> None:
