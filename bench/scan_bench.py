@@ -311,6 +311,9 @@ def sub_inventory(source: Path, hosts: list[str], dest: Path) -> Path:
     data = yaml.safe_load(source.read_text())
     keep = set(hosts)
     top = data["all"]
+    # patchctl's defaults, as an operator gets them: the lab inventory turns on the extra download
+    # check of every pending package (integrity tests), which the plain playbook does not do.
+    (top.get("vars") or {}).pop("patch_scan_linux_verify_downloads", None)
     top["hosts"] = {h: v for h, v in top["hosts"].items() if h in keep}
     for group in (top.get("children") or {}).values():
         group["hosts"] = {h: v for h, v in (group.get("hosts") or {}).items() if h in keep}
