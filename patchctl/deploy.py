@@ -31,7 +31,7 @@ from patchctl.inventory import Inventory
 from patchctl.model import HOST_FAILED, HOST_OK, HOST_UNREACHABLE, ApplyOutcome
 from patchctl.policy import STATE_APPROVED, Policy, Wave
 from patchctl.rollout import Promotion
-from patchctl.runner import HostEvent, list_inventory
+from patchctl.runner import HostEvent, list_inventory, result_message
 from patchctl.store import Store
 from patchctl.store.locks import store_lock
 from patchctl.store.rollouts import Incident, Rollout, RolloutStore, RolloutUpdate
@@ -231,23 +231,15 @@ def apply_outcome(host: str, event: HostEvent) -> tuple[ApplyOutcome, list[str]]
             installed=[str(u) for u in data.get("installed") or []],
             failed=failed,
             reboot_required=bool(data.get("reboot_required")),
-            error=None if ok else _message(res),
+            error=None if ok else result_message(res),
         )
         return outcome, [str(u) for u in data.get("present") or []]
     if event.status == "unreachable":
-        return ApplyOutcome(host=host, status=HOST_UNREACHABLE, error=_message(res)), []
+        return ApplyOutcome(host=host, status=HOST_UNREACHABLE, error=result_message(res)), []
     if event.status == "failed":
-        return ApplyOutcome(host=host, status=HOST_FAILED, error=f"{event.task}: {_message(res)}"), []
+        return ApplyOutcome(host=host, status=HOST_FAILED, error=f"{event.task}: {result_message(res)}"), []
     return None
 
-
-def _message(result: Any) -> str:
-    if isinstance(result, dict):
-        for key in ("msg", "stderr", "module_stderr", "reason"):
-            value = result.get(key)
-            if isinstance(value, str) and value.strip():
-                return " ".join(value.strip().split())[:500]
-    return "no message"
 
 
 def _contract_entry(u: RolloutUpdate) -> dict[str, Any]:
@@ -545,13 +537,13 @@ class _BatchHandler:
         host = event.host
         if event.status == "unreachable":
             self._done.add(host)
-            self.record(ApplyOutcome(host, HOST_UNREACHABLE, error=_message(event.result)), [])
+            self.record(ApplyOutcome(host, HOST_UNREACHABLE, error=result_message(event.result)), [])
         elif event.action.endswith("win_chocolatey") and event.item:
             self._choco.setdefault(host, []).append(event.result)
         elif event.action.endswith("win_updates") and event.task == WIN_INSTALL_TASK and not event.item:
             self._win_result[host] = event.result
         elif event.status == "failed" and not event.item and host not in self._win_error:
-            self._win_error[host] = f"{event.task}: {_message(event.result)}"
+            self._win_error[host] = f"{event.task}: {result_message(event.result)}"
 
     def finish(self) -> None:
         """Record the Windows hosts of the batch (Linux hosts were recorded as they answered)."""

@@ -37,7 +37,7 @@ from patchctl.maintenance import ACTION_REBOOT, RebootDecision, Window
 from patchctl.model import HOST_OK, ApplyOutcome
 from patchctl.policy import Policy, Wave
 from patchctl.rollout import assign_hosts
-from patchctl.runner import HostEvent, PlaybookRunner, list_inventory
+from patchctl.runner import HostEvent, PlaybookRunner, list_inventory, result_message
 from patchctl.store import Store
 from patchctl.store.locks import LockBusy, store_lock
 from patchctl.store.reboots import REBOOT_FAILED, REBOOT_OK, REBOOT_UNREACHABLE, RebootStore
@@ -175,14 +175,6 @@ def wave_groups(inventory: Inventory, waves: Sequence[Wave], hosts: Iterable[str
 # --- running ----------------------------------------------------------------------------------
 
 
-def _message(result: Mapping[str, Any]) -> str:
-    for key in ("msg", "stderr", "module_stderr", "reason"):
-        value = result.get(key)
-        if isinstance(value, str) and value.strip():
-            return " ".join(value.strip().split())[:500]
-    return "no message"
-
-
 def run_reboots(
     *,
     inventory_path: str,
@@ -253,14 +245,14 @@ def run_reboots(
                         )
                 elif event.status == "unreachable":
                     status = REBOOT_UNREACHABLE if event.host not in before else REBOOT_FAILED
-                    finish(HostReboot(event.host, status, before.get(event.host), error=_message(event.result)))
+                    finish(HostReboot(event.host, status, before.get(event.host), error=result_message(event.result)))
                 elif event.status == "failed":
                     finish(
                         HostReboot(
                             event.host,
                             REBOOT_FAILED,
                             before.get(event.host),
-                            error=f"{event.task}: {_message(event.result)}",
+                            error=f"{event.task}: {result_message(event.result)}",
                         )
                     )
 

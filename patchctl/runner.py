@@ -442,6 +442,16 @@ def _inventory_error(inventory: Path, stderr: str) -> str:
     return f"inventory {inventory}: {location + ': ' if location else ''}{reason}"
 
 
+def result_message(result: Any) -> str:
+    """One line saying why a task failed or a host was unreachable, from its result."""
+    if isinstance(result, dict):
+        for key in ("msg", "stderr", "module_stderr", "reason"):
+            value = result.get(key)
+            if isinstance(value, str) and value.strip():
+                return " ".join(value.strip().split())[:500]
+    return "no message"
+
+
 def inventory_hosts(data: Mapping[str, Any]) -> set[str]:
     """Every host named in ``ansible-inventory --list`` output."""
     hosts: set[str] = set((data.get("_meta") or {}).get("hostvars") or {})

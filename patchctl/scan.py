@@ -16,7 +16,7 @@ from patchctl.errors import EXIT_HOST_FAILURES, EXIT_OK, PatchctlError
 from patchctl.fleetrun import run_split
 from patchctl.inventory import Inventory
 from patchctl.model import HOST_FAILED, HOST_OK, HOST_UNREACHABLE, HostScan
-from patchctl.runner import HostEvent, list_inventory
+from patchctl.runner import HostEvent, list_inventory, result_message
 from patchctl.store import Store
 from patchctl.store.locks import LockBusy, store_lock
 
@@ -214,9 +214,9 @@ def run_scan(opts: ScanOptions, progress: ProgressFn | None = None) -> ScanSumma
                 )
                 record(scan)
             elif event.status == "unreachable":
-                record(base_scan(event.host, HOST_UNREACHABLE, _message(event.result)))
+                record(base_scan(event.host, HOST_UNREACHABLE, result_message(event.result)))
             elif event.status == "failed":
-                msg = _message(event.result)
+                msg = result_message(event.result)
                 # an integrity problem (bad signature, checksum, verification turned off) says so first
                 record(base_scan(event.host, HOST_FAILED, msg if msg.startswith(INTEGRITY) else f"{event.task}: {msg}"))
 
@@ -275,11 +275,3 @@ def close_dead_scans(store: Store) -> list[int]:
         closed.append(run_id)
     return closed
 
-
-def _message(result: Any) -> str:
-    if isinstance(result, dict):
-        for key in ("msg", "stderr", "module_stderr", "reason"):
-            value = result.get(key)
-            if isinstance(value, str) and value.strip():
-                return " ".join(value.strip().split())[:500]
-    return "no message"
