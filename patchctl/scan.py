@@ -35,8 +35,6 @@ class ScanOptions:
     forks: int | None = None  # None: sized to the hosts (scan_forks)
     cache_valid_time: int = 0
     timeout: int | None = None
-    # the time each host's scan is recorded at: the (possibly simulated, --now) clock
-    now: Callable[[], datetime] | None = None
 
 
 @dataclass
@@ -130,7 +128,7 @@ def run_scan(opts: ScanOptions, progress: ProgressFn | None = None) -> ScanSumma
             return HostScan(
                 host=host,
                 status=status,
-                scanned_at=(opts.now or _now)(),
+                scanned_at=_now(),
                 error=error,
                 groups=inventory.groups_of(host),
                 address=inventory.var(host, "ansible_host"),
@@ -274,4 +272,3 @@ def close_dead_scans(store: Store) -> list[int]:
             continue  # alive
         closed.append(run_id)
     return closed
-

@@ -138,13 +138,7 @@ def verify(opts: VerifyOptions) -> VerifyReport:
     scan_run: int | None = None
     if opts.rescan:
         summary = run_scan(
-            ScanOptions(
-                inventory=opts.inventory,
-                db_url=opts.db_url,
-                limit=opts.limit,
-                forks=opts.forks,
-                now=lambda: opts.now,
-            )
+            ScanOptions(inventory=opts.inventory, db_url=opts.db_url, limit=opts.limit, forks=opts.forks)
         )
         scan_run = summary.run_id
         targets = sorted(summary.hosts)

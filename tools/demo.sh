@@ -64,5 +64,5 @@ run "7. After the bake ($T3): promote and deploy the fleet; at midday the server
 run "   That night ($T4), cron's 'patchctl reboot': the servers reboot in lab-nightly, clients never" --now "$T4" reboot
 states "   Daily verification: what was approved is installed; clients wait for their users' restart" --now "$T4" verify
 run "8. The rollout" --now "$T3" rollout status
-run "9. The report: nothing approved is missing; the major upgrade and the rejected package remain" --now "$T4" report
+run "9. The report: nothing approved is missing; the major upgrade and the rejected package remain" --now "$T4" report --stale-days 30
 run "10. The audit trail" audit --last 12

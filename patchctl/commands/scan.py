@@ -32,7 +32,6 @@ def scan(app: App, limit: str | None, forks: int | None) -> None:
         # forks from the command line, else from the config when set there, else sized to the hosts
         forks=forks or (cfg.forks if cfg.settings["forks"].source != SOURCE_DEFAULT else None),
         cache_valid_time=cfg.scan_cache_valid_time,
-        now=cfg.clock().now,
     )
     progress = None
     if sys.stderr.isatty() and not app.quiet and not app.json_output:
