@@ -53,12 +53,28 @@ def query(db: Path, sql: str, *params: object) -> list[tuple[object, ...]]:
         return list(conn.execute(sql, params))
 
 
-def wait_for(what: str, check: Callable[[], bool], timeout: float = 120.0, every: float = 0.1) -> None:
+def wait_for(
+    what: str,
+    check: Callable[[], bool],
+    timeout: float = 120.0,
+    every: float = 0.1,
+    proc: subprocess.Popen[str] | None = None,
+) -> None:
+    """Wait until ``check()``; with ``proc``, fail at once (with its output) if it ends first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
             return
+        if proc is not None and proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(
+                f"waiting for {what}: the command ended first (exit {proc.returncode}): {out[-1500:]} {err[-1500:]}"
+            )
         time.sleep(every)
+    if proc is not None:
+        proc.kill()
+        out, err = proc.communicate()
+        raise AssertionError(f"timed out waiting for {what}; the command said: {out[-1500:]} {err[-1500:]}")
     raise AssertionError(f"timed out waiting for {what}")
 
 
@@ -140,6 +156,7 @@ def assert_store_matches_hosts(env: LabEnv, cli: Cli) -> dict[str, str]:
     return recorded
 
 
+@pytest.mark.timing
 def test_kill_9_during_deploy_loses_nothing_and_installs_nothing_twice(lab_env: LabEnv, tmp_path: Path) -> None:
     hosts = sorted(h.name for h in lab_env.lab.hosts())
     first, second = hosts[0], hosts[1]
@@ -162,6 +179,7 @@ def test_kill_9_during_deploy_loses_nothing_and_installs_nothing_twice(lab_env: 
         f"{first} to configure the slow package",
         lambda: lab_env.ssh(first, f"test -e {SLOW_MARKER}", check=False).returncode == 0,
         every=0.2,
+        proc=proc,
     )
     # all at once, while the first host still configures (its postinst sleeps 25 s)
     others = [

@@ -23,11 +23,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.lab]
 
 # apt takes this lock with fcntl (flock(1) would not stop it); the holder lives 10 minutes.
 HOLD_DPKG_LOCK = (
-    "setsid -f python3 -c 'import fcntl, time; f = open(\"/var/lib/dpkg/lock-frontend\", \"w\"); "
+    'setsid -f python3 -c \'import fcntl, time; f = open("/var/lib/dpkg/lock-frontend", "w"); '
     "fcntl.lockf(f, fcntl.LOCK_EX); time.sleep(600)' </dev/null >/dev/null 2>&1; sleep 0.5"
 )
 
 
+@pytest.mark.timing
 def test_host_faults_each_recorded_with_reason_and_wave_within_threshold(lab_env: LabEnv, tmp_path: Path) -> None:
     locked, clean, full, cut = sorted(h.name for h in lab_env.lab.hosts())
     # two batches of two; 1 failure of 4 (25%) lets the second batch start, 3 of 4 halt the wave
@@ -38,7 +39,11 @@ def test_host_faults_each_recorded_with_reason_and_wave_within_threshold(lab_env
     assert "patchctl-lab-full" in lab_env.ssh(full, "grep /var/cache/apt/archives /proc/mounts").stdout
 
     proc = cli.start("deploy", "--json")
-    wait_for(f"{cut} to configure", lambda: lab_env.ssh(cut, f"test -e {SLOW_MARKER}", check=False).returncode == 0)
+    wait_for(
+        f"{cut} to configure",
+        lambda: lab_env.ssh(cut, f"test -e {SLOW_MARKER}", check=False).returncode == 0,
+        proc=proc,
+    )
     lab_env.lab.kill_sshd(cut)
     stdout, stderr = proc.communicate(timeout=600)
     assert "Traceback" not in stderr
