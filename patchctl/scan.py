@@ -136,6 +136,19 @@ def run_scan(opts: ScanOptions, progress: ProgressFn | None = None) -> ScanSumma
                 patch_window=inventory.var(host, "patch_window"),
             )
 
+        def ok_scan(host: str, found: normalize.LinuxScan | normalize_windows.WindowsScan) -> HostScan:
+            """A successful scan of ``host``: what its normalized result found, with its inventory facts."""
+            return replace(
+                base_scan(host, HOST_OK),
+                os_family=found.os_family,
+                distribution=found.distribution,
+                os_version=found.os_version,
+                pkg_mgr=found.pkg_mgr,
+                reboot_required=found.reboot_required,
+                updates=list(found.updates),
+                installed=dict(found.installed),
+            )
+
         def record(scan: HostScan) -> None:
             with lock:
                 if scan.host in summary.hosts and summary.hosts[scan.host].status == HOST_OK:
@@ -162,18 +175,7 @@ def run_scan(opts: ScanOptions, progress: ProgressFn | None = None) -> ScanSumma
             except PatchctlError as exc:
                 record(base_scan(host, HOST_FAILED, f"bad scan result: {exc.message}"))
                 return
-            record(
-                replace(
-                    base_scan(host, HOST_OK),
-                    os_family=found.os_family,
-                    distribution=found.distribution,
-                    os_version=found.os_version,
-                    pkg_mgr=found.pkg_mgr,
-                    reboot_required=found.reboot_required,
-                    updates=list(found.updates),
-                    installed=dict(found.installed),
-                )
-            )
+            record(ok_scan(host, found))
 
         def on_windows_event(event: HostEvent) -> bool:
             """Route a Windows scan role's event; False when it is not one."""
@@ -200,17 +202,7 @@ def run_scan(opts: ScanOptions, progress: ProgressFn | None = None) -> ScanSumma
                 except PatchctlError as exc:
                     record(base_scan(event.host, HOST_FAILED, f"bad scan result: {exc.message}"))
                     return
-                scan = replace(
-                    base_scan(event.host, HOST_OK),
-                    os_family=found.os_family,
-                    distribution=found.distribution,
-                    os_version=found.os_version,
-                    pkg_mgr=found.pkg_mgr,
-                    reboot_required=found.reboot_required,
-                    updates=list(found.updates),
-                    installed=dict(found.installed),
-                )
-                record(scan)
+                record(ok_scan(event.host, found))
             elif event.status == "unreachable":
                 record(base_scan(event.host, HOST_UNREACHABLE, result_message(event.result)))
             elif event.status == "failed":
