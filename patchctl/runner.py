@@ -410,8 +410,9 @@ class PlaybookRunner:
                 signal.signal(sig, old)
 
 
-def _inventory_error(inventory: Path, stderr: str) -> str:
-    """One line saying what is wrong with ``inventory``, taken from ansible-inventory's stderr."""
+def _inventory_error(inventory: Path, stderr: str, rc: int | None = None) -> str:
+    """One line saying what is wrong with ``inventory``, taken from ansible-inventory's stderr
+    (and its exit status ``rc`` when the stderr names no cause)."""
     text = _plain(stderr)
     lines = [ln.strip() for ln in text.splitlines()]
     failures: dict[str, str] = {}
@@ -437,7 +438,12 @@ def _inventory_error(inventory: Path, stderr: str) -> str:
     if reason is None and failures:
         reason = next(iter(failures.values()))
     if reason is None:
-        reason = _ansible_error(text) or "ansible-inventory could not read it"
+        reason = _ansible_error(text)
+    if reason is None:
+        last = next((ln for ln in reversed(lines) if ln), "")
+        status = "" if rc is None else f"exit {rc}" + (f" (killed by signal {-rc})" if rc < 0 else "")
+        detail = "; ".join(part for part in (status, last[:300]) if part)
+        reason = "ansible-inventory could not read it" + (f" ({detail})" if detail else "")
     reason = reason.splitlines()[0]
     return f"inventory {inventory}: {location + ': ' if location else ''}{reason}"
 
@@ -472,7 +478,10 @@ def list_inventory(inventory: str, *, allow_empty: bool = False) -> dict[str, An
     command = str(exe) if exe.exists() else (shutil.which("ansible-inventory") or "")
     if not command:
         raise ConfigError("ansible-inventory not found (is ansible-core installed?)")
-    with _private_data_dir() as pdd:
+    # stdin is /dev/null, not patchctl's own: Ansible refuses to start on a non-blocking stdin
+    # ("Ansible requires blocking IO"), and a caller's stdin can be left non-blocking by another
+    # process that shares it (an ssh client killed before it restored the flag, a CI runner).
+    with _private_data_dir() as pdd, open(os.devnull, "rb") as devnull:
         try:
             out, err, rc = ansible_runner.run_command(
                 executable_cmd=command,
@@ -482,11 +491,12 @@ def list_inventory(inventory: str, *, allow_empty: bool = False) -> dict[str, An
                 envvars=ansible_env(),
                 quiet=True,
                 suppress_env_files=True,
+                input_fd=devnull,
             )
         except ansible_runner.exceptions.AnsibleRunnerException as exc:
             raise ConfigError(f"inventory {inv_path}: cannot run ansible-inventory: {exc}") from exc
     if rc != 0:
-        raise ConfigError(_inventory_error(inv_path, str(err or out)))
+        raise ConfigError(_inventory_error(inv_path, str(err or out), int(rc) if rc is not None else None))
     try:
         data = json.loads(str(out))
     except ValueError as exc:

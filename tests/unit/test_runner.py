@@ -6,11 +6,14 @@ and a host whose ssh port is closed (unreachable).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -183,6 +186,32 @@ def test_list_inventory_reads_hosts_and_vars(project: Path) -> None:
     data = list_inventory(str(project / "inventory.yml"))
     assert inventory_hosts(data) == {"good", "failer", "dead"}
     assert data["_meta"]["hostvars"]["dead"]["ansible_port"] == 1
+
+
+@contextlib.contextmanager
+def nonblocking_stdin() -> Iterator[None]:
+    """fd 0 is a pipe in non-blocking mode (as a killed ssh client or a CI runner can leave it)."""
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+    saved = os.dup(0)
+    os.dup2(read_end, 0)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 0)
+        for fd in (saved, read_end, write_end):
+            os.close(fd)
+
+
+def test_ansible_runs_even_when_patchctls_stdin_is_non_blocking(project: Path) -> None:
+    # Ansible refuses a non-blocking stdin ("Ansible requires blocking IO"): patchctl must not
+    # hand its own stdin to the Ansible commands it runs.
+    with nonblocking_stdin():
+        assert not os.get_blocking(0)
+        data = list_inventory(str(project / "inventory.yml"))
+        result = PlaybookRunner().run(project / "site.yml", str(project / "inventory.yml"), limit="good")
+    assert inventory_hosts(data) == {"good", "failer", "dead"}
+    assert result.ok and result.hosts_seen == {"good"}
 
 
 def test_list_inventory_malformed_yaml_names_file_and_line(project: Path) -> None:
