@@ -27,7 +27,7 @@ TOOLS_ENV    := PATH="$(CURDIR)/$(BIN):$$PATH"
 MOLECULE_ENV := $(TOOLS_ENV) ANSIBLE_HOME="$(CURDIR)/.ansible"
 SCENARIO  ?=
 
-.PHONY: help deps venv collections lint molecule test demo clean distclean pg pg-stop test-timing
+.PHONY: help deps venv collections lint molecule test demo clean distclean pg pg-stop
 
 help:
 	@echo "make deps         system packages (root, Debian 12; quick when already installed)"
@@ -114,15 +114,11 @@ pg-stop:
 # pytest's exit 5 (no test collected) fails the target like any other non-zero exit.
 test: deps venv collections pg
 	$(MAKE) --no-print-directory lint
-	$(BIN)/python -m pytest tests/ -m "not timing"
+	$(BIN)/python -m pytest tests/
 	$(MAKE) --no-print-directory molecule
 
 # The whole story of waves and bake (README "Waves and bake"): lab up (6 hosts), scan, approve,
 # rollout, pilot wave, a refused early promotion, promotion after the bake, fleet wave, report.
-# The kill -9 / fault races against a slow install: they pass alone but failed in 2 of 3 full runs.
-test-timing: deps venv collections pg
-	$(BIN)/python -m pytest tests/ -m timing
-
 demo: deps venv collections
 	PATCHCTL=$(BIN)/patchctl tools/demo.sh
 

@@ -69,6 +69,9 @@ class LabEnv:
                 f"root@{h.address}",
                 command,
             ],
+            # not the test run's stdin: ssh makes its stdin non-blocking while it runs, and that
+            # flag belongs to the open file, shared with every process started beside it
+            stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
             timeout=300,

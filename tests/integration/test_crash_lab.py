@@ -12,7 +12,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -93,13 +93,30 @@ class Cli:
         return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
     def start(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             self.argv(*args),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             env=self.env.env,
         )
+        _STARTED.append(proc)
+        return proc
+
+
+# Commands started in the background by the current test; reaped after it, pass or fail, so that
+# a failing test cannot leave a running deploy (or an unreaped Popen) to the next one.
+_STARTED: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def reap_started_commands() -> Iterator[None]:
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=60)
 
 
 def kill9(proc: subprocess.Popen[str]) -> None:
@@ -156,7 +173,6 @@ def assert_store_matches_hosts(env: LabEnv, cli: Cli) -> dict[str, str]:
     return recorded
 
 
-@pytest.mark.timing
 def test_kill_9_during_deploy_loses_nothing_and_installs_nothing_twice(lab_env: LabEnv, tmp_path: Path) -> None:
     hosts = sorted(h.name for h in lab_env.lab.hosts())
     first, second = hosts[0], hosts[1]

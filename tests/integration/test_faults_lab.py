@@ -17,7 +17,15 @@ import pytest
 from patchctl.lab.repo import SLOW_MARKER
 
 from .conftest import LabEnv
-from .test_crash_lab import TARGET, assert_store_matches_hosts, dpkg_state, prepare, upgrades_logged, wait_for
+from .test_crash_lab import (  # noqa: F401 - reap_started_commands is an autouse fixture
+    TARGET,
+    assert_store_matches_hosts,
+    dpkg_state,
+    prepare,
+    reap_started_commands,
+    upgrades_logged,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 
@@ -28,7 +36,6 @@ HOLD_DPKG_LOCK = (
 )
 
 
-@pytest.mark.timing
 def test_host_faults_each_recorded_with_reason_and_wave_within_threshold(lab_env: LabEnv, tmp_path: Path) -> None:
     locked, clean, full, cut = sorted(h.name for h in lab_env.lab.hosts())
     # two batches of two; 1 failure of 4 (25%) lets the second batch start, 3 of 4 halt the wave
