@@ -1275,7 +1275,9 @@ class ScanModule:
             try:
                 self.params[name] = _convert(name, value, item)
             except ValueError as exc:
-                self.fail_json(msg=f"argument {exc}")
+                # patchctl's scan playbook does not run the role's argument spec check (one more
+                # worker per host): the module checks the same types, and names the role variable.
+                self.fail_json(msg=f"argument {exc} (role variable patch_scan_linux_{name})")
 
     def _emit(self, result, code):
         result["invocation"] = {"module_args": dict(self.params)}

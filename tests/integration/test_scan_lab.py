@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+import yaml
 
 from .conftest import LabEnv
 
@@ -156,3 +157,21 @@ def test_limit_scans_only_the_selected_group(lab_env: LabEnv, tmp_path: Path) ->
     assert isinstance(summary, dict)
     pilot = {h.name for h in lab_env.lab.hosts() if "pilot" in h.groups}
     assert {h["name"] for h in summary["hosts"]} == pilot
+
+
+def test_a_wrong_role_variable_fails_its_host_naming_the_variable(lab_env: LabEnv, tmp_path: Path) -> None:
+    # patchctl's scan playbook skips the role's argument spec task: the module's own check names
+    # the role variable instead, and only the host with the wrong value fails.
+    inventory = yaml.safe_load(lab_env.inventory.read_text())
+    victim = lab_env.lab.hosts()[0].name
+    inventory["all"]["hosts"][victim]["patch_scan_linux_refresh"] = "maybe"
+    bad = tmp_path / "inventory.yml"
+    bad.write_text(yaml.safe_dump(inventory))
+    result = lab_env.cli("scan", "-i", str(bad), "--json", db=tmp_path / "var.db")
+    assert result.code == 1, result.stderr
+    summary = result.json()
+    assert isinstance(summary, dict)
+    hosts = {h["name"]: h for h in summary["hosts"]}
+    assert hosts[victim]["status"] == "failed"
+    assert "patch_scan_linux_refresh" in hosts[victim]["error"] and "'maybe'" in hosts[victim]["error"]
+    assert all(h["status"] == "ok" for name, h in hosts.items() if name != victim)
