@@ -14,7 +14,10 @@ order of precedence (:func:`verify_state`, a pure rule):
     deploy of it failed;
 ``missing``
     an approved update is not installed (for example a package downgraded by hand); the next
-    deploy of the host's wave installs it again;
+    deploy of the host's wave installs it again. The scan reports what the repositories offer
+    now, which may be a newer version than the approved one: an approved update also counts as
+    not installed when the host's installed version of its package is older than the approved
+    version (apt, dnf and zypper versions are ordered by :mod:`patchctl.versions`);
 ``reboot_pending``
     everything approved is installed but the host waits for a reboot;
 ``compliant``
@@ -31,9 +34,10 @@ from typing import Any
 from patchctl.errors import EXIT_HOST_FAILURES, EXIT_OK
 from patchctl.model import HOST_FAILED, HOST_OK, HOST_UNREACHABLE
 from patchctl.report import COMPLIANT, FAILED, MISSING, REBOOT_PENDING, STALE, UNREACHABLE
-from patchctl.store import Store
+from patchctl.store import MissingUpdateRow, Store
 from patchctl.store.reboots import RebootStore, VerifyRow
-from patchctl.store.rollouts import RolloutStore
+from patchctl.store.rollouts import RolloutStore, RolloutUpdate
+from patchctl.versions import older
 
 VERIFY_STATES = (COMPLIANT, MISSING, FAILED, REBOOT_PENDING, UNREACHABLE, STALE)
 
@@ -48,13 +52,15 @@ class HostFacts:
     reboot_required: bool
     approved: frozenset[str]  # uids approved for the host
     missing: frozenset[str]  # uids the host's last successful scan reports missing
+    # approved uids whose package the host has at an older version than the approved one
+    below_approved: frozenset[str] = frozenset()
     deploy_failed: Mapping[str, str] = field(default_factory=dict)  # uid -> reason, last deploy
     scan_error: str | None = None
 
 
 def verify_state(facts: HostFacts, now: datetime, stale_after: timedelta) -> tuple[str, str, tuple[str, ...]]:
     """(state, detail, approved uids not installed) of one host; see the module docstring."""
-    missing = tuple(sorted(facts.approved & facts.missing))
+    missing = tuple(sorted(facts.approved & (facts.missing | facts.below_approved)))
     last_ok = facts.last_ok_scan_at
     if last_ok is None or now - last_ok > stale_after:
         since = f"since {last_ok.isoformat(timespec='minutes')}" if last_ok else "ever"
@@ -110,14 +116,20 @@ class VerifyOptions:
     forks: int = 20
 
 
-def approved_for_hosts(rs: RolloutStore, hosts: Iterable[str]) -> tuple[dict[str, set[str]], dict[str, dict[str, str]]]:
-    """host -> uids its started waves approved; host -> {uid: reason} of its last failed deploys."""
+def approved_for_hosts(
+    rs: RolloutStore, hosts: Iterable[str], details: dict[str, RolloutUpdate] | None = None
+) -> tuple[dict[str, set[str]], dict[str, dict[str, str]]]:
+    """host -> uids its started waves approved; host -> {uid: reason} of its last failed deploys.
+
+    With ``details``, each approved uid's update (source, name, version) is added to it."""
     wanted = set(hosts)
     approved: dict[str, set[str]] = {h: set() for h in wanted}
     failed: dict[str, dict[str, str]] = {h: {} for h in wanted}
     for rollout_id in rs.rollout_ids():
         r = rs.rollout(rollout_id)
         uids = {u.uid for u in r.updates}
+        if details is not None:
+            details.update((u.uid, u) for u in r.updates)
         for rec in r.waves:
             if rec.state == "pending":
                 continue
@@ -129,6 +141,27 @@ def approved_for_hosts(rs: RolloutStore, hosts: Iterable[str]) -> tuple[dict[str
                     for uid in res.failed or dict.fromkeys(uids, reason):
                         failed[host][uid] = str((res.failed or {}).get(uid, reason))
     return approved, failed
+
+
+def below_approved(
+    approved: Iterable[str], details: Mapping[str, RolloutUpdate], missing: Iterable[MissingUpdateRow]
+) -> set[str]:
+    """The approved uids whose package the host has at a version older than the approved one.
+
+    A scan lists what the repositories offer now: after a newer version is published, a host
+    downgraded below the approved version misses the newer update, not the approved one. Its
+    missing row still says which version is installed; that version is compared with the
+    approved one (sources whose versions are not ordered, Windows and Chocolatey, are skipped)."""
+    installed = {(m.source, m.name): m.installed_version for m in missing if m.installed_version}
+    below = set()
+    for uid in approved:
+        upd = details.get(uid)
+        if upd is None:
+            continue
+        have = installed.get((upd.source, upd.name))
+        if have is not None and older(upd.source, have, upd.version):
+            below.add(uid)
+    return below
 
 
 def verify(opts: VerifyOptions) -> VerifyReport:
@@ -151,11 +184,14 @@ def verify(opts: VerifyOptions) -> VerifyReport:
     with Store.open(opts.db_url) as store:
         rs = RolloutStore(store)
         rows = {r.host: r for r in store.host_compliance(targets)}
-        approved, failed = approved_for_hosts(rs, targets)
+        details: dict[str, RolloutUpdate] = {}
+        approved, failed = approved_for_hosts(rs, targets, details)
         missing_ids = rs.missing_on_hosts(targets)
         uid_of = _uids(rs, {i for ids in missing_ids.values() for i in ids})
         for host in targets:
             row = rows.get(host)
+            mine = approved.get(host, set())
+            below = below_approved(mine, details, store.missing_updates(host)) if row and mine else set()
             facts = HostFacts(
                 host=host,
                 scan_status=None if row is None or row.reachability == "never_scanned" else row.reachability,
@@ -163,6 +199,7 @@ def verify(opts: VerifyOptions) -> VerifyReport:
                 reboot_required=bool(row.reboot_required) if row else False,
                 approved=frozenset(approved.get(host, set())),
                 missing=frozenset(uid_of[i] for i in missing_ids.get(host, set()) if i in uid_of),
+                below_approved=frozenset(below),
                 deploy_failed=failed.get(host, {}),
                 scan_error=row.last_error if row else None,
             )

@@ -13,9 +13,10 @@ from patchctl.maintenance import parse_windows
 from patchctl.model import HostScan
 from patchctl.policy import Concurrency, Wave
 from patchctl.reboot import plan_host, wave_groups
-from patchctl.store import Store
+from patchctl.store import MissingUpdateRow, Store
 from patchctl.store.reboots import REBOOT_FAILED, REBOOT_OK, RebootStore, VerifyRow
-from patchctl.verify import HostFacts, verify_state
+from patchctl.store.rollouts import RolloutUpdate
+from patchctl.verify import HostFacts, below_approved, verify_state
 
 NOW = datetime(2025, 6, 1, 2, 0, tzinfo=UTC)
 WINDOWS = parse_windows([{"name": "nightly", "start": "0 1 * * *", "duration": "4h"}], "p.yml")
@@ -149,3 +150,38 @@ def test_reboot_store_pending_attempts_and_verify(tmp_path: Path) -> None:
         )
         states = {v.host: (v.state, v.missing) for v in rs.host_states()}
         assert states == {"srv-01": ("compliant", ()), "cli-01": ("reboot_pending", ())}
+
+
+def _approved(uid: str, source: str, name: str, version: str) -> RolloutUpdate:
+    return RolloutUpdate(
+        update_id=1, uid=uid, source=source, name=name, version=version, classification="security",
+        major=False, update_ref=None, kbs=(),
+    )  # fmt: skip
+
+
+def _missing(source: str, name: str, version: str, installed: str | None) -> MissingUpdateRow:
+    return MissingUpdateRow(
+        host="h", uid=f"{source}:{name}:{version}", source=source, name=name, version=version,
+        installed_version=installed, classification="security", severity=None, major=False, reboot_hint=False,
+        cves=(), first_seen_at=NOW, last_seen_at=NOW, catalog_first_seen_at=NOW,
+    )  # fmt: skip
+
+
+def test_an_approved_update_superseded_in_the_repository_still_counts_when_the_host_is_below_it() -> None:
+    # approved: a 1.1-1 (apt), r 2.0-1 (dnf), choco 5.0 (no version order); the repositories now
+    # offer a 1.2-1 and r 2.1-1, so scans report those as missing, with what is installed
+    details = {
+        "apt:a:1.1-1": _approved("apt:a:1.1-1", "apt", "a", "1.1-1"),
+        "dnf:r:2.0-1": _approved("dnf:r:2.0-1", "dnf", "r", "2.0-1"),
+        "chocolatey:c:5.0": _approved("chocolatey:c:5.0", "chocolatey", "c", "5.0"),
+    }
+    downgraded = [_missing("apt", "a", "1.2-1", "1.0-1"), _missing("dnf", "r", "2.1-1", "1.9-3")]
+    assert below_approved(details, details, downgraded) == {"apt:a:1.1-1", "dnf:r:2.0-1"}
+    # at the approved version (or newer), or not installed at all: not below
+    current = [_missing("apt", "a", "1.2-1", "1.1-1"), _missing("dnf", "r", "2.1-1", "2.0-1~1"),
+               _missing("chocolatey", "c", "6.0", "4.0"), _missing("apt", "other", "2", "1")]  # fmt: skip
+    assert below_approved(details, details, current) == {"dnf:r:2.0-1"}  # 2.0-1~1 sorts before 2.0-1
+    host = facts(approved=frozenset(details), missing=frozenset({"apt:a:1.2-1"}), below_approved={"apt:a:1.1-1"})
+    state, detail, missing = verify_state(host, NOW, STALE)
+    assert (state, missing) == ("missing", ("apt:a:1.1-1",))
+    assert "apt:a:1.1-1" in detail
