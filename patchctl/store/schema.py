@@ -72,6 +72,29 @@ RUN_SUMMARY_COLUMNS: tuple[str, ...] = (
 )
 
 
+def as_utc(value: datetime) -> datetime:
+    """``value`` as an aware UTC datetime (a naive one is taken to be UTC already)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def sqlite_timestamp(value: datetime) -> str:
+    """The text a :class:`UTCDateTime` column keeps in SQLite for ``value``: its UTC time in
+    SQLAlchemy's SQLite DATETIME storage format (``2024-06-01 10:00:00.000000``), byte for byte.
+
+    For writers that bypass SQLAlchemy's bind processing (the scan's write path); a unit test
+    compares the two.
+    """
+    v = as_utc(value)
+    return f"{v.year:04d}-{v.month:02d}-{v.day:02d} {v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}"
+
+
+def json_text(value: Any) -> str:
+    """The text a :class:`JSONText` column keeps for ``value`` (sorted keys, compact; tuples as lists)."""
+    if isinstance(value, tuple):
+        value = list(value)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A timestamp stored in UTC and returned as an aware UTC datetime.
 
@@ -87,7 +110,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        value = as_utc(value)
         if dialect.name == "sqlite":
             return value.replace(tzinfo=None)
         return value
@@ -105,11 +128,7 @@ class JSONText(TypeDecorator[Any]):
     cache_ok = True
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
-        if value is None:
-            return None
-        if isinstance(value, tuple):
-            value = list(value)
-        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+        return None if value is None else json_text(value)
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
         if value is None:
