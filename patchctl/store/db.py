@@ -314,6 +314,20 @@ def refresh_host_summaries(conn: Connection, host_ids: Sequence[int]) -> None:
     )
 
 
+def bump_update_counts(conn: Connection, deltas: Iterable[tuple[int, int, int]]) -> None:
+    """Add ``(update_id, missing, installed)`` to ``update_counts`` (migration 0007), in ``conn``'s
+    transaction: for writers of ``host_updates`` other than a scan (which adds its own)."""
+    rows = sorted(d for d in deltas if d[1] or d[2])  # in update order, as a scan locks them
+    if rows:
+        conn.exec_driver_sql(_Dialect(conn.dialect.name).sql(_BUMP_COUNTS_SQL), rows)
+
+
+def refresh_update_counts(conn: Connection) -> None:
+    """Recompute every row of ``update_counts`` from ``host_updates``, in ``conn``'s transaction."""
+    conn.execute(t.update_counts.delete())
+    conn.execute(sa.text(_FILL_UPDATE_COUNTS_SQL))
+
+
 def _run_history(conn: Connection, run_id: int) -> dict[str, int]:
     """The ``scan_runs.scans_*`` columns of a run: its history point, from its scans."""
     history = dict.fromkeys(RUN_COUNT_COLUMNS.values(), 0)
@@ -321,6 +335,12 @@ def _run_history(conn: Connection, run_id: int) -> dict[str, int]:
         history = {column: int(point._mapping[name] or 0) for name, column in RUN_COUNT_COLUMNS.items()}
     return history
 
+
+_FILL_UPDATE_COUNTS_SQL = (
+    "INSERT INTO update_counts (update_id, hosts_missing, hosts_installed)"
+    " SELECT update_id, SUM(CASE WHEN state = 'missing' THEN 1 ELSE 0 END),"
+    " SUM(CASE WHEN state = 'installed' THEN 1 ELSE 0 END) FROM host_updates GROUP BY update_id"
+)
 
 # The summary columns of refresh_host_summaries (the statement compiles once per set of keys).
 _UPDATE_HOST = t.hosts.update().where(t.hosts.c.id == sa.bindparam("_id"))
@@ -414,6 +434,13 @@ _RESOLVE_SQL = (
     "UPDATE host_updates SET state = ?, installed_version = ?, resolved_at = ? WHERE host_id = ? AND update_id = ?"
 )
 _SCAN_WRITE_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || ?, 0))"
+# update_counts (migration 0007): (update_id, missing, installed) added to an update's counts.
+_BUMP_COUNTS_SQL = (
+    "INSERT INTO update_counts (update_id, hosts_missing, hosts_installed) VALUES (?, ?, ?)"
+    " ON CONFLICT (update_id) DO UPDATE SET hosts_missing = update_counts.hosts_missing + excluded.hosts_missing,"
+    " hosts_installed = update_counts.hosts_installed + excluded.hosts_installed"
+)
+_MISSED_ELSEWHERE_SQL = "SELECT update_id FROM update_counts WHERE hosts_missing > 1 AND update_id IN ({in})"
 
 
 class _Dialect:
@@ -660,6 +687,7 @@ class _ScanWrite:
         reopened: list[tuple[Any, ...]] = []
         reopened_earlier: list[tuple[Any, ...]] = []  # a scan older than the row's first sighting
         resolutions: list[tuple[Any, ...]] = []
+        counts: list[tuple[int, int, int]] = []  # update_counts: (update_id, missing, installed) added
         reported_ids: set[int] = set()
         for uid, upd in reported:
             update_id = ids[uid]
@@ -674,8 +702,10 @@ class _ScanWrite:
                 other = resolved.get(update_id)
                 if other is None:
                     inserts.append((host_id, update_id, upd.installed_version, at, at))
+                    counts.append((update_id, 1, 0))
                     continue
-                first_seen = other[1]
+                state, first_seen = other
+                counts.append((update_id, 1, -1 if state == t.STATE_INSTALLED else 0))
             if first_seen > at:
                 reopened_earlier.append((upd.installed_version, at, at, host_id, update_id))
             else:
@@ -687,6 +717,7 @@ class _ScanWrite:
             installed = now_version is not None and now_version == version
             state = t.STATE_INSTALLED if installed else t.STATE_GONE
             resolutions.append((state, now_version, at, host_id, update_id))
+            counts.append((update_id, -1, 1 if installed else 0))
         self._run_many(_INSERT_HOST_UPDATE_SQL, inserts)
         # At scale most rows are unchanged but for the time they were seen: one statement for them.
         for chunk in _chunks(still_missing):
@@ -694,6 +725,16 @@ class _ScanWrite:
         self._run_many(_REOPEN_SQL, reopened)
         self._run_many(_REOPEN_EARLIER_SQL, reopened_earlier)
         self._run_many(_RESOLVE_SQL, resolutions)
+        # In update order: on PostgreSQL concurrent writers (deploy results) lock them in one order.
+        counts.sort()
+        self._run_many(_BUMP_COUNTS_SQL, counts)
+
+    def missed_elsewhere(self, update_ids: Sequence[int]) -> list[int]:
+        """Of ``update_ids`` (missing on this host now), those missing on other hosts too."""
+        found: list[int] = []
+        for chunk in _chunks(update_ids):
+            found.extend(int(r[0]) for r in self._rows(_MISSED_ELSEWHERE_SQL, chunk, len(chunk)))
+        return found
 
 
 def _dbapi_cursor(conn: Connection) -> Any:
@@ -926,12 +967,14 @@ class Store:
                 raise StoreError(f"no run {run_id} in {self._url}")
 
     def refresh_summaries(self) -> None:
-        """Recompute every host's summary counts and every finished run's history point from the
-        rows they summarize: for a store whose rows were written by other means (the store
-        benchmark's generator, a hand repair). patchctl's own writers keep them as they go."""
+        """Recompute every host's summary counts, every update's counts and every finished run's
+        history point from the rows they summarize: for a store whose rows were written by other
+        means (the store benchmark's generator, a hand repair). patchctl's own writers keep them
+        as they go."""
         sr = t.scan_runs
         with self._write("refresh the summary counts") as conn:
             refresh_host_summaries(conn, [int(i) for i in conn.scalars(sa.select(t.hosts.c.id).order_by(t.hosts.c.id))])
+            refresh_update_counts(conn)
             for run_id in conn.scalars(sa.select(sr.c.id).where(sr.c.finished_at.is_not(None))):
                 conn.execute(sr.update().where(sr.c.id == run_id).values(**_run_history(conn, int(run_id))))
 
@@ -1034,11 +1077,14 @@ class Store:
                 write.insert_scan(run_id, host_id, [upd for _uid, upd in reported])
                 if ok:
                     write.host_updates(host_id, row is None, reported, ids)
+                if reclassified:
+                    reclassified = write.missed_elsewhere(reclassified)
             finally:
                 cur.close()
             if reclassified:
                 # A scan told the catalog a new classification or `major` for updates other hosts
-                # miss too: their summary counts change with it.
+                # miss too: their summary counts change with it. (No index leads from an update to
+                # the hosts missing it: this scans the missing rows, for such a rare change.)
                 hu = t.host_updates
                 others: set[int] = set()
                 for chunk in _chunks(reclassified):
@@ -1060,12 +1106,12 @@ class Store:
 
         A scan passes them to the hosts so each reports the installed version of each.
         """
-        u, hu = t.updates, t.host_updates
+        u, c = t.updates, t.update_counts
         query = (
             sa.select(u.c.name)
             .distinct()
-            .join(hu, hu.c.update_id == u.c.id)
-            .where(u.c.source == source, hu.c.state == t.STATE_MISSING)
+            .join(c, c.c.update_id == u.c.id)
+            .where(u.c.source == source, c.c.hosts_missing > 0)
             .order_by(u.c.name)
         )
         with self._read() as conn:

@@ -249,8 +249,31 @@ host_updates = sa.Table(
     sa.Column("first_seen_at", UTCDateTime(), nullable=False),
     sa.Column("last_seen_at", UTCDateTime(), nullable=False),
     sa.Column("resolved_at", UTCDateTime()),
-    sa.Index("ix_host_updates_host_state", "host_id", "state"),
-    sa.Index("ix_host_updates_update_state", "update_id", "state"),
+    # The missing rows in host order (migration 0007). No index in update order: a scan's rows
+    # would land at random places in it; update_counts keeps what its readers wanted.
+    sa.Index(
+        "ix_host_updates_missing",
+        "host_id",
+        "update_id",
+        sqlite_where=sa.text("state = 'missing'"),
+        postgresql_where=sa.text("state = 'missing'"),
+    ),
+)
+
+# Per update, how many hosts miss it now and have it installed (migration 0007): kept by every
+# writer of host_updates in the same transaction (a row appears with an update's first count).
+update_counts = sa.Table(
+    "update_counts",
+    metadata,
+    sa.Column(
+        "update_id",
+        sa.Integer,
+        sa.ForeignKey("updates.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    sa.Column("hosts_missing", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("hosts_installed", sa.Integer, nullable=False, server_default="0"),
 )
 
 

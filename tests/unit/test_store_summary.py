@@ -142,3 +142,98 @@ def test_migration_fills_the_summaries_of_existing_rows(store: Store, db_url: st
         conn.commit()
     assert _kept(store) == kept == _aggregated(db_url)
     assert sql(db_url, "SELECT * FROM scan_runs") == runs
+
+
+# --- update_counts (migration 0007) -------------------------------------------------------------
+
+
+def _update_counts(url: str) -> dict[str, tuple[int, int]]:
+    """uid -> (hosts_missing, hosts_installed) as kept in update_counts (zeros left out)."""
+    rows = sql(
+        url,
+        "SELECT u.uid, c.hosts_missing, c.hosts_installed FROM update_counts c JOIN updates u ON u.id = c.update_id",
+    )
+    return {str(r[0]): (int(str(r[1])), int(str(r[2]))) for r in rows if r[1] or r[2]}
+
+
+def _update_counts_aggregated(url: str) -> dict[str, tuple[int, int]]:
+    """The same, counted from host_updates."""
+    rows = sql(
+        url,
+        "SELECT u.uid, SUM(CASE WHEN hu.state = 'missing' THEN 1 ELSE 0 END),"
+        " SUM(CASE WHEN hu.state = 'installed' THEN 1 ELSE 0 END)"
+        " FROM host_updates hu JOIN updates u ON u.id = hu.update_id GROUP BY u.uid",
+    )
+    return {str(r[0]): (int(str(r[1])), int(str(r[2]))) for r in rows if r[1] or r[2]}
+
+
+def _catalog_view(url: str) -> dict[str, tuple[int, int]]:
+    rows = sql(url, "SELECT uid, hosts_missing, hosts_installed FROM v_update_catalog")
+    return {str(r[0]): (int(str(r[1])), int(str(r[2]))) for r in rows if r[1] or r[2]}
+
+
+def _check_update_counts(store: Store, db_url: str) -> dict[str, tuple[int, int]]:
+    kept = _update_counts(db_url)
+    assert kept == _update_counts_aggregated(db_url) == _catalog_view(db_url)
+    assert {e.uid: e.hosts_missing for e in RolloutStore(store).catalog() if e.hosts_missing} == {
+        uid: missing for uid, (missing, _installed) in kept.items() if missing
+    }
+    with store.engine.connect() as conn:
+        q = reads.sqlalchemy_query(conn)
+        # The whole fleet's top list (kept counts) is the one counted from every host's rows.
+        assert reads.top_missing(q, 10) == reads.top_missing(q, 10, store.hosts())
+    return kept
+
+
+def test_update_counts_follow_scans_and_deploys(store: Store, db_url: str) -> None:
+    run = store.start_run("scan", "inv", None, 2, now=T0)
+    store.record_host_scan(run, ok_scan("web01", T0, [OPENSSL, CURL, KERNEL_SPARSE]))
+    store.record_host_scan(run, ok_scan("web02", T0, [OPENSSL, NGINX]))
+    kept = _check_update_counts(store, db_url)
+    assert kept == {OPENSSL.uid: (2, 0), CURL.uid: (1, 0), KERNEL_SPARSE.uid: (1, 0), NGINX.uid: (1, 0)}
+    assert store.watched_packages("apt") == sorted([OPENSSL.name, CURL.name, KERNEL.name, NGINX.name])
+
+    # Resolved: curl installed, the kernel gone; then both missing again (from installed, from gone).
+    at = T0 + timedelta(hours=1)
+    store.record_host_scan(run, ok_scan("web01", at, [OPENSSL, KERNEL_SPARSE], installed={CURL.name: CURL.version}))
+    assert _check_update_counts(store, db_url)[CURL.uid] == (0, 1)
+    store.record_host_scan(run, ok_scan("web01", at + timedelta(hours=1), [OPENSSL]))
+    kept = _check_update_counts(store, db_url)
+    assert (kept[CURL.uid], KERNEL_SPARSE.uid in kept) == ((0, 1), False)
+    assert store.watched_packages("apt") == sorted([OPENSSL.name, NGINX.name])
+    store.record_host_scan(run, ok_scan("web01", at + timedelta(hours=2), [OPENSSL, CURL, KERNEL_SPARSE]))
+    kept = _check_update_counts(store, db_url)
+    assert (kept[CURL.uid], kept[KERNEL_SPARSE.uid]) == ((1, 0), (1, 0))
+
+    # Still missing with another installed version, and a scan older than what the store knows:
+    # the rows change, the counts do not.
+    newer = Update("apt", OPENSSL.name, OPENSSL.version, "security", installed_version="3.0.12-1")
+    store.record_host_scan(run, ok_scan("web01", at + timedelta(hours=3), [newer, CURL, KERNEL_SPARSE]))
+    store.record_host_scan(run, ok_scan("web02", T0 - timedelta(days=1), [OPENSSL, NGINX]))
+    assert _check_update_counts(store, db_url) == kept
+
+    # A deploy installs openssl on web02 (curl, "present", is not missing there: unchanged); a
+    # failed scan changes nothing.
+    rs = RolloutStore(store)
+    entries = rs.catalog()
+    ids = {e.uid: e.id for e in entries}
+    rid = rs.create_rollout(T1, "tester", "policy.yml", [Wave("pilot", "web02", bake_days=0)], entries)
+    deploy_run = rs.start_deploy_run(rid, "pilot", "tester", T1)
+    outcome = ApplyOutcome("web02", "ok", installed=[OPENSSL.uid, OPENSSL.uid])
+    rs.record_deploy_result(deploy_run, rid, "pilot", outcome, T1, present=[CURL.uid, OPENSSL.uid], update_ids=ids)
+    store.record_host_scan(run, HostScan("web02", "failed", T1, error="apt is locked"))
+    kept = _check_update_counts(store, db_url)
+    assert (kept[OPENSSL.uid], kept[CURL.uid]) == ((1, 1), (1, 0))
+
+    # Recomputed from the rows by refresh_summaries, and filled by the migration.
+    sql(db_url, "UPDATE update_counts SET hosts_missing = 99")
+    store.refresh_summaries()
+    assert _check_update_counts(store, db_url) == kept
+    with store.engine.connect() as conn:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0006")
+        assert _catalog_view(db_url) == kept  # the 0004 view again, aggregating
+        command.upgrade(cfg, "head")
+        conn.commit()
+    assert _check_update_counts(store, db_url) == kept
