@@ -223,9 +223,11 @@ _CATALOG_COLUMNS = (
     "cves",
     "advisory_ids",
     "kbs",
+    "approved",
 )
 _C_ID, _C_UID, _C_CLASS, _C_MAJOR, _C_FIRST, _C_LAST = range(6)
 _C_ARCH, _C_SEVERITY, _C_TITLE, _C_ORIGIN, _C_UPDATE_ID, _C_REBOOT, _C_CVES, _C_ADVISORIES, _C_KBS = range(6, 15)
+_C_APPROVED = 15
 
 
 def _adds_detail(upd: Update, old: Sequence[Any], at: Any) -> bool:
@@ -269,49 +271,104 @@ def _merge_tuple(new: tuple[str, ...], old: Any) -> list[str]:
 SEEN_GRANULARITY = timedelta(minutes=10)
 # classification -> its summary column (unknown ones count as other)
 _SUMMARY_COLUMN = {c: f"missing_{c}" for c in t.VIEW_CLASSIFICATIONS}
+# What host_summary gives: the view's summary columns (0006) and missing_approved (0008).
+_HOST_SUMMARY_KEPT = (*t.HOST_SUMMARY_COLUMNS, "missing_approved")
 
 
-def host_summary(kinds: Iterable[tuple[str, bool]], counts: Iterable[int] | None = None) -> dict[str, int]:
+def host_summary(kinds: Iterable[tuple[str, bool, bool]], counts: Iterable[int] | None = None) -> dict[str, int]:
     """The ``hosts.missing_*`` summary columns for the updates missing on a host.
 
-    ``kinds`` gives each update's (classification, major) as the catalog has them; with
-    ``counts``, each pair stands for that many updates. Unknown classifications count as other.
+    ``kinds`` gives each update's (classification, major, approved) as the catalog has them; with
+    ``counts``, each stands for that many updates. Unknown classifications count as other.
     """
-    summary = dict.fromkeys(t.HOST_SUMMARY_COLUMNS, 0)
+    summary = dict.fromkeys(_HOST_SUMMARY_KEPT, 0)
     numbers = counts if counts is not None else repeat(1)
-    for (classification, major), n in zip(kinds, numbers, strict=False):
+    for (classification, major, approved), n in zip(kinds, numbers, strict=False):
         summary["missing_total"] += n
         summary[_SUMMARY_COLUMN.get(classification, "missing_other")] += n
         if major:
             summary["missing_major"] += n
+        if approved:
+            summary["missing_approved"] += n
     return summary
 
 
 def refresh_host_summaries(conn: Connection, host_ids: Sequence[int]) -> None:
     """Recompute ``hosts.missing_*`` of ``host_ids`` from ``host_updates``, in ``conn``'s transaction.
 
-    For writers that change a few of a host's rows (a deploy result) and for catalog changes
-    that move updates between classifications; a scan writes its host's counts itself.
+    For writers that change a few of a host's rows (a deploy result), for catalog changes that
+    move updates between classifications and for decisions that approve updates or no longer do;
+    a scan writes its host's counts itself.
     """
     if not host_ids:
         return
     hu, u = t.host_updates, t.updates
-    kinds: dict[int, list[tuple[str, bool]]] = {int(h): [] for h in host_ids}
+    kinds: dict[int, list[tuple[str, bool, bool]]] = {int(h): [] for h in host_ids}
     counts: dict[int, list[int]] = {int(h): [] for h in host_ids}
     for chunk in _chunks(list(kinds)):
         query = (
-            sa.select(hu.c.host_id, u.c.classification, u.c.major, sa.func.count().label("n"))
+            sa.select(hu.c.host_id, u.c.classification, u.c.major, u.c.approved, sa.func.count().label("n"))
             .join(u, u.c.id == hu.c.update_id)
             .where(hu.c.host_id.in_(chunk), hu.c.state == t.STATE_MISSING)
-            .group_by(hu.c.host_id, u.c.classification, u.c.major)
+            .group_by(hu.c.host_id, u.c.classification, u.c.major, u.c.approved)
         )
         for row in conn.execute(query):
-            kinds[int(row.host_id)].append((str(row.classification), bool(row.major)))
+            kinds[int(row.host_id)].append((str(row.classification), bool(row.major), bool(row.approved)))
             counts[int(row.host_id)].append(int(row.n))
     conn.execute(
         _UPDATE_HOST,
         [{"_id": h, **host_summary(kinds[h], counts[h])} for h in kinds],
     )
+
+
+def scan_write_lock(conn: Connection) -> None:
+    """PostgreSQL: take the scans' turn (see :meth:`_ScanWrite.lock`), for other writers of what a
+    scan counts (decisions). Released at commit; nothing on SQLite (BEGIN IMMEDIATE)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(_Dialect(conn.dialect.name).sql(_SCAN_WRITE_LOCK_SQL), (_SCAN_WRITE_LOCK_NAME,))
+
+
+def refresh_approvals(conn: Connection, update_ids: Sequence[int] | None = None) -> None:
+    """``updates.approved`` of ``update_ids`` (None: every update) from their latest decisions, in
+    ``conn``'s transaction; ``hosts.missing_approved`` moves with it for the hosts missing an
+    update whose approval changed."""
+    u, d, hu = t.updates, t.decisions, t.host_updates
+    chunks = _chunks(list(update_ids)) if update_ids is not None else [None]
+    now_approved: list[int] = []
+    no_longer: list[int] = []
+    for chunk in chunks:
+        last = sa.select(sa.func.max(d.c.id)).group_by(d.c.update_id)
+        catalog = sa.select(u.c.id, u.c.approved)
+        if chunk is not None:
+            last = last.where(d.c.update_id.in_(chunk))
+            catalog = catalog.where(u.c.id.in_(chunk))
+        approved = {
+            int(i)
+            for i in conn.scalars(sa.select(d.c.update_id).where(d.c.id.in_(last), d.c.state == t.DECISION_APPROVED))
+        }
+        for row in conn.execute(catalog):
+            if (int(row.id) in approved) != bool(row.approved):
+                (now_approved if int(row.id) in approved else no_longer).append(int(row.id))
+    added: Counter[int] = Counter()  # host id -> approved missing updates added
+    for ids, value, sign in ((now_approved, True, 1), (no_longer, False, -1)):
+        for chunk in _chunks(ids):
+            conn.execute(u.update().where(u.c.id.in_(chunk)).values(approved=value))
+            missing = (
+                sa.select(hu.c.host_id, sa.func.count().label("n"))
+                .where(hu.c.update_id.in_(chunk), hu.c.state == t.STATE_MISSING)
+                .group_by(hu.c.host_id)
+            )
+            for row in conn.execute(missing):
+                added[int(row.host_id)] += sign * int(row.n)
+    rows = [{"_id": host_id, "n": n} for host_id, n in sorted(added.items()) if n]
+    if rows:
+        h = t.hosts
+        conn.execute(
+            h.update()
+            .where(h.c.id == sa.bindparam("_id"))
+            .values(missing_approved=h.c.missing_approved + sa.bindparam("n", type_=sa.Integer)),
+            rows,
+        )
 
 
 def bump_update_counts(conn: Connection, deltas: Iterable[tuple[int, int, int]]) -> None:
@@ -509,12 +566,12 @@ class _ScanWrite:
 
     def catalog(
         self, reported: Sequence[tuple[str, Update]]
-    ) -> tuple[dict[str, int], dict[int, tuple[str, bool]], list[int]]:
+    ) -> tuple[dict[str, int], dict[int, tuple[str, bool, bool]], list[int]]:
         """Insert new updates, refresh known ones.
 
-        Returns uid -> updates.id; updates.id -> (classification, major) as the catalog has them
-        now (what the host's summary counts); and the ids of known updates whose classification
-        or ``major`` this scan changed.
+        Returns uid -> updates.id; updates.id -> (classification, major, approved) as the catalog
+        has them now (what the host's summary counts); and the ids of known updates whose
+        classification or ``major`` this scan changed.
         """
         at = self.at
         existing: dict[str, Any] = {}
@@ -525,10 +582,10 @@ class _ScanWrite:
         # updates.last_seen_at is bumped once per SEEN_GRANULARITY (see there).
         stale = self.d.time(self.scan.scanned_at - SEEN_GRANULARITY)
         new_rows: list[tuple[Any, ...]] = []
-        new_kinds: dict[str, tuple[str, bool]] = {}
+        new_kinds: dict[str, tuple[str, bool, bool]] = {}
         changed_rows: list[tuple[Any, ...]] = []
         seen_only: list[int] = []
-        kinds: dict[int, tuple[str, bool]] = {}
+        kinds: dict[int, tuple[str, bool, bool]] = {}
         reclassified: list[int] = []
         for uid, upd in reported:
             old = existing.get(uid)
@@ -554,11 +611,11 @@ class _ScanWrite:
                         at,
                     )
                 )
-                new_kinds[uid] = (upd.classification, bool(upd.major))
+                new_kinds[uid] = (upd.classification, bool(upd.major), False)  # no decision yet
                 continue
             update_id = int(old[_C_ID])
             if not _adds_detail(upd, old, at):
-                kinds[update_id] = (old[_C_CLASS], bool(old[_C_MAJOR]))
+                kinds[update_id] = (old[_C_CLASS], bool(old[_C_MAJOR]), bool(old[_C_APPROVED]))
                 # The usual case at scale: nothing new but the time.
                 if old[_C_LAST] < stale:
                     seen_only.append(update_id)
@@ -586,7 +643,7 @@ class _ScanWrite:
                     update_id,
                 )
             )
-            kinds[update_id] = (classification, major)
+            kinds[update_id] = (classification, major, bool(old[_C_APPROVED]))
             if (classification, major) != (old[_C_CLASS], bool(old[_C_MAJOR])):
                 reclassified.append(update_id)
         ids = {uid: int(row[_C_ID]) for uid, row in existing.items()}
@@ -967,12 +1024,13 @@ class Store:
                 raise StoreError(f"no run {run_id} in {self._url}")
 
     def refresh_summaries(self) -> None:
-        """Recompute every host's summary counts, every update's counts and every finished run's
-        history point from the rows they summarize: for a store whose rows were written by other
+        """Recompute every update's approval and counts, every host's summary counts and every
+        finished run's history point from the rows they summarize: for a store whose rows were written by other
         means (the store benchmark's generator, a hand repair). patchctl's own writers keep them
         as they go."""
         sr = t.scan_runs
         with self._write("refresh the summary counts") as conn:
+            refresh_approvals(conn)
             refresh_host_summaries(conn, [int(i) for i in conn.scalars(sa.select(t.hosts.c.id).order_by(t.hosts.c.id))])
             refresh_update_counts(conn)
             for run_id in conn.scalars(sa.select(sr.c.id).where(sr.c.finished_at.is_not(None))):

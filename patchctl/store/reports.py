@@ -185,7 +185,8 @@ def history(q: Query, runs: int, hosts: Sequence[str] | None = None) -> list[His
 
 
 def approved_missing(q: Query, hosts: Sequence[str] | None = None) -> dict[str, int] | None:
-    """Per host, how many of its missing updates are approved (their latest decision says so).
+    """Per host, how many of its missing updates are approved (their latest decision says so),
+    for hosts missing any: the count kept on the host (``hosts.missing_approved``, migration 0008).
 
     None when the store holds no decision at all (no policy was ever evaluated): then "approved"
     is unknown and a report falls back to counting every missing update.
@@ -193,17 +194,8 @@ def approved_missing(q: Query, hosts: Sequence[str] | None = None) -> dict[str, 
     if not q("SELECT 1 AS one FROM decisions LIMIT 1", {}):
         return None
     params: dict[str, Any] = {}
-    where = _host_filter("hu.host_id", hosts, params)
-    # The missing rows in host order (ix_host_updates_missing), each checked against the few
-    # thousand approved updates: no lookup per row, no sort (10,000 hosts x 100: 4 s -> 0.2 s).
-    rows = q(
-        "SELECT h.name AS host, c.n FROM (SELECT hu.host_id, COUNT(*) AS n FROM host_updates hu"  # noqa: S608 - only placeholders are interpolated
-        " WHERE hu.state = 'missing'"
-        " AND hu.update_id IN (SELECT update_id FROM v_update_decisions WHERE state = 'approved')"
-        f"{where} GROUP BY hu.host_id) c"
-        " JOIN hosts h ON h.id = c.host_id",
-        params,
-    )
+    where = _host_filter("id", hosts, params)
+    rows = q(f"SELECT name AS host, missing_approved AS n FROM hosts WHERE missing_approved > 0{where}", params)  # noqa: S608 - only placeholders are interpolated
     return {str(r["host"]): int(r["n"]) for r in rows}
 
 

@@ -20,7 +20,13 @@ from patchctl.model import HOST_OK, ApplyOutcome
 from patchctl.policy import Wave
 from patchctl.rollout import PENDING, WaveRecord
 from patchctl.store import schema as t
-from patchctl.store.db import Store, bump_update_counts, refresh_host_summaries
+from patchctl.store.db import (
+    Store,
+    bump_update_counts,
+    refresh_approvals,
+    refresh_host_summaries,
+    scan_write_lock,
+)
 
 
 @dataclass(frozen=True)
@@ -167,6 +173,7 @@ class RolloutStore:
         if not decisions:
             return
         with self.store._write("record decisions") as conn:
+            scan_write_lock(conn)  # PostgreSQL: scans count approved updates; take turns with them
             conn.execute(
                 t.decisions.insert(),
                 [
@@ -183,6 +190,8 @@ class RolloutStore:
                     for entry, dec, automatic in decisions
                 ],
             )
+            # updates.approved and the hosts' missing_approved, same transaction.
+            refresh_approvals(conn, sorted({entry.id for entry, _dec, _automatic in decisions}))
 
     # --- audit ------------------------------------------------------------------------------
 

@@ -49,6 +49,8 @@ STATE_MISSING = "missing"
 STATE_INSTALLED = "installed"
 STATE_GONE = "gone"
 HOST_UPDATE_STATES = (STATE_MISSING, STATE_INSTALLED, STATE_GONE)
+# The decision state that approves an update (patchctl.policy.STATE_APPROVED).
+DECISION_APPROVED = "approved"
 
 NEVER_SCANNED = "never_scanned"
 
@@ -163,6 +165,9 @@ hosts = sa.Table(
     sa.Column("missing_total", sa.Integer, nullable=False, server_default="0"),
     *(sa.Column(f"missing_{c}", sa.Integer, nullable=False, server_default="0") for c in VIEW_CLASSIFICATIONS),
     sa.Column("missing_major", sa.Integer, nullable=False, server_default="0"),
+    # Of those, how many are approved (their latest decision approves them; migration 0008): kept
+    # by the same writers, and by the writer of decisions for the hosts missing what it changes.
+    sa.Column("missing_approved", sa.Integer, nullable=False, server_default="0"),
 )
 
 scan_runs = sa.Table(
@@ -226,6 +231,8 @@ updates = sa.Table(
     sa.Column("update_id", sa.String(128)),
     sa.Column("first_seen_at", UTCDateTime(), nullable=False),
     sa.Column("last_seen_at", UTCDateTime(), nullable=False),
+    # Whether its latest decision approves it (migration 0008), kept by the writer of decisions.
+    sa.Column("approved", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("ix_updates_source_name", "source", "name"),
 )
 

@@ -6,7 +6,7 @@ aggregated from ``scans``; the migration fills both for existing rows."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from alembic import command
@@ -15,9 +15,9 @@ from patchctl.model import ApplyOutcome, HostScan, Update
 from patchctl.policy import Wave
 from patchctl.store import Store, alembic_config
 from patchctl.store import reports as reads
-from patchctl.store.rollouts import RolloutStore
+from patchctl.store.rollouts import Decision, RolloutStore
 from patchctl.store.schema import HOST_SUMMARY_COLUMNS, VIEW_CLASSIFICATIONS
-from tests.unit.test_store import CURL, NGINX, OPENSSL, T0, T1, ok_scan, sql
+from tests.unit.test_store import CURL, NGINX, OPENSSL, T0, T1, T2, ok_scan, sql
 
 # Reported with less detail by one host ("other", not major), then fully by another.
 KERNEL_SPARSE = Update("apt", "linux-image-amd64", "6.1.90-1", "other", installed_version="6.1.85-1")
@@ -237,3 +237,88 @@ def test_update_counts_follow_scans_and_deploys(store: Store, db_url: str) -> No
         command.upgrade(cfg, "head")
         conn.commit()
     assert _check_update_counts(store, db_url) == kept
+
+
+# --- hosts.missing_approved (migration 0008) ----------------------------------------------------
+
+
+def _approved_aggregated(url: str) -> dict[str, int]:
+    """host -> its missing updates whose latest decision approves them, joined as the report did."""
+    rows = sql(
+        url,
+        "SELECT h.name, COUNT(*) FROM host_updates hu JOIN hosts h ON h.id = hu.host_id"
+        " JOIN v_update_decisions d ON d.update_id = hu.update_id"
+        " WHERE hu.state = 'missing' AND d.state = 'approved' GROUP BY h.name",
+    )
+    return {str(r[0]): int(str(r[1])) for r in rows}
+
+
+def _check_approved(store: Store, db_url: str) -> dict[str, int] | None:
+    with store.engine.connect() as conn:
+        q = reads.sqlalchemy_query(conn)
+        kept = reads.approved_missing(q)
+        some = reads.approved_missing(q, ["web01", "nope"])
+    if kept is not None:
+        assert kept == _approved_aggregated(db_url)
+        assert some == {h: n for h, n in kept.items() if h == "web01"}
+    return kept
+
+
+def _decide(rs: RolloutStore, at: datetime, *decided: tuple[Update, str, bool]) -> None:
+    entries = {e.uid: e for e in rs.catalog()}
+    rs.record_decisions([(entries[u.uid], Decision(state, "tester", None, at), auto) for u, state, auto in decided])
+
+
+def test_approved_missing_follows_scans_decisions_and_deploys(store: Store, db_url: str) -> None:
+    rs = RolloutStore(store)
+    run = store.start_run("scan", "inv", None, 3, now=T0)
+    store.record_host_scan(run, ok_scan("web01", T0, [OPENSSL, CURL, KERNEL_SPARSE]))
+    store.record_host_scan(run, ok_scan("web02", T0, [OPENSSL, NGINX]))
+    store.record_host_scan(run, ok_scan("web03", T0, [CURL]))
+    assert _check_approved(store, db_url) is None  # no decision yet: unknown
+
+    # The policy waits on openssl and curl, then approves them; an operator declines curl later
+    # in the same batch (the latest decision counts); nginx needs a manual approval.
+    _decide(rs, T0, (OPENSSL, "waiting", True), (CURL, "waiting", True), (NGINX, "needs manual approval", True))
+    assert _check_approved(store, db_url) == {}
+    _decide(rs, T1, (OPENSSL, "approved", True), (CURL, "approved", True), (CURL, "rejected", False))
+    assert _check_approved(store, db_url) == {"web01": 1, "web02": 1}
+    _decide(rs, T1, (CURL, "approved", False), (NGINX, "approved", False))
+    assert _check_approved(store, db_url) == {"web01": 2, "web02": 2, "web03": 1}
+
+    # Scans: a new update (no decision: not approved), resolved and reopened rows; a reclassified
+    # kernel (the other hosts' counts are recomputed); a failed scan keeps what was known.
+    at = T1 + timedelta(hours=1)
+    store.record_host_scan(
+        run, ok_scan("web01", at, [OPENSSL, KERNEL_SPARSE, ODD], installed={CURL.name: CURL.version})
+    )
+    assert _check_approved(store, db_url) == {"web01": 1, "web02": 2, "web03": 1}
+    _decide(rs, at, (KERNEL_SPARSE, "approved", False))
+    store.record_host_scan(run, ok_scan("web03", at, [CURL, KERNEL]))
+    store.record_host_scan(run, ok_scan("web01", at + timedelta(hours=1), [OPENSSL, CURL, KERNEL_SPARSE, ODD]))
+    store.record_host_scan(run, HostScan("web02", "unreachable", at, error="timeout"))
+    assert _check_approved(store, db_url) == {"web01": 3, "web02": 2, "web03": 2}
+
+    # A deploy installs openssl on web02.
+    entries = rs.catalog()
+    ids = {e.uid: e.id for e in entries}
+    rid = rs.create_rollout(T2, "tester", "policy.yml", [Wave("pilot", "web02", bake_days=0)], entries)
+    deploy_run = rs.start_deploy_run(rid, "pilot", "tester", T2)
+    rs.record_deploy_result(
+        deploy_run, rid, "pilot", ApplyOutcome("web02", "ok", installed=[OPENSSL.uid]), T2, update_ids=ids
+    )
+    kept = _check_approved(store, db_url)
+    assert kept == {"web01": 3, "web02": 1, "web03": 2}
+
+    # Recomputed by refresh_summaries, and filled by the migration.
+    sql(db_url, "UPDATE hosts SET missing_approved = 7")
+    sql(db_url, "UPDATE updates SET approved = NOT approved")
+    store.refresh_summaries()
+    assert _check_approved(store, db_url) == kept
+    with store.engine.connect() as conn:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0007")
+        command.upgrade(cfg, "head")
+        conn.commit()
+    assert _check_approved(store, db_url) == kept
