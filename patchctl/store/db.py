@@ -474,10 +474,11 @@ _HOST_MISSING_SQL = (
 _HOST_RESOLVED_SQL = (
     "SELECT update_id, state, first_seen_at FROM host_updates WHERE host_id = ? AND update_id IN ({in})"
 )
-_INSERT_HOST_UPDATE_SQL = (
-    "INSERT INTO host_updates (host_id, update_id, state, installed_version, first_seen_at, last_seen_at)"
-    " VALUES (?, ?, 'missing', ?, ?, ?)"
+# One multi-row INSERT for a host's new rows ({rows}: that many of _HOST_UPDATE_ROW).
+_INSERT_HOST_UPDATES_SQL = (
+    "INSERT INTO host_updates (host_id, update_id, state, installed_version, first_seen_at, last_seen_at) VALUES {rows}"
 )
+_HOST_UPDATE_ROW = "(?, ?, 'missing', ?, ?, ?)"
 _STILL_MISSING_SQL = "UPDATE host_updates SET last_seen_at = ? WHERE host_id = ? AND update_id IN ({in})"
 _REOPEN_SQL = (
     "UPDATE host_updates SET state = 'missing', installed_version = ?, last_seen_at = ?, resolved_at = NULL"
@@ -488,7 +489,8 @@ _REOPEN_EARLIER_SQL = (
     " first_seen_at = ? WHERE host_id = ? AND update_id = ?"
 )
 _RESOLVE_SQL = (
-    "UPDATE host_updates SET state = ?, installed_version = ?, resolved_at = ? WHERE host_id = ? AND update_id = ?"
+    "UPDATE host_updates SET state = ?, installed_version = ?, resolved_at = ?"
+    " WHERE host_id = ? AND update_id IN ({in})"
 )
 _SCAN_WRITE_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || ?, 0))"
 # update_counts (migration 0007): (update_id, missing, installed) added to an update's counts.
@@ -496,6 +498,14 @@ _BUMP_COUNTS_SQL = (
     "INSERT INTO update_counts (update_id, hosts_missing, hosts_installed) VALUES (?, ?, ?)"
     " ON CONFLICT (update_id) DO UPDATE SET hosts_missing = update_counts.hosts_missing + excluded.hosts_missing,"
     " hosts_installed = update_counts.hosts_installed + excluded.hosts_installed"
+)
+_ADD_COUNTS_SQL = (
+    "UPDATE update_counts SET hosts_missing = hosts_missing + ?, hosts_installed = hosts_installed + ?"
+    " WHERE update_id IN ({in})"
+)
+_NEW_COUNTS_SQL = (
+    "INSERT INTO update_counts (update_id, hosts_missing, hosts_installed) VALUES (?, ?, ?)"
+    " ON CONFLICT (update_id) DO NOTHING"
 )
 _MISSED_ELSEWHERE_SQL = "SELECT update_id FROM update_counts WHERE hosts_missing > 1 AND update_id IN ({in})"
 
@@ -506,18 +516,19 @@ class _Dialect:
     def __init__(self, name: str) -> None:
         self.name = name
         self.sqlite = name == "sqlite"
-        self._sql: dict[tuple[str, int], str] = {}
+        self._sql: dict[tuple[str, int, str], str] = {}
 
     def time(self, value: datetime) -> Any:
         """``value`` as a UTCDateTime column keeps it: naive UTC text on SQLite, else aware UTC."""
         return t.sqlite_timestamp(value) if self.sqlite else t.as_utc(value)
 
-    def sql(self, text: str, n: int = 0) -> str:
-        """``text`` for the driver: ``{in}`` made ``n`` placeholders; ``?`` (sqlite3) or ``%s``."""
-        key = (text, n)
+    def sql(self, text: str, n: int = 0, row: str = "") -> str:
+        """``text`` for the driver: ``{in}`` made ``n`` placeholders, ``{rows}`` ``n`` times ``row``;
+        ``?`` (sqlite3) or ``%s``."""
+        key = (text, n, row)
         found = self._sql.get(key)
         if found is None:
-            found = text.replace("{in}", ", ".join("?" * n)) if n else text
+            found = text.replace("{in}", ", ".join("?" * n)).replace("{rows}", ", ".join([row] * n)) if n else text
             if not self.sqlite:
                 found = found.replace("?", "%s")
             self._sql[key] = found
@@ -553,6 +564,15 @@ class _ScanWrite:
         if rows:
             self.cur.executemany(self.d.sql(text), rows)
 
+    def _insert_rows(self, text: str, row: str, values: Sequence[Any]) -> None:
+        """Multi-row INSERT ``text`` (with ``{rows}``) of ``values``: ``row``'s parameters, row after
+        row, flat (one statement is cheaper than executemany's one per row)."""
+        width = row.count("?")
+        step = _IN_CHUNK * width
+        for start in range(0, len(values), step):
+            chunk = values[start : start + step]
+            self.cur.execute(self.d.sql(text, len(chunk) // width, row), chunk)
+
     def lock(self) -> None:
         """PostgreSQL: scans insert-or-update hosts, catalog rows and host updates that another
         writer (a thread, or another control node) may be inserting at the same moment: they take
@@ -566,12 +586,13 @@ class _ScanWrite:
 
     def catalog(
         self, reported: Sequence[tuple[str, Update]]
-    ) -> tuple[dict[str, int], dict[int, tuple[str, bool, bool]], list[int]]:
+    ) -> tuple[list[int], list[tuple[str, Any, Any]], list[int]]:
         """Insert new updates, refresh known ones.
 
-        Returns uid -> updates.id; updates.id -> (classification, major, approved) as the catalog
-        has them now (what the host's summary counts); and the ids of known updates whose
-        classification or ``major`` this scan changed.
+        Returns, for each of ``reported``, its ``updates.id`` and its (classification, major,
+        approved) as the catalog has them now (what the host's summary counts: major and approved
+        as the driver gives booleans); and the ids of known updates whose classification or
+        ``major`` this scan changed.
         """
         at = self.at
         existing: dict[str, Any] = {}
@@ -582,14 +603,18 @@ class _ScanWrite:
         # updates.last_seen_at is bumped once per SEEN_GRANULARITY (see there).
         stale = self.d.time(self.scan.scanned_at - SEEN_GRANULARITY)
         new_rows: list[tuple[Any, ...]] = []
-        new_kinds: dict[str, tuple[str, bool, bool]] = {}
+        new_at: list[int] = []  # positions in reported of the new updates
         changed_rows: list[tuple[Any, ...]] = []
         seen_only: list[int] = []
-        kinds: dict[int, tuple[str, bool, bool]] = {}
+        ids: list[int] = []
+        kinds: list[tuple[str, Any, Any]] = []
         reclassified: list[int] = []
         for uid, upd in reported:
             old = existing.get(uid)
             if old is None:
+                new_at.append(len(ids))
+                ids.append(0)  # known once inserted
+                kinds.append((upd.classification, bool(upd.major), False))  # no decision yet
                 new_rows.append(
                     (
                         uid,
@@ -611,11 +636,11 @@ class _ScanWrite:
                         at,
                     )
                 )
-                new_kinds[uid] = (upd.classification, bool(upd.major), False)  # no decision yet
                 continue
-            update_id = int(old[_C_ID])
+            update_id = old[_C_ID]
+            ids.append(update_id)
             if not _adds_detail(upd, old, at):
-                kinds[update_id] = (old[_C_CLASS], bool(old[_C_MAJOR]), bool(old[_C_APPROVED]))
+                kinds.append((old[_C_CLASS], old[_C_MAJOR], old[_C_APPROVED]))
                 # The usual case at scale: nothing new but the time.
                 if old[_C_LAST] < stale:
                     seen_only.append(update_id)
@@ -643,18 +668,17 @@ class _ScanWrite:
                     update_id,
                 )
             )
-            kinds[update_id] = (classification, major, bool(old[_C_APPROVED]))
+            kinds.append((classification, major, old[_C_APPROVED]))
             if (classification, major) != (old[_C_CLASS], bool(old[_C_MAJOR])):
                 reclassified.append(update_id)
-        ids = {uid: int(row[_C_ID]) for uid, row in existing.items()}
         if new_rows:
             self._run_many(_INSERT_CATALOG_SQL, new_rows)
-            new_uids = list(new_kinds)
-            for chunk in _chunks(new_uids):
+            new_ids: dict[str, int] = {}
+            for chunk in _chunks([row[0] for row in new_rows]):
                 for update_id, uid in self._rows(_CATALOG_IDS_SQL, chunk, len(chunk)):
-                    ids[uid] = int(update_id)
-            for uid, kind in new_kinds.items():
-                kinds[ids[uid]] = kind
+                    new_ids[uid] = int(update_id)
+            for i in new_at:
+                ids[i] = new_ids[reported[i][0]]
         for chunk in _chunks(seen_only):
             self._run(_CATALOG_SEEN_SQL, [at, *chunk], len(chunk))
         self._run_many(_UPDATE_CATALOG_SQL, changed_rows)
@@ -724,9 +748,10 @@ class _ScanWrite:
         )
 
     def host_updates(
-        self, host_id: int, new_host: bool, reported: Sequence[tuple[str, Update]], ids: Mapping[str, int]
+        self, host_id: int, new_host: bool, reported: Sequence[tuple[str, Update]], ids: Sequence[int]
     ) -> None:
-        """Mark the reported updates missing on the host; resolve those it no longer reports."""
+        """Mark the reported updates (``ids``: their ``updates.id``) missing on the host; resolve
+        those it no longer reports."""
         scan, at = self.scan, self.at
         # update_id -> (installed_version, first_seen_at, name, version) of the host's missing rows
         missing: dict[int, tuple[Any, ...]] = {}
@@ -735,20 +760,18 @@ class _ScanWrite:
         if not new_host:
             for update_id, *rest in self._rows(_HOST_MISSING_SQL, (host_id,)):
                 missing[int(update_id)] = tuple(rest)
-            others = [ids[uid] for uid, _upd in reported if ids[uid] not in missing]
+            others = [update_id for update_id in ids if update_id not in missing]
             for chunk in _chunks(others):
                 for update_id, state, first_seen in self._rows(_HOST_RESOLVED_SQL, [host_id, *chunk], len(chunk)):
                     resolved[int(update_id)] = (state, first_seen)
-        inserts: list[tuple[Any, ...]] = []
+        inserts: list[Any] = []  # _HOST_UPDATE_ROW's values, flat
         still_missing: list[int] = []  # missing before and now, same installed version: only seen again
         reopened: list[tuple[Any, ...]] = []
         reopened_earlier: list[tuple[Any, ...]] = []  # a scan older than the row's first sighting
-        resolutions: list[tuple[Any, ...]] = []
+        # (state, installed version) -> the updates it resolves: most often (gone, None)
+        resolutions: dict[tuple[str, str | None], list[int]] = {}
         counts: list[tuple[int, int, int]] = []  # update_counts: (update_id, missing, installed) added
-        reported_ids: set[int] = set()
-        for uid, upd in reported:
-            update_id = ids[uid]
-            reported_ids.add(update_id)
+        for (_uid, upd), update_id in zip(reported, ids, strict=True):
             was = missing.get(update_id)
             if was is not None:
                 installed_version, first_seen = was[0], was[1]
@@ -758,7 +781,7 @@ class _ScanWrite:
             else:
                 other = resolved.get(update_id)
                 if other is None:
-                    inserts.append((host_id, update_id, upd.installed_version, at, at))
+                    inserts += (host_id, update_id, upd.installed_version, at, at)
                     counts.append((update_id, 1, 0))
                     continue
                 state, first_seen = other
@@ -767,24 +790,43 @@ class _ScanWrite:
                 reopened_earlier.append((upd.installed_version, at, at, host_id, update_id))
             else:
                 reopened.append((upd.installed_version, at, host_id, update_id))
+        reported_ids = set(ids)
         for update_id, (_version, _first, name, version) in missing.items():
             if update_id in reported_ids:
                 continue
             now_version = scan.installed.get(name)
             installed = now_version is not None and now_version == version
             state = t.STATE_INSTALLED if installed else t.STATE_GONE
-            resolutions.append((state, now_version, at, host_id, update_id))
+            resolutions.setdefault((state, now_version), []).append(update_id)
             counts.append((update_id, -1, 1 if installed else 0))
-        self._run_many(_INSERT_HOST_UPDATE_SQL, inserts)
+        self._insert_rows(_INSERT_HOST_UPDATES_SQL, _HOST_UPDATE_ROW, inserts)
         # At scale most rows are unchanged but for the time they were seen: one statement for them.
         for chunk in _chunks(still_missing):
             self._run(_STILL_MISSING_SQL, [at, host_id, *chunk], len(chunk))
         self._run_many(_REOPEN_SQL, reopened)
         self._run_many(_REOPEN_EARLIER_SQL, reopened_earlier)
-        self._run_many(_RESOLVE_SQL, resolutions)
-        # In update order: on PostgreSQL concurrent writers (deploy results) lock them in one order.
-        counts.sort()
-        self._run_many(_BUMP_COUNTS_SQL, counts)
+        for (state, now_version), update_ids in resolutions.items():
+            for chunk in _chunks(update_ids):
+                self._run(_RESOLVE_SQL, [state, now_version, at, host_id, *chunk], len(chunk))
+        self._bump_counts(counts)
+
+    def _bump_counts(self, counts: list[tuple[int, int, int]]) -> None:
+        """Add ``(update_id, missing, installed)`` to ``update_counts``."""
+        if not self.d.sqlite:
+            # Row by row in update order: the order every writer (deploy results too) locks them in.
+            counts.sort()
+            self._run_many(_BUMP_COUNTS_SQL, counts)
+            return
+        # SQLite writes one transaction at a time: one UPDATE per kind of change (a scan makes at
+        # most five kinds). An update without its row yet (new in the catalog) gets it inserted.
+        by_change: dict[tuple[int, int], list[int]] = {}
+        for update_id, missing, installed in counts:
+            by_change.setdefault((missing, installed), []).append(update_id)
+        for (missing, installed), update_ids in by_change.items():
+            for chunk in _chunks(update_ids):
+                self._run(_ADD_COUNTS_SQL, [missing, installed, *chunk], len(chunk))
+                if self.cur.rowcount != len(chunk):
+                    self._run_many(_NEW_COUNTS_SQL, [(update_id, missing, installed) for update_id in chunk])
 
     def missed_elsewhere(self, update_ids: Sequence[int]) -> list[int]:
         """Of ``update_ids`` (missing on this host now), those missing on other hosts too."""
@@ -1125,11 +1167,11 @@ class Store:
                 write.lock()
                 row = write.host_row()
                 summary: dict[str, int] | None = None
-                ids: dict[str, int] = {}
+                ids: list[int] = []
                 reclassified: list[int] = []
                 if ok:
                     ids, kinds, reclassified = write.catalog(reported)
-                    counted = Counter(kinds[ids[uid]] for uid, _upd in reported)
+                    counted = Counter(kinds)
                     summary = host_summary(counted, counted.values())
                 host_id = write.write_host(row, summary)
                 write.insert_scan(run_id, host_id, [upd for _uid, upd in reported])
