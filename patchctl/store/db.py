@@ -484,11 +484,12 @@ _INSERT_OK_SCAN_SQL = (
     f"INSERT INTO scans (run_id, host_id, scanned_at, status, error, {', '.join(_SCAN_OK_COLUMNS)})"  # noqa: S608
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-# The host's missing rows (with what decides installed or gone), and its other rows of updates it reports.
+# The host's missing rows, and its other rows of updates it reports.
 _HOST_MISSING_SQL = (
-    "SELECT hu.update_id, hu.installed_version, hu.first_seen_at, u.name, u.version FROM host_updates hu"
-    " JOIN updates u ON u.id = hu.update_id WHERE hu.host_id = ? AND hu.state = 'missing'"
+    "SELECT update_id, installed_version, first_seen_at FROM host_updates WHERE host_id = ? AND state = 'missing'"
 )
+# What decides whether an update the host no longer reports is installed or gone.
+_NAME_VERSION_SQL = "SELECT id, name, version FROM updates WHERE id IN ({in})"
 _HOST_RESOLVED_SQL = (
     "SELECT update_id, state, first_seen_at FROM host_updates WHERE host_id = ? AND update_id IN ({in})"
 )
@@ -793,7 +794,7 @@ class _ScanWrite:
         """Mark the reported updates (``ids``: their ``updates.id``) missing on the host; resolve
         those it no longer reports."""
         scan, at = self.scan, self.at
-        # update_id -> (installed_version, first_seen_at, name, version) of the host's missing rows
+        # update_id -> (installed_version, first_seen_at) of the host's missing rows
         missing: dict[int, tuple[Any, ...]] = {}
         # update_id -> (state, first_seen_at) of its other rows of updates it reports now
         resolved: dict[int, tuple[Any, ...]] = {}
@@ -835,11 +836,16 @@ class _ScanWrite:
             else:
                 reopened.append((upd.installed_version, at, host_id, update_id))
         reported_ids = set(ids)
-        for update_id, (_version, _first, name, version) in missing.items():
-            if update_id in reported_ids:
-                continue
-            now_version = scan.installed.get(name)
-            installed = now_version is not None and now_version == version
+        gone = [update_id for update_id in missing if update_id not in reported_ids]
+        # update_id -> (name, version): what decides installed or gone; read only when the scan
+        # gives the host's versions of the packages the store asked about (else: gone).
+        packages: dict[int, tuple[str, str]] = {}
+        if gone and scan.installed:
+            packages = {int(r[0]): (r[1], r[2]) for r in self._rows_in(_NAME_VERSION_SQL, (), gone)}
+        for update_id in gone:
+            package = packages.get(update_id)
+            now_version = None if package is None else scan.installed.get(package[0])
+            installed = package is not None and now_version is not None and now_version == package[1]
             state = t.STATE_INSTALLED if installed else t.STATE_GONE
             resolutions.setdefault((state, now_version), []).append(update_id)
             counts.setdefault((-1, 1 if installed else 0), []).append(update_id)
