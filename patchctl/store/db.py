@@ -313,25 +313,30 @@ def refresh_host_summaries(conn: Connection, host_ids: Sequence[int]) -> None:
     move updates between classifications and for decisions that approve updates or no longer do;
     a scan writes its host's counts itself.
     """
+    cur = _dbapi_cursor(conn)
+    try:
+        _refresh_host_summaries(_Dialect(conn.dialect.name), cur, host_ids)
+    finally:
+        cur.close()
+
+
+def _refresh_host_summaries(dialect: _Dialect, cur: Any, host_ids: Sequence[int]) -> None:
+    """:func:`refresh_host_summaries` on a DBAPI cursor (the scan's write runs on one)."""
     if not host_ids:
         return
-    hu, u = t.host_updates, t.updates
     kinds: dict[int, list[tuple[str, bool, bool]]] = {int(h): [] for h in host_ids}
     counts: dict[int, list[int]] = {int(h): [] for h in host_ids}
     for chunk in _chunks(list(kinds)):
-        query = (
-            sa.select(hu.c.host_id, u.c.classification, u.c.major, u.c.approved, sa.func.count().label("n"))
-            .join(u, u.c.id == hu.c.update_id)
-            .where(hu.c.host_id.in_(chunk), hu.c.state == t.STATE_MISSING)
-            .group_by(hu.c.host_id, u.c.classification, u.c.major, u.c.approved)
-        )
-        for row in conn.execute(query):
-            kinds[int(row.host_id)].append((str(row.classification), bool(row.major), bool(row.approved)))
-            counts[int(row.host_id)].append(int(row.n))
-    conn.execute(
-        _UPDATE_HOST,
-        [{"_id": h, **host_summary(kinds[h], counts[h])} for h in kinds],
-    )
+        padded = _padded(chunk)
+        cur.execute(dialect.sql(_HOST_KINDS_SQL, len(padded)), padded)
+        for host_id, classification, major, approved, n in cur.fetchall():
+            kinds[int(host_id)].append((str(classification), bool(major), bool(approved)))
+            counts[int(host_id)].append(int(n))
+    rows = []
+    for host_id in kinds:
+        summary = host_summary(kinds[host_id], counts[host_id])
+        rows.append((*(summary[c] for c in _HOST_SUMMARY_KEPT), host_id))
+    cur.executemany(dialect.sql(_UPDATE_SUMMARY_SQL), rows)
 
 
 def scan_write_lock(conn: Connection) -> None:
@@ -412,8 +417,13 @@ _FILL_UPDATE_COUNTS_SQL = (
     " SUM(CASE WHEN state = 'installed' THEN 1 ELSE 0 END) FROM host_updates GROUP BY update_id"
 )
 
-# The summary columns of refresh_host_summaries (the statement compiles once per set of keys).
-_UPDATE_HOST = t.hosts.update().where(t.hosts.c.id == sa.bindparam("_id"))
+# refresh_host_summaries: what is missing on the hosts, by what the summary counts; their counts.
+_HOST_KINDS_SQL = (
+    "SELECT hu.host_id, u.classification, u.major, u.approved, COUNT(*) FROM host_updates hu"
+    " JOIN updates u ON u.id = hu.update_id WHERE hu.state = 'missing' AND hu.host_id IN ({in})"
+    " GROUP BY hu.host_id, u.classification, u.major, u.approved"
+)
+_UPDATE_SUMMARY_SQL = f"UPDATE hosts SET {', '.join(f'{c} = ?' for c in _HOST_SUMMARY_KEPT)} WHERE id = ?"  # noqa: S608
 
 # --- a scan's write, on the DBAPI cursor ----------------------------------------------------
 
@@ -526,6 +536,7 @@ _NEW_COUNTS_SQL = (
     "INSERT INTO update_counts (update_id, hosts_missing, hosts_installed) VALUES (?, ?, ?)"
     " ON CONFLICT (update_id) DO NOTHING"
 )
+_HOSTS_MISSING_SQL = "SELECT DISTINCT host_id FROM host_updates WHERE state = 'missing' AND update_id IN ({in})"
 _MISSED_ELSEWHERE_SQL = "SELECT update_id FROM update_counts WHERE hosts_missing > 1 AND update_id IN ({in})"
 
 
@@ -873,9 +884,17 @@ class _ScanWrite:
             if self._run_in(_ADD_COUNTS_SQL, (missing, installed), update_ids) != len(update_ids):
                 self._run_many(_NEW_COUNTS_SQL, [(update_id, missing, installed) for update_id in update_ids])
 
-    def missed_elsewhere(self, update_ids: Sequence[int]) -> list[int]:
-        """Of ``update_ids`` (missing on this host now), those missing on other hosts too."""
-        return [int(r[0]) for r in self._rows_in(_MISSED_ELSEWHERE_SQL, (), update_ids)]
+    def hosts_also_missing(self, host_id: int, update_ids: Sequence[int]) -> list[int]:
+        """The other hosts missing any of ``update_ids`` (missing on this host now), sorted. Their
+        counts say first whether there are any: no index leads from an update to the hosts
+        missing it, so finding them reads every missing row (rare: ``update_ids`` are updates
+        whose classification or ``major`` a scan just changed)."""
+        elsewhere = [int(r[0]) for r in self._rows_in(_MISSED_ELSEWHERE_SQL, (), update_ids)]
+        if not elsewhere:
+            return []
+        hosts = {int(r[0]) for r in self._rows_in(_HOSTS_MISSING_SQL, (), elsewhere)}
+        hosts.discard(host_id)
+        return sorted(hosts)
 
 
 def _dbapi_cursor(conn: Connection) -> Any:
@@ -1027,6 +1046,36 @@ class Store:
                     yield conn
         except (SQLAlchemyError, self._driver_error) as exc:
             raise StoreError(f"cannot {what} in {self._url}: {exc}") from exc
+
+    @contextmanager
+    def _raw_write(self, what: str) -> Iterator[Any]:
+        """:meth:`_write` on the DBAPI connection: a cursor in a transaction of its own (BEGIN
+        IMMEDIATE on SQLite), committed when the block ends, rolled back if it raises; errors as
+        StoreError. SQLAlchemy's connection and transaction objects cost a scan's write about 10%."""
+        self._check_open()
+        try:
+            raw = self._engine.raw_connection()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot {what} in {self._url}: {exc}") from exc
+        try:
+            cur = raw.cursor()
+            try:
+                if self._dialect.sqlite:
+                    cur.execute("BEGIN IMMEDIATE")
+                yield cur
+                raw.commit()
+            except BaseException:
+                try:
+                    raw.rollback()
+                except self._driver_error:
+                    raw.invalidate()  # a connection that cannot roll back is not reused
+                raise
+            finally:
+                cur.close()
+        except self._driver_error as exc:
+            raise StoreError(f"cannot {what} in {self._url}: {exc}") from exc
+        finally:
+            raw.close()
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -1202,44 +1251,25 @@ class Store:
             )
         ok = scan.status == HOST_OK
         reported = list({u.uid: u for u in scan.updates}.items()) if ok else []
-        with self._write(f"record the scan of {scan.host}") as conn:
-            cur = _dbapi_cursor(conn)
-            try:
-                write = _ScanWrite(self._dialect, cur, scan)
-                write.lock()
-                row = write.host_row()
-                summary: dict[str, int] | None = None
-                ids: list[int] = []
-                reclassified: list[int] = []
-                if ok:
-                    ids, kinds, reclassified = write.catalog(reported)
-                    counted = Counter(kinds)
-                    summary = host_summary(counted, counted.values())
-                host_id = write.write_host(row, summary)
-                write.insert_scan(run_id, host_id, [upd for _uid, upd in reported])
-                if ok:
-                    write.host_updates(host_id, row is None, reported, ids)
-                if reclassified:
-                    reclassified = write.missed_elsewhere(reclassified)
-            finally:
-                cur.close()
+        with self._raw_write(f"record the scan of {scan.host}") as cur:
+            write = _ScanWrite(self._dialect, cur, scan)
+            write.lock()
+            row = write.host_row()
+            summary: dict[str, int] | None = None
+            ids: list[int] = []
+            reclassified: list[int] = []
+            if ok:
+                ids, kinds, reclassified = write.catalog(reported)
+                counted = Counter(kinds)
+                summary = host_summary(counted, counted.values())
+            host_id = write.write_host(row, summary)
+            write.insert_scan(run_id, host_id, [upd for _uid, upd in reported])
+            if ok:
+                write.host_updates(host_id, row is None, reported, ids)
             if reclassified:
                 # A scan told the catalog a new classification or `major` for updates other hosts
-                # miss too: their summary counts change with it. (No index leads from an update to
-                # the hosts missing it: this scans the missing rows, for such a rare change.)
-                hu = t.host_updates
-                others: set[int] = set()
-                for chunk in _chunks(reclassified):
-                    others.update(
-                        int(i)
-                        for i in conn.scalars(
-                            sa.select(hu.c.host_id)
-                            .distinct()
-                            .where(hu.c.update_id.in_(chunk), hu.c.state == t.STATE_MISSING)
-                        )
-                    )
-                others.discard(host_id)
-                refresh_host_summaries(conn, sorted(others))
+                # miss too: their summary counts change with it.
+                _refresh_host_summaries(self._dialect, cur, write.hosts_also_missing(host_id, reclassified))
 
     # --- reading ----------------------------------------------------------------------------
 

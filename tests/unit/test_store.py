@@ -354,6 +354,10 @@ def test_bad_input_is_a_store_error(store: Store) -> None:
         store.record_host_scan(4242, ok_scan("web01", T0, [OPENSSL]))
     assert store.hosts() == []
     assert store.missing_updates() == []
+    # The connection it ran on went back to the pool rolled back: the next scan is written.
+    run = store.start_run("scan", "inv", None, 1)
+    store.record_host_scan(run, ok_scan("web01", T0, [OPENSSL]))
+    assert [m.uid for m in store.missing_updates("web01")] == [OPENSSL.uid]
 
 
 def test_concurrent_writers_from_threads(db_url: str) -> None:
