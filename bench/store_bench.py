@@ -3,9 +3,12 @@
 
 * ``generate``: a SQLite store of N hosts (default 10,000), each missing M updates (default 100)
   out of a shared catalog, with history: one scan per host per nightly run for D days (default
-  30) and as many resolved (installed or gone) updates per host as missing ones. The schema is the
-  real one (``Store.open`` migrates it); the rows are written with plain SQL, quickly, then
-  ``Store.refresh_summaries`` fills the summary counts patchctl's writers keep as they go.
+  30), as many resolved (installed or gone) updates per host as missing ones, and the approval
+  decisions the shipped policy and operators would have made on the catalog (most updates
+  approved, some waiting, new or declined), so ``report`` counts approved missing updates as it
+  does in use. The schema is the real one (``Store.open`` migrates it); the rows are written
+  with plain SQL, quickly, then ``Store.refresh_summaries`` fills the summary counts patchctl's
+  writers keep as they go.
 * ``report``: wall time of ``patchctl report`` and ``patchctl report --json`` on that store (a
   subprocess each, start-up included; best of ``--repeat``).
 * ``ingest``: wall time of writing N hosts' scan results with ``Store.record_host_scan`` (one
@@ -38,7 +41,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from patchctl.decisions import POLICY_ACTOR, load_policy  # noqa: E402 - after the sys.path setup
 from patchctl.model import HOST_OK, HOST_UNREACHABLE, HostScan, Update  # noqa: E402 - after the sys.path setup
+from patchctl.policy import (  # noqa: E402 - after the sys.path setup
+    STATE_APPROVED,
+    STATE_MANUAL,
+    STATE_REJECTED,
+    STATE_WAITING,
+    UpdateFacts,
+    evaluate,
+)
 from patchctl.store import Store  # noqa: E402 - after the sys.path setup
 
 CLASSES = (("security", 30), ("bugfix", 50), ("other", 15), ("enhancement", 5))
@@ -152,6 +164,11 @@ def generate(db: Path, hosts: int, missing: int, days: int) -> dict[str, float]:
             if len(hu_rows) > 200_000:
                 _flush(conn, host_rows, hu_rows, scan_rows)
         _flush(conn, host_rows, hu_rows, scan_rows)
+        conn.executemany(
+            "INSERT INTO decisions (update_id, uid, state, actor, automatic, major, reason, decided_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            _decisions(conn, now),
+        )
     conn.close()
     with Store.open(f"sqlite:///{db}") as store:
         # The hosts' summary counts and the runs' history points, as patchctl's writers keep them.
@@ -161,6 +178,46 @@ def generate(db: Path, hosts: int, missing: int, days: int) -> dict[str, float]:
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     return {"generate_s": time.perf_counter() - start, "db_mb": db.stat().st_size / 2**20}
+
+
+def _decisions(conn: sqlite3.Connection, now: datetime) -> list[tuple[object, ...]]:
+    """Decisions as ``patchctl updates`` and operators append them, oldest first.
+
+    The shipped policy evaluates each update the night after it is first seen (security and bugfix:
+    waiting, then approved 7 days later; other and enhancement: new; major: needs manual approval).
+    Operators approve half the majors (``--major``) and a few updates the policy leaves new, and
+    decline about 3% of all updates.
+    """
+    rnd = random.Random(SEED + 2)  # noqa: S311 - synthetic data, reproducible
+    policy = load_policy(str(ROOT / "policies" / "default.yml"))
+    found: list[tuple[datetime, tuple[object, ...]]] = []
+    for row in conn.execute("SELECT id, uid, source, name, classification, major, first_seen_at FROM updates"):
+        update_id, uid, source, name, classification, major, first_seen = row
+        seen = datetime.fromisoformat(first_seen).replace(tzinfo=UTC)
+        facts = UpdateFacts(uid, source, name, classification, seen, major=bool(major))
+        # (when, state, reason, by the policy, a major approval)
+        made: list[tuple[datetime, str, str, bool, bool]] = []
+        at = seen.replace(hour=2, minute=30) + timedelta(days=1)  # the next night's evaluation
+        first = evaluate(policy, facts, at)
+        made.append((at, first.state, first.reason, True, False))
+        if first.state == STATE_WAITING and first.approve_at is not None:
+            later = first.approve_at.replace(hour=2, minute=30) + timedelta(days=1)
+            if later <= now:
+                ev = evaluate(policy, facts, later)
+                made.append((later, ev.state, ev.reason, True, False))
+        by_hand = at + timedelta(days=rnd.randint(1, 10), hours=rnd.randint(6, 10))
+        if by_hand <= now:
+            if first.state == STATE_MANUAL and rnd.random() < 0.5:
+                made.append((by_hand, STATE_APPROVED, "major upgrade approved by an operator (--major)", False, True))
+            elif rnd.random() < 0.03:
+                made.append((by_hand, STATE_REJECTED, "declined by an operator", False, False))
+            elif first.state not in (STATE_WAITING, STATE_MANUAL) and rnd.random() < 0.05:
+                made.append((by_hand, STATE_APPROVED, "approved by an operator", False, False))
+        for when, state, reason, automatic, is_major in made:
+            actor = POLICY_ACTOR if automatic else "ops"
+            found.append((when, (update_id, uid, state, actor, int(automatic), int(is_major), reason, _ts(when))))
+    found.sort(key=lambda d: d[0])
+    return [d for _at, d in found]
 
 
 def _flush(

@@ -77,13 +77,23 @@ def _host_filter(column: str, hosts: Sequence[str] | None, params: dict[str, Any
 
 
 def top_missing(q: Query, limit: int, hosts: Sequence[str] | None = None) -> list[TopMissing]:
-    """The ``limit`` updates missing on the most hosts; ties: security first, then by name."""
+    """The ``limit`` updates missing on the most hosts; ties: security first, then by name.
+
+    For the whole fleet, from the counts kept per update (``update_counts``, migration 0007); for
+    some hosts (``--limit``), counted from their rows.
+    """
     params: dict[str, Any] = {"top": max(0, limit)}
-    where = _host_filter("hu.host_id", hosts, params)
+    if hosts is None:
+        counts = "(SELECT update_id, hosts_missing AS n FROM update_counts WHERE hosts_missing > 0)"
+    else:
+        where = _host_filter("hu.host_id", hosts, params)
+        counts = (
+            "(SELECT hu.update_id, COUNT(*) AS n FROM host_updates hu"  # noqa: S608 - only placeholders and fixed names are interpolated
+            f" WHERE hu.state = 'missing'{where} GROUP BY hu.update_id)"
+        )
     rows = q(
         "SELECT u.uid, u.source, u.name, u.version, u.classification, u.severity, u.major, u.cves, c.n"  # noqa: S608 - only placeholders and fixed names are interpolated
-        " FROM (SELECT hu.update_id, COUNT(*) AS n FROM host_updates hu"
-        f"       WHERE hu.state = 'missing'{where} GROUP BY hu.update_id) c"
+        f" FROM {counts} c"
         " JOIN updates u ON u.id = c.update_id"
         " ORDER BY c.n DESC, CASE WHEN u.classification = 'security' THEN 0 ELSE 1 END, u.name, u.version"
         " LIMIT :top",
@@ -175,7 +185,8 @@ def history(q: Query, runs: int, hosts: Sequence[str] | None = None) -> list[His
 
 
 def approved_missing(q: Query, hosts: Sequence[str] | None = None) -> dict[str, int] | None:
-    """Per host, how many of its missing updates are approved (their latest decision says so).
+    """Per host, how many of its missing updates are approved (their latest decision says so),
+    for hosts missing any: the count kept on the host (``hosts.missing_approved``, migration 0008).
 
     None when the store holds no decision at all (no policy was ever evaluated): then "approved"
     is unknown and a report falls back to counting every missing update.
@@ -183,15 +194,8 @@ def approved_missing(q: Query, hosts: Sequence[str] | None = None) -> dict[str, 
     if not q("SELECT 1 AS one FROM decisions LIMIT 1", {}):
         return None
     params: dict[str, Any] = {}
-    where = _host_filter("hu.host_id", hosts, params)
-    rows = q(
-        "SELECT h.name AS host, COUNT(*) AS n FROM host_updates hu"  # noqa: S608 - only placeholders are interpolated
-        " JOIN hosts h ON h.id = hu.host_id"
-        " JOIN v_update_decisions d ON d.update_id = hu.update_id"
-        f" WHERE hu.state = 'missing' AND d.state = 'approved'{where}"
-        " GROUP BY h.name",
-        params,
-    )
+    where = _host_filter("id", hosts, params)
+    rows = q(f"SELECT name AS host, missing_approved AS n FROM hosts WHERE missing_approved > 0{where}", params)  # noqa: S608 - only placeholders are interpolated
     return {str(r["host"]): int(r["n"]) for r in rows}
 
 

@@ -20,7 +20,13 @@ from patchctl.model import HOST_OK, ApplyOutcome
 from patchctl.policy import Wave
 from patchctl.rollout import PENDING, WaveRecord
 from patchctl.store import schema as t
-from patchctl.store.db import Store, refresh_host_summaries
+from patchctl.store.db import (
+    Store,
+    bump_update_counts,
+    refresh_approvals,
+    refresh_host_summaries,
+    scan_write_lock,
+)
 
 
 @dataclass(frozen=True)
@@ -129,17 +135,11 @@ class RolloutStore:
 
     def catalog(self) -> list[CatalogEntry]:
         """Every update ever seen, sorted by source, name, version."""
-        u, hu, d = t.updates, t.host_updates, t.decisions
-        missing = (
-            sa.select(hu.c.update_id, sa.func.count().label("n"))
-            .where(hu.c.state == t.STATE_MISSING)
-            .group_by(hu.c.update_id)
-            .subquery()
-        )
+        u, c, d = t.updates, t.update_counts, t.decisions
         with self.store._read() as conn:
             rows = conn.execute(
-                sa.select(u, sa.func.coalesce(missing.c.n, 0).label("hosts_missing"))
-                .outerjoin(missing, missing.c.update_id == u.c.id)
+                sa.select(u, sa.func.coalesce(c.c.hosts_missing, 0).label("hosts_missing"))
+                .outerjoin(c, c.c.update_id == u.c.id)
                 .order_by(u.c.source, u.c.name, u.c.version)
             ).all()
             latest: dict[tuple[int, bool], Decision] = {}
@@ -173,6 +173,7 @@ class RolloutStore:
         if not decisions:
             return
         with self.store._write("record decisions") as conn:
+            scan_write_lock(conn)  # PostgreSQL: scans count approved updates; take turns with them
             conn.execute(
                 t.decisions.insert(),
                 [
@@ -189,6 +190,8 @@ class RolloutStore:
                     for entry, dec, automatic in decisions
                 ],
             )
+            # updates.approved and the hosts' missing_approved, same transaction.
+            refresh_approvals(conn, sorted({entry.id for entry, _dec, _automatic in decisions}))
 
     # --- audit ------------------------------------------------------------------------------
 
@@ -404,9 +407,7 @@ class RolloutStore:
         with self.store._write("close the deploy runs that died") as conn:
             ids = [
                 int(i)
-                for i in conn.scalars(
-                    sa.select(dr.c.id).where(dr.c.rollout_id == rollout_id, dr.c.status == "running")
-                )
+                for i in conn.scalars(sa.select(dr.c.id).where(dr.c.rollout_id == rollout_id, dr.c.status == "running"))
             ]
             if ids:
                 conn.execute(dr.update().where(dr.c.id.in_(ids)).values(status="crashed", finished_at=at))
@@ -464,13 +465,19 @@ class RolloutStore:
             ids = [i for i in done if i is not None]
             if ids:
                 hu = t.host_updates
-                result = conn.execute(
-                    hu.update()
-                    .where(hu.c.host_id == host_id, hu.c.update_id.in_(ids), hu.c.state == t.STATE_MISSING)
-                    .values(state=t.STATE_INSTALLED, resolved_at=at)
-                )
-                if result.rowcount:
-                    refresh_host_summaries(conn, [int(host_id)])  # hosts.missing_*, same transaction
+                installed = [
+                    int(i)
+                    for i in conn.scalars(
+                        hu.update()
+                        .where(hu.c.host_id == host_id, hu.c.update_id.in_(ids), hu.c.state == t.STATE_MISSING)
+                        .values(state=t.STATE_INSTALLED, resolved_at=at)
+                        .returning(hu.c.update_id)
+                    )
+                ]
+                if installed:
+                    # The summary counts, same transaction: hosts.missing_* and update_counts.
+                    refresh_host_summaries(conn, [int(host_id)])
+                    bump_update_counts(conn, [(i, -1, 1) for i in installed])
             if outcome.reboot_required:
                 conn.execute(
                     t.hosts.update()

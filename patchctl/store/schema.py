@@ -49,6 +49,8 @@ STATE_MISSING = "missing"
 STATE_INSTALLED = "installed"
 STATE_GONE = "gone"
 HOST_UPDATE_STATES = (STATE_MISSING, STATE_INSTALLED, STATE_GONE)
+# The decision state that approves an update (patchctl.policy.STATE_APPROVED).
+DECISION_APPROVED = "approved"
 
 NEVER_SCANNED = "never_scanned"
 
@@ -72,6 +74,29 @@ RUN_SUMMARY_COLUMNS: tuple[str, ...] = (
 )
 
 
+def as_utc(value: datetime) -> datetime:
+    """``value`` as an aware UTC datetime (a naive one is taken to be UTC already)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def sqlite_timestamp(value: datetime) -> str:
+    """The text a :class:`UTCDateTime` column keeps in SQLite for ``value``: its UTC time in
+    SQLAlchemy's SQLite DATETIME storage format (``2024-06-01 10:00:00.000000``), byte for byte.
+
+    For writers that bypass SQLAlchemy's bind processing (the scan's write path); a unit test
+    compares the two.
+    """
+    v = as_utc(value)
+    return f"{v.year:04d}-{v.month:02d}-{v.day:02d} {v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}"
+
+
+def json_text(value: Any) -> str:
+    """The text a :class:`JSONText` column keeps for ``value`` (sorted keys, compact; tuples as lists)."""
+    if isinstance(value, tuple):
+        value = list(value)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A timestamp stored in UTC and returned as an aware UTC datetime.
 
@@ -87,7 +112,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        value = as_utc(value)
         if dialect.name == "sqlite":
             return value.replace(tzinfo=None)
         return value
@@ -105,11 +130,7 @@ class JSONText(TypeDecorator[Any]):
     cache_ok = True
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
-        if value is None:
-            return None
-        if isinstance(value, tuple):
-            value = list(value)
-        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+        return None if value is None else json_text(value)
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
         if value is None:
@@ -144,6 +165,9 @@ hosts = sa.Table(
     sa.Column("missing_total", sa.Integer, nullable=False, server_default="0"),
     *(sa.Column(f"missing_{c}", sa.Integer, nullable=False, server_default="0") for c in VIEW_CLASSIFICATIONS),
     sa.Column("missing_major", sa.Integer, nullable=False, server_default="0"),
+    # Of those, how many are approved (their latest decision approves them; migration 0008): kept
+    # by the same writers, and by the writer of decisions for the hosts missing what it changes.
+    sa.Column("missing_approved", sa.Integer, nullable=False, server_default="0"),
 )
 
 scan_runs = sa.Table(
@@ -207,6 +231,8 @@ updates = sa.Table(
     sa.Column("update_id", sa.String(128)),
     sa.Column("first_seen_at", UTCDateTime(), nullable=False),
     sa.Column("last_seen_at", UTCDateTime(), nullable=False),
+    # Whether its latest decision approves it (migration 0008), kept by the writer of decisions.
+    sa.Column("approved", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("ix_updates_source_name", "source", "name"),
 )
 
@@ -230,8 +256,31 @@ host_updates = sa.Table(
     sa.Column("first_seen_at", UTCDateTime(), nullable=False),
     sa.Column("last_seen_at", UTCDateTime(), nullable=False),
     sa.Column("resolved_at", UTCDateTime()),
-    sa.Index("ix_host_updates_host_state", "host_id", "state"),
-    sa.Index("ix_host_updates_update_state", "update_id", "state"),
+    # The missing rows in host order (migration 0007). No index in update order: a scan's rows
+    # would land at random places in it; update_counts keeps what its readers wanted.
+    sa.Index(
+        "ix_host_updates_missing",
+        "host_id",
+        "update_id",
+        sqlite_where=sa.text("state = 'missing'"),
+        postgresql_where=sa.text("state = 'missing'"),
+    ),
+)
+
+# Per update, how many hosts miss it now and have it installed (migration 0007): kept by every
+# writer of host_updates in the same transaction (a row appears with an update's first count).
+update_counts = sa.Table(
+    "update_counts",
+    metadata,
+    sa.Column(
+        "update_id",
+        sa.Integer,
+        sa.ForeignKey("updates.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    sa.Column("hosts_missing", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("hosts_installed", sa.Integer, nullable=False, server_default="0"),
 )
 
 

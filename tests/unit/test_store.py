@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import psycopg
@@ -19,11 +19,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from psycopg.rows import dict_row
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from patchctl.errors import StoreError
 from patchctl.model import HostScan, Update
 from patchctl.store import Store, alembic_config
-from patchctl.store.schema import metadata
+from patchctl.store.schema import UTCDateTime, metadata, sqlite_timestamp
 
 T0 = datetime(2024, 6, 1, 10, 0, tzinfo=UTC)
 T1 = T0 + timedelta(days=1)
@@ -353,6 +354,10 @@ def test_bad_input_is_a_store_error(store: Store) -> None:
         store.record_host_scan(4242, ok_scan("web01", T0, [OPENSSL]))
     assert store.hosts() == []
     assert store.missing_updates() == []
+    # The connection it ran on went back to the pool rolled back: the next scan is written.
+    run = store.start_run("scan", "inv", None, 1)
+    store.record_host_scan(run, ok_scan("web01", T0, [OPENSSL]))
+    assert [m.uid for m in store.missing_updates("web01")] == [OPENSSL.uid]
 
 
 def test_concurrent_writers_from_threads(db_url: str) -> None:
@@ -479,3 +484,98 @@ def test_views_are_plain_sql(store: Store, db_url: str, backend: str) -> None:
     assert row["missing_bugfix"] == 1
     assert row["reachability"] == "ok"
     assert hosts == ["web01", "web01"]
+
+
+# --- the scan's write path bypasses SQLAlchemy's types: it must write what they would ----------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        T0,
+        datetime(2024, 6, 1, 10, 0, 0, 1, tzinfo=UTC),
+        datetime(2024, 12, 31, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-5))),
+        datetime(2024, 6, 1, 12, 30, tzinfo=timezone(timedelta(hours=2, minutes=30))),
+        datetime(2024, 6, 1, 10, 0),  # naive: taken as UTC
+        datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+    ],
+)
+def test_sqlite_timestamp_is_the_text_sqlalchemy_stores(value: datetime) -> None:
+    dialect = sqlite_dialect.dialect()
+    bind = sqlite_dialect.DATETIME().bind_processor(dialect)
+    assert bind is not None
+    assert sqlite_timestamp(value) == bind(UTCDateTime().process_bind_param(value, dialect))
+
+
+def test_scan_rows_are_what_the_column_types_write(store: Store, db_url: str, backend: str) -> None:
+    """Every row a scan writes reads back through the typed schema as it went in, and SQLite keeps
+    the very text SQLAlchemy's types would (timestamps, JSON)."""
+    at = T0.astimezone(timezone(timedelta(hours=2)))  # not UTC: stored as UTC
+    run = store.start_run("scan", "inv", None, 2)
+    store.record_host_scan(run, ok_scan("web01", at, [OPENSSL, CURL], reboot_required=True))
+    store.record_host_scan(run, HostScan("db01", "unreachable", T0.replace(tzinfo=None), error="timeout"))
+    store.record_host_scan(run, ok_scan("web01", T1, [OPENSSL], installed={CURL.name: CURL.version}))
+    engine = sa.create_engine(
+        sa.make_url(db_url).set(drivername="postgresql+psycopg") if backend != "sqlite" else db_url
+    )
+    try:
+        with engine.connect() as conn:
+            web01 = conn.execute(sa.select(metadata.tables["hosts"]).where(sa.column("name") == "web01")).one()
+            db01 = conn.execute(sa.select(metadata.tables["hosts"]).where(sa.column("name") == "db01")).one()
+            hu = metadata.tables["host_updates"]
+            u = metadata.tables["updates"]
+            states = {
+                r.uid: r
+                for r in conn.execute(
+                    sa.select(u.c.uid, hu.c.state, hu.c.installed_version, hu.c.first_seen_at, hu.c.last_seen_at,
+                              hu.c.resolved_at).join(hu, hu.c.update_id == u.c.id)
+                )
+            }  # fmt: skip
+            catalog = {r.uid: r for r in conn.execute(sa.select(u))}
+            scans = conn.execute(sa.select(metadata.tables["scans"]).order_by(sa.column("id"))).all()
+            raw = {
+                "hosts": conn.exec_driver_sql(
+                    "SELECT first_seen_at, last_scan_at, last_ok_scan_at, reboot_required_since, groups FROM hosts"
+                    " WHERE name = 'web01'"
+                ).one(),
+                "updates": conn.exec_driver_sql(
+                    "SELECT first_seen_at, last_seen_at, cves, advisory_ids, kbs FROM updates WHERE name = 'openssl'"
+                ).one(),
+                "scans": conn.exec_driver_sql("SELECT scanned_at, missing_by_class FROM scans ORDER BY id").all(),
+            }
+    finally:
+        engine.dispose()
+    assert (web01.first_seen_at, web01.last_scan_at, web01.last_ok_scan_at) == (T0, T1, T1)
+    assert (web01.reboot_required, web01.reboot_required_since) == (False, None)
+    assert web01.groups == ["web", "pilot"]
+    assert (web01.missing_total, web01.missing_security, web01.missing_bugfix) == (1, 1, 0)
+    assert (db01.first_seen_at, db01.last_scan_at, db01.last_ok_scan_at, db01.last_status) == (
+        T0,
+        T0,
+        None,
+        "unreachable",
+    )
+    assert db01.reboot_required is False
+    assert states[OPENSSL.uid].state == "missing"
+    assert states[OPENSSL.uid][3:] == (T0, T1, None)
+    assert states[CURL.uid].state == "installed"
+    assert states[CURL.uid].installed_version == CURL.version
+    assert states[CURL.uid][3:] == (T0, T0, T1)
+    openssl = catalog[OPENSSL.uid]
+    assert (openssl.cves, openssl.advisory_ids, openssl.kbs) == (["CVE-2024-0727"], [], [])
+    assert (openssl.major, openssl.reboot_hint, openssl.first_seen_at) == (False, False, T0)
+    assert [(s.scanned_at, s.status, s.missing_total, s.missing_by_class) for s in scans] == [
+        (T0, "ok", 2, {"bugfix": 1, "security": 1}),
+        (T0, "unreachable", None, None),
+        (T1, "ok", 1, {"security": 1}),
+    ]
+    assert scans[0].reboot_required is True
+    if backend == "sqlite":
+        t0, t1 = sqlite_timestamp(T0), sqlite_timestamp(T1)
+        assert tuple(raw["hosts"]) == (t0, t1, t1, None, '["web","pilot"]')
+        assert tuple(raw["updates"]) == (t0, t1, '["CVE-2024-0727"]', "[]", "[]")
+        assert [tuple(r) for r in raw["scans"]] == [
+            (t0, '{"bugfix":1,"security":1}'),
+            (t0, None),
+            (t1, '{"security":1}'),
+        ]
