@@ -423,7 +423,7 @@ _HOST_KINDS_SQL = (
     " JOIN updates u ON u.id = hu.update_id WHERE hu.state = 'missing' AND hu.host_id IN ({in})"
     " GROUP BY hu.host_id, u.classification, u.major, u.approved"
 )
-_UPDATE_SUMMARY_SQL = f"UPDATE hosts SET {', '.join(f'{c} = ?' for c in _HOST_SUMMARY_KEPT)} WHERE id = ?"  # noqa: S608
+_UPDATE_SUMMARY_SQL = f"UPDATE hosts SET {', '.join(f'{c} = ?' for c in _HOST_SUMMARY_KEPT)} WHERE id = ?"  # noqa: S608 - fixed names
 
 # --- a scan's write, on the DBAPI cursor ----------------------------------------------------
 
@@ -486,12 +486,12 @@ _CATALOG_MERGED_COLUMNS = (
     "first_seen_at",
     "last_seen_at",
 )
-_UPDATE_CATALOG_SQL = f"UPDATE updates SET {', '.join(f'{c} = ?' for c in _CATALOG_MERGED_COLUMNS)} WHERE id = ?"  # noqa: S608
+_UPDATE_CATALOG_SQL = f"UPDATE updates SET {', '.join(f'{c} = ?' for c in _CATALOG_MERGED_COLUMNS)} WHERE id = ?"  # noqa: S608 - fixed names
 _CATALOG_SEEN_SQL = "UPDATE updates SET last_seen_at = ? WHERE id IN ({in})"
 _SCAN_OK_COLUMNS = ("reboot_required", "missing_total", "missing_security", "missing_major", "missing_by_class")
 _INSERT_SCAN_SQL = "INSERT INTO scans (run_id, host_id, scanned_at, status, error) VALUES (?, ?, ?, ?, ?)"
 _INSERT_OK_SCAN_SQL = (
-    f"INSERT INTO scans (run_id, host_id, scanned_at, status, error, {', '.join(_SCAN_OK_COLUMNS)})"  # noqa: S608
+    f"INSERT INTO scans (run_id, host_id, scanned_at, status, error, {', '.join(_SCAN_OK_COLUMNS)})"  # noqa: S608 - fixed names
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # The host's missing rows, and its other rows of updates it reports.
