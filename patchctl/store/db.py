@@ -501,11 +501,11 @@ _INSERT_OK_SCAN_SQL = (
 _HOST_MISSING_SQL = (
     "SELECT update_id, installed_version, first_seen_at FROM host_updates WHERE host_id = ? AND state = 'missing'"
 )
-# What decides whether an update the host no longer reports is installed or gone.
-_NAME_VERSION_SQL = "SELECT id, name, version FROM updates WHERE id IN ({in})"
 _HOST_RESOLVED_SQL = (
     "SELECT update_id, state, first_seen_at FROM host_updates WHERE host_id = ? AND update_id IN ({in})"
 )
+# What decides whether an update the host no longer reports is installed or gone.
+_NAME_VERSION_SQL = "SELECT id, name, version FROM updates WHERE id IN ({in})"
 # One multi-row INSERT for a host's new rows ({rows}: that many of _HOST_UPDATE_ROW).
 _INSERT_HOST_UPDATES_SQL = (
     "INSERT INTO host_updates (host_id, update_id, state, installed_version, first_seen_at, last_seen_at) VALUES {rows}"
