@@ -13,7 +13,9 @@
   subprocess each, start-up included; best of ``--repeat``).
 * ``ingest``: wall time of writing N hosts' scan results with ``Store.record_host_scan`` (one
   transaction per host, as ``patchctl scan`` does): into an empty store, and as a rescan into a
-  copy of the generated store (most updates already known and missing).
+  copy of the generated store. The scans are at versions the generated store has as known
+  updates but not as the ones missing on each host: every host reports 100 updates new to it and
+  its 100 missing ones are resolved, the most churn a rescan can bring (the README says so).
 * ``all``: the three, in order; ``--csv`` appends the figures.
 
 Example::
