@@ -473,21 +473,8 @@ _INSERT_CATALOG_SQL = (
     f" VALUES ({', '.join('?' * len(_CATALOG_INSERT_COLUMNS))})"
 )
 _CATALOG_IDS_SQL = "SELECT id, uid FROM updates WHERE uid IN ({in})"
-_CATALOG_MERGED_COLUMNS = (
-    "arch",
-    "classification",
-    "severity",
-    "cves",
-    "advisory_ids",
-    "kbs",
-    "title",
-    "origin",
-    "major",
-    "reboot_hint",
-    "update_id",
-    "first_seen_at",
-    "last_seen_at",
-)
+# What a scan may merge into a known catalog row: everything but the identity of the update.
+_CATALOG_MERGED_COLUMNS = tuple(c for c in _CATALOG_INSERT_COLUMNS if c not in ("uid", "source", "name", "version"))
 _CATALOG_SET = ", ".join(f"{c} = ?" for c in _CATALOG_MERGED_COLUMNS)
 _UPDATE_CATALOG_SQL = f"UPDATE updates SET {_CATALOG_SET} WHERE id = ?"  # noqa: S608 - constant column names
 _CATALOG_SEEN_SQL = "UPDATE updates SET last_seen_at = ? WHERE id IN ({in})"
