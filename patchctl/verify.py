@@ -117,19 +117,18 @@ class VerifyOptions:
 
 
 def approved_for_hosts(
-    rs: RolloutStore, hosts: Iterable[str], details: dict[str, RolloutUpdate] | None = None
-) -> tuple[dict[str, set[str]], dict[str, dict[str, str]]]:
-    """host -> uids its started waves approved; host -> {uid: reason} of its last failed deploys.
-
-    With ``details``, each approved uid's update (source, name, version) is added to it."""
+    rs: RolloutStore, hosts: Iterable[str]
+) -> tuple[dict[str, set[str]], dict[str, dict[str, str]], dict[str, RolloutUpdate]]:
+    """host -> uids its started waves approved; host -> {uid: reason} of its last failed deploys;
+    uid -> the update (source, name, version) of every rollout's updates."""
     wanted = set(hosts)
     approved: dict[str, set[str]] = {h: set() for h in wanted}
     failed: dict[str, dict[str, str]] = {h: {} for h in wanted}
+    details: dict[str, RolloutUpdate] = {}
     for rollout_id in rs.rollout_ids():
         r = rs.rollout(rollout_id)
         uids = {u.uid for u in r.updates}
-        if details is not None:
-            details.update((u.uid, u) for u in r.updates)
+        details.update((u.uid, u) for u in r.updates)
         for rec in r.waves:
             if rec.state == "pending":
                 continue
@@ -140,7 +139,7 @@ def approved_for_hosts(
                     reason = res.error or res.status
                     for uid in res.failed or dict.fromkeys(uids, reason):
                         failed[host][uid] = str((res.failed or {}).get(uid, reason))
-    return approved, failed
+    return approved, failed, details
 
 
 def below_approved(
@@ -184,8 +183,7 @@ def verify(opts: VerifyOptions) -> VerifyReport:
     with Store.open(opts.db_url) as store:
         rs = RolloutStore(store)
         rows = {r.host: r for r in store.host_compliance(targets)}
-        details: dict[str, RolloutUpdate] = {}
-        approved, failed = approved_for_hosts(rs, targets, details)
+        approved, failed, details = approved_for_hosts(rs, targets)
         missing_ids = rs.missing_on_hosts(targets)
         uid_of = _uids(rs, {i for ids in missing_ids.values() for i in ids})
         for host in targets:
