@@ -34,8 +34,8 @@ from typing import Any
 import yaml
 
 from patchctl import paths
-from patchctl.clock import Clock
 from patchctl.errors import ConfigError
+from patchctl.rules.clock import Clock
 
 CONFIG_ENV = "PATCHCTL_CONFIG"
 SOURCE_DEFAULT = "default"
@@ -191,7 +191,7 @@ def _check(name: str, raw: Any, where: str, base: Path | None) -> Any:
     if name == "db":
         return _db_url(raw, base)
     if name == "now":
-        from patchctl.clock import parse
+        from patchctl.rules.clock import parse
 
         return parse(raw, f"{where}: now").isoformat()
     if spec.is_path:

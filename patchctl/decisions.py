@@ -17,7 +17,7 @@ from typing import Any
 
 from patchctl import paths
 from patchctl.errors import ConfigError, PolicyBlocked
-from patchctl.policy import (
+from patchctl.rules.policy import (
     BUILTIN,
     STATE_APPROVED,
     STATE_REJECTED,

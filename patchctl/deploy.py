@@ -8,7 +8,7 @@ failed and unreachable hosts pass ``max_fail_percent``. Hosts that already succe
 rollout are not run again, so an interrupted deploy continues where it stopped and a second
 deploy of a finished wave changes nothing.
 
-Each batch runs like a scan (:func:`patchctl.fleetrun.run_split`): hosts with an execution node
+Each batch runs like a scan (:func:`patchctl.ansible.fleet.run_split`): hosts with an execution node
 (``patchctl_execution_node``) through their node, the others from here, all parts at once; a node
 that fails leaves its hosts of the batch ``unreachable`` ("outcome unknown: rescan"), and they
 count towards ``max_fail_percent`` like any other unreachable host.
@@ -22,16 +22,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from patchctl import paths, rollout
-from patchctl.clock import Clock
+from patchctl import paths
+from patchctl.ansible.fleet import PartStats, merge_parts, run_split
+from patchctl.ansible.inventory import Inventory
+from patchctl.ansible.runner import HostEvent, list_inventory, result_message
 from patchctl.decisions import actor, evaluate_catalog
 from patchctl.errors import EXIT_HOST_FAILURES, EXIT_OK, ConfigError, PolicyBlocked
-from patchctl.fleetrun import PartStats, merge_parts, run_split
-from patchctl.inventory import Inventory
-from patchctl.model import HOST_FAILED, HOST_OK, HOST_UNREACHABLE, ApplyOutcome
-from patchctl.policy import STATE_APPROVED, Policy, Wave
-from patchctl.rollout import Promotion
-from patchctl.runner import HostEvent, list_inventory, result_message
+from patchctl.rules import waves as rollout
+from patchctl.rules.clock import Clock
+from patchctl.rules.model import HOST_FAILED, HOST_OK, HOST_UNREACHABLE, ApplyOutcome
+from patchctl.rules.policy import STATE_APPROVED, Policy, Wave
+from patchctl.rules.waves import Promotion
 from patchctl.store import Store
 from patchctl.store.locks import store_lock
 from patchctl.store.rollouts import Incident, Rollout, RolloutStore, RolloutUpdate
@@ -462,7 +463,7 @@ def _deploy_hosts(
         handler = _BatchHandler({h: work[h] for h in batch}, record)
         extravars: dict[str, Any] = {"patchctl_deploy": {h: work[h] for h in batch}}
         if handler.windows_hosts:
-            from patchctl.catalog import load_catalog
+            from patchctl.rules.apps import load_catalog
 
             extravars["patchctl_app_catalog"] = load_catalog().as_vars()
         assert inventory is not None
@@ -547,7 +548,7 @@ class _BatchHandler:
 
     def finish(self) -> None:
         """Record the Windows hosts of the batch (Linux hosts were recorded as they answered)."""
-        from patchctl.normalize_windows import apply_outcome as windows_outcome
+        from patchctl.rules.normalize_windows import apply_outcome as windows_outcome
 
         for host in sorted(self.windows_hosts - self._done):
             if host not in self._win_result and host not in self._choco and host not in self._win_error:

@@ -1,6 +1,6 @@
 """The reboot flow: restart the hosts whose reboot is pending and whose window allows it now.
 
-Who reboots and when is decided by :mod:`patchctl.maintenance` (the reboot policy by
+Who reboots and when is decided by :mod:`patchctl.rules.maintenance` (the reboot policy by
 ``patch_role`` / ``patch_reboot`` and the host's ``patch_window`` at the possibly simulated
 current time); this module runs ``playbooks/reboot.yml`` (role ``patch_reboot``) over those
 hosts, grouped by rollout wave and each group with its wave's ``max_concurrency`` (Ansible
@@ -30,14 +30,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from patchctl import maintenance, paths
+from patchctl import paths
+from patchctl.ansible.inventory import Inventory
+from patchctl.ansible.runner import HostEvent, PlaybookRunner, list_inventory, result_message
 from patchctl.errors import EXIT_HOST_FAILURES, EXIT_OK, ConfigError
-from patchctl.inventory import Inventory
-from patchctl.maintenance import ACTION_REBOOT, RebootDecision, Window
-from patchctl.model import HOST_OK, ApplyOutcome
-from patchctl.policy import Policy, Wave
-from patchctl.rollout import assign_hosts
-from patchctl.runner import HostEvent, PlaybookRunner, list_inventory, result_message
+from patchctl.rules import maintenance
+from patchctl.rules.maintenance import ACTION_REBOOT, RebootDecision, Window
+from patchctl.rules.model import HOST_OK, ApplyOutcome
+from patchctl.rules.policy import Policy, Wave
+from patchctl.rules.waves import assign_hosts
 from patchctl.store import Store
 from patchctl.store.locks import LockBusy, store_lock
 from patchctl.store.reboots import REBOOT_FAILED, REBOOT_OK, REBOOT_UNREACHABLE, RebootStore

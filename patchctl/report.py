@@ -1,434 +1,84 @@
-"""The compliance report, built from store rows: pure rules, no SQL, no click, no output.
+"""The flow of ``patchctl report``: read the store and build the full :class:`~patchctl.rules.report.Report`.
 
-The rows come from :meth:`patchctl.store.Store.host_compliance` (``v_host_compliance``); this
-module only needs their shape (:class:`ComplianceRow`), so it does not import the store.
-
-:func:`build_report` gives the per-host :class:`FleetReport`; :func:`build_full_report` adds what
-``patchctl report`` shows around it: compliance states by state, role and wave, the most
-widespread missing updates, pending reboots with their age, failures with their reason and the
-history of compliance over past scan runs. The store aggregates what is large (the most
-widespread missing updates, the history) and fills the input rows (:class:`TopMissing`,
-:class:`HistoryPoint`, :class:`WaveRow`, :class:`DeployFailure`).
+Like :func:`patchctl.reporting.fleet_report`, a SQLite store at the newest schema is read with
+the standard library alone (:mod:`patchctl.store.fastread`); any other store through the Store.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Protocol
+from collections.abc import Sequence
+from datetime import datetime
 
-from patchctl.model import CLASSIFICATIONS, HOST_FAILED, HOST_OK, HOST_UNREACHABLE
-
-NEVER_SCANNED = "never_scanned"
-REACHABILITY = (HOST_OK, HOST_FAILED, HOST_UNREACHABLE, NEVER_SCANNED)
+from patchctl.reporting import _matching
+from patchctl.rules.report import ComplianceRow, Report, build_full_report, build_report
+from patchctl.store import fastread
+from patchctl.store import reports as reads
 
 
-class ComplianceRow(Protocol):
-    """What the report reads from one host's compliance row."""
-
-    @property
-    def host(self) -> str: ...
-    @property
-    def os(self) -> str: ...
-    @property
-    def pkg_mgr(self) -> str | None: ...
-    @property
-    def patch_role(self) -> str | None: ...
-    @property
-    def last_scan_at(self) -> datetime | None: ...
-    @property
-    def reachability(self) -> str: ...
-    @property
-    def last_error(self) -> str | None: ...
-    @property
-    def missing_total(self) -> int: ...
-    @property
-    def missing_by_class(self) -> Mapping[str, int]: ...
-    @property
-    def missing_major(self) -> int: ...
-    @property
-    def reboot_required(self) -> bool: ...
-
-
-@dataclass(frozen=True)
-class MissingCounts:
-    """Missing updates: the total, one count per classification, and how many are major."""
-
-    total: int
-    by_class: Mapping[str, int]  # every classification of model.CLASSIFICATIONS, in order
-    major: int
-
-    @property
-    def security(self) -> int:
-        return self.by_class.get("security", 0)
-
-    @property
-    def critical(self) -> int:
-        return self.by_class.get("critical", 0)
-
-    @property
-    def others(self) -> int:
-        """Missing updates that are neither security nor critical."""
-        return self.total - self.security - self.critical
-
-
-@dataclass(frozen=True)
-class HostReport:
-    """One host in the report."""
-
-    name: str
-    os: str  # distribution and version, "" when never learned
-    pkg_mgr: str | None
-    patch_role: str | None
-    last_scan_at: datetime | None
-    reachability: str  # one of REACHABILITY: the status of the last scan
-    error: str | None
-    missing: MissingCounts
-    reboot_pending: bool
-
-    @property
-    def scanned(self) -> bool:
-        return self.reachability != NEVER_SCANNED
-
-
-@dataclass(frozen=True)
-class ReportTotals:
-    """Figures over the whole fleet of the report."""
-
-    hosts: int
-    by_reachability: Mapping[str, int]  # every value of REACHABILITY, in order
-    hosts_with_missing: int
-    missing: MissingCounts  # summed over hosts (an update missing on 3 hosts counts 3)
-    reboot_pending: int
-
-
-@dataclass(frozen=True)
-class FleetReport:
-    """The compliance report: one :class:`HostReport` per host, sorted by name, and totals."""
-
-    generated_at: datetime
-    hosts: tuple[HostReport, ...]
-    totals: ReportTotals
-
-
-def _counts(by_class: Mapping[str, int], total: int, major: int) -> MissingCounts:
-    ordered = {c: int(by_class.get(c, 0)) for c in CLASSIFICATIONS}
-    # Classifications unknown to this version of patchctl count as "other".
-    extra = sum(int(n) for c, n in by_class.items() if c not in ordered)
-    ordered["other"] += extra
-    return MissingCounts(total=int(total), by_class=ordered, major=int(major))
-
-
-def host_report(row: ComplianceRow) -> HostReport:
-    reach = row.reachability if row.reachability in REACHABILITY else HOST_FAILED
-    if row.last_scan_at is None:
-        reach = NEVER_SCANNED
-    return HostReport(
-        name=row.host,
-        os=row.os,
-        pkg_mgr=row.pkg_mgr,
-        patch_role=row.patch_role,
-        last_scan_at=row.last_scan_at,
-        reachability=reach,
-        error=row.last_error if reach in (HOST_FAILED, HOST_UNREACHABLE) else None,
-        missing=_counts(row.missing_by_class, row.missing_total, row.missing_major),
-        reboot_pending=bool(row.reboot_required),
-    )
-
-
-def build_report(rows: Iterable[ComplianceRow], generated_at: datetime) -> FleetReport:
-    """The report over ``rows`` (one per host), as of ``generated_at``."""
-    hosts = tuple(sorted((host_report(r) for r in rows), key=lambda h: h.name))
-    by_reach = dict.fromkeys(REACHABILITY, 0)
-    by_class = dict.fromkeys(CLASSIFICATIONS, 0)
-    total = major = with_missing = reboots = 0
-    for h in hosts:
-        by_reach[h.reachability] += 1
-        for c, n in h.missing.by_class.items():
-            by_class[c] += n
-        total += h.missing.total
-        major += h.missing.major
-        with_missing += 1 if h.missing.total else 0
-        reboots += 1 if h.reboot_pending else 0
-    totals = ReportTotals(
-        hosts=len(hosts),
-        by_reachability=by_reach,
-        hosts_with_missing=with_missing,
-        missing=MissingCounts(total=total, by_class=by_class, major=major),
-        reboot_pending=reboots,
-    )
-    return FleetReport(generated_at=generated_at, hosts=hosts, totals=totals)
-
-
-# --- the full report: compliance states, sections, history ------------------------------------
-
-COMPLIANT = "compliant"
-MISSING = "missing"
-REBOOT_PENDING = "reboot_pending"
-FAILED = "failed"
-UNREACHABLE = "unreachable"
-STALE = "stale"
-# Every compliance state, in the order reports show them (DESIGN.md, "compliance state").
-STATES = (COMPLIANT, MISSING, REBOOT_PENDING, FAILED, UNREACHABLE, STALE, NEVER_SCANNED)
-# What a point of the history counts (a scan run knows nothing of stale or never scanned hosts).
-HISTORY_STATES = (COMPLIANT, MISSING, REBOOT_PENDING, FAILED, UNREACHABLE)
-NO_ROLE = "none"
-NO_WAVE = "none"
-
-
-def compliance_state(
-    host: HostReport,
+def _build(
+    q: reads.Query,
+    rows: Sequence[ComplianceRow],
+    wanted: set[str] | None,
     now: datetime,
-    stale_after: timedelta,
-    deploy_failed: bool = False,
-    approved_missing: int | None = None,
-) -> str:
-    """The compliance state of one host at ``now``.
-
-    Precedence: never scanned, unreachable (last scan), failed (last scan or last deploy),
-    stale (last scan older than ``stale_after``), missing approved updates, reboot pending,
-    compliant. ``approved_missing`` is how many approved updates the host is missing; None when
-    nothing was ever decided (no policy evaluated): then every missing update counts.
-    """
-    if host.reachability == NEVER_SCANNED or host.last_scan_at is None:
-        return NEVER_SCANNED
-    if host.reachability == HOST_UNREACHABLE:
-        return UNREACHABLE
-    if host.reachability == HOST_FAILED or deploy_failed:
-        return FAILED
-    if now - host.last_scan_at > stale_after:
-        return STALE
-    if (host.missing.total if approved_missing is None else approved_missing) > 0:
-        return MISSING
-    if host.reboot_pending:
-        return REBOOT_PENDING
-    return COMPLIANT
-
-
-def _state_counts(states: Iterable[str]) -> dict[str, int]:
-    counts = dict.fromkeys(STATES, 0)
-    for s in states:
-        counts[s] += 1
-    return counts
-
-
-@dataclass(frozen=True)
-class WaveRow:
-    """One wave of a rollout (a row of ``v_wave_progress``) and the hosts recorded for it."""
-
-    rollout_id: int
-    position: int
-    wave: str
-    state: str
-    hosts_total: int
-    hosts_ok: int
-    hosts_failed: int
-    hosts_unreachable: int
-    hosts_pending: int
-    started_at: datetime | None
-    finished_at: datetime | None
-    bake_days: float
-    halted_reason: str | None
-    hosts: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class DeployFailure:
-    """The last deploy result of a host in a rollout, when it was not ok."""
-
-    rollout_id: int
-    wave: str
-    host: str
-    status: str  # failed | unreachable
-    reason: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class TopMissing:
-    """An update and the hosts it is missing on."""
-
-    uid: str
-    source: str
-    name: str
-    version: str
-    classification: str
-    severity: str | None
-    major: bool
-    cves: tuple[str, ...]
-    hosts: int  # how many hosts miss it
-
-
-@dataclass(frozen=True)
-class PendingReboot:
-    host: str
-    patch_role: str | None
-    patch_window: str | None
-    since: datetime | None
-    age: timedelta | None
-
-
-@dataclass(frozen=True)
-class Failure:
-    host: str
-    stage: str  # scan | deploy
-    status: str  # failed | unreachable
-    reason: str
-    at: datetime | None
-    rollout_id: int | None = None
-    wave: str | None = None
-
-
-@dataclass(frozen=True)
-class HistoryPoint:
-    """Compliance as one scan run found it: the hosts that run scanned, by state."""
-
-    run_id: int
-    at: datetime  # when the run finished (started, when it never finished)
-    hosts: int
-    by_state: Mapping[str, int]  # compliant, missing, reboot_pending, failed, unreachable
-    missing_total: int  # missing updates summed over the run's hosts
-
-    @property
-    def compliant_percent(self) -> float:
-        return round(100.0 * self.by_state.get(COMPLIANT, 0) / self.hosts, 1) if self.hosts else 0.0
-
-
-@dataclass(frozen=True)
-class NodeThroughput:
-    """How fast an execution node (or the control node) scans or deploys (``v_node_throughput``)."""
-
-    node: str
-    kind: str  # scan | deploy
-    parts: int  # its parts of runs recorded (a deploy: one per batch)
-    parts_failed: int
-    hosts: int
-    seconds: float
-    hosts_per_minute: float | None  # over every recorded part
-    last_hosts: int
-    last_hosts_per_minute: float | None  # its latest part
-    last_forks: int | None
-    last_error: str | None
-    last_finished_at: datetime | None
-
-
-@dataclass(frozen=True)
-class WaveSummary:
-    """One wave of the latest rollout: its progress and the compliance of its hosts."""
-
-    row: WaveRow
-    bake_until: datetime | None
-    by_state: Mapping[str, int]
-
-
-@dataclass(frozen=True)
-class Report:
-    """Everything ``patchctl report`` shows. :attr:`fleet` is the per-host report of issue 2."""
-
-    fleet: FleetReport
-    stale_days: float
-    states: Mapping[str, str]  # host -> compliance state
-    waves_of: Mapping[str, str]  # host -> wave of the latest rollout (absent: none)
-    by_state: Mapping[str, int]
-    by_role: Mapping[str, Mapping[str, int]]  # role (or "none") -> state -> hosts
-    rollout_id: int | None
-    waves: tuple[WaveSummary, ...]
-    top_missing: tuple[TopMissing, ...]
-    pending_reboots: tuple[PendingReboot, ...]
-    failures: tuple[Failure, ...]
-    history: tuple[HistoryPoint, ...]
-    nodes: tuple[NodeThroughput, ...] = ()  # per execution node throughput
-
-    @property
-    def compliant_percent(self) -> float:
-        n = self.fleet.totals.hosts
-        return round(100.0 * self.by_state.get(COMPLIANT, 0) / n, 1) if n else 0.0
-
-
-def build_full_report(
-    fleet: FleetReport,
     *,
-    top_missing: Sequence[TopMissing] = (),
-    history: Sequence[HistoryPoint] = (),
-    reboot_since: Mapping[str, datetime | None] | None = None,
-    windows: Mapping[str, str | None] | None = None,
-    waves: Sequence[WaveRow] = (),
-    deploy_failures: Iterable[DeployFailure] = (),
-    stale_days: float = 7,
-    nodes: Sequence[NodeThroughput] = (),
-    approved_missing: Mapping[str, int] | None = None,
+    stale_days: float,
+    top: int,
+    history_runs: int,
 ) -> Report:
-    """The full report over the hosts of ``fleet``, as of ``fleet.generated_at``.
-
-    ``waves`` are the waves of one rollout (the latest); ``deploy_failures`` the hosts whose last
-    deploy result in it was not ok; ``reboot_since`` and ``windows`` map hosts to the time they
-    started to need a reboot and to their maintenance window.
-    """
-    now = fleet.generated_at
-    stale_after = timedelta(days=stale_days)
-    names = [h.name for h in fleet.hosts]
-    wanted = set(names)
-    dfail = {f.host: f for f in deploy_failures if f.host in wanted}
-    states = {
-        h.name: compliance_state(
-            h,
-            now,
-            stale_after,
-            deploy_failed=h.name in dfail and h.reachability == HOST_OK,
-            approved_missing=None if approved_missing is None else approved_missing.get(h.name, 0),
-        )
-        for h in fleet.hosts
-    }
-    waves_of: dict[str, str] = {}
-    for w in sorted(waves, key=lambda w: w.position):
-        for host in w.hosts:
-            waves_of.setdefault(host, w.wave)
-    by_role: dict[str, dict[str, int]] = {}
-    for h in fleet.hosts:
-        by_role.setdefault(h.patch_role or NO_ROLE, dict.fromkeys(STATES, 0))[states[h.name]] += 1
-    wave_summaries = tuple(
-        WaveSummary(
-            row=w,
-            bake_until=w.finished_at + timedelta(days=w.bake_days) if w.finished_at is not None else None,
-            by_state=_state_counts(states[h] for h in w.hosts if h in states),
-        )
-        for w in sorted(waves, key=lambda w: w.position)
-    )
-    since = reboot_since or {}
-    reboots = tuple(
-        PendingReboot(
-            host=h.name,
-            patch_role=h.patch_role,
-            patch_window=(windows or {}).get(h.name),
-            since=since.get(h.name),
-            age=(now - s) if (s := since.get(h.name)) is not None else None,
-        )
-        for h in fleet.hosts
-        if h.reboot_pending
-    )
-    reboots = tuple(sorted(reboots, key=lambda r: (r.since is None, r.since or now, r.host)))
-    failures: list[Failure] = [
-        Failure(h.name, "scan", h.reachability, h.error or h.reachability, h.last_scan_at)
-        for h in fleet.hosts
-        if h.reachability in (HOST_FAILED, HOST_UNREACHABLE)
-    ]
-    failures.extend(
-        Failure(f.host, "deploy", f.status, f.reason, f.at, f.rollout_id, f.wave)
-        for f in sorted(dfail.values(), key=lambda f: f.host)
-    )
-    return Report(
-        fleet=fleet,
+    names = None if wanted is None else sorted(wanted)
+    rollout = reads.latest_rollout_id(q)
+    waves = reads.wave_rows(q, rollout) if rollout is not None else []
+    failures = reads.deploy_failures(q, rollout) if rollout is not None else []
+    return build_full_report(
+        build_report(rows, now),
+        top_missing=reads.top_missing(q, top, names),
+        history=reads.history(q, history_runs, names),
+        reboot_since={r.host: getattr(r, "reboot_required_since", None) for r in rows},
+        windows={r.host: getattr(r, "patch_window", None) for r in rows},
+        waves=waves,
+        deploy_failures=failures,
         stale_days=stale_days,
-        states=states,
-        waves_of=waves_of,
-        by_state=_state_counts(states.values()),
-        by_role={role: by_role[role] for role in sorted(by_role)},
-        rollout_id=waves[0].rollout_id if waves else None,
-        waves=wave_summaries,
-        top_missing=tuple(top_missing),
-        pending_reboots=reboots,
-        failures=tuple(failures),
-        history=tuple(history),
-        nodes=tuple(nodes),
+        nodes=reads.node_throughput(q),
+        approved_missing=reads.approved_missing(q, names),
     )
+
+
+def full_report(
+    db_url: str,
+    limit: str | None,
+    now: datetime,
+    *,
+    stale_days: float = 7,
+    top: int = 10,
+    history_runs: int = 30,
+) -> Report:
+    """Everything ``patchctl report`` shows, for every host (or those matching ``limit``).
+
+    Waves and deploy failures are those of the latest rollout, when there is one; the history
+    has one point per scan run, for the last ``history_runs`` runs.
+    """
+    conn = fastread.open_current(db_url)
+    if conn is not None:
+        try:
+            wanted = _matching(fastread.host_names(conn), limit, db_url)
+            rows = fastread.host_compliance(conn, wanted)
+            return _build(
+                reads.sqlite_query(conn), rows, wanted, now, stale_days=stale_days, top=top, history_runs=history_runs
+            )
+        finally:
+            conn.close()
+    from patchctl.store import Store
+
+    with Store.open(db_url) as store:
+        wanted = _matching(store.hosts(), limit, store.url)
+        all_rows = [r for r in store.host_compliance() if wanted is None or r.host in wanted]
+        with store.engine.connect() as c:
+            return _build(
+                reads.sqlalchemy_query(c),
+                all_rows,
+                wanted,
+                now,
+                stale_days=stale_days,
+                top=top,
+                history_runs=history_runs,
+            )

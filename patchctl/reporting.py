@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from patchctl.errors import ConfigError
-from patchctl.report import ComplianceRow, FleetReport, build_report
+from patchctl.rules.report import ComplianceRow, FleetReport, build_report
 from patchctl.store import fastread
 
 

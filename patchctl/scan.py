@@ -10,13 +10,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from patchctl import normalize, normalize_windows, paths
-from patchctl.catalog import Catalog, load_catalog
+from patchctl import paths
+from patchctl.ansible.fleet import run_split
+from patchctl.ansible.inventory import Inventory
+from patchctl.ansible.runner import HostEvent, list_inventory, result_message
 from patchctl.errors import EXIT_HOST_FAILURES, EXIT_OK, PatchctlError
-from patchctl.fleetrun import run_split
-from patchctl.inventory import Inventory
-from patchctl.model import HOST_FAILED, HOST_OK, HOST_UNREACHABLE, HostScan
-from patchctl.runner import HostEvent, list_inventory, result_message
+from patchctl.rules import normalize, normalize_windows
+from patchctl.rules.apps import Catalog, load_catalog
+from patchctl.rules.model import HOST_FAILED, HOST_OK, HOST_UNREACHABLE, HostScan
 from patchctl.store import Store
 from patchctl.store.locks import LockBusy, store_lock
 
@@ -215,7 +216,7 @@ def run_scan(opts: ScanOptions, progress: ProgressFn | None = None) -> ScanSumma
             "patch_scan_linux_watch": store.watched_packages("apt"),
         }
         # Hosts with patchctl_execution_node run through their node (ansible-runner streaming),
-        # the others from here; all parts at once (patchctl.fleetrun).
+        # the others from here; all parts at once (patchctl.ansible.fleet).
         split = run_split(
             inventory,
             opts.inventory,

@@ -17,7 +17,7 @@ order of precedence (:func:`verify_state`, a pure rule):
     deploy of the host's wave installs it again. The scan reports what the repositories offer
     now, which may be a newer version than the approved one: an approved update also counts as
     not installed when the host's installed version of its package is older than the approved
-    version (apt, dnf and zypper versions are ordered by :mod:`patchctl.versions`);
+    version (apt, dnf and zypper versions are ordered by :mod:`patchctl.rules.versions`);
 ``reboot_pending``
     everything approved is installed but the host waits for a reboot;
 ``compliant``
@@ -32,12 +32,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from patchctl.errors import EXIT_HOST_FAILURES, EXIT_OK
-from patchctl.model import HOST_FAILED, HOST_OK, HOST_UNREACHABLE
-from patchctl.report import COMPLIANT, FAILED, MISSING, REBOOT_PENDING, STALE, UNREACHABLE
+from patchctl.rules.model import HOST_FAILED, HOST_OK, HOST_UNREACHABLE
+from patchctl.rules.report import COMPLIANT, FAILED, MISSING, REBOOT_PENDING, STALE, UNREACHABLE
+from patchctl.rules.versions import older
 from patchctl.store import MissingUpdateRow, Store
 from patchctl.store.reboots import RebootStore, VerifyRow
 from patchctl.store.rollouts import RolloutStore, RolloutUpdate
-from patchctl.versions import older
 
 VERIFY_STATES = (COMPLIANT, MISSING, FAILED, REBOOT_PENDING, UNREACHABLE, STALE)
 

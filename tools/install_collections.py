@@ -4,7 +4,7 @@
     tools/install_collections.py [--target .collections] [--cache-dir DIR] [--wheel FILE]
 
 Standard library only, so it runs before patchctl's dependencies are installed. The work is done
-by ``patchctl/collections.py`` (also stdlib only), which the installed package offers as
+by ``patchctl/ansible/collections_install.py`` (also stdlib only), which the installed package offers as
 ``patchctl-collections``; this script runs it from the checkout, with the checkout's defaults:
 ``collections/requirements.yml`` and ``.collections``.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from patchctl.collections import main  # noqa: E402  (needs the checkout on sys.path first)
+from patchctl.ansible.collections_install import main  # noqa: E402  (needs the checkout on sys.path first)
 
 if __name__ == "__main__":
     args = sys.argv[1:]

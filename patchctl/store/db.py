@@ -35,7 +35,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from patchctl.errors import StoreError
-from patchctl.model import HOST_FAILED, HOST_OK, HOST_UNREACHABLE, HostScan, Update
+from patchctl.rules.model import HOST_FAILED, HOST_OK, HOST_UNREACHABLE, HostScan, Update
 from patchctl.store import schema as t
 from patchctl.store.fastread import head_revisions
 from patchctl.store.reports import RUN_COUNT_COLUMNS, RUN_COUNTS_SQL
@@ -1208,7 +1208,7 @@ class Store:
 
         ``run_id`` is a ``scan_runs`` id for ``kind`` scan, a ``deploy_runs`` id for deploy; each
         part has ``node``, ``hosts``, ``seconds`` and optionally ``forks``,
-        ``controller_cpu_seconds`` and ``error`` (:meth:`patchctl.fleetrun.PartStats.as_dict`).
+        ``controller_cpu_seconds`` and ``error`` (:meth:`patchctl.ansible.fleet.PartStats.as_dict`).
         """
         if kind not in NODE_RUN_KINDS:
             raise StoreError(f"unknown node run kind {kind!r} (expected one of {', '.join(NODE_RUN_KINDS)})")

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote
 
-from patchctl.model import CLASSIFICATIONS
+from patchctl.rules.model import CLASSIFICATIONS
 
 VERSIONS_DIR = Path(__file__).resolve().parent / "migrations" / "versions"
 _REVISION_RE = re.compile(r"^revision\s*(?::[^=]*)?=\s*['\"]([^'\"]+)['\"]", re.MULTILINE)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from patchctl.report import (
+from patchctl.rules.report import (
     HISTORY_STATES,
     DeployFailure,
     HistoryPoint,

@@ -16,9 +16,9 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from patchctl.errors import ConfigError, StoreError
-from patchctl.model import HOST_OK, ApplyOutcome
-from patchctl.policy import Wave
-from patchctl.rollout import PENDING, WaveRecord
+from patchctl.rules.model import HOST_OK, ApplyOutcome
+from patchctl.rules.policy import Wave
+from patchctl.rules.waves import PENDING, WaveRecord
 from patchctl.store import schema as t
 from patchctl.store.db import (
     Store,

@@ -9,7 +9,7 @@ Conventions:
   database (naive UTC text in SQLite, ``timestamptz`` in PostgreSQL);
 - lists (groups, CVEs, advisory ids, KBs) and small maps are :class:`JSONText`: JSON in a TEXT
   column, portable to any database;
-- host states are the words of :mod:`patchctl.model` (``ok``, ``failed``, ``unreachable``);
+- host states are the words of :mod:`patchctl.rules.model` (``ok``, ``failed``, ``unreachable``);
   ``host_updates.state`` is one of ``missing``, ``installed``, ``gone``.
 
 Views (created by migration 0001; ``v_host_compliance`` reads the hosts' summary columns since
@@ -21,7 +21,7 @@ migration 0006):
     ``last_scan_at`` (last scan attempt), ``last_ok_scan_at`` (last successful scan),
     ``reachability`` (``ok`` | ``failed`` | ``unreachable`` | ``never_scanned``: the status of the
     last scan), ``last_error``, ``missing_total``, ``missing_<classification>`` for every
-    classification of :data:`patchctl.model.CLASSIFICATIONS` (unknown classifications count as
+    classification of :data:`patchctl.rules.model.CLASSIFICATIONS` (unknown classifications count as
     ``other``), ``missing_major``, ``reboot_required``, ``reboot_required_since``.
 ``v_missing_updates``
     One row per update missing on a host: ``host``, ``uid``, ``source``, ``name``, ``version``
@@ -43,13 +43,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-from patchctl.model import CLASSIFICATIONS
+from patchctl.rules.model import CLASSIFICATIONS
 
 STATE_MISSING = "missing"
 STATE_INSTALLED = "installed"
 STATE_GONE = "gone"
 HOST_UPDATE_STATES = (STATE_MISSING, STATE_INSTALLED, STATE_GONE)
-# The decision state that approves an update (patchctl.policy.STATE_APPROVED).
+# The decision state that approves an update (patchctl.rules.policy.STATE_APPROVED).
 DECISION_APPROVED = "approved"
 
 NEVER_SCANNED = "never_scanned"

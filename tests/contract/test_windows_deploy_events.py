@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from patchctl.ansible.runner import HostEvent
 from patchctl.deploy import WIN_INSTALL_TASK, _BatchHandler
-from patchctl.model import HOST_FAILED, HOST_OK, HOST_UNREACHABLE, ApplyOutcome
-from patchctl.runner import HostEvent
+from patchctl.rules.model import HOST_FAILED, HOST_OK, HOST_UNREACHABLE, ApplyOutcome
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "windows"
 

@@ -1,5 +1,5 @@
 """Contract: real result shapes of win_updates, win_chocolatey_facts and win_chocolatey through
-patchctl/normalize_windows.py, every field checked. Fixtures: tests/data/windows/ (sources named
+patchctl/rules/normalize_windows.py, every field checked. Fixtures: tests/data/windows/ (sources named
 in each file)."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from patchctl.catalog import App, Catalog, load_catalog
-from patchctl.model import HOST_FAILED, HOST_OK, Update
-from patchctl.normalize import ScanResultError
-from patchctl.normalize_windows import (
+from patchctl.rules.apps import App, Catalog, load_catalog
+from patchctl.rules.model import HOST_FAILED, HOST_OK, Update
+from patchctl.rules.normalize import ScanResultError
+from patchctl.rules.normalize_windows import (
     PKG_MGR_WINDOWS,
     PKG_MGR_WINDOWS_CHOCO,
     apply_outcome,

@@ -24,8 +24,8 @@ import pytest
 import yaml
 
 from patchctl import paths
-from patchctl.catalog import load_catalog
-from patchctl.runner import HostEvent, PlaybookRunner, ansible_env
+from patchctl.ansible.runner import HostEvent, PlaybookRunner, ansible_env
+from patchctl.rules.apps import load_catalog
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "inventories" / "example"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from patchctl.collections import CollectionsError, Pin, install, installed_version, read_requirements
+from patchctl.ansible.collections_install import CollectionsError, Pin, install, installed_version, read_requirements
 
 REPO_REQUIREMENTS = Path(__file__).resolve().parents[2] / "collections" / "requirements.yml"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from alembic.script import ScriptDirectory
 
-from patchctl.model import HostScan, Update
+from patchctl.rules.model import HostScan, Update
 from patchctl.store import Store, alembic_config, fastread
 
 T0 = datetime(2024, 6, 1, 10, 0, tzinfo=UTC)

@@ -15,12 +15,12 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from patchctl.cli import cli, register_commands
-from patchctl.html_report import render_html
-from patchctl.model import HostScan, Update
-from patchctl.render import CSV_SECTIONS, full_report_json, full_report_lines, report_csv, report_lines
-from patchctl.report import Report
-from patchctl.report_flow import full_report
+from patchctl.cli import cli
+from patchctl.render.html import render_html
+from patchctl.render.report import CSV_SECTIONS, full_report_json, full_report_lines, report_csv, report_lines
+from patchctl.report import full_report
+from patchctl.rules.model import HostScan, Update
+from patchctl.rules.report import Report
 from patchctl.store import Store
 from patchctl.store import schema as t
 
@@ -203,7 +203,7 @@ def test_limit_applies_to_every_section(db: Path) -> None:
 
 
 def test_json_keeps_the_report_1_keys_and_adds_sections(rep: Report) -> None:
-    from patchctl.render import report_json
+    from patchctl.render.report import report_json
 
     data = full_report_json(rep)
     base = report_json(rep.fleet)
@@ -315,7 +315,6 @@ def test_html_escapes_what_hosts_report(db: Path, tmp_path: Path) -> None:
 
 
 def test_cli_formats(db: Path, tmp_path: Path, patchctl_home: Path) -> None:
-    register_commands()
     runner = CliRunner()
     url = f"sqlite:///{db}"
     env = {"PATCHCTL_NOW": NOW.isoformat()}

@@ -19,8 +19,8 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from patchctl.cli import cli, register_commands
-from patchctl.model import HOST_OK, HostScan, Update
+from patchctl.cli import cli
+from patchctl.rules.model import HOST_OK, HostScan, Update
 from patchctl.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +50,6 @@ VALID_POLICY: dict[str, Any] = {
     "windows": [{"name": "nightly", "start": "0 1 * * *", "duration": "4h", "timezone": "Europe/Berlin"}],
 }
 
-register_commands()
 
 yaml_scalars = st.one_of(
     st.none(),

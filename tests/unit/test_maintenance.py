@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from patchctl.errors import ConfigError
-from patchctl.maintenance import (
+from patchctl.rules.maintenance import (
     ACTION_NONE,
     ACTION_PENDING,
     ACTION_REBOOT,
@@ -418,7 +418,7 @@ def test_hosts_by_window() -> None:
 
 
 def test_policy_file_carries_its_windows_and_their_errors() -> None:
-    from patchctl.policy import parse_policy
+    from patchctl.rules.policy import parse_policy
 
     policy = parse_policy(POLICY, "policy.yml")
     assert sorted(policy.windows) == ["nightly", "weekend"]

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from patchctl.ansible.runner import _wait_for_agent
 from patchctl.errors import ConfigError
-from patchctl.runner import _wait_for_agent
 
 
 def test_waits_until_the_agent_listens(tmp_path: Path) -> None:

@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from patchctl import render
+from patchctl.ansible.fleet import PartStats, merge_parts
 from patchctl.errors import StoreError
-from patchctl.fleetrun import PartStats, merge_parts
-from patchctl.report_flow import full_report
+from patchctl.render import report as render
+from patchctl.report import full_report
 from patchctl.store import Store
 
 T0 = datetime(2024, 6, 28, 10, 0, tzinfo=UTC)

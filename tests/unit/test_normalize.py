@@ -1,4 +1,4 @@
-"""patchctl.normalize: the scan module's recorded JSON result into the model, and garbage out."""
+"""patchctl.rules.normalize: the scan module's recorded JSON result into the model, and garbage out."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from patchctl.errors import EXIT_HOST_FAILURES, PatchctlError
-from patchctl.model import HOST_OK, Update
-from patchctl.normalize import (
+from patchctl.rules.model import HOST_OK, Update
+from patchctl.rules.normalize import (
     LinuxScan,
     ScanResultError,
     host_scan,

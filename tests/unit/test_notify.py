@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from patchctl import notify
-from patchctl.cli import cli, register_commands
+from patchctl.cli import cli
 from patchctl.config import Config
 from tests.conftest import Inbox
 
@@ -226,7 +226,6 @@ def test_cli_notify_test_uses_the_config_file(
         encoding="utf-8",
     )
     monkeypatch.setenv("PATCHCTL_CONFIG", str(conf))
-    register_commands()
     result = CliRunner().invoke(cli, ["notify", "test", "--event", "host.failed", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == [

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from patchctl.errors import ConfigError
-from patchctl.policy import (
+from patchctl.rules.policy import (
     BUILTIN,
     STATE_APPROVED,
     STATE_MANUAL,

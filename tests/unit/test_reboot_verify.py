@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from patchctl.ansible.inventory import Inventory
 from patchctl.errors import ConfigError
-from patchctl.inventory import Inventory
-from patchctl.maintenance import parse_windows
-from patchctl.model import HostScan
-from patchctl.policy import Concurrency, Wave
 from patchctl.reboot import plan_host, wave_groups
+from patchctl.rules.maintenance import parse_windows
+from patchctl.rules.model import HostScan
+from patchctl.rules.policy import Concurrency, Wave
 from patchctl.store import MissingUpdateRow, Store
 from patchctl.store.reboots import REBOOT_FAILED, REBOOT_OK, RebootStore, VerifyRow
 from patchctl.store.rollouts import RolloutUpdate

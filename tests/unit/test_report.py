@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from patchctl.model import CLASSIFICATIONS, HostScan, Update
-from patchctl.render import report_json, report_lines, report_table
-from patchctl.report import FleetReport, build_report
+from patchctl.render.report import report_json, report_lines, report_table
+from patchctl.rules.model import CLASSIFICATIONS, HostScan, Update
+from patchctl.rules.report import FleetReport, build_report
 from patchctl.store import Store
 
 T0 = datetime(2024, 6, 1, 10, 0, tzinfo=UTC)
@@ -239,7 +239,7 @@ def test_report_lines(report: FleetReport) -> None:
 def test_compliance_counts_approved_missing_updates_only() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from patchctl.report import COMPLIANT, MISSING, REBOOT_PENDING, HostReport, MissingCounts, compliance_state
+    from patchctl.rules.report import COMPLIANT, MISSING, REBOOT_PENDING, HostReport, MissingCounts, compliance_state
 
     now = datetime(2026, 1, 10, tzinfo=UTC)
     host = HostReport(

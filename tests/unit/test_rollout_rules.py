@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from patchctl.policy import Concurrency, Wave
-from patchctl.rollout import (
+from patchctl.rules.policy import Concurrency, Wave
+from patchctl.rules.waves import (
     BAKING,
     DEPLOYING,
     DONE,

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from patchctl.ansible.runner import HostEvent, PlaybookRunner, ansible_env, inventory_hosts, list_inventory
 from patchctl.errors import EXIT_HOST_FAILURES, EXIT_USAGE, ConfigError, PatchctlError
-from patchctl.runner import HostEvent, PlaybookRunner, ansible_env, inventory_hosts, list_inventory
 
 FIXTURE = Path(__file__).resolve().parent.parent / "data" / "runner"
 

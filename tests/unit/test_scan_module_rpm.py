@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from patchctl.normalize import normalize_scan
+from patchctl.rules.normalize import normalize_scan
 
 from .test_scan_module import psl
 

@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from patchctl import schedule as sch
-from patchctl.cli import cli, register_commands
+from patchctl.cli import cli
 
 FIELD_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
 
@@ -109,7 +109,6 @@ def test_systemd_units_pass_systemd_analyze(tmp_path: Path) -> None:
 
 
 def test_cli_schedule_prints_and_installs(tmp_path: Path, patchctl_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    register_commands()
     monkeypatch.setenv("PATCHCTL_DB", f"sqlite:///{tmp_path}/p.db")
     runner = CliRunner()
     printed = runner.invoke(cli, ["schedule", "--cron"])

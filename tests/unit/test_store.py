@@ -22,7 +22,7 @@ from psycopg.rows import dict_row
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from patchctl.errors import StoreError
-from patchctl.model import HostScan, Update
+from patchctl.rules.model import HostScan, Update
 from patchctl.store import Store, alembic_config
 from patchctl.store.schema import UTCDateTime, metadata, sqlite_timestamp
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from patchctl.model import ApplyOutcome, HostScan
-from patchctl.policy import Wave
-from patchctl.render import full_report_json
-from patchctl.report_flow import full_report
+from patchctl.render.report import full_report_json
+from patchctl.report import full_report
+from patchctl.rules.model import ApplyOutcome, HostScan
+from patchctl.rules.policy import Wave
 from patchctl.store import Store
 from patchctl.store.locks import LockBusy, store_lock
 from patchctl.store.rollouts import Decision, RolloutStore

@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 import pytest
 from alembic import command
 
-from patchctl.model import ApplyOutcome, HostScan, Update
-from patchctl.policy import Wave
+from patchctl.rules.model import ApplyOutcome, HostScan, Update
+from patchctl.rules.policy import Wave
 from patchctl.store import Store, alembic_config
 from patchctl.store import reports as reads
 from patchctl.store.rollouts import Decision, RolloutStore

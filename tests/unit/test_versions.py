@@ -1,4 +1,4 @@
-"""Package version ordering (patchctl/versions.py), checked against known orderings.
+"""Package version ordering (patchctl/rules/versions.py), checked against known orderings.
 
 Debian cases follow Debian Policy 5.6.12 and the examples dpkg's documentation gives; the RPM
 cases follow rpm's documented comparison (segments, ``~`` and ``^``)."""
@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from patchctl.versions import compare_debian, compare_rpm, older
+from patchctl.rules.versions import compare_debian, compare_rpm, older
 
 DEBIAN_ASCENDING = [
     "0.9",

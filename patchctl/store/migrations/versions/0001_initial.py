@@ -21,7 +21,7 @@ down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# Frozen copy of patchctl.model.CLASSIFICATIONS as of this revision: one view column each.
+# Frozen copy of patchctl.rules.model.CLASSIFICATIONS as of this revision: one view column each.
 _CLASSIFICATIONS = (
     "security",
     "critical",

@@ -33,7 +33,7 @@ down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# Frozen copy of patchctl.model.CLASSIFICATIONS as of this revision (the same as 0001's).
+# Frozen copy of patchctl.rules.model.CLASSIFICATIONS as of this revision (the same as 0001's).
 _CLASSIFICATIONS = (
     "security",
     "critical",

@@ -1,4 +1,4 @@
-"""The click layer: parse options, call the core, render. Nothing here talks to Ansible or SQL."""
+"""What every command shares: the App object in ``ctx.obj``, the error handler and common options."""
 
 from __future__ import annotations
 
@@ -14,9 +14,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from patchctl import __version__
 from patchctl.config import Config
-from patchctl.errors import EXIT_USAGE, PatchctlError
+from patchctl.errors import PatchctlError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -100,44 +99,6 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]  # the wrapper keeps func's signature (functools.wraps)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option(
-    "-i",
-    "--inventory",
-    metavar="PATH",
-    help="Inventory file or directory (env PATCHCTL_INVENTORY; default: the lab's).",
-)
-@click.option("--db", metavar="URL", help="Store URL, e.g. sqlite:////var/lib/patchctl/patchctl.db (env PATCHCTL_DB).")
-@click.option("--policy", metavar="PATH", help="Policy file (env PATCHCTL_POLICY).")
-@click.option(
-    "--now",
-    metavar="TIME",
-    help="Simulated current time, ISO 8601, e.g. 2025-03-14T09:00:00Z (env PATCHCTL_NOW).",
-)
-@click.option("--json", "json_output", is_flag=True, help="Machine-readable JSON on stdout.")
-@click.option("-q", "--quiet", is_flag=True, help="Only errors and the final result.")
-@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
-@click.version_option(__version__, prog_name="patchctl")
-@click.pass_context
-def cli(
-    ctx: click.Context,
-    inventory: str | None,
-    db: str | None,
-    policy: str | None,
-    now: str | None,
-    json_output: bool,
-    quiet: bool,
-    debug: bool,
-) -> None:
-    """patchctl: agentless patch management for Windows and Linux fleets, driven by Ansible.
-
-    Exit codes: 0 ok, 1 host failures, 2 usage or configuration error, 3 blocked by policy.
-    """
-    given = {"inventory": inventory, "db": db, "policy": policy, "now": now}
-    overrides = {k: v for k, v in given.items() if v is not None}
-    ctx.obj = App(overrides=overrides, json_output=json_output, quiet=quiet, debug=debug)
-
-
 def json_option(func: F) -> F:
     """Let --json also follow the subcommand (``patchctl scan --json``)."""
 
@@ -190,21 +151,3 @@ def db_option(func: F) -> F:
 
 def print_table(app: App, table: Table) -> None:
     Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(table)
-
-
-def register_commands() -> None:
-    """Attach every command group (each lives in patchctl/commands/)."""
-    from patchctl.commands import register
-
-    register(cli)
-
-
-def main() -> None:
-    register_commands()
-    try:
-        cli.main(prog_name="patchctl", standalone_mode=True)
-    except click.exceptions.Exit as exc:  # pragma: no cover - click handles this in standalone mode
-        sys.exit(exc.exit_code)
-    except click.UsageError as exc:  # pragma: no cover
-        click.echo(f"patchctl: error: {exc.format_message()}", err=True)
-        sys.exit(EXIT_USAGE)

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from patchctl.cli import App, handle_errors, inventory_option, json_option
-from patchctl.model import ApplyOutcome
+from patchctl.cli.app import App, handle_errors, inventory_option, json_option
+from patchctl.rules.model import ApplyOutcome
 
 if TYPE_CHECKING:
     from patchctl.reboot import RebootReport

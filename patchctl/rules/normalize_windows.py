@@ -25,9 +25,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from patchctl.catalog import Catalog
-from patchctl.model import HOST_FAILED, HOST_OK, ApplyOutcome, Update
-from patchctl.normalize import ScanResultError, _Checker, _kind
+from patchctl.rules.apps import Catalog
+from patchctl.rules.model import HOST_FAILED, HOST_OK, ApplyOutcome, Update
+from patchctl.rules.normalize import ScanResultError, _Checker, _kind
 
 WIN_UPDATES_ACTIONS = frozenset({"ansible.windows.win_updates", "win_updates"})
 CHOCO_FACTS_ACTIONS = frozenset({"chocolatey.chocolatey.win_chocolatey_facts", "win_chocolatey_facts"})

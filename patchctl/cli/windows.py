@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from patchctl.cli import App, handle_errors, inventory_option, json_option
+from patchctl.cli.app import App, handle_errors, inventory_option, json_option
 from patchctl.errors import EXIT_OK, EXIT_USAGE
 
 
@@ -16,8 +16,8 @@ def windows_data(policy_path: str | None, inventory_path: str, now: datetime, co
     """Every window of the policy with its state at ``now``, next starts and hosts; and the hosts
     whose ``patch_window`` names no window of the policy."""
     from patchctl.decisions import load_policy
-    from patchctl.maintenance import format_duration, hosts_by_window
     from patchctl.reboot import load_inventory
+    from patchctl.rules.maintenance import format_duration, hosts_by_window
 
     policy = load_policy(policy_path)
     inventory = load_inventory(inventory_path)

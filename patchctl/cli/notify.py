@@ -6,7 +6,7 @@ import json
 
 import click
 
-from patchctl.cli import App, handle_errors, json_option
+from patchctl.cli.app import App, handle_errors, json_option
 from patchctl.errors import EXIT_HOST_FAILURES, ConfigError, PatchctlError
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from patchctl.cli import App, handle_errors, inventory_option, json_option
+from patchctl.cli.app import App, handle_errors, inventory_option, json_option
 from patchctl.config import SOURCE_DEFAULT
 
 

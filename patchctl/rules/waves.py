@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from patchctl.policy import Wave
+from patchctl.rules.policy import Wave
 
 # Recorded states (the store's rollout_waves.state).
 PENDING = "pending"

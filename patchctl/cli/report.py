@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from patchctl.cli import App, db_option, handle_errors, print_table
+from patchctl.cli.app import App, db_option, handle_errors, print_table
 from patchctl.errors import ConfigError
 
 FORMATS = ("table", "json", "csv", "html")
@@ -77,7 +77,7 @@ def report(
     The JSON shape is "patchctl.report/1" (README, "Reports"). Exit code 0 whatever the fleet's
     state; 2 for a bad option or store.
     """
-    from patchctl.report_flow import full_report
+    from patchctl.report import full_report
 
     if fmt is None:
         fmt = "json" if app.json_output else "table"
@@ -92,7 +92,7 @@ def report(
         top=top,
         history_runs=history_runs,
     )
-    from patchctl import render
+    from patchctl.render import report as render
 
     text: str
     if fmt == "json":
@@ -102,7 +102,7 @@ def report(
     elif fmt == "csv":
         text = render.report_csv(rep, section)
     elif fmt == "html":
-        from patchctl.html_report import render_html
+        from patchctl.render.html import render_html
 
         text = render_html(rep)
     elif output is None and sys.stdout.isatty():

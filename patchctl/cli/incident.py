@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from patchctl.cli import App, db_option, handle_errors, json_option
+from patchctl.cli.app import App, db_option, handle_errors, json_option
 
 
 @click.group()

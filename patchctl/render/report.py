@@ -1,4 +1,4 @@
-"""Presenting a :class:`patchctl.report.FleetReport`: a rich table, plain text lines, JSON.
+"""Presenting a :class:`patchctl.rules.report.FleetReport`: a rich table, plain text lines, JSON.
 
 Nothing here prints: the CLI decides where the output goes (a rich table on a terminal,
 :func:`report_lines` when stdout is not a TTY, :func:`report_json` for ``--json``).
@@ -15,8 +15,8 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from patchctl.model import CLASSIFICATIONS, HOST_FAILED, HOST_OK, HOST_UNREACHABLE
-from patchctl.report import (
+from patchctl.rules.model import CLASSIFICATIONS, HOST_FAILED, HOST_OK, HOST_UNREACHABLE
+from patchctl.rules.report import (
     COMPLIANT,
     FAILED,
     HISTORY_STATES,
@@ -114,7 +114,7 @@ def report_json(report: FleetReport) -> dict[str, Any]:
         }
 
     ``by_classification`` always holds every classification of
-    :data:`patchctl.model.CLASSIFICATIONS`, in that order. Timestamps are ISO 8601 UTC.
+    :data:`patchctl.rules.model.CLASSIFICATIONS`, in that order. Timestamps are ISO 8601 UTC.
     """
     t = report.totals
     return {

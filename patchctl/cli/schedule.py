@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from patchctl.cli import App, handle_errors, json_option
+from patchctl.cli.app import App, handle_errors, json_option
 from patchctl.errors import EXIT_HOST_FAILURES, ConfigError, PatchctlError
 
 SCHEDULE_JSON_SCHEMA = "patchctl.schedule/1"

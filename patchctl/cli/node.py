@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from patchctl.cli import App, handle_errors, inventory_option, json_option
+from patchctl.cli.app import App, handle_errors, inventory_option, json_option
 
 
 @click.group()
 def node() -> None:
-    """Execution nodes: hosts that run Ansible for part of the fleet (see patchctl.nodes)."""
+    """Execution nodes: hosts that run Ansible for part of the fleet (see patchctl.ansible.nodes)."""
 
 
 @node.command("bootstrap")
@@ -21,7 +21,7 @@ def node() -> None:
 def node_bootstrap(app: App, names: tuple[str, ...]) -> None:
     """Install Python venv, ansible-core and ansible-runner (this controller's versions, from its
     wheels: the node needs no package index) and the pinned collections on each NODE."""
-    from patchctl import nodes
+    from patchctl.ansible import nodes
     from patchctl.scan import load_inventory
 
     inventory = load_inventory(app.config().inventory)
@@ -43,7 +43,7 @@ def node_bootstrap(app: App, names: tuple[str, ...]) -> None:
 @handle_errors
 def node_list(app: App) -> None:
     """Each execution node and the hosts it runs for (inventory variable patchctl_execution_node)."""
-    from patchctl import nodes
+    from patchctl.ansible import nodes
     from patchctl.scan import load_inventory
 
     inventory = load_inventory(app.config().inventory)

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from html import escape
 
-from patchctl.model import CLASSIFICATIONS
-from patchctl.report import (
+from patchctl.rules.model import CLASSIFICATIONS
+from patchctl.rules.report import (
     COMPLIANT,
     FAILED,
     MISSING,

@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from patchctl import paths
+from patchctl.ansible.inventory import Inventory
 from patchctl.errors import ConfigError, PatchctlError
-from patchctl.inventory import Inventory
 
 NODE_VAR = "patchctl_execution_node"
 NODE_DIR_VAR = "patchctl_node_dir"

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from patchctl.errors import EXIT_HOST_FAILURES, PatchctlError
-from patchctl.model import CLASSIFICATIONS, HOST_OK, HostScan, Update
+from patchctl.rules.model import CLASSIFICATIONS, HOST_OK, HostScan, Update
 
 SCAN_SCHEMA = 1
 SCAN_KEY = "patchctl_scan"

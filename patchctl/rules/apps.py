@@ -20,7 +20,7 @@ import yaml
 
 from patchctl import paths
 from patchctl.errors import ConfigError
-from patchctl.model import CLASSIFICATIONS
+from patchctl.rules.model import CLASSIFICATIONS
 
 CATALOG_KEY = "patchctl_app_catalog"
 CATALOG_ENV = "PATCHCTL_CATALOG"

@@ -7,9 +7,9 @@ import sys
 import click
 from rich.table import Table
 
-from patchctl.cli import App, db_option, handle_errors, inventory_option, json_option, print_table
-from patchctl.commands.deploy import run_deploy
-from patchctl.commands.updates import _policy_option
+from patchctl.cli.app import App, db_option, handle_errors, inventory_option, json_option, print_table
+from patchctl.cli.deploy import run_deploy
+from patchctl.cli.updates import _policy_option
 
 
 @click.group()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from patchctl.cli import App, handle_errors, json_option, print_table
+from patchctl.cli.app import App, handle_errors, json_option, print_table
 
 
 @click.group()

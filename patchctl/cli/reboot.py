@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from patchctl.cli import App, handle_errors, inventory_option, json_option
+from patchctl.cli.app import App, handle_errors, inventory_option, json_option
 
 
 @click.command()

@@ -8,7 +8,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from patchctl.cli import App, handle_errors, json_option, print_table
+from patchctl.cli.app import App, handle_errors, json_option, print_table
 from patchctl.errors import PatchctlError
 
 

@@ -36,8 +36,8 @@ from typing import Any, Literal, cast
 import ansible_runner
 
 from patchctl import paths
+from patchctl.ansible.nodes import NodeJob
 from patchctl.errors import EXIT_HOST_FAILURES, ConfigError, PatchctlError
-from patchctl.nodes import NodeJob
 
 HostStatus = Literal["ok", "failed", "unreachable", "skipped"]
 
@@ -508,7 +508,7 @@ def list_inventory(inventory: str, *, allow_empty: bool = False) -> dict[str, An
     return cast("dict[str, Any]", data)
 
 
-# --- execution nodes: ansible-runner's streaming engine (patchctl.nodes) -----------------------
+# --- execution nodes: ansible-runner's streaming engine (patchctl.ansible.nodes) -----------------------
 
 
 @dataclass

@@ -39,8 +39,8 @@ from typing import Any
 import yaml
 
 from patchctl.errors import ConfigError
-from patchctl.maintenance import Window, parse_windows
-from patchctl.model import CLASSIFICATIONS
+from patchctl.rules.maintenance import Window, parse_windows
+from patchctl.rules.model import CLASSIFICATIONS
 
 FAMILIES = ("debian", "redhat", "suse", "windows", "default")
 # Update source -> the OS family whose baseline decides it.
@@ -150,7 +150,7 @@ class Policy:
     source: str  # the file, or "built-in"
     baselines: dict[str, Baseline] = field(default_factory=lambda: {"default": Baseline()})
     waves: tuple[Wave, ...] = DEFAULT_WAVES
-    # maintenance windows by name (the file's ``windows:``, see patchctl.maintenance)
+    # maintenance windows by name (the file's ``windows:``, see patchctl.rules.maintenance)
     windows: dict[str, Window] = field(default_factory=dict)
 
     def baseline_for(self, source: str) -> Baseline | None:

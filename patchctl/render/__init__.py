@@ -1,0 +1,1 @@
+"""Presenting results: text, JSON, CSV and HTML. Nothing here does I/O."""
