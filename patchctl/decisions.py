@@ -17,6 +17,7 @@ from typing import Any
 
 from patchctl import paths
 from patchctl.errors import ConfigError, PolicyBlocked
+from patchctl.rules.clock import iso_utc
 from patchctl.rules.policy import (
     BUILTIN,
     STATE_APPROVED,
@@ -86,7 +87,7 @@ class CatalogRow:
             "classification": e.classification,
             "severity": e.severity,
             "major": e.major,
-            "first_seen_at": e.first_seen_at.isoformat(),
+            "first_seen_at": iso_utc(e.first_seen_at),
             "hosts_missing": e.hosts_missing,
             "state": self.state,
             "waiting_days": self.waiting_days,

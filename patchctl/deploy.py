@@ -29,7 +29,7 @@ from patchctl.ansible.runner import HostEvent, list_inventory, result_message
 from patchctl.decisions import actor, evaluate_catalog
 from patchctl.errors import EXIT_HOST_FAILURES, EXIT_OK, ConfigError, PolicyBlocked
 from patchctl.rules import waves as rollout
-from patchctl.rules.clock import Clock
+from patchctl.rules.clock import Clock, iso_utc
 from patchctl.rules.model import HOST_FAILED, HOST_OK, HOST_UNREACHABLE, ApplyOutcome
 from patchctl.rules.policy import STATE_APPROVED, Policy, Wave
 from patchctl.rules.waves import Promotion
@@ -87,10 +87,10 @@ class RolloutStatus:
         r = self.rollout
         return {
             "id": r.id,
-            "created_at": r.created_at.isoformat(),
+            "created_at": iso_utc(r.created_at),
             "created_by": r.created_by,
             "policy": r.policy_source,
-            "now": self.now.isoformat(),
+            "now": iso_utc(self.now),
             "updates": [u.uid for u in r.updates],
             "waves": [
                 {
@@ -100,10 +100,10 @@ class RolloutStatus:
                     "hosts_ok": w.ok_hosts,
                     "hosts_failed": w.failed_hosts,
                     "hosts_pending": len(w.hosts) - w.ok_hosts - w.failed_hosts,
-                    "promoted_at": _iso(w.promoted_at),
-                    "started_at": _iso(w.started_at),
-                    "finished_at": _iso(w.finished_at),
-                    "bake_until": _iso(w.bake_until),
+                    "promoted_at": iso_utc(w.promoted_at),
+                    "started_at": iso_utc(w.started_at),
+                    "finished_at": iso_utc(w.finished_at),
+                    "bake_until": iso_utc(w.bake_until),
                     **{k: v for k, v in w.wave.as_dict().items() if k not in ("name", "hosts")},
                     "pattern": w.wave.hosts,
                 }
@@ -119,12 +119,12 @@ class RolloutStatus:
                     "failed": h.failed,
                     "reboot_required": h.reboot_required,
                     "error": h.error,
-                    "finished_at": h.finished_at.isoformat(),
+                    "finished_at": iso_utc(h.finished_at),
                 }
                 for h in sorted(r.results.values(), key=lambda x: x.host)
             ],
             "open_incidents": [
-                {"id": i.id, "host": i.host, "text": i.text, "opened_at": i.opened_at.isoformat()}
+                {"id": i.id, "host": i.host, "text": i.text, "opened_at": iso_utc(i.opened_at)}
                 for i in self.incidents
             ],
             "promotion": {
@@ -133,10 +133,6 @@ class RolloutStatus:
                 "complete": self.promotion.complete,
             },
         }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def rollout_status(db_url: str, rollout_id: int | None, now: datetime) -> RolloutStatus:

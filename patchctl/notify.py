@@ -39,6 +39,7 @@ from email.utils import make_msgid
 from typing import Any, Protocol
 
 from patchctl import __version__
+from patchctl.rules.clock import iso_utc
 
 WAVE_FINISHED = "wave.finished"
 WAVE_HALTED = "wave.halted"
@@ -86,7 +87,7 @@ def summary(event: str, payload: Mapping[str, Any]) -> str:
 
 
 def event_document(event: str, payload: Mapping[str, Any], at: datetime | None = None) -> dict[str, Any]:
-    when = (at or datetime.now(UTC)).astimezone(UTC).isoformat().replace("+00:00", "Z")
+    when = iso_utc(at or datetime.now(UTC))
     return {
         "schema": EVENT_SCHEMA,
         "event": event,

@@ -35,6 +35,7 @@ from patchctl.ansible.inventory import Inventory
 from patchctl.ansible.runner import HostEvent, PlaybookRunner, list_inventory, result_message
 from patchctl.errors import EXIT_HOST_FAILURES, EXIT_OK, ConfigError
 from patchctl.rules import maintenance
+from patchctl.rules.clock import iso_utc
 from patchctl.rules.maintenance import ACTION_REBOOT, RebootDecision, Window
 from patchctl.rules.model import HOST_OK, ApplyOutcome
 from patchctl.rules.policy import Policy, Wave
@@ -110,7 +111,7 @@ class RebootReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "now": self.now.isoformat(),
+            "now": iso_utc(self.now),
             "dry_run": self.dry_run,
             "hosts": [
                 {**p.as_dict(), "result": self.results[p.host].as_dict() if p.host in self.results else None}

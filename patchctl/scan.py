@@ -17,6 +17,7 @@ from patchctl.ansible.runner import HostEvent, list_inventory, result_message
 from patchctl.errors import EXIT_HOST_FAILURES, EXIT_OK, PatchctlError
 from patchctl.rules import normalize, normalize_windows
 from patchctl.rules.apps import Catalog, load_catalog
+from patchctl.rules.clock import iso_utc
 from patchctl.rules.model import HOST_FAILED, HOST_OK, HOST_UNREACHABLE, HostScan
 from patchctl.store import Store
 from patchctl.store.locks import LockBusy, store_lock
@@ -61,8 +62,8 @@ class ScanSummary:
         return {
             "run_id": self.run_id,
             "inventory": self.inventory,
-            "started_at": self.started_at.isoformat(),
-            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "started_at": iso_utc(self.started_at),
+            "finished_at": iso_utc(self.finished_at),
             "hosts_total": len(self.hosts),
             "hosts_ok": self.count(HOST_OK),
             "hosts_failed": self.count(HOST_FAILED),

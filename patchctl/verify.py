@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from patchctl.errors import EXIT_HOST_FAILURES, EXIT_OK
+from patchctl.rules.clock import iso_utc
 from patchctl.rules.model import HOST_FAILED, HOST_OK, HOST_UNREACHABLE
 from patchctl.rules.report import COMPLIANT, FAILED, MISSING, REBOOT_PENDING, STALE, UNREACHABLE
 from patchctl.rules.versions import older
@@ -98,7 +99,7 @@ class VerifyReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "now": self.now.isoformat(),
+            "now": iso_utc(self.now),
             "scan_run": self.scan_run_id,
             "counts": self.counts(),
             "hosts": [h.as_dict() for h in self.hosts],

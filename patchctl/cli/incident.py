@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from patchctl.cli.app import App, db_option, handle_errors, json_option
+from patchctl.rules.clock import iso_utc
 
 
 @click.group()
@@ -71,9 +72,9 @@ def incident_list(app: App, rollout_id: int | None, include_closed: bool) -> Non
                     "rollout": i.rollout_id,
                     "host": i.host,
                     "text": i.text,
-                    "opened_at": i.opened_at.isoformat(),
+                    "opened_at": iso_utc(i.opened_at),
                     "opened_by": i.opened_by,
-                    "closed_at": i.closed_at.isoformat() if i.closed_at else None,
+                    "closed_at": iso_utc(i.closed_at),
                     "closed_by": i.closed_by,
                     "close_reason": i.close_reason,
                 }

@@ -6,6 +6,7 @@ import click
 from rich.table import Table
 
 from patchctl.cli.app import App, db_option, handle_errors, json_option, print_table
+from patchctl.rules.clock import iso_utc
 
 
 def _policy_option(func: click.decorators.FC) -> click.decorators.FC:
@@ -119,7 +120,7 @@ def audit(app: App, rollout_id: int | None, last: int | None) -> None:
         app.emit_json(
             [
                 {
-                    "at": r.at.isoformat(),
+                    "at": iso_utc(r.at),
                     "actor": r.actor,
                     "action": r.action,
                     "subject": r.subject,

@@ -10,6 +10,7 @@ import click
 
 from patchctl.cli.app import App, handle_errors, inventory_option, json_option
 from patchctl.errors import EXIT_OK, EXIT_USAGE
+from patchctl.rules.clock import iso_utc
 
 
 def windows_data(policy_path: str | None, inventory_path: str, now: datetime, count: int) -> dict[str, Any]:
@@ -29,11 +30,11 @@ def windows_data(policy_path: str | None, inventory_path: str, now: datetime, co
             {
                 **w.as_dict(),
                 "open": span is not None,
-                "open_until": span.end.isoformat() if span else None,
+                "open_until": iso_utc(span.end) if span else None,
                 "open_until_local": span.end.astimezone(w.tz).isoformat() if span else None,
                 "remaining": format_duration(span.end - now) if span else None,
                 "reboot_allowed": w.allows_reboot(now),
-                "next_starts": [s.isoformat() for s in w.next_starts(now, count)],
+                "next_starts": [iso_utc(s) for s in w.next_starts(now, count)],
                 "next_starts_local": [s.astimezone(w.tz).isoformat() for s in w.next_starts(now, count)],
                 "hosts": used.get(name, []),
             }
@@ -42,7 +43,7 @@ def windows_data(policy_path: str | None, inventory_path: str, now: datetime, co
     no_window = sorted(h for h in inventory.hosts if not inventory.var(h, "patch_window"))
     return {
         "policy": policy.source,
-        "now": now.isoformat(),
+        "now": iso_utc(now),
         "windows": rows,
         "undefined": undefined,
         "hosts_without_window": no_window,

@@ -15,6 +15,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
+from patchctl.rules.clock import iso_utc
 from patchctl.rules.model import CLASSIFICATIONS, HOST_FAILED, HOST_OK, HOST_UNREACHABLE
 from patchctl.rules.report import (
     COMPLIANT,
@@ -42,13 +43,6 @@ _REACH_STYLE = {
 }
 
 
-def _iso(value: datetime | None) -> str | None:
-    """ISO 8601 in UTC with a ``Z`` suffix (naive datetimes are taken as UTC)."""
-    if value is None:
-        return None
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return value.isoformat().replace("+00:00", "Z")
-
 
 def _short_time(value: datetime | None) -> str:
     if value is None:
@@ -71,7 +65,7 @@ def _host_json(h: HostReport) -> dict[str, Any]:
         "os": h.os or None,
         "pkg_mgr": h.pkg_mgr,
         "patch_role": h.patch_role,
-        "last_scan_at": _iso(h.last_scan_at),
+        "last_scan_at": iso_utc(h.last_scan_at),
         "reachability": h.reachability,
         "error": h.error,
         "reboot_pending": h.reboot_pending,
@@ -119,7 +113,7 @@ def report_json(report: FleetReport) -> dict[str, Any]:
     t = report.totals
     return {
         "schema": REPORT_JSON_SCHEMA,
-        "generated_at": _iso(report.generated_at),
+        "generated_at": iso_utc(report.generated_at),
         "hosts": [_host_json(h) for h in report.hosts],
         "totals": {
             "hosts": t.hosts,
@@ -207,7 +201,7 @@ def report_lines(report: FleetReport) -> list[str]:
         cells = [
             h.name,
             h.os,
-            _iso(h.last_scan_at) or "",
+            iso_utc(h.last_scan_at) or "",
             h.reachability,
             str(m.total),
             str(m.security),
@@ -261,10 +255,10 @@ def _wave_json(w: WaveSummary) -> dict[str, Any]:
         "hosts_failed": r.hosts_failed,
         "hosts_unreachable": r.hosts_unreachable,
         "hosts_pending": r.hosts_pending,
-        "started_at": _iso(r.started_at),
-        "finished_at": _iso(r.finished_at),
+        "started_at": iso_utc(r.started_at),
+        "finished_at": iso_utc(r.finished_at),
         "bake_days": r.bake_days,
-        "bake_until": _iso(w.bake_until),
+        "bake_until": iso_utc(w.bake_until),
         "halted_reason": r.halted_reason,
         "by_state": dict(w.by_state),
     }
@@ -334,7 +328,7 @@ def full_report_json(rep: Report) -> dict[str, Any]:
             "host": r.host,
             "patch_role": r.patch_role,
             "patch_window": r.patch_window,
-            "since": _iso(r.since),
+            "since": iso_utc(r.since),
             "age_hours": _age_hours(r.age),
         }
         for r in rep.pending_reboots
@@ -345,7 +339,7 @@ def full_report_json(rep: Report) -> dict[str, Any]:
             "stage": f.stage,
             "status": f.status,
             "reason": f.reason,
-            "at": _iso(f.at),
+            "at": iso_utc(f.at),
             "rollout_id": f.rollout_id,
             "wave": f.wave,
         }
@@ -354,7 +348,7 @@ def full_report_json(rep: Report) -> dict[str, Any]:
     data["history"] = [
         {
             "run_id": p.run_id,
-            "at": _iso(p.at),
+            "at": iso_utc(p.at),
             "hosts": p.hosts,
             "compliant_percent": p.compliant_percent,
             "missing_total": p.missing_total,
@@ -375,7 +369,7 @@ def full_report_json(rep: Report) -> dict[str, Any]:
             "last_hosts_per_minute": n.last_hosts_per_minute,
             "last_forks": n.last_forks,
             "last_error": n.last_error,
-            "last_finished_at": _iso(n.last_finished_at),
+            "last_finished_at": iso_utc(n.last_finished_at),
         }
         for n in rep.nodes
     ]
@@ -535,7 +529,7 @@ def section_rows(rep: Report, section: str) -> tuple[list[str], list[list[object
                 h.patch_role or "",
                 rep.waves_of.get(h.name, ""),
                 rep.states.get(h.name, NEVER_SCANNED),
-                _iso(h.last_scan_at) or "",
+                iso_utc(h.last_scan_at) or "",
                 h.reachability,
                 h.missing.total,
                 *(h.missing.by_class.get(c, 0) for c in CLASSIFICATIONS),
@@ -566,18 +560,18 @@ def section_rows(rep: Report, section: str) -> tuple[list[str], list[list[object
         ]
     if section == "reboots":
         return ["host", "patch_role", "patch_window", "since", "age_hours"], [
-            [r.host, r.patch_role or "", r.patch_window or "", _iso(r.since) or "", _age_hours(r.age)]
+            [r.host, r.patch_role or "", r.patch_window or "", iso_utc(r.since) or "", _age_hours(r.age)]
             for r in rep.pending_reboots
         ]
     if section == "failures":
         return ["host", "stage", "status", "reason", "at", "rollout_id", "wave"], [
-            [f.host, f.stage, f.status, f.reason, _iso(f.at) or "", f.rollout_id, f.wave] for f in rep.failures
+            [f.host, f.stage, f.status, f.reason, iso_utc(f.at) or "", f.rollout_id, f.wave] for f in rep.failures
         ]
     if section == "history":
         return ["run_id", "at", "hosts", "compliant_percent", "missing_total", *HISTORY_STATES], [
             [
                 p.run_id,
-                _iso(p.at),
+                iso_utc(p.at),
                 p.hosts,
                 p.compliant_percent,
                 p.missing_total,
@@ -609,7 +603,7 @@ def section_rows(rep: Report, section: str) -> tuple[list[str], list[list[object
                 w.row.hosts_failed,
                 w.row.hosts_unreachable,
                 w.row.hosts_pending,
-                _iso(w.bake_until) or "",
+                iso_utc(w.bake_until) or "",
                 w.by_state.get(COMPLIANT, 0),
             ]
             for w in rep.waves
@@ -641,7 +635,7 @@ def section_rows(rep: Report, section: str) -> tuple[list[str], list[list[object
                 n.last_hosts_per_minute,
                 n.last_forks,
                 n.last_error or "",
-                _iso(n.last_finished_at) or "",
+                iso_utc(n.last_finished_at) or "",
             ]
             for n in rep.nodes
         ]

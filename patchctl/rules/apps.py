@@ -27,7 +27,7 @@ CATALOG_ENV = "PATCHCTL_CATALOG"
 
 
 @dataclass(frozen=True)
-class App:
+class CatalogApp:
     """One catalogued application."""
 
     id: str
@@ -54,9 +54,9 @@ class App:
 class Catalog:
     """The catalog: applications by id, and the Chocolatey package index."""
 
-    apps: tuple[App, ...]
+    apps: tuple[CatalogApp, ...]
 
-    def by_package(self, package: str) -> App | None:
+    def by_package(self, package: str) -> CatalogApp | None:
         """The application a Chocolatey package belongs to (package ids are case-insensitive)."""
         wanted = package.lower()
         for app in self.apps:
@@ -64,7 +64,7 @@ class Catalog:
                 return app
         return None
 
-    def get(self, app_id: str) -> App | None:
+    def get(self, app_id: str) -> CatalogApp | None:
         return next((app for app in self.apps if app.id == app_id), None)
 
     def as_vars(self) -> list[dict[str, Any]]:
@@ -76,7 +76,7 @@ def shipped_catalog_path() -> Path:
     return paths.content_root() / "catalog" / "apps.yml"
 
 
-def _parse_app(source: str, index: int, raw: object) -> App:
+def _parse_app(source: str, index: int, raw: object) -> CatalogApp:
     where = f"{source}: {CATALOG_KEY}[{index}]"
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where} must be a mapping")
@@ -109,7 +109,7 @@ def _parse_app(source: str, index: int, raw: object) -> App:
         raise ConfigError(f"{where}.reason must be a string")
     if not supported and not reason:
         raise ConfigError(f"{where}: an unsupported application needs a reason")
-    return App(
+    return CatalogApp(
         id=app_id,
         name=text("name"),
         packages=tuple(p.strip() for p in packages),
@@ -119,7 +119,7 @@ def _parse_app(source: str, index: int, raw: object) -> App:
     )
 
 
-def parse_catalog(source: str, data: object) -> list[App]:
+def parse_catalog(source: str, data: object) -> list[CatalogApp]:
     """The applications of one catalog document; ConfigError naming the entry when malformed."""
     if not isinstance(data, Mapping) or CATALOG_KEY not in data:
         raise ConfigError(f"{source}: not an application catalog (no top-level key {CATALOG_KEY})")
@@ -148,9 +148,9 @@ def _read(path: Path) -> object:
         raise ConfigError(f"application catalog {path}: not valid YAML ({' '.join(str(exc).split())})") from exc
 
 
-def merge(base: Iterable[App], extra: Iterable[App]) -> Catalog:
+def merge(base: Iterable[CatalogApp], extra: Iterable[CatalogApp]) -> Catalog:
     """``base`` with ``extra`` laid over it by id; a package may belong to one application only."""
-    merged: dict[str, App] = {app.id: app for app in base}
+    merged: dict[str, CatalogApp] = {app.id: app for app in base}
     for app in extra:
         merged[app.id] = app
     owner: dict[str, str] = {}

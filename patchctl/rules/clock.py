@@ -27,6 +27,15 @@ def parse(value: str, where: str = "--now") -> datetime:
     return parsed.astimezone(UTC)
 
 
+def iso_utc(value: datetime | None) -> str | None:
+    """The one timestamp format of patchctl's JSON: ISO 8601 in UTC with a ``Z`` suffix (naive
+    datetimes are taken as UTC); ``None`` stays ``None``."""
+    if value is None:
+        return None
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.isoformat().replace("+00:00", "Z")
+
+
 class Clock:
     """The current time: fixed when simulated, else the system's (UTC)."""
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from patchctl.rules.clock import iso_utc
 from patchctl.store import schema as t
 from patchctl.store.db import Store
 
@@ -75,7 +76,7 @@ class VerifyRow:
             "detail": self.detail,
             "missing": list(self.missing),
             "failed": dict(self.failed),
-            "verified_at": self.verified_at.isoformat(),
+            "verified_at": iso_utc(self.verified_at),
         }
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from patchctl.rules.apps import App, Catalog, load_catalog
+from patchctl.rules.apps import Catalog, CatalogApp, load_catalog
 from patchctl.rules.model import HOST_FAILED, HOST_OK, Update
 from patchctl.rules.normalize import ScanResultError
 from patchctl.rules.normalize_windows import (
@@ -305,7 +305,7 @@ def test_catalog_user_extension(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     cat = load_catalog(extra)
-    assert cat.get("notepadplusplus") == App("notepadplusplus", "Notepad++", ("notepadplusplus",))
+    assert cat.get("notepadplusplus") == CatalogApp("notepadplusplus", "Notepad++", ("notepadplusplus",))
     vlc = cat.get("vlc")
     assert vlc is not None and not vlc.supported
     assert cat.get("7zip") is not None
