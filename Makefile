@@ -15,8 +15,9 @@ CACHE  ?= $(HOME)/.cache/patchctl/wheels
 # System packages the lab and the tests need (Debian 12). python3-venv: `python3.11 -m venv`;
 # rpm (rpmbuild), createrepo-c: the RPM repository of the lab's dnf and zypper hosts.
 # postgresql: the PostgreSQL store's tests run against a cluster of this checkout (tools/pg.sh).
+# systemd: systemd-analyze verifies the units `patchctl schedule --systemd` writes (tests fail without it).
 DEB_PACKAGES := debootstrap openssh-server openssh-client apt-utils zstd sqlite3 gnupg python3-venv rpm createrepo-c chromium \
-                postgresql
+                postgresql systemd
 
 LINT_PATHS := patchctl plugins tests tools bench setup.py
 
