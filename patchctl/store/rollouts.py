@@ -20,13 +20,9 @@ from patchctl.rules.model import HOST_OK, ApplyOutcome
 from patchctl.rules.policy import Wave
 from patchctl.rules.waves import PENDING, WaveRecord
 from patchctl.store import schema as t
-from patchctl.store.db import (
-    Store,
-    bump_update_counts,
-    refresh_approvals,
-    refresh_host_summaries,
-    scan_write_lock,
-)
+from patchctl.store.counters import bump_update_counts, refresh_approvals, refresh_host_summaries
+from patchctl.store.db import Store
+from patchctl.store.scan_write import scan_write_lock
 
 
 @dataclass(frozen=True)
