@@ -89,7 +89,7 @@ def unfinished_runs(conn: Connection, kind: str, started_before: datetime) -> li
         int(i)
         for i in conn.scalars(
             sa.select(sr.c.id)
-            .where(sr.c.kind == kind, sr.c.status == "running", sr.c.started_at < started_before)
+            .where(sr.c.kind == kind, sr.c.status == t.RUN_RUNNING, sr.c.started_at < started_before)
             .order_by(sr.c.id)
         )
     ]

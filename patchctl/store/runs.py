@@ -45,7 +45,7 @@ def start_run(
             started_at=now or utcnow(),
             inventory=inventory,
             limit_pattern=limit,
-            status="running",
+            status=t.RUN_RUNNING,
             hosts_total=hosts_total,
         )
     )
