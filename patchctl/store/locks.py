@@ -34,11 +34,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from patchctl.errors import EXIT_POLICY_BLOCKED, PatchctlError, StoreError
 from patchctl.store.db import Store
+from patchctl.store.engine import sqlite_file
 
 POLL_SECONDS = 0.2
 _SLUG = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -74,16 +74,6 @@ def lock_dir(db_file: Path) -> Path:
     return db_file.with_name(db_file.name + ".locks")
 
 
-def _db_file(store: Store) -> Path | None:
-    url = make_url(str(store.engine.url))
-    if url.get_backend_name() != "sqlite":
-        return None
-    database = url.database
-    if not database or database == ":memory:" or database.startswith("file:") or url.query.get("mode") == "memory":
-        return None
-    return Path(database).expanduser()
-
-
 @contextmanager
 def store_lock(store: Store, name: str, *, wait: float = 0.0) -> Iterator[LockInfo]:
     """Hold the lock ``name`` of ``store`` for the block; LockBusy when another run holds it."""
@@ -92,7 +82,7 @@ def store_lock(store: Store, name: str, *, wait: float = 0.0) -> Iterator[LockIn
         with _pg_lock(store, name, wait) as info:
             yield info
         return
-    db_file = _db_file(store) if backend == "sqlite" else None
+    db_file = sqlite_file(store.engine.url) if backend == "sqlite" else None
     if db_file is not None:
         with _file_lock(lock_dir(db_file), name, wait) as info:
             yield info

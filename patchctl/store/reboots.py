@@ -21,7 +21,7 @@ from patchctl.rules.clock import iso_utc
 from patchctl.store import schema as t
 from patchctl.store.db import Store
 
-REBOOT_RUNNING = "running"
+REBOOT_RUNNING = t.RUN_RUNNING
 REBOOT_OK = "ok"
 REBOOT_FAILED = "failed"
 REBOOT_UNREACHABLE = "unreachable"

@@ -20,13 +20,9 @@ from patchctl.rules.model import HOST_OK, ApplyOutcome
 from patchctl.rules.policy import Wave
 from patchctl.rules.waves import PENDING, WaveRecord
 from patchctl.store import schema as t
-from patchctl.store.db import (
-    Store,
-    bump_update_counts,
-    refresh_approvals,
-    refresh_host_summaries,
-    scan_write_lock,
-)
+from patchctl.store.counters import bump_update_counts, refresh_approvals, refresh_host_summaries
+from patchctl.store.db import Store
+from patchctl.store.scan_write import scan_write_lock
 
 
 @dataclass(frozen=True)
@@ -389,7 +385,7 @@ class RolloutStore:
         with self.store._write("start a deploy run") as conn:
             result = conn.execute(
                 t.deploy_runs.insert().values(
-                    rollout_id=rollout_id, wave=wave, actor=actor, started_at=at, status="running"
+                    rollout_id=rollout_id, wave=wave, actor=actor, started_at=at, status=t.RUN_RUNNING
                 )
             )
             pk = result.inserted_primary_key
@@ -407,7 +403,9 @@ class RolloutStore:
         with self.store._write("close the deploy runs that died") as conn:
             ids = [
                 int(i)
-                for i in conn.scalars(sa.select(dr.c.id).where(dr.c.rollout_id == rollout_id, dr.c.status == "running"))
+                for i in conn.scalars(
+                    sa.select(dr.c.id).where(dr.c.rollout_id == rollout_id, dr.c.status == t.RUN_RUNNING)
+                )
             ]
             if ids:
                 conn.execute(dr.update().where(dr.c.id.in_(ids)).values(status="crashed", finished_at=at))

@@ -53,6 +53,8 @@ HOST_UPDATE_STATES = (STATE_MISSING, STATE_INSTALLED, STATE_GONE)
 DECISION_APPROVED = "approved"
 
 NEVER_SCANNED = "never_scanned"
+# The status of a run (scan, deploy, reboot) started and not finished yet.
+RUN_RUNNING = "running"
 
 # Classifications that get their own column in v_host_compliance, in this order.
 VIEW_CLASSIFICATIONS: tuple[str, ...] = CLASSIFICATIONS

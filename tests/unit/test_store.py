@@ -143,6 +143,26 @@ def test_concurrent_openers_migrate_once(db_url: str) -> None:
     assert sql(db_url, "SELECT version_num FROM alembic_version") == [(head,)]
 
 
+def test_a_current_store_opens_without_alembic(db_url: str) -> None:
+    """Opening a store already at the newest revision imports no Alembic module (its import costs
+    every command about a third of a second); a new store does, to migrate.
+
+    Breaking it: an ``import alembic`` at the top of patchctl/store/engine.py (or a head check in
+    ``engine.migrate`` that never matches) puts alembic in the first list.
+    """
+    code = (
+        "import sys; from patchctl.store import Store; Store.open(sys.argv[1]).close(); "
+        "print(' '.join(m for m in sys.modules if m.split('.')[0] == 'alembic'))"
+    )
+
+    def alembic_modules() -> list[str]:
+        out = subprocess.run([sys.executable, "-c", code, db_url], capture_output=True, text=True, check=True)
+        return out.stdout.split()
+
+    assert alembic_modules() != []  # a new store: migrated with Alembic
+    assert alembic_modules() == []  # now current
+
+
 def test_schema_module_matches_the_migrations(store: Store) -> None:
     with store.engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})

@@ -1,6 +1,6 @@
 """Alembic environment of the patchctl store.
 
-patchctl runs it programmatically (see :func:`patchctl.store.db.alembic_config`): the open
+patchctl runs it programmatically (see :func:`patchctl.store.engine.alembic_config`): the open
 connection arrives in ``config.attributes["connection"]``. Without one (a developer running
 Alembic by hand) it connects to ``sqlalchemy.url`` from the config.
 """
