@@ -149,5 +149,17 @@ def db_option(func: F) -> F:
     )(func)
 
 
+def policy_option(func: F) -> F:
+    """--policy also after the subcommand (``patchctl updates --policy FILE``)."""
+    return click.option(
+        "--policy",
+        "policy_sub",
+        metavar="PATH",
+        expose_value=False,
+        callback=_override("policy"),
+        help="Policy file (env PATCHCTL_POLICY).",
+    )(func)
+
+
 def print_table(app: App, table: Table) -> None:
     Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(table)

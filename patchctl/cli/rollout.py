@@ -7,9 +7,8 @@ import sys
 import click
 from rich.table import Table
 
-from patchctl.cli.app import App, db_option, handle_errors, inventory_option, json_option, print_table
+from patchctl.cli.app import App, db_option, handle_errors, inventory_option, json_option, policy_option, print_table
 from patchctl.cli.deploy import run_deploy
-from patchctl.cli.updates import _policy_option
 
 
 @click.group()
@@ -18,7 +17,7 @@ def rollout() -> None:
 
 
 @rollout.command("create")
-@_policy_option
+@policy_option
 @db_option
 @json_option
 @click.pass_obj
@@ -26,7 +25,7 @@ def rollout() -> None:
 def rollout_create(app: App) -> None:
     """Freeze the updates approved now into a new numbered rollout."""
     from patchctl.decisions import load_policy
-    from patchctl.deploy import create_rollout
+    from patchctl.rollouts import create_rollout
 
     cfg = app.config()
     policy = load_policy(cfg.policy)
@@ -48,7 +47,7 @@ def rollout_create(app: App) -> None:
 @handle_errors
 def rollout_list(app: App) -> None:
     """Every rollout's id."""
-    from patchctl.deploy import rollout_list as ids
+    from patchctl.rollouts import rollout_list as ids
 
     found = ids(app.config().db)
     if app.json_output:
@@ -66,7 +65,7 @@ def rollout_list(app: App) -> None:
 @handle_errors
 def rollout_status(app: App, rollout_id: int | None) -> None:
     """Each wave's state (pending, deploying, baking until T, done, halted) and per-host results."""
-    from patchctl.deploy import rollout_status as status
+    from patchctl.rollouts import rollout_status as status
 
     cfg = app.config()
     st = status(cfg.db, rollout_id, cfg.clock().now())
@@ -121,7 +120,7 @@ def rollout_promote(app: App, rollout_id: int | None, and_deploy: bool) -> None:
 
     Exit 3 with the reason when the policy does not allow it yet.
     """
-    from patchctl.deploy import promote
+    from patchctl.rollouts import promote
 
     cfg = app.config()
     result = promote(cfg.db, rollout_id, cfg.clock().now())

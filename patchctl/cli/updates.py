@@ -5,28 +5,13 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from patchctl.cli.app import App, db_option, handle_errors, json_option, print_table
+from patchctl.cli.app import App, db_option, handle_errors, json_option, policy_option, print_table
 from patchctl.rules.clock import iso_utc
-
-
-def _policy_option(func: click.decorators.FC) -> click.decorators.FC:
-    def callback(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
-        if value is not None:
-            ctx.ensure_object(App).overrides["policy"] = value
-
-    return click.option(
-        "--policy",
-        "policy_sub",
-        metavar="PATH",
-        expose_value=False,
-        callback=callback,
-        help="Policy file (env PATCHCTL_POLICY).",
-    )(func)
 
 
 @click.command()
 @click.option("--all", "show_all", is_flag=True, help="Also updates no host is missing any more.")
-@_policy_option
+@policy_option
 @db_option
 @json_option
 @click.pass_obj

@@ -79,9 +79,7 @@ def windows(app: App, count: int) -> None:
             if w["open"]
             else "closed"
         )
-        click.echo(
-            f"{w['name']}: '{w['start']}' {w['timezone']}, {w['duration']} (min_left {w['min_left']}): {state}"
-        )
+        click.echo(f"{w['name']}: '{w['start']}' {w['timezone']}, {w['duration']} (min_left {w['min_left']}): {state}")
         for utc, local in zip(w["next_starts"], w["next_starts_local"], strict=True):
             click.echo(f"  next {local[:16].replace('T', ' ')} {w['timezone']}  ({utc[:16].replace('T', ' ')} UTC)")
         click.echo(f"  hosts: {', '.join(w['hosts']) or '(none)'}")
