@@ -12,13 +12,18 @@ Each batch runs like a scan (:func:`patchctl.ansible.fleet.run_split`): hosts wi
 (``patchctl_execution_node``) through their node, the others from here, all parts at once; a node
 that fails leaves its hosts of the batch ``unreachable`` ("outcome unknown: rescan"), and they
 count towards ``max_fail_percent`` like any other unreachable host.
+
+``deploy`` then performs the reboots the deploy implies (:func:`patchctl.reboot.after_deploy_outcomes`):
+a server whose maintenance window allows it now is rebooted at once and checked; the other hosts
+that need a reboot are marked ``reboot pending`` for ``patchctl reboot``. The report carries those
+reboots (:attr:`DeployReport.reboots`), so a library caller gets what ``patchctl deploy`` does.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -28,11 +33,12 @@ from patchctl.ansible.inventory import Inventory
 from patchctl.ansible.runner import HostEvent, list_inventory, result_message
 from patchctl.decisions import actor
 from patchctl.errors import EXIT_HOST_FAILURES, EXIT_OK, ConfigError, PolicyBlocked
-from patchctl.rollouts import rollout_lock_name, rollout_or_latest
+from patchctl.reboot import RebootReport, after_deploy_outcomes
+from patchctl.rollouts import PromoteResult, promote, rollout_lock_name, rollout_or_latest
 from patchctl.rules import waves as rollout
 from patchctl.rules.clock import Clock
 from patchctl.rules.model import HOST_FAILED, HOST_OK, HOST_UNREACHABLE, ApplyOutcome
-from patchctl.rules.policy import Wave
+from patchctl.rules.policy import Policy, Wave
 from patchctl.store import Store
 from patchctl.store.locks import store_lock
 from patchctl.store.rollouts import Rollout, RolloutStore, RolloutUpdate
@@ -49,6 +55,8 @@ class DeployOptions:
     inventory: str
     db_url: str
     clock: Clock
+    # its maintenance windows (and waves) decide the reboots after the deploy
+    policy: Policy
     rollout_id: int | None = None
     wave: str | None = None
     timeout: int | None = None
@@ -69,11 +77,15 @@ class DeployReport:
     message: str | None = None
     parts: list[PartStats] = field(default_factory=list)  # per node (and the control node), all batches
     controller_cpu_seconds: float = 0.0
+    reboots: RebootReport | None = None  # the reboots after the deploy (None until they are done)
 
     @property
     def exit_code(self) -> int:
+        """1 when a host failed, the wave halted or a reboot after the deploy failed, else 0."""
         if self.halted_reason or any(o.status != HOST_OK for o in self.outcomes.values()):
             return EXIT_HOST_FAILURES
+        if self.reboots is not None and self.reboots.exit_code != EXIT_OK:
+            return self.reboots.exit_code
         return EXIT_OK
 
     def as_dict(self) -> dict[str, Any]:
@@ -99,6 +111,7 @@ class DeployReport:
                 }
                 for o in sorted(self.outcomes.values(), key=lambda o: o.host)
             ],
+            "reboots": self.reboots.as_dict()["hosts"] if self.reboots is not None else [],
         }
 
 
@@ -175,14 +188,35 @@ def _choose_wave(rs: RolloutStore, r: Rollout, name: str | None, now: datetime) 
 
 
 def deploy(opts: DeployOptions, progress: ProgressFn | None = None) -> DeployReport:
-    """Deploy one wave of a rollout (see the module docstring)."""
+    """Deploy one wave of a rollout, then the reboots it implies (see the module docstring)."""
     who = actor()
     with Store.open(opts.db_url) as store:
         rs = RolloutStore(store)
         rollout_id = rollout_or_latest(rs, opts.rollout_id)
         # One deploy or promotion of a rollout at a time, across processes and control nodes.
         with store_lock(store, rollout_lock_name(rollout_id)):
-            return _deploy_locked(rs, rollout_id, opts, who, progress)
+            report = _deploy_locked(rs, rollout_id, opts, who, progress)
+    # With the rollout's lock released: the reboots may wait for another reboot run's lock.
+    report.reboots = after_deploy_outcomes(opts.inventory, opts.db_url, opts.policy, opts.clock.now(), report.outcomes)
+    return report
+
+
+def promote_and_deploy(
+    opts: DeployOptions,
+    progress: ProgressFn | None = None,
+    promoted: Callable[[PromoteResult], None] | None = None,
+) -> tuple[PromoteResult, DeployReport | None]:
+    """``patchctl rollout promote --deploy``: promote the rollout's next wave
+    (:func:`patchctl.rollouts.promote`; PolicyBlocked, exit 3, when the rule does not allow it
+    yet), then :func:`deploy` that wave, its reboots included. No deploy (``None``) when the
+    rollout is complete. ``promoted`` is told the promotion before the deploy starts."""
+    result = promote(opts.db_url, opts.rollout_id, opts.clock.now())
+    if promoted is not None:
+        promoted(result)
+    p = result.promotion
+    if p.wave is None or p.complete:
+        return result, None
+    return result, deploy(replace(opts, rollout_id=result.rollout_id, wave=p.wave.wave.name), progress)
 
 
 def _deploy_locked(
