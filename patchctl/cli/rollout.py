@@ -33,11 +33,10 @@ def rollout() -> None:
 @handle_errors
 def rollout_create(app: App) -> None:
     """Freeze the updates approved now into a new numbered rollout."""
-    from patchctl.decisions import load_policy
     from patchctl.rollouts import create_rollout
 
     cfg = app.config()
-    policy = load_policy(cfg.policy)
+    policy = app.policy()
     rollout_id, frozen = create_rollout(cfg.db, policy, cfg.clock().now())
     if app.json_output:
         app.emit_json(
