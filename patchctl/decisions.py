@@ -29,7 +29,7 @@ from patchctl.rules.policy import (
     parse_policy,
 )
 from patchctl.store import Store
-from patchctl.store.rollouts import CatalogEntry, Decision, RolloutStore
+from patchctl.store.rollouts import AuditRow, CatalogEntry, Decision, RolloutStore
 
 POLICY_ACTOR = "policy"
 DEFAULT_POLICY_FILE = "default.yml"
@@ -125,9 +125,21 @@ def evaluate_catalog(rs: RolloutStore, policy: Policy, now: datetime) -> list[Ca
     return rows
 
 
-def list_updates(db_url: str, policy: Policy, now: datetime) -> list[CatalogRow]:
+def list_updates(db_url: str, policy: Policy, now: datetime, *, everything: bool = True) -> list[CatalogRow]:
+    """Every update's state now (:func:`evaluate_catalog`); without ``everything`` only those
+    still missing on some host or approved (what ``patchctl updates`` shows without ``--all``)."""
     with Store.open(db_url) as store:
-        return evaluate_catalog(RolloutStore(store), policy, now)
+        rows = evaluate_catalog(RolloutStore(store), policy, now)
+    if everything:
+        return rows
+    return [r for r in rows if r.entry.hosts_missing or r.state == STATE_APPROVED]
+
+
+def audit_log(db_url: str, rollout_id: int | None = None, last: int | None = None) -> list[AuditRow]:
+    """The append-only audit trail in time order: decisions (by an operator or the policy),
+    rollouts, incidents; only ``rollout_id``'s when given, only the ``last`` N when given."""
+    with Store.open(db_url) as store:
+        return RolloutStore(store).audit_log(rollout_id, last)
 
 
 def resolve(entries: Sequence[CatalogEntry], ref: str) -> CatalogEntry:

@@ -1,4 +1,4 @@
-"""The rollout flows: create a rollout, deploy a wave, promote the next one, incidents, status.
+"""The deploy flow: install one wave of a rollout (the rollout's lifecycle is :mod:`patchctl.rollouts`).
 
 ``deploy`` computes, per host of the wave, exactly the rollout's updates that the host is
 missing (from its last scan), passes them to ``playbooks/deploy.yml`` as ``patchctl_deploy``
@@ -12,146 +12,42 @@ Each batch runs like a scan (:func:`patchctl.ansible.fleet.run_split`): hosts wi
 (``patchctl_execution_node``) through their node, the others from here, all parts at once; a node
 that fails leaves its hosts of the batch ``unreachable`` ("outcome unknown: rescan"), and they
 count towards ``max_fail_percent`` like any other unreachable host.
+
+``deploy`` then performs the reboots the deploy implies (:func:`patchctl.reboot.after_deploy_outcomes`):
+a server whose maintenance window allows it now is rebooted at once and checked; the other hosts
+that need a reboot are marked ``reboot pending`` for ``patchctl reboot``. The report carries those
+reboots (:attr:`DeployReport.reboots`), so a library caller gets what ``patchctl deploy`` does.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from patchctl import paths
 from patchctl.ansible.fleet import PartStats, merge_parts, run_split
 from patchctl.ansible.inventory import Inventory
 from patchctl.ansible.runner import HostEvent, list_inventory, result_message
-from patchctl.decisions import actor, evaluate_catalog
+from patchctl.decisions import actor
 from patchctl.errors import EXIT_HOST_FAILURES, EXIT_OK, ConfigError, PolicyBlocked
+from patchctl.reboot import RebootReport, after_deploy_outcomes
+from patchctl.rollouts import PromoteResult, promote, rollout_lock_name, rollout_or_latest
 from patchctl.rules import waves as rollout
-from patchctl.rules.clock import Clock, iso_utc
+from patchctl.rules.clock import Clock
 from patchctl.rules.model import HOST_FAILED, HOST_OK, HOST_UNREACHABLE, ApplyOutcome
-from patchctl.rules.policy import STATE_APPROVED, Policy, Wave
-from patchctl.rules.waves import Promotion
+from patchctl.rules.policy import Policy, Wave
 from patchctl.store import Store
 from patchctl.store.locks import store_lock
-from patchctl.store.rollouts import Incident, Rollout, RolloutStore, RolloutUpdate
+from patchctl.store.rollouts import Rollout, RolloutStore, RolloutUpdate
+
+if TYPE_CHECKING:
+    from patchctl.notify import Notifier
 
 DEPLOY_PLAYBOOK = "deploy.yml"
-PROMOTE_LOCK_WAIT = 60.0  # seconds a promotion waits for a deploy or promotion of the same rollout
 RESULT_KEY = "patchctl_apply"
-
-
-def rollout_lock_name(rollout_id: int) -> str:
-    """The store lock (patchctl.store.locks) held while a rollout deploys or promotes."""
-    return f"rollout {rollout_id}"
-
-
-def _latest(rs: RolloutStore, rollout_id: int | None) -> int:
-    if rollout_id is not None:
-        return rollout_id
-    latest = rs.latest_rollout_id()
-    if latest is None:
-        raise ConfigError(f"no rollout in {rs.store.url} yet: run 'patchctl rollout create'")
-    return latest
-
-
-# --- rollout create ---------------------------------------------------------------------------
-
-
-def create_rollout(db_url: str, policy: Policy, now: datetime) -> tuple[int, list[RolloutUpdate]]:
-    """Freeze the updates approved now (and missing on some host) into a new rollout."""
-    with Store.open(db_url) as store:
-        rs = RolloutStore(store)
-        rows = evaluate_catalog(rs, policy, now)
-        approved = [r.entry for r in rows if r.state == STATE_APPROVED and r.entry.hosts_missing > 0]
-        if not approved:
-            raise PolicyBlocked(
-                "no approved update is missing on any host: nothing to roll out (see 'patchctl updates')"
-            )
-        rollout_id = rs.create_rollout(now, actor(), policy.source, policy.waves, approved)
-        return rollout_id, list(rs.rollout(rollout_id).updates)
-
-
-# --- status -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RolloutStatus:
-    rollout: Rollout
-    now: datetime
-    incidents: list[Incident]
-    promotion: Promotion
-
-    def as_dict(self) -> dict[str, Any]:
-        r = self.rollout
-        return {
-            "id": r.id,
-            "created_at": iso_utc(r.created_at),
-            "created_by": r.created_by,
-            "policy": r.policy_source,
-            "now": iso_utc(self.now),
-            "updates": [u.uid for u in r.updates],
-            "waves": [
-                {
-                    "name": w.wave.name,
-                    "state": w.shown_state(self.now),
-                    "hosts": list(w.hosts),
-                    "hosts_ok": w.ok_hosts,
-                    "hosts_failed": w.failed_hosts,
-                    "hosts_pending": len(w.hosts) - w.ok_hosts - w.failed_hosts,
-                    "promoted_at": iso_utc(w.promoted_at),
-                    "started_at": iso_utc(w.started_at),
-                    "finished_at": iso_utc(w.finished_at),
-                    "bake_until": iso_utc(w.bake_until),
-                    **{k: v for k, v in w.wave.as_dict().items() if k not in ("name", "hosts")},
-                    "pattern": w.wave.hosts,
-                }
-                for w in r.waves
-            ],
-            "results": [
-                {
-                    "host": h.host,
-                    "wave": h.wave,
-                    "status": h.status,
-                    "installed": list(h.installed),
-                    "present": list(h.present),
-                    "failed": h.failed,
-                    "reboot_required": h.reboot_required,
-                    "error": h.error,
-                    "finished_at": iso_utc(h.finished_at),
-                }
-                for h in sorted(r.results.values(), key=lambda x: x.host)
-            ],
-            "open_incidents": [
-                {"id": i.id, "host": i.host, "text": i.text, "opened_at": iso_utc(i.opened_at)}
-                for i in self.incidents
-            ],
-            "promotion": {
-                "allowed": self.promotion.allowed and not self.promotion.already,
-                "reason": self.promotion.reason,
-                "complete": self.promotion.complete,
-            },
-        }
-
-
-def rollout_status(db_url: str, rollout_id: int | None, now: datetime) -> RolloutStatus:
-    with Store.open(db_url) as store:
-        rs = RolloutStore(store)
-        r = rs.rollout(_latest(rs, rollout_id))
-        incidents = rs.incidents(r.id, open_only=True)
-    return RolloutStatus(r, now, incidents, rollout.can_promote(r.waves, len(incidents), now))
-
-
-def rollout_list(db_url: str) -> list[int]:
-    with Store.open(db_url) as store:
-        return RolloutStore(store).rollout_ids()
-
-
-# --- deploy -----------------------------------------------------------------------------------
-
-
-Notifier = Callable[[str, dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -159,6 +55,8 @@ class DeployOptions:
     inventory: str
     db_url: str
     clock: Clock
+    # its maintenance windows (and waves) decide the reboots after the deploy
+    policy: Policy
     rollout_id: int | None = None
     wave: str | None = None
     timeout: int | None = None
@@ -179,11 +77,15 @@ class DeployReport:
     message: str | None = None
     parts: list[PartStats] = field(default_factory=list)  # per node (and the control node), all batches
     controller_cpu_seconds: float = 0.0
+    reboots: RebootReport | None = None  # the reboots after the deploy (None until they are done)
 
     @property
     def exit_code(self) -> int:
+        """1 when a host failed, the wave halted or a reboot after the deploy failed, else 0."""
         if self.halted_reason or any(o.status != HOST_OK for o in self.outcomes.values()):
             return EXIT_HOST_FAILURES
+        if self.reboots is not None and self.reboots.exit_code != EXIT_OK:
+            return self.reboots.exit_code
         return EXIT_OK
 
     def as_dict(self) -> dict[str, Any]:
@@ -209,6 +111,7 @@ class DeployReport:
                 }
                 for o in sorted(self.outcomes.values(), key=lambda o: o.host)
             ],
+            "reboots": self.reboots.as_dict()["hosts"] if self.reboots is not None else [],
         }
 
 
@@ -236,7 +139,6 @@ def apply_outcome(host: str, event: HostEvent) -> tuple[ApplyOutcome, list[str]]
     if event.status == "failed":
         return ApplyOutcome(host=host, status=HOST_FAILED, error=f"{event.task}: {result_message(res)}"), []
     return None
-
 
 
 def _contract_entry(u: RolloutUpdate) -> dict[str, Any]:
@@ -286,14 +188,35 @@ def _choose_wave(rs: RolloutStore, r: Rollout, name: str | None, now: datetime) 
 
 
 def deploy(opts: DeployOptions, progress: ProgressFn | None = None) -> DeployReport:
-    """Deploy one wave of a rollout (see the module docstring)."""
+    """Deploy one wave of a rollout, then the reboots it implies (see the module docstring)."""
     who = actor()
     with Store.open(opts.db_url) as store:
         rs = RolloutStore(store)
-        rollout_id = _latest(rs, opts.rollout_id)
+        rollout_id = rollout_or_latest(rs, opts.rollout_id)
         # One deploy or promotion of a rollout at a time, across processes and control nodes.
         with store_lock(store, rollout_lock_name(rollout_id)):
-            return _deploy_locked(rs, rollout_id, opts, who, progress)
+            report = _deploy_locked(rs, rollout_id, opts, who, progress)
+    # With the rollout's lock released: the reboots may wait for another reboot run's lock.
+    report.reboots = after_deploy_outcomes(opts.inventory, opts.db_url, opts.policy, opts.clock.now(), report.outcomes)
+    return report
+
+
+def promote_and_deploy(
+    opts: DeployOptions,
+    progress: ProgressFn | None = None,
+    promoted: Callable[[PromoteResult], None] | None = None,
+) -> tuple[PromoteResult, DeployReport | None]:
+    """``patchctl rollout promote --deploy``: promote the rollout's next wave
+    (:func:`patchctl.rollouts.promote`; PolicyBlocked, exit 3, when the rule does not allow it
+    yet), then :func:`deploy` that wave, its reboots included. No deploy (``None``) when the
+    rollout is complete. ``promoted`` is told the promotion before the deploy starts."""
+    result = promote(opts.db_url, opts.rollout_id, opts.clock.now())
+    if promoted is not None:
+        promoted(result)
+    p = result.promotion
+    if p.wave is None or p.complete:
+        return result, None
+    return result, deploy(replace(opts, rollout_id=result.rollout_id, wave=p.wave.wave.name), progress)
 
 
 def _deploy_locked(
@@ -556,72 +479,3 @@ class _BatchHandler:
                 )
             self._done.add(host)
             self.record(outcome, [])
-
-
-# --- promote ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PromoteResult:
-    rollout_id: int
-    promotion: Promotion
-    promoted: bool
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "rollout": self.rollout_id,
-            "promoted": self.promoted,
-            "wave": self.promotion.wave.wave.name if self.promotion.wave else None,
-            "reason": self.promotion.reason,
-            "complete": self.promotion.complete,
-        }
-
-
-def promote(db_url: str, rollout_id: int | None, now: datetime) -> PromoteResult:
-    """Promote the next wave when the rule allows it; PolicyBlocked (exit 3) with the reason when not."""
-    with Store.open(db_url) as store:
-        rs = RolloutStore(store)
-        rid = _latest(rs, rollout_id)
-        # Two promoters (cron on two control nodes) take turns; the second finds it done.
-        with store_lock(store, rollout_lock_name(rid), wait=PROMOTE_LOCK_WAIT):
-            return _promote_locked(rs, rid, now)
-
-
-def _promote_locked(rs: RolloutStore, rollout_id: int, now: datetime) -> PromoteResult:
-    r = rs.rollout(rollout_id)
-    p = rollout.can_promote(r.waves, len(rs.incidents(r.id, open_only=True)), now)
-    if p.complete:
-        return PromoteResult(r.id, p, promoted=False)
-    if not p.allowed or p.wave is None:
-        raise PolicyBlocked(f"rollout {r.id}: not promoted: {p.reason}")
-    if p.already:
-        return PromoteResult(r.id, p, promoted=False)
-    rs.set_wave(r.id, p.wave.position, now, actor(), "promote", p.reason, promoted_at=now)
-    return PromoteResult(r.id, p, promoted=True)
-
-
-# --- incidents --------------------------------------------------------------------------------
-
-
-def open_incident(
-    db_url: str, rollout_id: int, host: str | None, text: str, now: datetime, notifier: Notifier | None = None
-) -> int:
-    if not text.strip():
-        raise ConfigError("incident open: the text must not be empty")
-    with Store.open(db_url) as store:
-        incident_id = RolloutStore(store).open_incident(rollout_id, host, text.strip(), actor(), now)
-    if notifier is not None:
-        notifier(
-            "incident.opened", {"incident": incident_id, "rollout": rollout_id, "host": host, "text": text.strip()}
-        )
-    return incident_id
-
-
-def close_incident(db_url: str, incident_id: int, reason: str | None, now: datetime) -> Incident:
-    with Store.open(db_url) as store:
-        return RolloutStore(store).close_incident(incident_id, reason, actor(), now)
-
-
-def list_incidents(db_url: str, rollout_id: int | None, include_closed: bool) -> list[Incident]:
-    with Store.open(db_url) as store:
-        return RolloutStore(store).incidents(rollout_id, open_only=not include_closed)

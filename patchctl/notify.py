@@ -31,7 +31,7 @@ import socket
 import ssl
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -47,6 +47,9 @@ INCIDENT_OPENED = "incident.opened"
 HOST_FAILED = "host.failed"
 EVENTS = (WAVE_FINISHED, WAVE_HALTED, INCIDENT_OPENED, HOST_FAILED)
 EVENT_SCHEMA = "patchctl.event/1"
+
+# What a flow calls with (event, payload) to notify; the CLI's sends through :func:`send`.
+Notifier = Callable[[str, dict[str, Any]], None]
 
 
 class Settings(Protocol):

@@ -18,6 +18,10 @@ and exit 0), appends the job's output to ``<log_dir>/JOB.log`` between a start a
 and exits with the job's exit code. The kernel drops a ``flock`` when the last process holding it
 ends, however it ends, so a crashed run cannot leave the lock stuck; the job's process inherits
 the lock, so a job outliving a killed runner still keeps the next run out.
+
+``patchctl schedule --cron|--systemd`` prints the entries (:func:`entries`); with ``--install``
+it writes them, checks systemd units with ``systemd-analyze verify`` and enables the timers when
+this machine runs systemd.
 """
 
 from __future__ import annotations
@@ -26,19 +30,37 @@ import contextlib
 import fcntl
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from patchctl.errors import ConfigError
+from patchctl.errors import EXIT_HOST_FAILURES, ConfigError, PatchctlError
+
+if TYPE_CHECKING:
+    from patchctl.config import Config
 
 LOG_ROTATE_BYTES = 10 * 1024 * 1024
 EXIT_SKIPPED = 0
+SCHEDULE_JSON_SCHEMA = "patchctl.schedule/1"
+KIND_CRON = "cron"
+KIND_SYSTEMD = "systemd"
+SYSTEMD_UNIT_DIR = Path("/etc/systemd/system")
+# Settings a scheduled run must see as the user saw them, by the variable that carries them.
+_PINNED = {
+    "db": "PATCHCTL_DB",
+    "inventory": "PATCHCTL_INVENTORY",
+    "policy": "PATCHCTL_POLICY",
+    "log_dir": "PATCHCTL_LOG_DIR",
+}
+_PASS_ENV = ("PATCHCTL_HOME", "PATCHCTL_COLLECTIONS", "PATCHCTL_LAB_DIR", "PATCHCTL_CACHE")
+# The command-line settings a scheduled run hands on to its job, with their options.
+_HANDED_ON = (("db", "--db"), ("inventory", "--inventory"), ("policy", "--policy"), ("now", "--now"))
 
 
 @dataclass(frozen=True)
@@ -169,8 +191,6 @@ def verify_units(unit_dir: Path) -> tuple[bool | None, str]:
 
     Returns ``(None, why)`` when systemd-analyze is not installed, else ``(ok, its output)``.
     """
-    import shutil
-
     tool = shutil.which("systemd-analyze")
     if tool is None:
         return None, "systemd-analyze is not installed: the units were not verified"
@@ -185,17 +205,142 @@ def verify_units(unit_dir: Path) -> tuple[bool | None, str]:
     return proc.returncode == 0, (proc.stdout + proc.stderr).strip()
 
 
+def environment(cfg: Config) -> dict[str, str]:
+    """What the entries export: the config file in use, and settings given by env or option
+    (never a secret, never a simulated time)."""
+    env: dict[str, str] = {}
+    if cfg.file is not None:
+        env["PATCHCTL_CONFIG"] = str(cfg.file)
+    for key, var in _PINNED.items():
+        setting = cfg.get(key)
+        if setting.value is not None and not setting.source.startswith(("default", "file:")):
+            env[var] = str(setting.value)
+    for var in _PASS_ENV:
+        if os.environ.get(var):
+            env[var] = os.environ[var]
+    return env
+
+
+@dataclass(frozen=True)
+class ScheduleOptions:
+    """What ``patchctl schedule`` was asked for: cron or systemd, when, and whether to install."""
+
+    kind: str  # KIND_CRON | KIND_SYSTEMD
+    times: Times = Times()
+    install: bool = False
+    cron_file: Path = Path("/etc/cron.d/patchctl")
+    unit_dir: Path = SYSTEMD_UNIT_DIR
+    user: str = "root"
+
+
+@dataclass(frozen=True)
+class Entries:
+    """The entries of every job, as files (path: text), and what installing them did."""
+
+    kind: str
+    command: str
+    environment: dict[str, str]
+    jobs: list[Job]
+    files: dict[str, str]
+    installed: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEDULE_JSON_SCHEMA,
+            "kind": self.kind,
+            "command": self.command,
+            "environment": self.environment,
+            "jobs": [
+                {
+                    "name": j.name,
+                    "command": f"{self.command} {shlex.join(j.args)}",
+                    "cron": j.cron,
+                    "on_calendar": j.calendar,
+                }
+                for j in self.jobs
+            ],
+            "files": self.files,
+            "installed": self.installed,
+            "notes": self.notes,
+        }
+
+
+def entries(cfg: Config, opts: ScheduleOptions) -> Entries:
+    """The cron file or the systemd units of every job; with ``opts.install`` also written
+    (mode 0644), systemd units verified and their timers enabled (:func:`enable_timers`).
+
+    ConfigError when a file cannot be written; PatchctlError (exit 1) when systemd-analyze
+    rejects the units or systemctl cannot enable them.
+    """
+    if opts.kind not in (KIND_CRON, KIND_SYSTEMD):
+        raise ConfigError(f"schedule: unknown kind {opts.kind!r} (cron or systemd)")
+    env = environment(cfg)
+    command = executable()
+    if opts.kind == KIND_CRON:
+        files = {str(opts.cron_file): cron_file(env, command, opts.times, opts.user)}
+    else:
+        files = {str(opts.unit_dir / name): text for name, text in systemd_units(env, command, opts.times).items()}
+    result = Entries(opts.kind, command, env, jobs(opts.times), files)
+    if not opts.install:
+        return result
+    for path, text in files.items():
+        target = Path(path)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+            target.chmod(0o644)
+        except OSError as exc:
+            raise ConfigError(f"cannot write {target}: {exc.strerror}") from exc
+        result.installed.append(path)
+    if opts.kind == KIND_SYSTEMD:
+        ok, output = verify_units(opts.unit_dir)
+        if ok is False:
+            raise PatchctlError(
+                f"systemd-analyze verify rejected the units in {opts.unit_dir}: {output}", EXIT_HOST_FAILURES
+            )
+        result.notes.append(output if ok is None else "systemd-analyze verify: ok")
+        result.notes.append(enable_timers(opts.unit_dir, [Path(p).name for p in files if p.endswith(".timer")]))
+    return result
+
+
+def enable_timers(unit_dir: Path, timers: list[str]) -> str:
+    """Enable the timers when this machine runs systemd and the units are where it looks; says
+    what was done (or what the operator should do)."""
+    systemctl = shutil.which("systemctl")
+    if systemctl is None or not Path("/run/systemd/system").is_dir():
+        return "systemd is not running here: enable the timers with `systemctl enable --now " + " ".join(timers) + "`"
+    if unit_dir.resolve() != SYSTEMD_UNIT_DIR:
+        return f"units written to {unit_dir}, not enabled (enable them where systemd finds them)"
+    subprocess.run([systemctl, "daemon-reload"], check=False)
+    proc = subprocess.run([systemctl, "enable", "--now", *timers], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise PatchctlError(f"systemctl enable failed: {proc.stderr.strip()}", EXIT_HOST_FAILURES)
+    return "timers enabled: " + " ".join(timers)
+
+
 # --- the locked, logged run -------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class RunResult:
+class ScheduledRun:
+    """How one scheduled run of a job went (``patchctl schedule run JOB``)."""
+
     job: str
     code: int
     skipped: bool
     log: Path
     seconds: float
     holder: str = ""  # when skipped: what the lock file says about the run holding it
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "job": self.job,
+            "exit_code": self.code,
+            "skipped": self.skipped,
+            "log": str(self.log),
+            "seconds": round(self.seconds, 3),
+        }
 
 
 def _stamp() -> str:
@@ -218,7 +363,7 @@ def _open_log(log: Path, mode: str) -> IO[Any]:
     return os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8")
 
 
-def run_locked(name: str, argv: Sequence[str], log_dir: Path, env: Mapping[str, str] | None = None) -> RunResult:
+def run_locked(name: str, argv: Sequence[str], log_dir: Path, env: Mapping[str, str] | None = None) -> ScheduledRun:
     """Run ``argv`` as job ``name`` under its lock, appending its output to its log file."""
     locks = log_dir / "locks"
     try:
@@ -239,7 +384,7 @@ def run_locked(name: str, argv: Sequence[str], log_dir: Path, env: Mapping[str, 
             holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
             with _open_log(log, "a") as out:
                 out.write(f"=== {_stamp()} {name}: skipped, the previous run still holds {lock_path} ({holder})\n")
-            return RunResult(name, EXIT_SKIPPED, True, log, 0.0, holder)
+            return ScheduledRun(name, EXIT_SKIPPED, True, log, 0.0, holder)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} since {_stamp()}\n".encode(), 0)
         _rotate(log)
@@ -263,6 +408,20 @@ def run_locked(name: str, argv: Sequence[str], log_dir: Path, env: Mapping[str, 
                 code = 127
             seconds = time.monotonic() - start
             out.write(f"=== {_stamp()} {name}: end, exit {code} after {seconds:.1f} s\n".encode())
-        return RunResult(name, code, False, log, seconds)
+        return ScheduledRun(name, code, False, log, seconds)
     finally:
         os.close(fd)
+
+
+def run_job(name: str, settings: Mapping[str, Any], log_dir: Path) -> ScheduledRun:
+    """Run job ``name`` (``patchctl`` with the job's arguments, in this Python) under its lock.
+
+    ``settings`` are the ones given on the scheduled run's command line (``db``, ``inventory``,
+    ``policy``, ``now``): the job gets them as its own options.
+    """
+    j = job(name)
+    options: list[str] = []
+    for key, flag in _HANDED_ON:
+        if settings.get(key) is not None:
+            options += [flag, str(settings[key])]
+    return run_locked(j.name, [sys.executable, "-m", "patchctl", *options, *j.args], log_dir)

@@ -54,7 +54,6 @@ def cli(
     ctx.obj = App(overrides=overrides, json_output=json_output, quiet=quiet, debug=debug)
 
 
-
 def _attach() -> None:
     from patchctl.cli import (
         config,

@@ -1,4 +1,5 @@
-"""What every command shares: the App object in ``ctx.obj``, the error handler and common options."""
+"""What every command shares: the App object in ``ctx.obj``, the error handler and common options,
+and what more than one command hands a flow (the deploy's options and progress lines)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
@@ -16,6 +17,11 @@ from rich.table import Table
 
 from patchctl.config import Config
 from patchctl.errors import PatchctlError
+
+if TYPE_CHECKING:
+    from patchctl.deploy import DeployOptions
+    from patchctl.rules.model import ApplyOutcome
+    from patchctl.rules.policy import Policy
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,6 +45,17 @@ class App:
 
     def config(self) -> Config:
         return Config.load(self.overrides)
+
+    def policy(self) -> Policy:
+        """The configured policy file's policy (without one, the shipped default)."""
+        from patchctl.decisions import load_policy
+
+        return load_policy(self.config().policy)
+
+    @property
+    def shows_progress(self) -> bool:
+        """Per-host progress lines on stderr: on a terminal, without --quiet or --json."""
+        return sys.stderr.isatty() and not self.quiet and not self.json_output
 
     def notifier(self) -> Callable[[str, dict[str, Any]], None]:
         """Send a notification event to the configured channels; failed deliveries are warned about."""
@@ -149,5 +166,45 @@ def db_option(func: F) -> F:
     )(func)
 
 
+def policy_option(func: F) -> F:
+    """--policy also after the subcommand (``patchctl updates --policy FILE``)."""
+    return click.option(
+        "--policy",
+        "policy_sub",
+        metavar="PATH",
+        expose_value=False,
+        callback=_override("policy"),
+        help="Policy file (env PATCHCTL_POLICY).",
+    )(func)
+
+
 def print_table(app: App, table: Table) -> None:
     Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(table)
+
+
+def deploy_options(app: App, rollout_id: int | None, wave: str | None) -> DeployOptions:
+    """A deploy's options from the configuration (``patchctl deploy``, ``rollout promote --deploy``)."""
+    from patchctl.deploy import DeployOptions
+
+    cfg = app.config()
+    return DeployOptions(
+        inventory=cfg.inventory,
+        db_url=cfg.db,
+        clock=cfg.clock(),
+        policy=app.policy(),
+        rollout_id=rollout_id,
+        wave=wave,
+        notifier=app.notifier(),
+    )
+
+
+def apply_progress(app: App) -> Callable[[ApplyOutcome, int, int], None] | None:
+    """A deploy's progress line per host as it answers, when the app shows progress."""
+    if not app.shows_progress:
+        return None
+
+    def progress(outcome: ApplyOutcome, done: int, total: int) -> None:
+        colour = "green" if outcome.status == "ok" else "red"
+        app.err.print(f"[{done}/{total}] {outcome.host}: [{colour}]{outcome.status}[/]")
+
+    return progress

@@ -23,7 +23,7 @@ def incident() -> None:
 @handle_errors
 def incident_open(app: App, rollout_id: int, host: str | None, text: tuple[str, ...]) -> None:
     """Open an incident on a rollout."""
-    from patchctl.deploy import open_incident
+    from patchctl.rollouts import open_incident
 
     cfg = app.config()
     incident_id = open_incident(cfg.db, rollout_id, host, " ".join(text), cfg.clock().now(), app.notifier())
@@ -42,7 +42,7 @@ def incident_open(app: App, rollout_id: int, host: str | None, text: tuple[str, 
 @handle_errors
 def incident_close(app: App, incident_id: int, reason: str | None) -> None:
     """Close an incident."""
-    from patchctl.deploy import close_incident
+    from patchctl.rollouts import close_incident
 
     cfg = app.config()
     inc = close_incident(cfg.db, incident_id, reason, cfg.clock().now())
@@ -61,7 +61,7 @@ def incident_close(app: App, incident_id: int, reason: str | None) -> None:
 @handle_errors
 def incident_list(app: App, rollout_id: int | None, include_closed: bool) -> None:
     """Open incidents (with --all, closed ones too)."""
-    from patchctl.deploy import list_incidents
+    from patchctl.rollouts import list_incidents
 
     found = list_incidents(app.config().db, rollout_id, include_closed)
     if app.json_output:

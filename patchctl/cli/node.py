@@ -9,7 +9,7 @@ from patchctl.cli.app import App, handle_errors, inventory_option, json_option
 
 @click.group()
 def node() -> None:
-    """Execution nodes: hosts that run Ansible for part of the fleet (see patchctl.ansible.nodes)."""
+    """Execution nodes: hosts that run Ansible for part of the fleet (see patchctl.execution_nodes)."""
 
 
 @node.command("bootstrap")
@@ -21,11 +21,9 @@ def node() -> None:
 def node_bootstrap(app: App, names: tuple[str, ...]) -> None:
     """Install Python venv, ansible-core and ansible-runner (this controller's versions, from its
     wheels: the node needs no package index) and the pinned collections on each NODE."""
-    from patchctl.ansible import nodes
-    from patchctl.scan import load_inventory
+    from patchctl.execution_nodes import bootstrap_nodes
 
-    inventory = load_inventory(app.config().inventory)
-    results = [nodes.bootstrap(nodes.execution_node(inventory, name)) for name in names]
+    results = bootstrap_nodes(app.config().inventory, names)
     if app.json_output:
         app.emit_json([r.as_dict() for r in results])
         return
@@ -43,14 +41,11 @@ def node_bootstrap(app: App, names: tuple[str, ...]) -> None:
 @handle_errors
 def node_list(app: App) -> None:
     """Each execution node and the hosts it runs for (inventory variable patchctl_execution_node)."""
-    from patchctl.ansible import nodes
-    from patchctl.scan import load_inventory
+    from patchctl.execution_nodes import node_hosts
 
-    inventory = load_inventory(app.config().inventory)
-    parts = nodes.split(inventory, inventory.hosts)
-    rows = [(j.node.name, j.hosts, j.forks) for j in parts.jobs] + [("(control node)", parts.local, None)]
+    rows = node_hosts(app.config().inventory)
     if app.json_output:
-        app.emit_json([{"node": name, "hosts": hosts, "forks": forks} for name, hosts, forks in rows])
+        app.emit_json([r.as_dict() for r in rows])
         return
-    for name, hosts, _forks in rows:
-        click.echo(f"{name}: {len(hosts)} hosts: {', '.join(hosts)}")
+    for r in rows:
+        click.echo(f"{r.node}: {len(r.hosts)} hosts: {', '.join(r.hosts)}")

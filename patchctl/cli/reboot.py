@@ -24,21 +24,20 @@ def reboot(app: App, limit: str | None, timeout: int | None, dry_run: bool) -> N
     the host variable patch_reboot (always, if_required, never) overrides the role. Each host is
     checked to come back with a new boot id. Exit code 1 when a reboot failed.
     """
-    from patchctl.decisions import load_policy
     from patchctl.reboot import HostReboot, RebootOptions, reboot_pending
 
     cfg = app.config()
     opts = RebootOptions(
         inventory=cfg.inventory,
         db_url=cfg.db,
-        policy=load_policy(cfg.policy),
+        policy=app.policy(),
         now=cfg.clock().now(),
         limit=limit,
         timeout=timeout,
         dry_run=dry_run,
     )
     progress = None
-    if sys.stderr.isatty() and not app.quiet and not app.json_output:
+    if app.shows_progress:
 
         def progress(result: HostReboot) -> None:
             colour = "green" if result.status == "ok" else "red"

@@ -7,9 +7,17 @@ import sys
 import click
 from rich.table import Table
 
-from patchctl.cli.app import App, db_option, handle_errors, inventory_option, json_option, print_table
-from patchctl.cli.deploy import run_deploy
-from patchctl.cli.updates import _policy_option
+from patchctl.cli.app import (
+    App,
+    apply_progress,
+    db_option,
+    deploy_options,
+    handle_errors,
+    inventory_option,
+    json_option,
+    policy_option,
+    print_table,
+)
 
 
 @click.group()
@@ -18,18 +26,17 @@ def rollout() -> None:
 
 
 @rollout.command("create")
-@_policy_option
+@policy_option
 @db_option
 @json_option
 @click.pass_obj
 @handle_errors
 def rollout_create(app: App) -> None:
     """Freeze the updates approved now into a new numbered rollout."""
-    from patchctl.decisions import load_policy
-    from patchctl.deploy import create_rollout
+    from patchctl.rollouts import create_rollout
 
     cfg = app.config()
-    policy = load_policy(cfg.policy)
+    policy = app.policy()
     rollout_id, frozen = create_rollout(cfg.db, policy, cfg.clock().now())
     if app.json_output:
         app.emit_json(
@@ -48,7 +55,7 @@ def rollout_create(app: App) -> None:
 @handle_errors
 def rollout_list(app: App) -> None:
     """Every rollout's id."""
-    from patchctl.deploy import rollout_list as ids
+    from patchctl.rollouts import rollout_list as ids
 
     found = ids(app.config().db)
     if app.json_output:
@@ -66,7 +73,7 @@ def rollout_list(app: App) -> None:
 @handle_errors
 def rollout_status(app: App, rollout_id: int | None) -> None:
     """Each wave's state (pending, deploying, baking until T, done, halted) and per-host results."""
-    from patchctl.deploy import rollout_status as status
+    from patchctl.rollouts import rollout_status as status
 
     cfg = app.config()
     st = status(cfg.db, rollout_id, cfg.clock().now())
@@ -119,19 +126,41 @@ def rollout_status(app: App, rollout_id: int | None) -> None:
 def rollout_promote(app: App, rollout_id: int | None, and_deploy: bool) -> None:
     """Start the next wave if the previous one succeeded, baked and has no open incident (cron-safe).
 
+    With --deploy, the promoted wave is deployed at once, its reboots included (as `patchctl deploy`).
     Exit 3 with the reason when the policy does not allow it yet.
     """
-    from patchctl.deploy import promote
+    from patchctl.rollouts import PromoteResult
 
-    cfg = app.config()
-    result = promote(cfg.db, rollout_id, cfg.clock().now())
-    if app.json_output and not and_deploy:
-        app.emit_json(result.as_dict())
-    elif not app.json_output:
+    def say(result: PromoteResult) -> None:
+        if app.json_output:
+            return
         p = result.promotion
         if result.promoted and p.wave is not None:
             click.echo(f"rollout {result.rollout_id}: promoted wave {p.wave.wave.name}: {p.reason}")
         else:
             click.echo(f"rollout {result.rollout_id}: {p.reason}")
-    if and_deploy and result.promotion.wave is not None and not result.promotion.complete:
-        sys.exit(run_deploy(app, result.rollout_id, result.promotion.wave.wave.name))
+
+    if not and_deploy:
+        from patchctl.rollouts import promote
+
+        cfg = app.config()
+        result = promote(cfg.db, rollout_id, cfg.clock().now())
+        if app.json_output:
+            app.emit_json(result.as_dict())
+        say(result)
+        return
+
+    from patchctl.deploy import promote_and_deploy
+    from patchctl.render.deploy import deploy_lines
+
+    _result, report = promote_and_deploy(
+        deploy_options(app, rollout_id, None), progress=apply_progress(app), promoted=say
+    )
+    if report is None:
+        return
+    if app.json_output:
+        app.emit_json(report.as_dict())
+    else:
+        for line in deploy_lines(report.as_dict(), quiet=app.quiet):
+            click.echo(line)
+    sys.exit(report.exit_code)

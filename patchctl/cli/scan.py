@@ -34,7 +34,7 @@ def scan(app: App, limit: str | None, forks: int | None) -> None:
         cache_valid_time=cfg.scan_cache_valid_time,
     )
     progress = None
-    if sys.stderr.isatty() and not app.quiet and not app.json_output:
+    if app.shows_progress:
 
         def progress(host_scan: Any, done: int, total: int) -> None:
             colour = {"ok": "green", "unreachable": "red", "failed": "red"}.get(host_scan.status, "white")

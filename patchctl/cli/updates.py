@@ -5,40 +5,23 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from patchctl.cli.app import App, db_option, handle_errors, json_option, print_table
+from patchctl.cli.app import App, db_option, handle_errors, json_option, policy_option, print_table
 from patchctl.rules.clock import iso_utc
-
-
-def _policy_option(func: click.decorators.FC) -> click.decorators.FC:
-    def callback(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
-        if value is not None:
-            ctx.ensure_object(App).overrides["policy"] = value
-
-    return click.option(
-        "--policy",
-        "policy_sub",
-        metavar="PATH",
-        expose_value=False,
-        callback=callback,
-        help="Policy file (env PATCHCTL_POLICY).",
-    )(func)
 
 
 @click.command()
 @click.option("--all", "show_all", is_flag=True, help="Also updates no host is missing any more.")
-@_policy_option
+@policy_option
 @db_option
 @json_option
 @click.pass_obj
 @handle_errors
 def updates(app: App, show_all: bool) -> None:
     """Every update seen, with its state: new, approved, rejected, waiting N days, needs manual approval."""
-    from patchctl.decisions import list_updates, load_policy
+    from patchctl.decisions import list_updates
 
     cfg = app.config()
-    rows = list_updates(cfg.db, load_policy(cfg.policy), cfg.clock().now())
-    if not show_all:
-        rows = [r for r in rows if r.entry.hosts_missing or r.state == "approved"]
+    rows = list_updates(cfg.db, app.policy(), cfg.clock().now(), everything=show_all)
     if app.json_output:
         app.emit_json([r.as_dict() for r in rows])
         return
@@ -110,12 +93,9 @@ def decline(app: App, ids: tuple[str, ...], reason: str) -> None:
 @handle_errors
 def audit(app: App, rollout_id: int | None, last: int | None) -> None:
     """The append-only audit trail: decisions (by an operator or the policy), rollouts, incidents."""
-    from patchctl.store import Store
-    from patchctl.store.rollouts import RolloutStore
+    from patchctl.decisions import audit_log
 
-    cfg = app.config()
-    with Store.open(cfg.db) as store:
-        rows = RolloutStore(store).audit_log(rollout_id, last)
+    rows = audit_log(app.config().db, rollout_id, last)
     if app.json_output:
         app.emit_json(
             [

@@ -1,0 +1,74 @@
+"""The maintenance windows as ``patchctl windows`` shows them (``maintenance`` means maintenance
+windows here, never the Windows operating system).
+
+For each window of the policy: whether it is open at the (possibly simulated) current time and
+until when, whether a reboot is still allowed in it (``min_left``), its next starts in UTC and in
+its own time zone, and the inventory hosts whose ``patch_window`` names it; then the windows the
+inventory names but the policy does not define (a configuration error: exit 2), and the hosts
+without a window (never rebooted automatically).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from patchctl.errors import EXIT_OK, EXIT_USAGE
+from patchctl.reboot import load_inventory
+from patchctl.rules.clock import iso_utc
+from patchctl.rules.maintenance import format_duration, hosts_by_window
+from patchctl.rules.policy import Policy
+
+
+@dataclass(frozen=True)
+class WindowsView:
+    policy: str  # where the policy came from
+    now: datetime
+    windows: list[dict[str, Any]]  # per window, by name
+    undefined: dict[str, list[str]]  # window name -> the hosts naming it
+    hosts_without_window: list[str]
+
+    @property
+    def exit_code(self) -> int:
+        """2 when a host's ``patch_window`` names a window the policy does not define."""
+        return EXIT_USAGE if self.undefined else EXIT_OK
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy,
+            "now": iso_utc(self.now),
+            "windows": self.windows,
+            "undefined": self.undefined,
+            "hosts_without_window": self.hosts_without_window,
+        }
+
+
+def windows_view(policy: Policy, inventory_path: str, now: datetime, count: int) -> WindowsView:
+    """Every window of ``policy`` at ``now`` with its next ``count`` starts and its hosts."""
+    inventory = load_inventory(inventory_path)
+    used = hosts_by_window({h: inventory.var(h, "patch_window") for h in inventory.hosts})
+    rows = []
+    for name, w in sorted(policy.windows.items()):
+        span = w.current(now)
+        starts = w.next_starts(now, count)
+        rows.append(
+            {
+                **w.as_dict(),
+                "open": span is not None,
+                "open_until": iso_utc(span.end) if span else None,
+                "open_until_local": span.end.astimezone(w.tz).isoformat() if span else None,
+                "remaining": format_duration(span.end - now) if span else None,
+                "reboot_allowed": w.allows_reboot(now),
+                "next_starts": [iso_utc(s) for s in starts],
+                "next_starts_local": [s.astimezone(w.tz).isoformat() for s in starts],
+                "hosts": used.get(name, []),
+            }
+        )
+    return WindowsView(
+        policy=policy.source,
+        now=now,
+        windows=rows,
+        undefined={name: hosts for name, hosts in used.items() if name not in policy.windows},
+        hosts_without_window=sorted(h for h in inventory.hosts if not inventory.var(h, "patch_window")),
+    )

@@ -1,0 +1,61 @@
+"""A deploy's result as text lines, from the document ``patchctl deploy --json`` prints.
+
+Both ``patchctl deploy`` and ``patchctl rollout promote --deploy`` print these; nothing here
+prints. ``data`` is :meth:`patchctl.deploy.DeployReport.as_dict`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def deploy_lines(data: Mapping[str, Any], quiet: bool = False) -> list[str]:
+    """Per host (unless ``quiet``): its result, then the hosts left alone and the reboots; last,
+    the wave's one-line summary. A deploy that had nothing to do is its one message."""
+    head = f"rollout {data['rollout']} wave {data['wave']}"
+    if data["message"]:
+        return [f"{head}: {data['message']}"]
+    lines: list[str] = []
+    hosts = data["hosts"]
+    if not quiet:
+        lines += [_host_line(h) for h in hosts]
+        if data["already_done"]:
+            lines.append(f"already done before: {', '.join(data['already_done'])}")
+        if data["not_started"]:
+            lines.append(f"not started: {', '.join(data['not_started'])}")
+        lines += reboot_lines(data["reboots"])
+    ok = sum(1 for h in hosts if h["status"] == "ok")
+    summary = f"{head}: {data['state']}, {ok} ok of {len(hosts)} run"
+    if data["halted_reason"]:
+        summary += f"; halted: {data['halted_reason']}"
+    lines.append(summary)
+    return lines
+
+
+def _host_line(h: Mapping[str, Any]) -> str:
+    line = f"{h['host']}: {h['status']}"
+    if h["installed"]:
+        line += f", installed {', '.join(h['installed'])}"
+    if h["failed"]:
+        line += "; failed " + "; ".join(f"{uid}: {why}" for uid, why in h["failed"].items())
+    elif h["error"]:
+        line += f": {h['error']}"
+    if h["reboot_required"]:
+        line += " (reboot pending)"
+    return line
+
+
+def reboot_lines(reboots: list[Mapping[str, Any]]) -> list[str]:
+    """One line per host the deploy left needing a reboot: rebooted, failed, or reboot pending.
+    ``reboots`` are the ``reboots`` of the deploy's document (a reboot plan with its result)."""
+    lines = []
+    for plan in reboots:
+        result = plan["result"]
+        if result is None:
+            lines.append(f"{plan['host']}: reboot pending ({plan['role'] or 'no role'}: {plan['reason']})")
+        elif result["status"] == "ok":
+            lines.append(f"{plan['host']}: rebooted ({plan['reason']})")
+        else:
+            lines.append(f"{plan['host']}: reboot {result['status']}: {result['error']}; still reboot pending")
+    return lines
