@@ -14,8 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from html import escape
 
-from patchctl.rules.model import CLASSIFICATIONS
-from patchctl.rules.report import (
+from patchctl.rules.compliance import (
     COMPLIANT,
     FAILED,
     MISSING,
@@ -24,8 +23,9 @@ from patchctl.rules.report import (
     STALE,
     STATES,
     UNREACHABLE,
-    Report,
 )
+from patchctl.rules.model import CLASSIFICATIONS
+from patchctl.rules.report import Report
 
 STATE_COLOURS = {
     COMPLIANT: "#2e9d57",

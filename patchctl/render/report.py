@@ -16,17 +16,19 @@ from rich.table import Table
 from rich.text import Text
 
 from patchctl.rules.clock import iso_utc
-from patchctl.rules.model import CLASSIFICATIONS, HOST_FAILED, HOST_OK, HOST_UNREACHABLE
-from patchctl.rules.report import (
+from patchctl.rules.compliance import (
     COMPLIANT,
     FAILED,
-    HISTORY_STATES,
     MISSING,
     NEVER_SCANNED,
     REBOOT_PENDING,
     STALE,
     STATES,
     UNREACHABLE,
+)
+from patchctl.rules.model import CLASSIFICATIONS, HOST_FAILED, HOST_OK, HOST_UNREACHABLE
+from patchctl.rules.report import (
+    HISTORY_STATES,
     FleetReport,
     HostReport,
     MissingCounts,

@@ -18,10 +18,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from patchctl.rules.model import CLASSIFICATIONS, HOST_FAILED, HOST_OK, HOST_UNREACHABLE
-
-NEVER_SCANNED = "never_scanned"
-REACHABILITY = (HOST_OK, HOST_FAILED, HOST_UNREACHABLE, NEVER_SCANNED)
+from patchctl.rules.compliance import (
+    COMPLIANT,
+    FAILED,
+    MISSING,
+    NEVER_SCANNED,
+    REACHABILITY,
+    REBOOT_PENDING,
+    STATES,
+    UNREACHABLE,
+    ComplianceFacts,
+    compliance_state,
+)
+from patchctl.rules.model import CLASSIFICATIONS, HOST_FAILED, HOST_UNREACHABLE
 
 
 class ComplianceRow(Protocol):
@@ -163,47 +172,22 @@ def build_report(rows: Iterable[ComplianceRow], generated_at: datetime) -> Fleet
 
 # --- the full report: compliance states, sections, history ------------------------------------
 
-COMPLIANT = "compliant"
-MISSING = "missing"
-REBOOT_PENDING = "reboot_pending"
-FAILED = "failed"
-UNREACHABLE = "unreachable"
-STALE = "stale"
-# Every compliance state, in the order reports show them (DESIGN.md, "compliance state").
-STATES = (COMPLIANT, MISSING, REBOOT_PENDING, FAILED, UNREACHABLE, STALE, NEVER_SCANNED)
 # What a point of the history counts (a scan run knows nothing of stale or never scanned hosts).
 HISTORY_STATES = (COMPLIANT, MISSING, REBOOT_PENDING, FAILED, UNREACHABLE)
 NO_ROLE = "none"
 NO_WAVE = "none"
 
 
-def compliance_state(
-    host: HostReport,
-    now: datetime,
-    stale_after: timedelta,
-    deploy_failed: bool = False,
-    approved_missing: int | None = None,
-) -> str:
-    """The compliance state of one host at ``now``.
-
-    Precedence: never scanned, unreachable (last scan), failed (last scan or last deploy),
-    stale (last scan older than ``stale_after``), missing approved updates, reboot pending,
-    compliant. ``approved_missing`` is how many approved updates the host is missing; None when
-    nothing was ever decided (no policy evaluated): then every missing update counts.
-    """
-    if host.reachability == NEVER_SCANNED or host.last_scan_at is None:
-        return NEVER_SCANNED
-    if host.reachability == HOST_UNREACHABLE:
-        return UNREACHABLE
-    if host.reachability == HOST_FAILED or deploy_failed:
-        return FAILED
-    if now - host.last_scan_at > stale_after:
-        return STALE
-    if (host.missing.total if approved_missing is None else approved_missing) > 0:
-        return MISSING
-    if host.reboot_pending:
-        return REBOOT_PENDING
-    return COMPLIANT
+def host_facts(host: HostReport, deploy_failed: bool, approved_missing: int | None) -> ComplianceFacts:
+    """What the one rule (:func:`patchctl.rules.compliance.compliance_state`) reads of a host of
+    the report. ``approved_missing`` None: nothing was ever decided, every missing update counts."""
+    return ComplianceFacts(
+        last_scan=host.reachability,
+        last_scan_at=host.last_scan_at,
+        approved_missing=host.missing.total if approved_missing is None else approved_missing,
+        reboot_pending=host.reboot_pending,
+        deploy_failed=deploy_failed,
+    )
 
 
 def _state_counts(states: Iterable[str]) -> dict[str, int]:
@@ -372,11 +356,13 @@ def build_full_report(
     dfail = {f.host: f for f in deploy_failures if f.host in wanted}
     states = {
         h.name: compliance_state(
-            h,
+            host_facts(
+                h,
+                deploy_failed=h.name in dfail,
+                approved_missing=None if approved_missing is None else approved_missing.get(h.name, 0),
+            ),
             now,
             stale_after,
-            deploy_failed=h.name in dfail and h.reachability == HOST_OK,
-            approved_missing=None if approved_missing is None else approved_missing.get(h.name, 0),
         )
         for h in fleet.hosts
     }

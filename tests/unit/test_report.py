@@ -239,7 +239,11 @@ def test_report_lines(report: FleetReport) -> None:
 def test_compliance_counts_approved_missing_updates_only() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from patchctl.rules.report import COMPLIANT, MISSING, REBOOT_PENDING, HostReport, MissingCounts, compliance_state
+    from patchctl.rules.compliance import COMPLIANT, MISSING, REBOOT_PENDING, compliance_state
+    from patchctl.rules.report import HostReport, MissingCounts, host_facts
+
+    def state(h: HostReport, approved_missing: int | None = None) -> str:
+        return compliance_state(host_facts(h, False, approved_missing), now, week)
 
     now = datetime(2026, 1, 10, tzinfo=UTC)
     host = HostReport(
@@ -255,9 +259,9 @@ def test_compliance_counts_approved_missing_updates_only() -> None:
     )
     week = timedelta(days=7)
     # nothing was ever decided: every missing update counts
-    assert compliance_state(host, now, week) == MISSING
+    assert state(host) == MISSING
     # two updates missing, neither approved (a major one and a rejected one): compliant
-    assert compliance_state(host, now, week, approved_missing=0) == COMPLIANT
-    assert compliance_state(host, now, week, approved_missing=1) == MISSING
+    assert state(host, approved_missing=0) == COMPLIANT
+    assert state(host, approved_missing=1) == MISSING
     pending = HostReport(**{**host.__dict__, "reboot_pending": True})
-    assert compliance_state(pending, now, week, approved_missing=0) == REBOOT_PENDING
+    assert state(pending, approved_missing=0) == REBOOT_PENDING
