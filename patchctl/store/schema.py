@@ -52,8 +52,6 @@ HOST_UPDATE_STATES = (STATE_MISSING, STATE_INSTALLED, STATE_GONE)
 # The decision state that approves an update (patchctl.rules.policy.STATE_APPROVED).
 DECISION_APPROVED = "approved"
 
-NEVER_SCANNED = "never_scanned"
-
 # Classifications that get their own column in v_host_compliance, in this order.
 VIEW_CLASSIFICATIONS: tuple[str, ...] = CLASSIFICATIONS
 # The per-host summary columns of ``hosts`` (migration 0006), in the view's order.
