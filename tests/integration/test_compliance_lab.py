@@ -8,9 +8,8 @@ the client scanned earlier ages past ``stale_days`` under ``--now`` (stale), and
 host no scan ever reached (never scanned: ``verify --no-scan`` knows it from the inventory, the
 report only lists hosts the store knows).
 
-Breaking the one rule shows here: with verify's old order (stale first), the powered-off client
-is ``stale`` in verify and ``unreachable`` in the report at the second look; with verify's old
-"missing" (the rollouts' frozen sets), the servers scanned before any rollout would disagree.
+Breaking the one rule shows here: with verify's old order (stale first, on the last successful
+scan) put back into verify, the second look fails with "cli-02: verify stale, report unreachable".
 """
 
 from __future__ import annotations
