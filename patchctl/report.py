@@ -1,18 +1,31 @@
-"""The flow of ``patchctl report``: read the store and build the full :class:`~patchctl.rules.report.Report`.
+"""The flow of ``patchctl report``: read the store and build the :class:`~patchctl.rules.report.Report`.
 
-Like :func:`patchctl.reporting.fleet_report`, a SQLite store at the newest schema is read with
-the standard library alone (:mod:`patchctl.store.fastread`); any other store through the Store.
+A SQLite store at the newest schema is read with the standard library alone
+(:mod:`patchctl.store.fastread`: no SQLAlchemy or Alembic import, ``patchctl report`` starts
+fast); any other store through the Store.
 """
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Sequence
 from datetime import datetime
 
-from patchctl.reporting import _matching
-from patchctl.rules.report import ComplianceRow, Report, build_full_report, build_report
+from patchctl.errors import ConfigError
+from patchctl.rules.report import ComplianceRow, Report, build_report
 from patchctl.store import fastread
 from patchctl.store import reports as reads
+
+
+def matching_hosts(names: list[str], limit: str | None, where: str) -> set[str] | None:
+    """The host names matching ``limit`` (None: no limit, every host)."""
+    if not limit:
+        return None
+    patterns = [p.strip() for p in limit.replace(":", ",").split(",") if p.strip()]
+    wanted = {n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)}
+    if not wanted:
+        raise ConfigError(f"--limit: {limit!r} matches no host in the store {where}")
+    return wanted
 
 
 def _build(
@@ -29,8 +42,9 @@ def _build(
     rollout = reads.latest_rollout_id(q)
     waves = reads.wave_rows(q, rollout) if rollout is not None else []
     failures = reads.deploy_failures(q, rollout) if rollout is not None else []
-    return build_full_report(
-        build_report(rows, now),
+    return build_report(
+        rows,
+        now,
         top_missing=reads.top_missing(q, top, names),
         history=reads.history(q, history_runs, names),
         reboot_since={r.host: getattr(r, "reboot_required_since", None) for r in rows},
@@ -60,7 +74,7 @@ def full_report(
     conn = fastread.open_current(db_url)
     if conn is not None:
         try:
-            wanted = _matching(fastread.host_names(conn), limit, db_url)
+            wanted = matching_hosts(fastread.host_names(conn), limit, db_url)
             rows = fastread.host_compliance(conn, wanted)
             return _build(
                 reads.sqlite_query(conn), rows, wanted, now, stale_days=stale_days, top=top, history_runs=history_runs
@@ -70,7 +84,8 @@ def full_report(
     from patchctl.store import Store
 
     with Store.open(db_url) as store:
-        wanted = _matching(store.hosts(), limit, store.url)
+        wanted = matching_hosts(store.hosts(), limit, store.url)
+        # All rows and a filter here: an IN list of thousands of names is slow in SQLite.
         all_rows = [r for r in store.host_compliance() if wanted is None or r.host in wanted]
         with store.engine.connect() as c:
             return _build(

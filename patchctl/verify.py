@@ -1,31 +1,24 @@
-"""The verify flow (``patchctl verify``, daily from cron): rescan, then compare each host with the
-updates its rollout waves approved for it, and record each host's state.
+"""The verify flow (``patchctl verify``, daily from cron): rescan, then answer two questions per
+host and record the answers.
 
-The updates *approved for a host* are those of every rollout with a wave that holds the host and
-has started deploying (a wave still pending has approved nothing for its hosts yet). States, in
-order of precedence (:func:`verify_state`, a pure rule):
+*Is the host compliant with its baseline's approvals?* Its ``state``, by the one rule
+(:func:`patchctl.rules.compliance.compliance_state`, the same call and inputs as ``patchctl
+report``): never_scanned, unreachable, failed, stale, missing, reboot_pending, compliant.
 
-``stale``
-    no successful scan for more than ``stale_days`` (config key ``stale_days``);
-``unreachable``
-    the rescan could not reach the host (its last successful scan is recent);
-``failed``
-    the rescan failed on the host, or an approved update is still missing and the host's last
-    deploy of it failed;
-``missing``
-    an approved update is not installed (for example a package downgraded by hand); the next
-    deploy of the host's wave installs it again. The scan reports what the repositories offer
-    now, which may be a newer version than the approved one: an approved update also counts as
-    not installed when the host's installed version of its package is older than the approved
-    version (apt, dnf and zypper versions are ordered by :mod:`patchctl.rules.versions`);
-``reboot_pending``
-    everything approved is installed but the host waits for a reboot;
-``compliant``
-    everything approved is installed and no reboot is pending.
+*Did the started waves deliver what they froze?* Its ``delivery``
+(:data:`patchctl.rules.compliance.DELIVERY_STATES`): the updates *frozen for a host* are those
+of every rollout with a wave that holds the host and has started deploying (a wave still
+pending has froze nothing for its hosts yet); ``undelivered`` lists those not installed (for
+example a package downgraded by hand; the next deploy of the host's wave installs it again),
+``deploy_failed`` those whose last deploy on the host failed. The scan reports what the
+repositories offer now, which may be a newer version than the frozen one: a frozen update also
+counts as not installed when the host's installed version of its package is older than the
+frozen version (apt, dnf and zypper versions are ordered by :mod:`patchctl.rules.versions`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -33,68 +26,118 @@ from typing import Any
 
 from patchctl.errors import EXIT_HOST_FAILURES, EXIT_OK
 from patchctl.rules.clock import iso_utc
-from patchctl.rules.model import HOST_FAILED, HOST_OK, HOST_UNREACHABLE
-from patchctl.rules.report import COMPLIANT, FAILED, MISSING, REBOOT_PENDING, STALE, UNREACHABLE
+from patchctl.rules.compliance import (
+    COMPLIANT,
+    DELIVERY_STATES,
+    FAILED,
+    MISSING,
+    NEVER_SCANNED,
+    REBOOT_PENDING,
+    STALE,
+    STATES,
+    UNREACHABLE,
+    ComplianceFacts,
+    compliance_state,
+    delivery_state,
+)
+from patchctl.rules.model import HOST_OK
+from patchctl.rules.report import host_facts, host_report
 from patchctl.rules.versions import older
 from patchctl.store import MissingUpdateRow, Store
+from patchctl.store import reports as reads
 from patchctl.store.reboots import RebootStore, VerifyRow
 from patchctl.store.rollouts import RolloutStore, RolloutUpdate
 
-VERIFY_STATES = (COMPLIANT, MISSING, FAILED, REBOOT_PENDING, UNREACHABLE, STALE)
+
+@dataclass(frozen=True)
+class DeliveryFacts:
+    """What verify knows of one host's rollouts after the rescan."""
+
+    host: str
+    scan_ok: bool  # the host's last scan was ok (else what is installed is the last ok scan's word)
+    frozen: frozenset[str]  # uids its started waves froze for it
+    missing: frozenset[str]  # uids the host's last successful scan reports missing
+    # frozen uids whose package the host has at an older version than the frozen one
+    below_frozen: frozenset[str] = frozenset()
+    deploy_failed: Mapping[str, str] = field(default_factory=dict)  # uid -> reason, last deploy
 
 
 @dataclass(frozen=True)
-class HostFacts:
-    """What verify knows of one host after the rescan."""
+class Delivery:
+    """verify's answer to "did the started waves deliver what they froze?" for one host."""
 
-    host: str
-    scan_status: str | None  # ok | failed | unreachable | None (never scanned)
-    last_ok_scan_at: datetime | None
-    reboot_required: bool
-    approved: frozenset[str]  # uids approved for the host
-    missing: frozenset[str]  # uids the host's last successful scan reports missing
-    # approved uids whose package the host has at an older version than the approved one
-    below_approved: frozenset[str] = frozenset()
-    deploy_failed: Mapping[str, str] = field(default_factory=dict)  # uid -> reason, last deploy
-    scan_error: str | None = None
+    state: str  # one of DELIVERY_STATES
+    undelivered: tuple[str, ...]  # frozen uids not installed, sorted
+    deploy_failed: Mapping[str, str]  # of those, uid -> reason of its failed last deploy
 
 
-def verify_state(facts: HostFacts, now: datetime, stale_after: timedelta) -> tuple[str, str, tuple[str, ...]]:
-    """(state, detail, approved uids not installed) of one host; see the module docstring."""
-    missing = tuple(sorted(facts.approved & (facts.missing | facts.below_approved)))
-    last_ok = facts.last_ok_scan_at
-    if last_ok is None or now - last_ok > stale_after:
-        since = f"since {last_ok.isoformat(timespec='minutes')}" if last_ok else "ever"
-        why = f"; last scan {facts.scan_status}: {facts.scan_error}" if facts.scan_status != HOST_OK else ""
-        return STALE, f"no successful scan {since}{why}", missing
-    if facts.scan_status == HOST_UNREACHABLE:
-        return UNREACHABLE, facts.scan_error or "unreachable", missing
-    if facts.scan_status == HOST_FAILED:
-        return FAILED, f"scan failed: {facts.scan_error or 'no message'}", missing
-    failed = [uid for uid in missing if uid in facts.deploy_failed]
-    if failed:
-        return FAILED, "; ".join(f"{uid}: {facts.deploy_failed[uid]}" for uid in failed), missing
-    if missing:
-        return MISSING, f"{len(missing)} approved update(s) not installed: {', '.join(missing)}", missing
-    if facts.reboot_required:
-        return REBOOT_PENDING, "approved updates installed; waiting for a reboot", missing
-    return COMPLIANT, f"{len(facts.approved)} approved update(s) installed", missing
+def delivery(facts: DeliveryFacts) -> Delivery:
+    """The delivery of one host; see the module docstring."""
+    undelivered = tuple(sorted(facts.frozen & (facts.missing | facts.below_frozen)))
+    failed = {uid: facts.deploy_failed[uid] for uid in undelivered if uid in facts.deploy_failed}
+    state = delivery_state(facts.scan_ok, len(facts.frozen), len(undelivered), len(failed))
+    return Delivery(state=state, undelivered=undelivered, deploy_failed=failed)
+
+
+def state_detail(state: str, facts: ComplianceFacts, error: str | None, delivered: Delivery) -> str:
+    """One line on why the host is in ``state``, then what the started waves did not deliver."""
+    words = {
+        NEVER_SCANNED: "no scan of the host recorded",
+        UNREACHABLE: error or "unreachable",
+        FAILED: f"last scan failed: {error or 'no message'}"
+        if not facts.deploy_failed or error
+        else "last deploy in the latest rollout failed",
+        STALE: f"no scan since {iso_utc(facts.last_scan_at)}",
+        MISSING: f"{facts.approved_missing} approved update(s) not installed",
+        REBOOT_PENDING: "approved updates installed; waiting for a reboot",
+        COMPLIANT: "approved updates installed",
+    }
+    text = words.get(state, state)
+    if delivered.undelivered:
+        text += f"; undelivered by the started waves: {', '.join(delivered.undelivered)}"
+    for uid, reason in delivered.deploy_failed.items():
+        text += f"; {uid}: {reason}"
+    return text
+
+
+@dataclass(frozen=True)
+class VerifiedHost:
+    row: VerifyRow  # what the store keeps: the state, and the delivery in its missing/failed
+    delivery: str
+
+    def as_dict(self) -> dict[str, Any]:
+        r = self.row
+        return {
+            "host": r.host,
+            "state": r.state,
+            "detail": r.detail,
+            "delivery": self.delivery,
+            "undelivered": list(r.missing),
+            "deploy_failed": dict(r.failed),
+            "verified_at": iso_utc(r.verified_at),
+        }
 
 
 @dataclass
 class VerifyReport:
     now: datetime
     scan_run_id: int | None
-    hosts: list[VerifyRow] = field(default_factory=list)
+    hosts: list[VerifiedHost] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
-        return EXIT_OK if all(h.state == COMPLIANT for h in self.hosts) else EXIT_HOST_FAILURES
+        return EXIT_OK if all(h.row.state == COMPLIANT for h in self.hosts) else EXIT_HOST_FAILURES
 
     def counts(self) -> dict[str, int]:
-        out = dict.fromkeys(VERIFY_STATES, 0)
+        out = dict.fromkeys(STATES, 0)
         for h in self.hosts:
-            out[h.state] = out.get(h.state, 0) + 1
+            out[h.row.state] += 1
+        return out
+
+    def delivery_counts(self) -> dict[str, int]:
+        out = dict.fromkeys(DELIVERY_STATES, 0)
+        for h in self.hosts:
+            out[h.delivery] += 1
         return out
 
     def as_dict(self) -> dict[str, Any]:
@@ -102,6 +145,7 @@ class VerifyReport:
             "now": iso_utc(self.now),
             "scan_run": self.scan_run_id,
             "counts": self.counts(),
+            "delivery_counts": self.delivery_counts(),
             "hosts": [h.as_dict() for h in self.hosts],
         }
 
@@ -117,10 +161,10 @@ class VerifyOptions:
     forks: int = 20
 
 
-def approved_for_hosts(
+def frozen_for_hosts(
     rs: RolloutStore, hosts: Iterable[str]
 ) -> tuple[dict[str, set[str]], dict[str, dict[str, str]], dict[str, RolloutUpdate]]:
-    """host -> uids its started waves approved; host -> {uid: reason} of its last failed deploys;
+    """host -> uids its started waves froze for it; host -> {uid: reason} of its last failed deploys;
     uid -> the update (source, name, version) of every rollout's updates."""
     wanted = set(hosts)
     approved: dict[str, set[str]] = {h: set() for h in wanted}
@@ -143,18 +187,18 @@ def approved_for_hosts(
     return approved, failed, details
 
 
-def below_approved(
-    approved: Iterable[str], details: Mapping[str, RolloutUpdate], missing: Iterable[MissingUpdateRow]
+def below_frozen(
+    frozen: Iterable[str], details: Mapping[str, RolloutUpdate], missing: Iterable[MissingUpdateRow]
 ) -> set[str]:
-    """The approved uids whose package the host has at a version older than the approved one.
+    """The frozen uids whose package the host has at a version older than the frozen one.
 
     A scan lists what the repositories offer now: after a newer version is published, a host
-    downgraded below the approved version misses the newer update, not the approved one. Its
+    downgraded below the frozen version misses the newer update, not the frozen one. Its
     missing row still says which version is installed; that version is compared with the
-    approved one (sources whose versions are not ordered, Windows and Chocolatey, are skipped)."""
+    frozen one (sources whose versions are not ordered, Windows and Chocolatey, are skipped)."""
     installed = {(m.source, m.name): m.installed_version for m in missing if m.installed_version}
     below = set()
-    for uid in approved:
+    for uid in frozen:
         upd = details.get(uid)
         if upd is None:
             continue
@@ -181,40 +225,63 @@ def verify(opts: VerifyOptions) -> VerifyReport:
         targets = load_inventory(opts.inventory).match(opts.limit)
         fresh = set()
     report = VerifyReport(now=opts.now, scan_run_id=scan_run)
+    stale_after = timedelta(days=opts.stale_days)
     with Store.open(opts.db_url) as store:
         rs = RolloutStore(store)
         rows = {r.host: r for r in store.host_compliance(targets)}
-        approved, failed, details = approved_for_hosts(rs, targets)
+        # The one rule's inputs, read as patchctl report reads them.
+        with store.engine.connect() as conn:
+            q = reads.sqlalchemy_query(conn)
+            approved_missing = reads.approved_missing(q, targets)
+            rollout = reads.latest_rollout_id(q)
+            deploy_failed_hosts = {f.host for f in reads.deploy_failures(q, rollout)} if rollout is not None else set()
+        frozen, failed, details = frozen_for_hosts(rs, targets)
         missing_ids = rs.missing_on_hosts(targets)
         uid_of = _uids(rs, {i for ids in missing_ids.values() for i in ids})
         for host in targets:
             row = rows.get(host)
-            mine = approved.get(host, set())
-            below = below_approved(mine, details, store.missing_updates(host)) if row and mine else set()
-            facts = HostFacts(
-                host=host,
-                scan_status=None if row is None or row.reachability == "never_scanned" else row.reachability,
-                last_ok_scan_at=opts.now if host in fresh else (row.last_ok_scan_at if row else None),
-                reboot_required=bool(row.reboot_required) if row else False,
-                approved=frozenset(approved.get(host, set())),
-                missing=frozenset(uid_of[i] for i in missing_ids.get(host, set()) if i in uid_of),
-                below_approved=frozenset(below),
-                deploy_failed=failed.get(host, {}),
-                scan_error=row.last_error if row else None,
-            )
-            state, detail, missing = verify_state(facts, opts.now, timedelta(days=opts.stale_days))
-            report.hosts.append(
-                VerifyRow(
+            if row is None:
+                facts = ComplianceFacts(NEVER_SCANNED, None, approved_missing=0, reboot_pending=False)
+                error = None
+            else:
+                hr = host_report(row)
+                if host in fresh:
+                    hr = dataclasses.replace(hr, last_scan_at=opts.now)
+                facts = host_facts(
+                    hr,
+                    deploy_failed=host in deploy_failed_hosts,
+                    approved_missing=None if approved_missing is None else approved_missing.get(host, 0),
+                )
+                error = hr.error
+            mine = frozen.get(host, set())
+            scan_ok = row is not None and row.reachability == HOST_OK
+            below = below_frozen(mine, details, store.missing_updates(host)) if row and mine else set()
+            delivered = delivery(
+                DeliveryFacts(
                     host=host,
-                    state=state,
-                    detail=detail,
-                    verified_at=opts.now,
-                    missing=missing,
-                    failed={u: facts.deploy_failed[u] for u in missing if u in facts.deploy_failed},
-                    run_id=scan_run,
+                    scan_ok=scan_ok,
+                    frozen=frozenset(mine),
+                    missing=frozenset(uid_of[i] for i in missing_ids.get(host, set()) if i in uid_of),
+                    below_frozen=frozenset(below),
+                    deploy_failed=failed.get(host, {}),
                 )
             )
-        RebootStore(store).record_verify(report.hosts)
+            state = compliance_state(facts, opts.now, stale_after)
+            report.hosts.append(
+                VerifiedHost(
+                    VerifyRow(
+                        host=host,
+                        state=state,
+                        detail=state_detail(state, facts, error, delivered),
+                        verified_at=opts.now,
+                        missing=delivered.undelivered,
+                        failed=dict(delivered.deploy_failed),
+                        run_id=scan_run,
+                    ),
+                    delivered.state,
+                )
+            )
+        RebootStore(store).record_verify([h.row for h in report.hosts])
     return report
 
 

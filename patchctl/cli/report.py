@@ -92,15 +92,19 @@ def report(
         top=top,
         history_runs=history_runs,
     )
-    from patchctl.render import report as render
+    from patchctl.render import text as render
 
     text: str
     if fmt == "json":
         import json
 
-        text = json.dumps(render.full_report_json(rep), indent=2) + "\n"
+        from patchctl.render.json import full_report_json
+
+        text = json.dumps(full_report_json(rep), indent=2) + "\n"
     elif fmt == "csv":
-        text = render.report_csv(rep, section)
+        from patchctl.render.csv import report_csv
+
+        text = report_csv(rep, section)
     elif fmt == "html":
         from patchctl.render.html import render_html
 

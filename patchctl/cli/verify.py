@@ -17,11 +17,13 @@ from patchctl.cli.app import App, handle_errors, inventory_option, json_option
 @click.pass_obj
 @handle_errors
 def verify(app: App, limit: str | None, no_scan: bool) -> None:
-    """Rescan, then compare each host with the updates its rollout waves approved for it.
+    """Rescan, then give each host's compliance state (the rule patchctl report uses) and what
+    its started rollout waves did not deliver.
 
-    States: compliant, missing, failed, reboot_pending, unreachable, stale (no successful scan for
-    more than stale_days). A host missing an approved update is retried by the next deploy of its
-    wave. Exit code 0 when every host is compliant, else 1.
+    States: compliant, missing, reboot_pending, failed, unreachable, stale (no scan for more than
+    stale_days), never_scanned. Delivery: delivered, undelivered (retried by the next deploy of
+    the host's wave), deploy_failed, nothing_started, unknown (the rescan did not succeed).
+    Exit code 0 when every host is compliant, else 1.
     """
     from patchctl.verify import VerifyOptions
     from patchctl.verify import verify as run_verify
@@ -41,7 +43,7 @@ def verify(app: App, limit: str | None, no_scan: bool) -> None:
         app.emit_json(report.as_dict())
         sys.exit(report.exit_code)
     for h in report.hosts:
-        click.echo(f"{h.host}: {h.state.replace('_', ' ')}: {h.detail}")
+        click.echo(f"{h.row.host}: {h.row.state.replace('_', ' ')}: {h.row.detail}")
     counts = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in report.counts().items() if n)
     click.echo(f"verify: {counts or 'no hosts'}")
     sys.exit(report.exit_code)

@@ -14,8 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from html import escape
 
-from patchctl.rules.model import CLASSIFICATIONS
-from patchctl.rules.report import (
+from patchctl.rules.compliance import (
     COMPLIANT,
     FAILED,
     MISSING,
@@ -24,8 +23,9 @@ from patchctl.rules.report import (
     STALE,
     STATES,
     UNREACHABLE,
-    Report,
 )
+from patchctl.rules.model import CLASSIFICATIONS
+from patchctl.rules.report import Report
 
 STATE_COLOURS = {
     COMPLIANT: "#2e9d57",
@@ -301,7 +301,7 @@ def host_table(rep: Report) -> str:
     )
     order = {s: i for i, s in enumerate(STATES)}
     rows = []
-    for h in rep.fleet.hosts:
+    for h in rep.hosts:
         state = rep.states.get(h.name, NEVER_SCANNED)
         scan = h.last_scan_at.astimezone(UTC).isoformat() if h.last_scan_at else ""
         wave = f"<td>{_e(rep.waves_of.get(h.name, '-'))}</td>" if rep.waves_of else ""
@@ -339,7 +339,7 @@ _TOP_HEADER = ("Update", "Version", "Class", "", "CVEs", "Hosts")
 
 def render_html(rep: Report, title: str = "Patch compliance") -> str:
     """The whole report as one self-contained HTML document."""
-    t = rep.fleet.totals
+    t = rep.totals
     failures = len({f.host for f in rep.failures})
     kpis = "".join(
         [
@@ -385,7 +385,7 @@ def render_html(rep: Report, title: str = "Patch compliance") -> str:
         ]
         for f in rep.failures
     ]
-    sub = f"generated {_time(rep.fleet.generated_at)} &middot; {t.hosts} hosts"
+    sub = f"generated {_time(rep.generated_at)} &middot; {t.hosts} hosts"
     if rep.rollout_id is not None:
         sub += f" &middot; rollout {rep.rollout_id}"
     sub += f" &middot; stale after {rep.stale_days:g} days"

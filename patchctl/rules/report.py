@@ -3,8 +3,8 @@
 The rows come from :meth:`patchctl.store.Store.host_compliance` (``v_host_compliance``); this
 module only needs their shape (:class:`ComplianceRow`), so it does not import the store.
 
-:func:`build_report` gives the per-host :class:`FleetReport`; :func:`build_full_report` adds what
-``patchctl report`` shows around it: compliance states by state, role and wave, the most
+:func:`build_report` gives the :class:`Report`: one :class:`HostReport` per host and what
+``patchctl report`` shows around them: compliance states by state, role and wave, the most
 widespread missing updates, pending reboots with their age, failures with their reason and the
 history of compliance over past scan runs. The store aggregates what is large (the most
 widespread missing updates, the history) and fills the input rows (:class:`TopMissing`,
@@ -18,10 +18,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from patchctl.rules.model import CLASSIFICATIONS, HOST_FAILED, HOST_OK, HOST_UNREACHABLE
-
-NEVER_SCANNED = "never_scanned"
-REACHABILITY = (HOST_OK, HOST_FAILED, HOST_UNREACHABLE, NEVER_SCANNED)
+from patchctl.rules.compliance import (
+    COMPLIANT,
+    FAILED,
+    MISSING,
+    NEVER_SCANNED,
+    REACHABILITY,
+    REBOOT_PENDING,
+    STATES,
+    UNREACHABLE,
+    ComplianceFacts,
+    compliance_state,
+)
+from patchctl.rules.model import CLASSIFICATIONS, HOST_FAILED, HOST_UNREACHABLE
 
 
 class ComplianceRow(Protocol):
@@ -103,15 +112,6 @@ class ReportTotals:
     reboot_pending: int
 
 
-@dataclass(frozen=True)
-class FleetReport:
-    """The compliance report: one :class:`HostReport` per host, sorted by name, and totals."""
-
-    generated_at: datetime
-    hosts: tuple[HostReport, ...]
-    totals: ReportTotals
-
-
 def _counts(by_class: Mapping[str, int], total: int, major: int) -> MissingCounts:
     ordered = {c: int(by_class.get(c, 0)) for c in CLASSIFICATIONS}
     # Classifications unknown to this version of patchctl count as "other".
@@ -137,8 +137,8 @@ def host_report(row: ComplianceRow) -> HostReport:
     )
 
 
-def build_report(rows: Iterable[ComplianceRow], generated_at: datetime) -> FleetReport:
-    """The report over ``rows`` (one per host), as of ``generated_at``."""
+def _hosts_and_totals(rows: Iterable[ComplianceRow]) -> tuple[tuple[HostReport, ...], ReportTotals]:
+    """One :class:`HostReport` per row, sorted by name, and the totals over them."""
     hosts = tuple(sorted((host_report(r) for r in rows), key=lambda h: h.name))
     by_reach = dict.fromkeys(REACHABILITY, 0)
     by_class = dict.fromkeys(CLASSIFICATIONS, 0)
@@ -158,52 +158,26 @@ def build_report(rows: Iterable[ComplianceRow], generated_at: datetime) -> Fleet
         missing=MissingCounts(total=total, by_class=by_class, major=major),
         reboot_pending=reboots,
     )
-    return FleetReport(generated_at=generated_at, hosts=hosts, totals=totals)
+    return hosts, totals
 
 
 # --- the full report: compliance states, sections, history ------------------------------------
 
-COMPLIANT = "compliant"
-MISSING = "missing"
-REBOOT_PENDING = "reboot_pending"
-FAILED = "failed"
-UNREACHABLE = "unreachable"
-STALE = "stale"
-# Every compliance state, in the order reports show them (DESIGN.md, "compliance state").
-STATES = (COMPLIANT, MISSING, REBOOT_PENDING, FAILED, UNREACHABLE, STALE, NEVER_SCANNED)
 # What a point of the history counts (a scan run knows nothing of stale or never scanned hosts).
 HISTORY_STATES = (COMPLIANT, MISSING, REBOOT_PENDING, FAILED, UNREACHABLE)
 NO_ROLE = "none"
-NO_WAVE = "none"
 
 
-def compliance_state(
-    host: HostReport,
-    now: datetime,
-    stale_after: timedelta,
-    deploy_failed: bool = False,
-    approved_missing: int | None = None,
-) -> str:
-    """The compliance state of one host at ``now``.
-
-    Precedence: never scanned, unreachable (last scan), failed (last scan or last deploy),
-    stale (last scan older than ``stale_after``), missing approved updates, reboot pending,
-    compliant. ``approved_missing`` is how many approved updates the host is missing; None when
-    nothing was ever decided (no policy evaluated): then every missing update counts.
-    """
-    if host.reachability == NEVER_SCANNED or host.last_scan_at is None:
-        return NEVER_SCANNED
-    if host.reachability == HOST_UNREACHABLE:
-        return UNREACHABLE
-    if host.reachability == HOST_FAILED or deploy_failed:
-        return FAILED
-    if now - host.last_scan_at > stale_after:
-        return STALE
-    if (host.missing.total if approved_missing is None else approved_missing) > 0:
-        return MISSING
-    if host.reboot_pending:
-        return REBOOT_PENDING
-    return COMPLIANT
+def host_facts(host: HostReport, deploy_failed: bool, approved_missing: int | None) -> ComplianceFacts:
+    """What the one rule (:func:`patchctl.rules.compliance.compliance_state`) reads of a host of
+    the report. ``approved_missing`` None: nothing was ever decided, every missing update counts."""
+    return ComplianceFacts(
+        last_scan=host.reachability,
+        last_scan_at=host.last_scan_at,
+        approved_missing=host.missing.total if approved_missing is None else approved_missing,
+        reboot_pending=host.reboot_pending,
+        deploy_failed=deploy_failed,
+    )
 
 
 def _state_counts(states: Iterable[str]) -> dict[str, int]:
@@ -268,6 +242,10 @@ class PendingReboot:
     since: datetime | None
     age: timedelta | None
 
+    @property
+    def age_hours(self) -> float | None:
+        return None if self.age is None else round(self.age.total_seconds() / 3600, 1)
+
 
 @dataclass(frozen=True)
 class Failure:
@@ -324,9 +302,12 @@ class WaveSummary:
 
 @dataclass(frozen=True)
 class Report:
-    """Everything ``patchctl report`` shows. :attr:`fleet` is the per-host report of issue 2."""
+    """Everything ``patchctl report`` shows: one :class:`HostReport` per host, sorted by name,
+    the totals over them, and the sections around them."""
 
-    fleet: FleetReport
+    generated_at: datetime
+    hosts: tuple[HostReport, ...]
+    totals: ReportTotals
     stale_days: float
     states: Mapping[str, str]  # host -> compliance state
     waves_of: Mapping[str, str]  # host -> wave of the latest rollout (absent: none)
@@ -342,12 +323,13 @@ class Report:
 
     @property
     def compliant_percent(self) -> float:
-        n = self.fleet.totals.hosts
+        n = self.totals.hosts
         return round(100.0 * self.by_state.get(COMPLIANT, 0) / n, 1) if n else 0.0
 
 
-def build_full_report(
-    fleet: FleetReport,
+def build_report(
+    rows: Iterable[ComplianceRow],
+    generated_at: datetime,
     *,
     top_missing: Sequence[TopMissing] = (),
     history: Sequence[HistoryPoint] = (),
@@ -359,33 +341,36 @@ def build_full_report(
     nodes: Sequence[NodeThroughput] = (),
     approved_missing: Mapping[str, int] | None = None,
 ) -> Report:
-    """The full report over the hosts of ``fleet``, as of ``fleet.generated_at``.
+    """The report over ``rows`` (one per host), as of ``generated_at``.
 
     ``waves`` are the waves of one rollout (the latest); ``deploy_failures`` the hosts whose last
     deploy result in it was not ok; ``reboot_since`` and ``windows`` map hosts to the time they
     started to need a reboot and to their maintenance window.
     """
-    now = fleet.generated_at
+    hosts, totals = _hosts_and_totals(rows)
+    now = generated_at
     stale_after = timedelta(days=stale_days)
-    names = [h.name for h in fleet.hosts]
+    names = [h.name for h in hosts]
     wanted = set(names)
     dfail = {f.host: f for f in deploy_failures if f.host in wanted}
     states = {
         h.name: compliance_state(
-            h,
+            host_facts(
+                h,
+                deploy_failed=h.name in dfail,
+                approved_missing=None if approved_missing is None else approved_missing.get(h.name, 0),
+            ),
             now,
             stale_after,
-            deploy_failed=h.name in dfail and h.reachability == HOST_OK,
-            approved_missing=None if approved_missing is None else approved_missing.get(h.name, 0),
         )
-        for h in fleet.hosts
+        for h in hosts
     }
     waves_of: dict[str, str] = {}
     for w in sorted(waves, key=lambda w: w.position):
         for host in w.hosts:
             waves_of.setdefault(host, w.wave)
     by_role: dict[str, dict[str, int]] = {}
-    for h in fleet.hosts:
+    for h in hosts:
         by_role.setdefault(h.patch_role or NO_ROLE, dict.fromkeys(STATES, 0))[states[h.name]] += 1
     wave_summaries = tuple(
         WaveSummary(
@@ -404,13 +389,13 @@ def build_full_report(
             since=since.get(h.name),
             age=(now - s) if (s := since.get(h.name)) is not None else None,
         )
-        for h in fleet.hosts
+        for h in hosts
         if h.reboot_pending
     )
     reboots = tuple(sorted(reboots, key=lambda r: (r.since is None, r.since or now, r.host)))
     failures: list[Failure] = [
         Failure(h.name, "scan", h.reachability, h.error or h.reachability, h.last_scan_at)
-        for h in fleet.hosts
+        for h in hosts
         if h.reachability in (HOST_FAILED, HOST_UNREACHABLE)
     ]
     failures.extend(
@@ -418,7 +403,9 @@ def build_full_report(
         for f in sorted(dfail.values(), key=lambda f: f.host)
     )
     return Report(
-        fleet=fleet,
+        generated_at=generated_at,
+        hosts=hosts,
+        totals=totals,
         stale_days=stale_days,
         states=states,
         waves_of=waves_of,

@@ -52,7 +52,6 @@ HOST_UPDATE_STATES = (STATE_MISSING, STATE_INSTALLED, STATE_GONE)
 # The decision state that approves an update (patchctl.rules.policy.STATE_APPROVED).
 DECISION_APPROVED = "approved"
 
-NEVER_SCANNED = "never_scanned"
 # The status of a run (scan, deploy, reboot) started and not finished yet.
 RUN_RUNNING = "running"
 

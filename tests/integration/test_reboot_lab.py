@@ -235,7 +235,7 @@ def test_verify_finds_a_downgrade_and_the_next_deploy_fixes_it(lab_env: LabEnv, 
     assert isinstance(second, dict)
     by_host = {h["host"]: h for h in second["hosts"]}
     assert by_host["srv-02"]["state"] == "missing"
-    assert by_host["srv-02"]["missing"] == ["apt:patchctl-demo-app:1.1-1"]
+    assert by_host["srv-02"]["undelivered"] == ["apt:patchctl-demo-app:1.1-1"]
     assert by_host["srv-01"]["state"] == "compliant"
 
     fixed = ok(pc("deploy", "--json", now=INSIDE)).json()
@@ -258,11 +258,16 @@ def test_verify_unreachable_and_stale(lab_env: LabEnv, tmp_path: Path) -> None:
         assert isinstance(data, dict)
         states = {h["host"]: h["state"] for h in data["hosts"]}
         assert states["cli-02"] == "unreachable"
-        assert states["srv-01"] == "compliant"  # nothing approved for it yet
-        # ten days later without a successful scan of cli-02: stale
+        # nothing was decided yet: every missing update counts (as in patchctl report)
+        assert states["srv-01"] == "missing"
+        assert {h["host"]: h["delivery"] for h in data["hosts"]}["srv-01"] == "nothing_started"
+        # ten days later: stale, but cli-02's last scan could not reach it: unreachable first
         later = ok(pc("verify", "--no-scan", "--json", now=datetime.now(BERLIN) + timedelta(days=10)), code=1).json()
         assert isinstance(later, dict)
-        assert {h["host"]: h["state"] for h in later["hosts"]} == dict.fromkeys([*SERVERS, *CLIENTS], "stale")
+        assert {h["host"]: h["state"] for h in later["hosts"]} == {
+            **dict.fromkeys([*SERVERS, "cli-01"], "stale"),
+            "cli-02": "unreachable",
+        }
     finally:
         lab_env.lab.power_on("cli-02")
 

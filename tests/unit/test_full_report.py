@@ -16,8 +16,10 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from patchctl.cli import cli
+from patchctl.render.csv import CSV_SECTIONS, report_csv
 from patchctl.render.html import render_html
-from patchctl.render.report import CSV_SECTIONS, full_report_json, full_report_lines, report_csv, report_lines
+from patchctl.render.json import full_report_json
+from patchctl.render.text import full_report_lines, report_lines
 from patchctl.report import full_report
 from patchctl.rules.model import HostScan, Update
 from patchctl.rules.report import Report
@@ -196,17 +198,17 @@ def test_fast_and_sqlalchemy_paths_agree(db: Path) -> None:
 
 def test_limit_applies_to_every_section(db: Path) -> None:
     rep = full_report(f"sqlite:///{db}", "app*", NOW)
-    assert [h.name for h in rep.fleet.hosts] == ["app02", "app03"]
+    assert [h.name for h in rep.hosts] == ["app02", "app03"]
     assert [p.hosts for p in rep.history] == [2, 2, 2]
     assert [m.name for m in rep.top_missing] == ["openssl", "nginx"]
     assert [f.host for f in rep.failures] == ["app02"]
 
 
 def test_json_keeps_the_report_1_keys_and_adds_sections(rep: Report) -> None:
-    from patchctl.render.report import report_json
+    from patchctl.render.json import report_json
 
     data = full_report_json(rep)
-    base = report_json(rep.fleet)
+    base = report_json(rep)
     assert data["schema"] == "patchctl.report/1"
     for key in base:
         if key != "hosts":
@@ -253,7 +255,7 @@ def test_csv_sections_parse(rep: Report) -> None:
 
 def test_plain_lines_start_with_the_host_lines(rep: Report) -> None:
     lines = full_report_lines(rep)
-    hosts = report_lines(rep.fleet)
+    hosts = report_lines(rep)
     assert lines[: len(hosts)] == hosts
     assert "# history" in lines and "# failures" in lines
     assert all("\t" in line for line in lines if line and not line.startswith("#"))

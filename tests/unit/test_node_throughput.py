@@ -11,7 +11,9 @@ import pytest
 
 from patchctl.ansible.fleet import PartStats, merge_parts
 from patchctl.errors import StoreError
-from patchctl.render import report as render
+from patchctl.render.csv import report_csv
+from patchctl.render.json import full_report_json
+from patchctl.render.text import full_report_lines
 from patchctl.report import full_report
 from patchctl.store import Store
 
@@ -63,16 +65,16 @@ def test_the_view_adds_up_each_node_and_keeps_its_latest_part(db_url: str) -> No
     assert nodes[("exec-a", "scan")].last_hosts_per_minute == 60.0
     assert nodes[("exec-b", "scan")].parts_failed == 1
     assert nodes[("(control node)", "scan")].hosts_per_minute == 30.0
-    data = render.full_report_json(rep)
+    data = full_report_json(rep)
     assert {(n["node"], n["hosts_per_minute"]) for n in data["nodes"]} == {
         ("exec-a", 50.0),
         ("exec-b", 24.0),
         ("(control node)", 30.0),
     }
-    table = list(csv.DictReader(io.StringIO(render.report_csv(rep, "nodes"))))
+    table = list(csv.DictReader(io.StringIO(report_csv(rep, "nodes"))))
     assert [r["node"] for r in table] == ["(control node)", "exec-a", "exec-b"]
     assert table[2]["last_error"] == "execution node exec-b: refused"
-    lines = render.full_report_lines(rep)
+    lines = full_report_lines(rep)
     assert "# nodes" in lines
     assert any(line.startswith("exec-a\tscan\t2\t0\t50\t") for line in lines)
 

@@ -1,4 +1,4 @@
-"""The reboot plan and wave grouping, the verify states, and the reboots/verify store (real SQLite)."""
+"""The reboot plan and wave grouping, verify's delivery, and the reboots/verify store (real SQLite)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from patchctl.rules.policy import Concurrency, Wave
 from patchctl.store import MissingUpdateRow, Store
 from patchctl.store.reboots import REBOOT_FAILED, REBOOT_OK, RebootStore, VerifyRow
 from patchctl.store.rollouts import RolloutUpdate
-from patchctl.verify import HostFacts, below_approved, verify_state
+from patchctl.verify import DeliveryFacts, below_frozen, delivery
 
 NOW = datetime(2025, 6, 1, 2, 0, tzinfo=UTC)
 WINDOWS = parse_windows([{"name": "nightly", "start": "0 1 * * *", "duration": "4h"}], "p.yml")
@@ -73,45 +73,30 @@ def test_wave_groups_use_each_waves_concurrency() -> None:
     assert groups == [("pilot", ["srv-01"], 2), ("(no wave)", ["srv-02"], 1)]
 
 
-def facts(**kw: object) -> HostFacts:
+def facts(**kw: object) -> DeliveryFacts:
     base: dict[str, object] = {
         "host": "h",
-        "scan_status": "ok",
-        "last_ok_scan_at": NOW - timedelta(hours=1),
-        "reboot_required": False,
-        "approved": frozenset({"apt:a:2", "apt:b:2"}),
+        "scan_ok": True,
+        "frozen": frozenset({"apt:a:2", "apt:b:2"}),
         "missing": frozenset({"apt:c:9"}),
     }
     base.update(kw)
-    return HostFacts(**base)  # type: ignore[arg-type]  # test data built from a loose dict
+    return DeliveryFacts(**base)  # type: ignore[arg-type]  # test data built from a loose dict
 
 
-STALE = timedelta(days=7)
-
-
-def test_verify_states_in_order_of_precedence() -> None:
-    assert verify_state(facts(), NOW, STALE)[:1] == ("compliant",)  # c is missing but not approved
-    state, detail, missing = verify_state(facts(missing=frozenset({"apt:a:2", "apt:c:9"})), NOW, STALE)
-    assert (state, missing) == ("missing", ("apt:a:2",))
-    assert detail == "1 approved update(s) not installed: apt:a:2"
-    failed = facts(missing=frozenset({"apt:a:2"}), deploy_failed={"apt:a:2": "postinst failed"})
-    assert verify_state(failed, NOW, STALE)[:2] == ("failed", "apt:a:2: postinst failed")
-    assert verify_state(facts(reboot_required=True), NOW, STALE)[0] == "reboot_pending"
-    missing_and_reboot = facts(reboot_required=True, missing=frozenset({"apt:b:2"}))
-    assert verify_state(missing_and_reboot, NOW, STALE)[0] == "missing"
-    unreachable = facts(scan_status="unreachable", scan_error="ssh: connection refused")
-    assert verify_state(unreachable, NOW, STALE)[:2] == ("unreachable", "ssh: connection refused")
-    assert verify_state(facts(scan_status="failed", scan_error="apt broke"), NOW, STALE)[:2] == (
-        "failed",
-        "scan failed: apt broke",
-    )
-    old = facts(scan_status="unreachable", last_ok_scan_at=NOW - timedelta(days=8), scan_error="timeout")
-    state, detail, _ = verify_state(old, NOW, STALE)
-    assert state == "stale"
-    assert detail == "no successful scan since 2025-05-24T02:00+00:00; last scan unreachable: timeout"
-    assert verify_state(facts(last_ok_scan_at=None, scan_status=None), NOW, STALE)[0] == "stale"
-    # exactly stale_days old is not stale yet
-    assert verify_state(facts(last_ok_scan_at=NOW - STALE), NOW, STALE)[0] == "compliant"
+def test_delivery_of_what_the_started_waves_froze() -> None:
+    """Breaking it: counting every missing update instead of the frozen ones makes the first
+    host undelivered; dropping the scan_ok check makes the unreachable one delivered."""
+    assert delivery(facts()).state == "delivered"  # c is missing but not frozen
+    d = delivery(facts(missing=frozenset({"apt:a:2", "apt:c:9"})))
+    assert (d.state, d.undelivered, dict(d.deploy_failed)) == ("undelivered", ("apt:a:2",), {})
+    failed = delivery(facts(missing=frozenset({"apt:a:2"}), deploy_failed={"apt:a:2": "postinst failed"}))
+    assert (failed.state, dict(failed.deploy_failed)) == ("deploy_failed", {"apt:a:2": "postinst failed"})
+    # a failed deploy of an update installed since then is delivered
+    assert delivery(facts(deploy_failed={"apt:a:2": "postinst failed"})).state == "delivered"
+    unknown = delivery(facts(scan_ok=False, missing=frozenset({"apt:b:2"})))
+    assert (unknown.state, unknown.undelivered) == ("unknown", ("apt:b:2",))  # the last ok scan's word
+    assert delivery(facts(frozen=frozenset())).state == "nothing_started"
 
 
 def test_reboot_store_pending_attempts_and_verify(tmp_path: Path) -> None:
@@ -176,12 +161,11 @@ def test_an_approved_update_superseded_in_the_repository_still_counts_when_the_h
         "chocolatey:c:5.0": _approved("chocolatey:c:5.0", "chocolatey", "c", "5.0"),
     }
     downgraded = [_missing("apt", "a", "1.2-1", "1.0-1"), _missing("dnf", "r", "2.1-1", "1.9-3")]
-    assert below_approved(details, details, downgraded) == {"apt:a:1.1-1", "dnf:r:2.0-1"}
+    assert below_frozen(details, details, downgraded) == {"apt:a:1.1-1", "dnf:r:2.0-1"}
     # at the approved version (or newer), or not installed at all: not below
     current = [_missing("apt", "a", "1.2-1", "1.1-1"), _missing("dnf", "r", "2.1-1", "2.0-1~1"),
                _missing("chocolatey", "c", "6.0", "4.0"), _missing("apt", "other", "2", "1")]  # fmt: skip
-    assert below_approved(details, details, current) == {"dnf:r:2.0-1"}  # 2.0-1~1 sorts before 2.0-1
-    host = facts(approved=frozenset(details), missing=frozenset({"apt:a:1.2-1"}), below_approved={"apt:a:1.1-1"})
-    state, detail, missing = verify_state(host, NOW, STALE)
-    assert (state, missing) == ("missing", ("apt:a:1.1-1",))
-    assert "apt:a:1.1-1" in detail
+    assert below_frozen(details, details, current) == {"dnf:r:2.0-1"}  # 2.0-1~1 sorts before 2.0-1
+    host = facts(frozen=frozenset(details), missing=frozenset({"apt:a:1.2-1"}), below_frozen={"apt:a:1.1-1"})
+    d = delivery(host)
+    assert (d.state, d.undelivered) == ("undelivered", ("apt:a:1.1-1",))

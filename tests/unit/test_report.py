@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from patchctl.render.report import report_json, report_lines, report_table
+from patchctl.render.json import report_json
+from patchctl.render.text import report_lines, report_table
 from patchctl.rules.model import CLASSIFICATIONS, HostScan, Update
-from patchctl.rules.report import FleetReport, build_report
+from patchctl.rules.report import Report, build_report
 from patchctl.store import Store
 
 T0 = datetime(2024, 6, 1, 10, 0, tzinfo=UTC)
@@ -80,11 +81,11 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 @pytest.fixture
-def report(store: Store) -> FleetReport:
+def report(store: Store) -> Report:
     return build_report([*store.host_compliance(), InventoryOnlyRow()], NOW)
 
 
-def test_report_per_host(report: FleetReport) -> None:
+def test_report_per_host(report: Report) -> None:
     assert [h.name for h in report.hosts] == ["app02", "db01", "new01", "web01"]
     web = report.hosts[3]
     assert web.os == "Debian 12"
@@ -102,7 +103,7 @@ def test_report_per_host(report: FleetReport) -> None:
     assert (new.reachability, new.scanned, new.last_scan_at) == ("never_scanned", False, None)
 
 
-def test_report_totals(report: FleetReport) -> None:
+def test_report_totals(report: Report) -> None:
     t = report.totals
     assert t.hosts == 4
     assert dict(t.by_reachability) == {
@@ -131,7 +132,7 @@ def test_unknown_classification_counts_as_other() -> None:
     assert "servicepack" not in h.missing.by_class
 
 
-def test_report_json_shape(report: FleetReport) -> None:
+def test_report_json_shape(report: Report) -> None:
     data = report_json(report)
     assert json.loads(json.dumps(data)) == data
     assert list(data) == ["schema", "generated_at", "hosts", "totals"]
@@ -188,7 +189,7 @@ def test_report_json_shape(report: FleetReport) -> None:
     }
 
 
-def test_report_table_renders(report: FleetReport) -> None:
+def test_report_table_renders(report: Report) -> None:
     out = io.StringIO()
     Console(file=out, width=160, color_system=None).print(report_table(report))
     text = out.getvalue()
@@ -204,7 +205,7 @@ def test_report_table_of_an_empty_fleet() -> None:
     assert "Patch compliance" in out.getvalue()
 
 
-def test_report_lines(report: FleetReport) -> None:
+def test_report_lines(report: Report) -> None:
     lines = report_lines(report)
     assert lines[0].split("\t") == [
         "host",
@@ -239,7 +240,11 @@ def test_report_lines(report: FleetReport) -> None:
 def test_compliance_counts_approved_missing_updates_only() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from patchctl.rules.report import COMPLIANT, MISSING, REBOOT_PENDING, HostReport, MissingCounts, compliance_state
+    from patchctl.rules.compliance import COMPLIANT, MISSING, REBOOT_PENDING, compliance_state
+    from patchctl.rules.report import HostReport, MissingCounts, host_facts
+
+    def state(h: HostReport, approved_missing: int | None = None) -> str:
+        return compliance_state(host_facts(h, False, approved_missing), now, week)
 
     now = datetime(2026, 1, 10, tzinfo=UTC)
     host = HostReport(
@@ -255,9 +260,9 @@ def test_compliance_counts_approved_missing_updates_only() -> None:
     )
     week = timedelta(days=7)
     # nothing was ever decided: every missing update counts
-    assert compliance_state(host, now, week) == MISSING
+    assert state(host) == MISSING
     # two updates missing, neither approved (a major one and a rejected one): compliant
-    assert compliance_state(host, now, week, approved_missing=0) == COMPLIANT
-    assert compliance_state(host, now, week, approved_missing=1) == MISSING
+    assert state(host, approved_missing=0) == COMPLIANT
+    assert state(host, approved_missing=1) == MISSING
     pending = HostReport(**{**host.__dict__, "reboot_pending": True})
-    assert compliance_state(pending, now, week, approved_missing=0) == REBOOT_PENDING
+    assert state(pending, approved_missing=0) == REBOOT_PENDING

@@ -1,0 +1,301 @@
+"""The :class:`~patchctl.rules.report.Report` as text: rich tables for a terminal, plain
+tab-separated lines for pipes and logs.
+
+Nothing here prints: the CLI decides where the output goes (the rich tables on a terminal,
+:func:`full_report_lines` when stdout is not a TTY).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+
+from rich.table import Table
+from rich.text import Text
+
+from patchctl.render.csv import section_rows
+from patchctl.rules.clock import iso_utc
+from patchctl.rules.compliance import (
+    COMPLIANT,
+    FAILED,
+    MISSING,
+    NEVER_SCANNED,
+    REBOOT_PENDING,
+    STALE,
+    STATES,
+    UNREACHABLE,
+)
+from patchctl.rules.model import HOST_FAILED, HOST_OK, HOST_UNREACHABLE
+from patchctl.rules.report import HISTORY_STATES, HostReport, Report
+
+_REACH_STYLE = {
+    HOST_OK: "green",
+    HOST_FAILED: "red",
+    HOST_UNREACHABLE: "red",
+}
+
+
+
+def _short_time(value: datetime | None) -> str:
+    if value is None:
+        return "-"
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _reach_word(reachability: str) -> str:
+    return reachability.replace("_", " ")
+
+
+def _count_cell(n: int, style: str) -> Text:
+    return Text(str(n), style=style if n else "dim")
+
+
+def report_table(report: Report, extra: Mapping[str, Callable[[HostReport], Text | str]] | None = None) -> Table:
+    """A rich table: one row per host, the totals in the footer; ``extra`` adds columns."""
+    t = report.totals
+    reach_summary = ", ".join(f"{n} {_reach_word(r)}" for r, n in t.by_reachability.items() if n)
+    table = Table(
+        title="Patch compliance",
+        caption=f"generated {_short_time(report.generated_at)}",
+        show_footer=bool(report.hosts),
+    )
+    table.add_column("Host", footer=f"{t.hosts} hosts", no_wrap=True)
+    table.add_column("OS", footer="")
+    table.add_column("Last scan", footer="", no_wrap=True)
+    table.add_column("Reachability", footer=reach_summary)
+    table.add_column("Missing", justify="right", footer=str(t.missing.total))
+    table.add_column("Security", justify="right", footer=str(t.missing.security))
+    table.add_column("Critical", justify="right", footer=str(t.missing.critical))
+    table.add_column("Other", justify="right", footer=str(t.missing.others))
+    table.add_column("Major", justify="right", footer=str(t.missing.major))
+    table.add_column("Reboot", footer=f"{t.reboot_pending} pending")
+    for title in extra or {}:
+        table.add_column(title, footer="")
+    for h in report.hosts:
+        reach = Text(_reach_word(h.reachability), style=_REACH_STYLE.get(h.reachability, "dim"))
+        if h.error:
+            reach.append(f" ({h.error})", style="dim")
+        table.add_row(
+            h.name,
+            h.os or "-",
+            _short_time(h.last_scan_at),
+            reach,
+            _count_cell(h.missing.total, "bold"),
+            _count_cell(h.missing.security, "red"),
+            _count_cell(h.missing.critical, "red"),
+            _count_cell(h.missing.others, ""),
+            _count_cell(h.missing.major, "yellow"),
+            Text("pending", style="yellow") if h.reboot_pending else Text("-", style="dim"),
+            *(cell(h) for cell in (extra or {}).values()),
+        )
+    return table
+
+
+_LINE_FIELDS = (
+    "host",
+    "os",
+    "last_scan",
+    "reachability",
+    "missing",
+    "security",
+    "critical",
+    "other",
+    "major",
+    "reboot",
+)
+
+
+def _clean(value: str) -> str:
+    return value.replace("\t", " ").replace("\n", " ") or "-"
+
+
+def report_lines(report: Report) -> list[str]:
+    """Plain text for pipes and logs: a header, one tab-separated line per host, a total line.
+
+    Columns: host, os, last_scan (ISO UTC or ``-``), reachability, missing, security,
+    critical, other (neither security nor critical), major, reboot (``pending`` or ``-``).
+    Empty values are ``-``; the last line starts with ``TOTAL``.
+    """
+    lines = ["\t".join(_LINE_FIELDS)]
+    for h in report.hosts:
+        m = h.missing
+        cells = [
+            h.name,
+            h.os,
+            iso_utc(h.last_scan_at) or "",
+            h.reachability,
+            str(m.total),
+            str(m.security),
+            str(m.critical),
+            str(m.others),
+            str(m.major),
+            "pending" if h.reboot_pending else "",
+        ]
+        lines.append("\t".join(_clean(c) for c in cells))
+    t = report.totals
+    reach = ",".join(f"{r}={n}" for r, n in t.by_reachability.items())
+    total_cells = [
+        f"TOTAL {t.hosts} hosts",
+        "",
+        "",
+        reach,
+        str(t.missing.total),
+        str(t.missing.security),
+        str(t.missing.critical),
+        str(t.missing.others),
+        str(t.missing.major),
+        f"{t.reboot_pending} pending",
+    ]
+    lines.append("\t".join(_clean(c) for c in total_cells))
+    return lines
+
+
+def _age_text(age: timedelta | None) -> str:
+    if age is None:
+        return "-"
+    hours = age.total_seconds() / 3600
+    return f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.1f} d"
+
+
+def _state_word(state: str) -> str:
+    return state.replace("_", " ")
+
+
+_STATE_STYLE = {
+    COMPLIANT: "green",
+    MISSING: "yellow",
+    REBOOT_PENDING: "yellow",
+    FAILED: "red",
+    UNREACHABLE: "red",
+    STALE: "magenta",
+    NEVER_SCANNED: "dim",
+}
+
+
+def full_report_tables(rep: Report) -> list[Table]:
+    """The rich tables of ``patchctl report`` on a terminal, in order."""
+    out: list[Table] = []
+    summary = Table(title=f"Compliance: {rep.compliant_percent:g}% of {rep.totals.hosts} hosts compliant")
+    summary.add_column("State")
+    summary.add_column("Hosts", justify="right")
+    roles = list(rep.by_role)
+    for role in roles:
+        summary.add_column(role, justify="right")
+    for state in STATES:
+        summary.add_row(
+            Text(_state_word(state), style=_STATE_STYLE[state]),
+            str(rep.by_state.get(state, 0)),
+            *(str(rep.by_role[r].get(state, 0)) for r in roles),
+        )
+    out.append(summary)
+    if rep.waves:
+        waves = Table(title=f"Rollout {rep.rollout_id}: waves")
+        for col in ("Wave", "State", "Hosts", "OK", "Failed", "Unreachable", "Pending", "Bake until", "Compliant"):
+            waves.add_column(col, justify="right" if col not in ("Wave", "State", "Bake until") else "left")
+        for w in rep.waves:
+            r = w.row
+            waves.add_row(
+                r.wave,
+                r.state + (f" ({r.halted_reason})" if r.halted_reason else ""),
+                str(r.hosts_total),
+                str(r.hosts_ok),
+                str(r.hosts_failed),
+                str(r.hosts_unreachable),
+                str(r.hosts_pending),
+                _short_time(w.bake_until),
+                f"{w.by_state.get(COMPLIANT, 0)}/{len(r.hosts)}",
+            )
+        out.append(waves)
+
+    def state_cell(h: HostReport) -> Text:
+        state = rep.states.get(h.name, NEVER_SCANNED)
+        return Text(_state_word(state), style=_STATE_STYLE.get(state, ""))
+
+    extra: dict[str, Callable[[HostReport], Text | str]] = {"State": state_cell}
+    if rep.waves_of:
+        extra["Wave"] = lambda h: rep.waves_of.get(h.name, "-")
+    out.append(report_table(rep, extra))
+    if rep.top_missing:
+        top = Table(title="Most widespread missing updates")
+        for col in ("Update", "Version", "Class", "Major", "Hosts"):
+            top.add_column(col, justify="right" if col == "Hosts" else "left")
+        for m in rep.top_missing:
+            top.add_row(
+                f"{m.source}:{m.name}", m.version, m.classification, "yes" if m.major else "", str(m.hosts)
+            )
+        out.append(top)
+    if rep.pending_reboots:
+        reboots = Table(title="Pending reboots")
+        for col in ("Host", "Role", "Window", "Since", "Age"):
+            reboots.add_column(col)
+        for pr in rep.pending_reboots:
+            reboots.add_row(
+                pr.host, pr.patch_role or "-", pr.patch_window or "-", _short_time(pr.since), _age_text(pr.age)
+            )
+        out.append(reboots)
+    if rep.failures:
+        failures = Table(title="Failures")
+        for col in ("Host", "Stage", "Status", "Reason", "When"):
+            failures.add_column(col)
+        for f in rep.failures:
+            stage = f.stage if f.wave is None else f"{f.stage} ({f.wave})"
+            failures.add_row(f.host, stage, Text(f.status, style="red"), f.reason, _short_time(f.at))
+        out.append(failures)
+    if rep.history:
+        hist = Table(title="Compliance over time (by scan run)")
+        for col in ("Run", "When", "Hosts", "Compliant %", "Missing updates", *map(_state_word, HISTORY_STATES[1:])):
+            hist.add_column(col, justify="left" if col == "When" else "right")
+        for p in rep.history:
+            hist.add_row(
+                str(p.run_id),
+                _short_time(p.at),
+                str(p.hosts),
+                f"{p.compliant_percent:g}",
+                str(p.missing_total),
+                *(str(p.by_state.get(s, 0)) for s in HISTORY_STATES[1:]),
+            )
+        out.append(hist)
+    if rep.nodes:
+        nodes = Table(title="Throughput per execution node")
+        for col in ("Node", "Kind", "Runs", "Hosts", "Hosts/min", "Last: hosts", "Last: hosts/min", "Forks", "Last"):
+            nodes.add_column(col, justify="left" if col in ("Node", "Kind", "Last") else "right")
+        for n in rep.nodes:
+            nodes.add_row(
+                n.node,
+                n.kind,
+                str(n.parts) + (f" ({n.parts_failed} failed)" if n.parts_failed else ""),
+                str(n.hosts),
+                _rate(n.hosts_per_minute),
+                str(n.last_hosts),
+                _rate(n.last_hosts_per_minute),
+                "-" if n.last_forks is None else str(n.last_forks),
+                Text(n.last_error, style="red") if n.last_error else _short_time(n.last_finished_at),
+            )
+        out.append(nodes)
+    return out
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
+def _row(cells: Iterable[object]) -> str:
+    return "\t".join(_clean("" if c is None else str(c)) for c in cells)
+
+
+def full_report_lines(rep: Report) -> list[str]:
+    """Plain text of the whole report for pipes and logs.
+
+    First exactly :func:`report_lines` (the per-host lines and the ``TOTAL`` line); then, for
+    each other section that has rows, an empty line, ``# <section>``, a tab-separated header
+    and one tab-separated line per row. Sections: summary, waves, missing, reboots, failures,
+    history, nodes (see :func:`section_rows`).
+    """
+    lines = report_lines(rep)
+    for section in ("summary", "waves", "missing", "reboots", "failures", "history", "nodes"):
+        header, rows = section_rows(rep, section)
+        if not rows:
+            continue
+        lines += ["", f"# {section}", _row(header), *(_row(r) for r in rows)]
+    return lines

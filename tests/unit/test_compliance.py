@@ -1,0 +1,59 @@
+"""The one compliance rule (patchctl.rules.compliance): its order of precedence, state by state."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from patchctl.rules.compliance import (
+    COMPLIANT,
+    FAILED,
+    MISSING,
+    NEVER_SCANNED,
+    REBOOT_PENDING,
+    STALE,
+    STATES,
+    UNREACHABLE,
+    ComplianceFacts,
+    compliance_state,
+)
+
+NOW = datetime(2025, 6, 1, 2, 0, tzinfo=UTC)
+WEEK = timedelta(days=7)
+CLEAN = ComplianceFacts(last_scan="ok", last_scan_at=NOW - timedelta(hours=1), approved_missing=0, reboot_pending=False)
+
+# Each condition, and the state it leads to when it is the strongest one that holds.
+CONDITIONS = {
+    NEVER_SCANNED: {"last_scan": NEVER_SCANNED, "last_scan_at": None},
+    UNREACHABLE: {"last_scan": "unreachable"},
+    FAILED: {"deploy_failed": True},
+    STALE: {"last_scan_at": NOW - WEEK - timedelta(seconds=1)},
+    MISSING: {"approved_missing": 2},
+    REBOOT_PENDING: {"reboot_pending": True},
+}
+PRECEDENCE = (NEVER_SCANNED, UNREACHABLE, FAILED, STALE, MISSING, REBOOT_PENDING, COMPLIANT)
+
+
+def test_every_combination_of_conditions_gives_the_strongest_state() -> None:
+    """Breaking it: moving the stale check above unreachable (verify's old order) turns an
+    unreachable host with an old scan into stale; checking reboot before missing turns a host
+    missing updates and waiting for a reboot into reboot_pending."""
+    assert set(PRECEDENCE) == set(STATES)
+    names = list(CONDITIONS)
+    for n in range(len(names) + 1):
+        for combo in itertools.combinations(names, n):
+            facts = CLEAN
+            for name in reversed(combo):  # the strongest last: never_scanned's fields win
+                facts = replace(facts, **CONDITIONS[name])  # type: ignore[arg-type]  # fields by name
+            expected = next((s for s in PRECEDENCE if s in combo), COMPLIANT)
+            assert compliance_state(facts, NOW, WEEK) == expected, combo
+
+
+def test_a_failed_scan_is_failed_and_the_stale_edge() -> None:
+    """Breaking it: ``>=`` instead of ``>`` for stale makes a scan exactly stale_days old stale."""
+    assert compliance_state(replace(CLEAN, last_scan="failed"), NOW, WEEK) == FAILED
+    # a status this version does not know counts as failed, never as fine
+    assert compliance_state(replace(CLEAN, last_scan="weird"), NOW, WEEK) == FAILED
+    assert compliance_state(replace(CLEAN, last_scan_at=NOW - WEEK), NOW, WEEK) == COMPLIANT
+    assert compliance_state(replace(CLEAN, last_scan_at=None), NOW, WEEK) == NEVER_SCANNED
