@@ -49,7 +49,6 @@ REBOOT_PLAYBOOK = "reboot.yml"
 # id once it was read (the host is touched from then on), and with ``status: done`` and both boot
 # ids when the host is back. The controller reads this fact, never a task name.
 RESULT_FACT = "patch_reboot_result"
-RESULT_STARTED = "started"
 RESULT_DONE = "done"
 TRIGGER_CRON = "cron"
 TRIGGER_DEPLOY = "deploy"
