@@ -414,16 +414,19 @@ def _deploy_hosts(
 
 
 WINDOWS_SOURCES = ("windows", "chocolatey")
-WIN_INSTALL_TASK = "Install the approved Windows updates"
+# The patch_apply_windows role's result fact (docs/contracts.md): its win_updates install result
+# (null when it did not run) and its win_chocolatey items. Read as data, never by task name.
+WIN_RESULT_FACT = "patch_apply_windows_result"
 
 
 class _BatchHandler:
     """Turns one batch's events into ApplyOutcomes as they arrive.
 
     Linux hosts answer with one ``patchctl_apply`` result. A Windows host's outcome needs its
-    ``win_updates`` install result and its ``win_chocolatey`` items together, so it is computed
-    when the host's run ends (:meth:`finish`), through the same normalization the contract tests
-    feed with recorded result shapes.
+    ``win_updates`` install result and its ``win_chocolatey`` items together (the role's
+    ``patch_apply_windows_result`` fact), and whether a later task failed, so it is computed when
+    the host's run ends (:meth:`finish`), through the same normalization the contract tests feed
+    with recorded result shapes.
     """
 
     def __init__(self, work: dict[str, list[dict[str, Any]]], record: Callable[[ApplyOutcome, list[str]], None]):
@@ -458,10 +461,11 @@ class _BatchHandler:
         if event.status == "unreachable":
             self._done.add(host)
             self.record(ApplyOutcome(host, HOST_UNREACHABLE, error=result_message(event.result)), [])
-        elif event.action.endswith("win_chocolatey") and event.item:
-            self._choco.setdefault(host, []).append(event.result)
-        elif event.action.endswith("win_updates") and event.task == WIN_INSTALL_TASK and not event.item:
-            self._win_result[host] = event.result
+        elif event.status == "ok" and not event.item and isinstance(data := _fact(event, WIN_RESULT_FACT), dict):
+            result, items = data.get("win_updates"), data.get("chocolatey")
+            if isinstance(result, dict):
+                self._win_result[host] = result
+            self._choco[host] = [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
         elif event.status == "failed" and not event.item and host not in self._win_error:
             self._win_error[host] = f"{event.task}: {result_message(event.result)}"
 
@@ -479,3 +483,9 @@ class _BatchHandler:
                 )
             self._done.add(host)
             self.record(outcome, [])
+
+
+def _fact(event: HostEvent, name: str) -> Any:
+    """The fact ``name`` that ``event`` (a set_fact result) sets, else None."""
+    facts = event.result.get("ansible_facts")
+    return facts.get(name) if isinstance(facts, dict) else None

@@ -45,8 +45,11 @@ from patchctl.store.locks import LockBusy, store_lock
 from patchctl.store.reboots import REBOOT_FAILED, REBOOT_OK, REBOOT_UNREACHABLE, RebootStore
 
 REBOOT_PLAYBOOK = "reboot.yml"
+# The patch_reboot role's result fact (docs/contracts.md): set with ``status: started`` and the boot
+# id once it was read (the host is touched from then on), and with ``status: done`` and both boot
+# ids when the host is back. The controller reads this fact, never a task name.
 RESULT_FACT = "patch_reboot_result"
-BOOT_ID_TASK = "Read the boot id before the reboot"
+RESULT_DONE = "done"
 TRIGGER_CRON = "cron"
 TRIGGER_DEPLOY = "deploy"
 # The store lock every reboot run holds (one at a time, across processes and control nodes).
@@ -227,25 +230,26 @@ def run_reboots(
             def on_event(event: HostEvent, hosts: list[str] = hosts, before: dict[str, str] = before) -> None:
                 if event.host not in hosts or event.item:
                     return
-                if event.status == "ok" and event.task == BOOT_ID_TASK:
-                    before[event.host] = str(event.result.get("stdout", "")).strip()
-                elif event.status == "ok":
-                    facts = event.result.get("ansible_facts")
-                    data = facts.get(RESULT_FACT) if isinstance(facts, dict) else None
-                    if isinstance(data, dict):
-                        b, a = str(data.get("boot_id_before", "")), str(data.get("boot_id_after", ""))
-                        ok = bool(a) and a != b
-                        finish(
-                            HostReboot(
-                                event.host,
-                                REBOOT_OK if ok else REBOOT_FAILED,
-                                boot_id_before=b or None,
-                                boot_id_after=a or None,
-                                elapsed=_float(data.get("elapsed")),
-                                error=None if ok else "the boot id did not change",
-                            )
+                data = _result_fact(event)
+                if data is not None:
+                    b, a = str(data.get("boot_id_before", "")).strip(), str(data.get("boot_id_after", "")).strip()
+                    if b:
+                        before[event.host] = b
+                    if data.get("status") != RESULT_DONE:
+                        return
+                    ok = bool(a) and a != b
+                    finish(
+                        HostReboot(
+                            event.host,
+                            REBOOT_OK if ok else REBOOT_FAILED,
+                            boot_id_before=b or None,
+                            boot_id_after=a or None,
+                            elapsed=_float(data.get("elapsed")),
+                            error=None if ok else "the boot id did not change",
                         )
+                    )
                 elif event.status == "unreachable":
+                    # unreachable before the role read the boot id: never touched
                     status = REBOOT_UNREACHABLE if event.host not in before else REBOOT_FAILED
                     finish(HostReboot(event.host, status, before.get(event.host), error=result_message(event.result)))
                 elif event.status == "failed":
@@ -272,6 +276,15 @@ def run_reboots(
         return results
     finally:
         store.close()
+
+
+def _result_fact(event: HostEvent) -> dict[str, Any] | None:
+    """The role's ``patch_reboot_result`` fact when ``event`` (an ok result) sets it."""
+    if event.status != "ok":
+        return None
+    facts = event.result.get("ansible_facts")
+    data = facts.get(RESULT_FACT) if isinstance(facts, dict) else None
+    return data if isinstance(data, dict) else None
 
 
 def _float(value: Any) -> float | None:

@@ -97,6 +97,13 @@ def scan_forks(hosts: int) -> int:
     return max(1, min(hosts, SCAN_FORKS_MAX))
 
 
+def scan_request(cache_valid_time: int, watch: list[str]) -> dict[str, Any]:
+    """The scan playbook's extra vars: what this run asks of the patch_scan_linux role, in its one
+    ``patch_scan_linux_request`` variable. The role's defaults read it, so a host's or group's own
+    ``patch_scan_linux_*`` variables still win (extra vars of those names would override them)."""
+    return {"patch_scan_linux_request": {"cache_valid_time": cache_valid_time, "watch": list(watch)}}
+
+
 def load_inventory(source: str) -> Inventory:
     return Inventory.from_ansible_json(source, list_inventory(source))
 
@@ -212,10 +219,7 @@ def run_scan(opts: ScanOptions, progress: ProgressFn | None = None) -> ScanSumma
                 # an integrity problem (bad signature, checksum, verification turned off) says so first
                 record(base_scan(event.host, HOST_FAILED, msg if msg.startswith(INTEGRITY) else f"{event.task}: {msg}"))
 
-        extravars: dict[str, Any] = {
-            "patch_scan_linux_cache_valid_time": opts.cache_valid_time,
-            "patch_scan_linux_watch": store.watched_packages("apt"),
-        }
+        extravars = scan_request(opts.cache_valid_time, store.watched_packages("apt"))
         # Hosts with patchctl_execution_node run through their node (ansible-runner streaming),
         # the others from here; all parts at once (patchctl.ansible.fleet).
         split = run_split(

@@ -4,6 +4,8 @@
 #
 # Runs on the target host: Python 3.7+, standard library only (no python3-apt).
 # The parsing functions are pure and importable, so the unit tests feed them recorded text.
+# OS detection, the reboot flag, apt's integrity wording and the rpm query format come from
+# plugins/module_utils/patchctl_linux.py, shared with patch_scan_linux.
 
 DOCUMENTATION = r"""
 ---
@@ -108,39 +110,20 @@ patchctl_apply:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.patchctl_linux import (
+    APT_VERIFY_OPTIONS,
+    C_LOCALE,
+    INTEGRITY,
+    INTEGRITY_MARKERS,
+    REBOOT_REQUIRED,
+    RPM_QUERY_FORMAT,
+    detect_pkg_mgr,
+    parse_rpm_query,
+    read_os,
+)
 
 SCHEMA = 1
-C_LOCALE = {"LANG": "C", "LC_ALL": "C", "LC_MESSAGES": "C", "LANGUAGE": "C"}
 APT_ENV = dict(C_LOCALE, DEBIAN_FRONTEND="noninteractive", APT_LISTCHANGES_FRONTEND="none")
-REBOOT_FLAG = "/var/run/reboot-required"
-# Forced on every apt command: the host's configuration cannot turn the checks off.
-APT_VERIFY_OPTIONS = [
-    "-o",
-    "APT::Get::AllowUnauthenticated=false",
-    "-o",
-    "Acquire::AllowInsecureRepositories=false",
-    "-o",
-    "Acquire::AllowDowngradeToInsecureRepositories=false",
-]
-INTEGRITY = "integrity: "
-# apt's wording when a signature or a checksum does not hold
-INTEGRITY_MARKERS = (
-    "is not signed",
-    "NO_PUBKEY",
-    "GPG error",
-    "signatures couldn't be verified",
-    "signatures were invalid",
-    "signature verification",
-    "BADSIG",
-    "EXPKEYSIG",
-    "REVKEYSIG",
-    "Clearsigned file isn't valid",
-    "Hash Sum mismatch",
-    "File has unexpected size",
-    "could not be authenticated",
-    "cannot be authenticated",
-    "unauthenticated",
-)
 
 
 def integrity_problem(text):
@@ -271,7 +254,7 @@ class Apt:
                 "-o",
                 "Dpkg::Options::=--force-confold",
             ]
-            + APT_VERIFY_OPTIONS
+            + list(APT_VERIFY_OPTIONS)
             + ["{}={}".format(u["name"], u["version"]) for u in updates]
         )
         rc, out, err = self.run(args)
@@ -281,22 +264,17 @@ class Apt:
         return rc, INTEGRITY + problem if problem else last_error(err + "\n" + out)
 
 
-RPM_QUERY_FORMAT = "%{NAME}\\t%{EPOCHNUM}\\t%{VERSION}\\t%{RELEASE}\\n"
 ZYPPER_OK = (0, 102, 103)  # 102: reboot needed, 103: restart zypper: the install worked
 
 
-def rpm_evr(epoch, version, release):
-    return "{}{}-{}".format("" if epoch in ("", "0", "(none)") else epoch + ":", version, release)
-
-
 def parse_rpm_status(text):
-    """``rpm -q --qf RPM_QUERY_FORMAT`` -> name -> (evr, 'ii'): the shape ``plan`` reads."""
-    found = {}
-    for line in text.splitlines():
-        parts = line.split("\t")
-        if len(parts) == 4 and parts[0]:
-            found[parts[0]] = (rpm_evr(parts[1], parts[2], parts[3]), "ii")
-    return found
+    """``rpm -q --qf RPM_QUERY_FORMAT`` -> name -> (evr, 'ii'): the shape ``plan`` reads. A name
+    installed for several architectures at different versions gets them all, comma joined, so it
+    never counts as at one target version."""
+    return {
+        name: (", ".join(sorted({evr for _arch, evr in versions})), "ii")
+        for name, versions in parse_rpm_query(text).items()
+    }
 
 
 class Rpm(Apt):
@@ -345,39 +323,6 @@ class Rpm(Apt):
         return rc == 102
 
 
-def os_family_pkg_mgr():
-    """The manager the family in /etc/os-release names (apt-get may be on any host)."""
-    try:
-        with open("/etc/os-release") as fh:
-            text = fh.read().lower()
-    except OSError:
-        return None
-    words = []
-    for line in text.splitlines():
-        if line.startswith(("id=", "id_like=")):
-            words += line.split("=", 1)[1].strip("\"'").split()
-    for word in words:
-        if word in ("rhel", "fedora", "centos"):
-            return "dnf"
-        if word in ("suse", "opensuse", "sles"):
-            return "zypper"
-        if word in ("debian", "ubuntu"):
-            return "apt"
-    return None
-
-
-def detect(module):
-    preferred = os_family_pkg_mgr()
-    binaries = {"apt": "apt-get", "dnf": "dnf", "zypper": "zypper"}
-    if preferred and module.get_bin_path(binaries[preferred]):
-        return preferred
-    for mgr, binary in (("apt", "apt-get"), ("dnf", "dnf"), ("zypper", "zypper")):
-        if module.get_bin_path(binary):
-            return mgr
-    module.fail_json(msg="no supported package manager (apt-get, dnf, zypper) on this host")
-    return None
-
-
 def result_of(installed, present, failed, pkg_mgr, reboot=None):
     return {
         "schema": SCHEMA,
@@ -385,7 +330,7 @@ def result_of(installed, present, failed, pkg_mgr, reboot=None):
         "installed": installed,
         "present": present,
         "failed": failed,
-        "reboot_required": os.path.exists(REBOOT_FLAG) if reboot is None else reboot,
+        "reboot_required": os.path.exists(REBOOT_REQUIRED) if reboot is None else reboot,
     }
 
 
@@ -400,7 +345,7 @@ def main():
     )
     pkg_mgr = module.params["pkg_mgr"]
     if pkg_mgr == "auto":
-        pkg_mgr = detect(module)
+        pkg_mgr = detect_pkg_mgr(module, "auto", read_os()["family"])
 
     updates = []
     for i, upd in enumerate(module.params["updates"]):

@@ -216,6 +216,10 @@ from pathlib import Path
 _ARGS_JSON = r"""<<INCLUDE_ANSIBLE_MODULE_JSON_ARGS>>"""
 
 SCHEMA = 1
+
+# BEGIN patchctl_linux: the code the Linux modules share (plugins/module_utils/patchctl_linux.py).
+# The scan module carries a copy, kept equal by tests/unit/test_scan_module_utils.py.
+
 PKG_MGRS = ("apt", "dnf", "zypper")
 C_LOCALE = {"LANG": "C", "LC_ALL": "C", "LC_MESSAGES": "C", "LANGUAGE": "C"}
 
@@ -260,17 +264,58 @@ _PKG_MGR_BY_FAMILY = {"Debian": "apt", "RedHat": "dnf", "Suse": "zypper"}
 _BINARY_BY_PKG_MGR = {"apt": "apt-get", "dnf": "dnf", "zypper": "zypper"}
 
 OS_RELEASE_PATHS = ("/etc/os-release", "/usr/lib/os-release")
+# The reboot flag apt hosts set (with .pkgs beside it, naming the packages that asked for it).
 REBOOT_REQUIRED = "/var/run/reboot-required"
-APT_STAMP = "/var/lib/apt/periodic/update-success-stamp"
-APT_ETC = "/etc/apt"  # its sources and apt.conf: checked for signature checks turned off
 
-# Calendar versions (tzdata 2025b, ca-certificates 20250419) are not "major" when the year moves.
-_CALENDAR_MIN = 1900
+# What apt says when a signature or checksum does not hold: an integrity problem, not an outage.
+INTEGRITY = "integrity: "
+INTEGRITY_MARKERS = (
+    "is not signed",
+    "NO_PUBKEY",
+    "GPG error",
+    "signatures couldn't be verified",
+    "signatures were invalid",
+    "signature verification",
+    "BADSIG",
+    "EXPKEYSIG",
+    "REVKEYSIG",
+    "Clearsigned file isn't valid",
+    "Hash Sum mismatch",
+    "File has unexpected size",
+    "could not be authenticated",
+    "cannot be authenticated",
+    "unauthenticated",
+)
+# Forced on every apt command of the modules: the host's configuration cannot turn the checks off.
+APT_VERIFY_OPTIONS = (
+    "-o",
+    "APT::Get::AllowUnauthenticated=false",
+    "-o",
+    "Acquire::AllowInsecureRepositories=false",
+    "-o",
+    "Acquire::AllowDowngradeToInsecureRepositories=false",
+)
+
+# The one rpm query format of the modules: name, arch and [epoch:]version-release, tab separated.
+RPM_QUERY_FORMAT = "%{NAME}\\t%{ARCH}\\t%{EPOCHNUM}\\t%{VERSION}\\t%{RELEASE}\\n"
 
 
-# --------------------------------------------------------------------------------------------
-# Pure functions (no I/O): the unit tests import them and feed recorded text.
-# --------------------------------------------------------------------------------------------
+def rpm_evr(epoch, version, release):
+    """`[epoch:]version-release` as dnf and zypper print it (epoch 0 left out)."""
+    head = f"{epoch}:" if epoch not in (None, "", "0", "(none)") else ""
+    return f"{head}{version}-{release}"
+
+
+def parse_rpm_query(text):
+    """`rpm -q --qf RPM_QUERY_FORMAT NAMES` -> {name: [(arch, evr), ...]}; 'not installed' lines skipped."""
+    found = {}
+    for raw in text.splitlines():
+        parts = raw.split("\t")
+        if len(parts) != 5:
+            continue
+        name, arch, epoch, version, release = parts
+        found.setdefault(name, []).append((arch, rpm_evr(epoch, version, release)))
+    return found
 
 
 def parse_os_release(text):
@@ -304,6 +349,54 @@ def os_info(fields):
         "version": fields.get("VERSION_ID") or None,
         "codename": fields.get("VERSION_CODENAME") or None,
     }
+
+
+def _read(path):
+    """A text file's contents, or None when it cannot be read."""
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+
+
+def read_os():
+    for path in OS_RELEASE_PATHS:
+        text = _read(path)
+        if text is not None:
+            return os_info(parse_os_release(text))
+    return os_info({})
+
+
+def detect_pkg_mgr(module, wanted, family):
+    """The package manager to use: `wanted`, or for auto the family's, else the first found."""
+    if wanted != "auto":
+        if not module.get_bin_path(_BINARY_BY_PKG_MGR[wanted]):
+            module.fail_json(msg=f"pkg_mgr={wanted} but {_BINARY_BY_PKG_MGR[wanted]} is not on this host")
+        return wanted
+    order = list(PKG_MGRS)
+    preferred = _PKG_MGR_BY_FAMILY.get(family)
+    if preferred:
+        order.remove(preferred)
+        order.insert(0, preferred)
+    for mgr in order:
+        if module.get_bin_path(_BINARY_BY_PKG_MGR[mgr]):
+            return mgr
+    module.fail_json(msg="no supported package manager found (apt-get, dnf, zypper)")
+    return None
+
+
+# END patchctl_linux
+
+APT_STAMP = "/var/lib/apt/periodic/update-success-stamp"
+APT_ETC = "/etc/apt"  # its sources and apt.conf: checked for signature checks turned off
+
+# Calendar versions (tzdata 2025b, ca-certificates 20250419) are not "major" when the year moves.
+_CALENDAR_MIN = 1900
+
+
+# --------------------------------------------------------------------------------------------
+# Pure functions (no I/O): the unit tests import them and feed recorded text.
+# --------------------------------------------------------------------------------------------
 
 
 def split_debian_version(version):
@@ -423,39 +516,9 @@ def apt_update_errors(rc, stdout, stderr):
     return list(dict.fromkeys(found))
 
 
-# What apt says when a signature or checksum does not hold: an integrity problem, not an outage.
-INTEGRITY = "integrity: "
-_INTEGRITY_MARKERS = (
-    "is not signed",
-    "NO_PUBKEY",
-    "GPG error",
-    "signatures couldn't be verified",
-    "signatures were invalid",
-    "signature verification",
-    "BADSIG",
-    "EXPKEYSIG",
-    "REVKEYSIG",
-    "Clearsigned file isn't valid",
-    "Hash Sum mismatch",
-    "File has unexpected size",
-    "could not be authenticated",
-    "cannot be authenticated",
-    "unauthenticated",
-)
-# Forced on every apt command of the scan: the host's configuration cannot turn the checks off.
-APT_VERIFY_OPTIONS = (
-    "-o",
-    "APT::Get::AllowUnauthenticated=false",
-    "-o",
-    "Acquire::AllowInsecureRepositories=false",
-    "-o",
-    "Acquire::AllowDowngradeToInsecureRepositories=false",
-)
-
-
 def integrity_problems(lines):
     """The lines among `lines` that say a signature or checksum failed (apt's wording)."""
-    return [line for line in lines if any(m.lower() in line.lower() for m in _INTEGRITY_MARKERS)]
+    return [line for line in lines if any(m.lower() in line.lower() for m in INTEGRITY_MARKERS)]
 
 
 _FAILED_FETCH = re.compile(r"^E: Failed to fetch (?P<url>\S+)\s+(?P<why>.*?)(?:\s+\[IP: [^\]]*\])?$")
@@ -563,13 +626,6 @@ _RPM_CLASSES = (
     ("feature", "feature"),
 )
 _RPM_NAME = re.compile(r"^[A-Za-z0-9_+][A-Za-z0-9._+-]*$")
-RPM_QUERY_FORMAT = "%{NAME}\\t%{ARCH}\\t%{EPOCHNUM}\\t%{VERSION}\\t%{RELEASE}\\n"
-
-
-def rpm_evr(epoch, version, release):
-    """`[epoch:]version-release` as dnf and zypper print it (epoch 0 left out)."""
-    head = f"{epoch}:" if epoch not in (None, "", "0", "(none)") else ""
-    return f"{head}{version}-{release}"
 
 
 def normalize_severity(value):
@@ -608,18 +664,6 @@ def _rpm_update(name, arch, installed, version, origin, advisories):
         "cves": sorted({c for a in advisories for c in a.get("cves", [])}),
         "advisory_ids": sorted({a["id"] for a in advisories}),
     }
-
-
-def parse_rpm_query(text):
-    """`rpm -q --qf RPM_QUERY_FORMAT NAMES` -> {name: [(arch, evr), ...]}; 'not installed' lines skipped."""
-    found = {}
-    for raw in text.splitlines():
-        parts = raw.split("\t")
-        if len(parts) != 5:
-            continue
-        name, arch, epoch, version, release = parts
-        found.setdefault(name, []).append((arch, rpm_evr(epoch, version, release)))
-    return found
 
 
 def parse_dnf_check_update(text):
@@ -856,13 +900,6 @@ def zypper_updates(updates_xml, patches_xml, info_text):
 # --------------------------------------------------------------------------------------------
 # Backends: one class per package manager. dnf and zypper slot in beside apt.
 # --------------------------------------------------------------------------------------------
-
-
-def _read(path):
-    try:
-        return Path(path).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
 
 
 class Backend:
@@ -1127,32 +1164,6 @@ BACKENDS = {"apt": AptBackend, "dnf": DnfBackend, "zypper": ZypperBackend}
 def _last_line(text):
     lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
     return lines[-1] if lines else "no output"
-
-
-def read_os():
-    for path in OS_RELEASE_PATHS:
-        text = _read(path)
-        if text is not None:
-            return os_info(parse_os_release(text))
-    return os_info({})
-
-
-def detect_pkg_mgr(module, wanted, family):
-    """The package manager to use: `wanted`, or for auto the family's, else the first found."""
-    if wanted != "auto":
-        if not module.get_bin_path(_BINARY_BY_PKG_MGR[wanted]):
-            module.fail_json(msg=f"pkg_mgr={wanted} but {_BINARY_BY_PKG_MGR[wanted]} is not on this host")
-        return wanted
-    order = list(PKG_MGRS)
-    preferred = _PKG_MGR_BY_FAMILY.get(family)
-    if preferred:
-        order.remove(preferred)
-        order.insert(0, preferred)
-    for mgr in order:
-        if module.get_bin_path(_BINARY_BY_PKG_MGR[mgr]):
-            return mgr
-    module.fail_json(msg="no supported package manager found (apt-get, dnf, zypper)")
-    return None
 
 
 def scan(module):

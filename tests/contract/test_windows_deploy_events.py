@@ -1,5 +1,7 @@
 """The deploy flow's event routing for Windows hosts: recorded win_updates / win_chocolatey result
-shapes, delivered as runner events in the order Ansible emits them, end as one ApplyOutcome."""
+shapes, registered by the patch_apply_windows role and reported in its ``patch_apply_windows_result``
+fact (templated by Ansible from the role's task file), delivered as runner events in the order
+Ansible emits them, end as one ApplyOutcome. The controller reads the fact, never task names."""
 
 from __future__ import annotations
 
@@ -9,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from patchctl.ansible.runner import HostEvent
-from patchctl.deploy import WIN_INSTALL_TASK, _BatchHandler
+from patchctl.deploy import _BatchHandler
 from patchctl.rules.model import HOST_FAILED, HOST_OK, HOST_UNREACHABLE, ApplyOutcome
+from tests.contract import shapes
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "windows"
 
@@ -36,6 +39,18 @@ def approved_for(result: dict[str, Any]) -> list[dict[str, Any]]:
         }
         for uid, info in result["updates"].items()
     ]
+
+
+def report_event(host: str, installed: dict[str, Any] | None, choco: list[dict[str, Any]] | None) -> HostEvent:
+    """The role's "Report what was installed" task: its fact from the registered results."""
+    registered: dict[str, Any] = {"patch_apply_windows_plan_only": False}
+    if installed is not None:
+        registered["__patch_apply_windows_installed"] = installed
+    if choco is not None:
+        registered["__patch_apply_windows_choco"] = shapes.loop_result(choco)
+    task = "Report what was installed"
+    res = shapes.set_fact_result("patch_apply_windows/tasks/main.yml", task, registered)
+    return HostEvent(host, "ok", task, "ansible.builtin.set_fact", res)
 
 
 def run(handler: _BatchHandler, events: list[HostEvent]) -> None:
@@ -64,7 +79,7 @@ def test_windows_host_outcome_comes_from_the_install_result_and_items() -> None:
     search = copy.deepcopy(result)
     events = [
         HostEvent("ws1", "ok", "Search with the install's filters", "ansible.windows.win_updates", search),
-        HostEvent("ws1", "ok", WIN_INSTALL_TASK, "ansible.windows.win_updates", result),
+        HostEvent("ws1", "ok", "Install the approved Windows updates", "ansible.windows.win_updates", result),
         *[
             HostEvent(
                 "ws1",
@@ -76,6 +91,7 @@ def test_windows_host_outcome_comes_from_the_install_result_and_items() -> None:
             )
             for it in items
         ],
+        report_event("ws1", result, items),
         HostEvent(
             "ws1",
             "failed",
@@ -109,7 +125,13 @@ def test_windows_host_all_installed_is_ok_and_recorded_once() -> None:
         {"ws1": approved, "web1": [{"uid": "apt:x:1", "source": "apt"}]}, lambda o, _p: recorded.append(o)
     )
     assert handler.windows_hosts == {"ws1"}
-    run(handler, [HostEvent("ws1", "ok", WIN_INSTALL_TASK, "ansible.windows.win_updates", result)])
+    run(
+        handler,
+        [
+            HostEvent("ws1", "ok", "Install the approved Windows updates", "ansible.windows.win_updates", result),
+            report_event("ws1", result, None),
+        ],
+    )
     assert [(o.host, o.status, sorted(o.installed), o.failed) for o in recorded] == [
         ("ws1", HOST_OK, sorted(e["uid"] for e in approved), {})
     ]
@@ -136,3 +158,36 @@ def test_windows_host_unreachable_and_refused_plans() -> None:
     assert by_host["ws1"].status == HOST_UNREACHABLE and "connection refused" in (by_host["ws1"].error or "")
     assert by_host["ws2"].status == HOST_FAILED
     assert by_host["ws2"].failed == {"windows:abc": "win_updates did not run"}
+
+
+def test_windows_outcome_comes_from_the_result_fact_whatever_the_tasks_are_named() -> None:
+    """The role's tasks may be renamed: the outcome comes from ``patch_apply_windows_result``.
+    Breaking it: matching the win_updates result by the task name "Install the approved Windows
+    updates" again (as before) finds no result here, and every update is "win_updates did not run"."""
+    result = updates_result()
+    approved = approved_for(result)
+    recorded: list[ApplyOutcome] = []
+    handler = _BatchHandler({"ws1": approved}, lambda o, _p: recorded.append(o))
+    run(
+        handler,
+        [
+            HostEvent("ws1", "ok", "Install Windows updates (renamed)", "ansible.windows.win_updates", result),
+            report_event("ws1", result, None),
+        ],
+    )
+    assert len(recorded) == 1
+    installed_ids = {u for u, info in result["updates"].items() if info.get("installed")}
+    assert {f"windows:{u}" for u in installed_ids} == set(recorded[0].installed)
+    assert "win_updates did not run" not in recorded[0].failed.values()
+
+
+def test_the_result_fact_holds_the_registered_results() -> None:
+    """The role's report task puts the registered install result and the Chocolatey items in the
+    fact as they are, and null when win_updates did not run. Breaking it: a typo in the registered
+    name in roles/patch_apply_windows/tasks/main.yml leaves ``win_updates`` null here."""
+    result = updates_result()
+    items = fixture("win_chocolatey_items.json")["results"]
+    fact = report_event("ws1", result, items).result["ansible_facts"]["patch_apply_windows_result"]
+    assert fact == {"win_updates": result, "chocolatey": items}
+    empty = report_event("ws1", None, None).result["ansible_facts"]["patch_apply_windows_result"]
+    assert empty == {"win_updates": None, "chocolatey": []}

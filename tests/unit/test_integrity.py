@@ -5,28 +5,18 @@ broken repository copies. The same cases on real hosts: tests/integration/test_i
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-from tests.unit.test_scan_module import FakeHost, data, psl, run_module
+from tests.unit.test_scan_module import FakeHost, data, load_plugin_module, psl, run_module
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, ROOT / "plugins" / "modules" / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-pal = _load("patch_apply_linux")
+pal = load_plugin_module("patch_apply_linux")
 
 
 @pytest.fixture

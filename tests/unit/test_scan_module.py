@@ -19,15 +19,22 @@ DATA = ROOT / "tests" / "data" / "apt"
 MODULE_PATH = ROOT / "plugins" / "modules" / "patch_scan_linux.py"
 
 
-def _load_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("patch_scan_linux", MODULE_PATH)
+def load_plugin_module(name: str) -> ModuleType:
+    """One of plugins/modules/ imported as Python, its ``ansible.module_utils`` imports found in
+    plugins/module_utils/ as Ansible finds them there (ANSIBLE_MODULE_UTILS)."""
+    import ansible.module_utils
+
+    utils = str(ROOT / "plugins" / "module_utils")
+    if utils not in ansible.module_utils.__path__:
+        ansible.module_utils.__path__.append(utils)
+    spec = importlib.util.spec_from_file_location(name, ROOT / "plugins" / "modules" / f"{name}.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-psl = _load_module()
+psl = load_plugin_module("patch_scan_linux")
 
 
 def data(name: str) -> str:
