@@ -71,9 +71,10 @@ def test_apt_publish_supersedes_and_drops_the_installed_version(publish_lab: Lab
     """The pilot has 1.1-1; the repository publishes 1.2-1 and drops the older ones; the host sees
     1.2-1 as the candidate and 1.1-1 no longer offered; a rescan stores 1.2-1 missing.
 
-    Breaking it: with index_suite's signing left out (the old InRelease kept), apt-get update
-    fails the hash check of the new Packages (exit 100 with --error-on=any); with the exclude
-    left out, madison still offers 1.1-1."""
+    Breaking it: with index_suite's re-sign left out (the old InRelease and Release.gpg kept),
+    the host keeps reading the old index by its hash, so 1.1-1 stays the candidate; re-signed
+    with a key the hosts do not trust, apt-get update --error-on=any exits 100 (NO_PUBKEY).
+    Both were run and failed here."""
     env = publish_lab
     db = tmp_path / "scan.db"
     env.ssh(APT_HOST, f"apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q {APP}=1.1-1")
@@ -108,7 +109,8 @@ def test_dnf_publish_supersedes_with_an_advisory(publish_lab: LabEnv, tmp_path: 
     """dnf (and zypper, the same repository) sees only 1.2-1 after a publish with --drop-older;
     a rescan classifies it by its advisory.
 
-    Breaking it: index_repo without the new repomd.xml rename leaves dnf on 1.0-1 and 1.1-1."""
+    Breaking it: index_repo without the rename of the new repomd.xml leaves dnf offering 1.0-1
+    and 1.1-1 (run and failed here)."""
     env = publish_lab
     db = tmp_path / "scan.db"
     result = env.cli(

@@ -72,8 +72,8 @@ def snapshot(root: Path) -> dict[str, bytes]:
 
 
 def test_apt_publish_drop_older_reindexes_and_resigns(lab_dir: Path) -> None:
-    """Breaking it: without index_suite's signing step the InRelease hashes name the old Packages
-    (the hash check fails); without the exclude the dropped 1.1-1 stays in the index."""
+    """Breaking it: without index_suite's re-sign (the old InRelease kept) its SHA256 names the old
+    Packages; without the exclude the dropped versions stay in the index."""
     before = sha256_entries(verified_release(lab_dir))
     result = publish_deb(lab_dir / "repo", lab_dir / "repo-gnupg", PublishRequest(APP, "1.2-1", drop_older=True))
     assert (result.added, result.dropped, result.changed) == (True, ("1.0-1", "1.1-1"), True)
