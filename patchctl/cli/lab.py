@@ -110,3 +110,67 @@ def lab_status(app: App) -> None:
             (r.boot_id or "-")[:8],
         )
     print_table(app, table)
+
+
+@lab.group("repo")
+def lab_repo() -> None:
+    """The lab's repositories while the lab runs: publish a new version of a package."""
+
+
+@lab_repo.command("publish")
+@click.argument("name")
+@click.argument("version")
+@click.option("--suite", default=None, help="The apt suite: bookworm (default) or bookworm-security.")
+@click.option("--drop-older", is_flag=True, help="Leave the older versions of NAME out of the index, as archives do.")
+@click.option(
+    "--pkg-mgr",
+    type=click.Choice(["apt", "dnf", "zypper"]),
+    default="apt",
+    show_default=True,
+    help="Which hosts' repository: apt, or the RPM one that dnf and zypper hosts share.",
+)
+@click.option(
+    "--classification",
+    type=click.Choice(["security", "bugfix", "enhancement"]),
+    default=None,
+    help="RPM only: an advisory of this type for the package.",
+)
+@click.option(
+    "--severity",
+    type=click.Choice(["Low", "Moderate", "Important", "Critical"]),
+    default=None,
+    help="RPM only, with --classification security: the advisory's severity.",
+)
+@json_option
+@click.pass_obj
+@handle_errors
+def lab_repo_publish(
+    app: App,
+    name: str,
+    version: str,
+    suite: str | None,
+    drop_older: bool,
+    pkg_mgr: str,
+    classification: str | None,
+    severity: str | None,
+) -> None:
+    """Build package NAME at VERSION (UPSTREAM-REVISION, e.g. 1.2-1), add it to the running lab's
+    repository, re-index and re-sign it. The same version again changes nothing."""
+    from patchctl.lab.publish import PublishRequest, publish
+
+    result = publish(_lab(), PublishRequest(name, version, pkg_mgr, suite, drop_older, classification, severity))
+    if app.json_output:
+        app.emit_json(asdict(result))
+        return
+    if app.quiet:
+        return
+    where = f"apt suite {result.suite}" if result.suite else "the RPM repository (dnf, zypper)"
+    if not result.changed:
+        click.echo(f"lab repo publish: {name} {version} already in {where}; nothing changed")
+        return
+    line = f"lab repo publish: {name} {version} {'added to' if result.added else 'kept in'} {where}"
+    if result.dropped:
+        line += f"; dropped {', '.join(result.dropped)}"
+    if result.advisory:
+        line += f"; advisory {result.advisory}"
+    click.echo(line)

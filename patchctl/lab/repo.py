@@ -4,9 +4,12 @@ signed with a throwaway GPG key, served over HTTP on a loopback address by the s
 from __future__ import annotations
 
 import gzip
+import hashlib
+import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,6 +144,75 @@ def _gpg(homedir: Path, *args: str) -> list[str]:
     ]
 
 
+# The hashes apt-ftparchive writes into Release: each index is also served under
+# ``by-hash/NAME/DIGEST``, so a host holding the previous InRelease still fetches the previous
+# Packages while a publish swaps them (the way Debian's archives change under their mirrors).
+BY_HASH = {"MD5Sum": "md5", "SHA1": "sha1", "SHA256": "sha256", "SHA512": "sha512"}
+INDEXES = ("Packages", "Packages.gz")
+
+
+def _stanzas(packages: str) -> list[str]:
+    return [block.strip("\n") for block in packages.split("\n\n") if block.strip()]
+
+
+def _field(stanza: str, name: str) -> str | None:
+    for line in stanza.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key == name:
+            return value.strip()
+    return None
+
+
+def index_suite(debian: Path, suite: str, arch: str, gnupg: Path, exclude: Collection[str] = ()) -> None:
+    """Index ``pool/SUITE`` into ``dists/SUITE`` and sign it with the key in ``gnupg``.
+
+    Everything is made in a staging directory first; the served files then change one rename at
+    a time, indexes before signatures, and the indexes stay under ``by-hash/`` (Acquire-By-Hash):
+    a host reads either the old InRelease and the old indexes or the new ones, never a mix.
+    ``exclude`` names pool files (``pool/SUITE/x.deb``) left out of the index, as a dropped version is.
+    """
+    fields = SUITES[suite]
+    stanzas = _stanzas(_run(["apt-ftparchive", "packages", f"pool/{suite}"], "indexing the lab repository", cwd=debian))
+    kept = [st for st in stanzas if _field(st, "Filename") not in exclude]
+    packages = "".join(st + "\n\n" for st in kept)
+    component = f"main/binary-{arch}"
+    staging = debian / "dists" / f".{suite}.staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / component).mkdir(parents=True)
+    try:
+        (staging / component / "Packages").write_text(packages)
+        # mtime 0: the same index compresses to the same bytes
+        with gzip.GzipFile(staging / component / "Packages.gz", "wb", mtime=0) as fh:
+            fh.write(packages.encode())
+        opts = [f"-oAPT::FTPArchive::Release::{key}={value}" for key, value in fields.items()]
+        opts += [
+            f"-oAPT::FTPArchive::Release::Architectures={arch}",
+            "-oAPT::FTPArchive::Release::Components=main",
+            "-oAPT::FTPArchive::Release::Acquire-By-Hash=yes",
+        ]
+        release = _run(["apt-ftparchive", *opts, "release", "."], "writing Release", cwd=staging)
+        (staging / "Release").write_text(release)
+        _sign(gnupg, staging)
+
+        dist = debian / "dists" / suite
+        (dist / component).mkdir(parents=True, exist_ok=True)
+        for name in INDEXES:
+            data = (staging / component / name).read_bytes()
+            for hash_dir, algo in BY_HASH.items():
+                target = dist / component / "by-hash" / hash_dir / hashlib.new(algo, data).hexdigest()
+                if not target.exists():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = target.with_name(f".{target.name}.tmp")
+                    tmp.write_bytes(data)
+                    os.replace(tmp, target)
+        for name in INDEXES:
+            os.replace(staging / component / name, dist / component / name)
+        for name in ("Release", "Release.gpg", "InRelease"):  # InRelease last: it is what apt reads
+            os.replace(staging / name, dist / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def build_repo(repo_dir: Path, gnupg: Path, arch: str) -> Path:
     """Build and sign the repository under ``repo_dir/debian``; return the public keyring file."""
     debian = repo_dir / "debian"
@@ -161,28 +233,8 @@ def build_repo(repo_dir: Path, gnupg: Path, arch: str) -> Path:
         )
         keyring = repo_dir / KEYRING_NAME
         _run(_gpg(gnupg, "--output", str(keyring), "--export"), "exporting the lab repository key")
-        for suite, fields in SUITES.items():
-            dist = debian / "dists" / suite
-            binary = dist / "main" / f"binary-{arch}"
-            binary.mkdir(parents=True)
-            packages = _run(["apt-ftparchive", "packages", f"pool/{suite}"], "indexing the lab repository", cwd=debian)
-            (binary / "Packages").write_text(packages)
-            with gzip.open(binary / "Packages.gz", "wt") as fh:
-                fh.write(packages)
-            opts = [f"-oAPT::FTPArchive::Release::{key}={value}" for key, value in fields.items()]
-            opts += [f"-oAPT::FTPArchive::Release::Architectures={arch}", "-oAPT::FTPArchive::Release::Components=main"]
-            release = _run(
-                ["apt-ftparchive", *opts, "release", str(dist.relative_to(debian))], "writing Release", cwd=debian
-            )
-            (dist / "Release").write_text(release)
-            _run(
-                _gpg(gnupg, "--clearsign", "--output", str(dist / "InRelease"), str(dist / "Release")),
-                "signing InRelease",
-            )
-            _run(
-                _gpg(gnupg, "--armor", "--detach-sign", "--output", str(dist / "Release.gpg"), str(dist / "Release")),
-                "signing Release",
-            )
+        for suite in SUITES:
+            index_suite(debian, suite, arch, gnupg)
     finally:
         # gpg starts an agent: never leave it running.
         subprocess.run(["gpgconf", "--homedir", str(gnupg), "--kill", "all"], capture_output=True, check=False)

@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
@@ -173,7 +174,7 @@ def check_tools() -> None:
 
 
 # -- packages ------------------------------------------------------------------------------------
-def _spec(name: str, version: str, release: str, summary: str, provides: tuple[str, ...] = ()) -> str:
+def spec(name: str, version: str, release: str, summary: str, provides: tuple[str, ...] = ()) -> str:
     doc = f"/usr/share/doc/{name}"
     lines = [
         f"Name: {name}",
@@ -268,20 +269,60 @@ def build_repo(repo_dir: Path) -> Path:
     work = repo_dir / ".rpmbuild"
     try:
         for pkg in PACKAGES:
-            build_rpm(_spec(pkg.name, pkg.version, pkg.release, pkg.summary), pkg.filename, root / "Packages", work)
+            build_rpm(spec(pkg.name, pkg.version, pkg.release, pkg.summary), pkg.filename, root / "Packages", work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    _run(["createrepo_c", "--quiet", "--no-database", str(root)], "indexing the lab RPM repository")
-    info = repo_dir / "updateinfo.xml"
-    info.write_text(updateinfo_xml())
+    index_repo(repo_dir, ADVISORIES)
+    return root
+
+
+def index_repo(repo_dir: Path, advisories: Iterable[Advisory], exclude: Collection[str] = ()) -> None:
+    """Index ``repo_dir/rpm/Packages`` (less the file names in ``exclude``) with the advisories of
+    the packages it keeps.
+
+    The metadata is made in a staging directory; its files have their checksum in their names
+    (createrepo_c's default), so they are copied beside the old ones and ``repomd.xml`` is
+    renamed over the old one last: a host reads the old metadata or the new, never a mix.
+    """
+    root = repo_dir / REPO_SUBDIR
+    staging = repo_dir / ".rpm-staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
     try:
+        kept = sorted(p.name for p in (root / "Packages").glob("*.rpm") if p.name not in exclude)
+        (staging / "pkglist").write_text("".join(f"Packages/{name}\n" for name in kept))
         _run(
-            ["modifyrepo_c", "--mdtype=updateinfo", str(info), str(root / "repodata")],
+            [
+                "createrepo_c",
+                "--quiet",
+                "--no-database",
+                "--pkglist",
+                str(staging / "pkglist"),
+                "--outputdir",
+                str(staging),
+                str(root),
+            ],
+            "indexing the lab RPM repository",
+        )
+        info = staging / "updateinfo.xml"
+        info.write_text(updateinfo_xml(tuple(a for a in advisories if a.package.filename in kept)))
+        new = staging / "repodata"
+        _run(
+            ["modifyrepo_c", "--mdtype=updateinfo", str(info), str(new)],
             "adding advisories to the lab RPM repository",
         )
+        live = root / "repodata"
+        live.mkdir(exist_ok=True)
+        for path in sorted(new.iterdir()):
+            if path.name != "repomd.xml" and not (live / path.name).exists():
+                tmp = live / f".{path.name}.tmp"
+                shutil.copyfile(path, tmp)
+                os.replace(tmp, live / path.name)
+        tmp = live / ".repomd.xml.tmp"
+        shutil.copyfile(new / "repomd.xml", tmp)
+        os.replace(tmp, live / "repomd.xml")
     finally:
-        info.unlink(missing_ok=True)
-    return root
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def base_rpms(repo_dir: Path) -> list[Path]:
@@ -367,7 +408,7 @@ def _customize(root: Path, variant: str, work: Path) -> None:
     _run(["chroot", str(root), "rpm", "--initdb"], f"creating the rpm database of the {variant} image")
     # dnf needs a package that provides system-release(releasever).
     release = build_rpm(
-        _spec(
+        spec(
             RELEASE_PACKAGE,
             RELEASEVER,
             "1",
