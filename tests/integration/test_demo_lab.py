@@ -34,9 +34,10 @@ def test_demo_ends_with_exports_that_open_its_store_policy_and_inventory(tmp_pat
     servers in lab-nightly); the HTML report it names is there.
 
     Breaking it: the demo printing the default store instead of $PATCHCTL_DB makes the report
-    have no hosts; dropping the PATCHCTL_POLICY line makes patchctl-demo-broken "new", not
-    "rejected"; a relative PATCHCTL_HOME left relative makes the exports fail from another
-    directory; not writing the HTML report fails the last assertions.
+    have no hosts; dropping the PATCHCTL_POLICY line fails the names of the exports (and through
+    the others patchctl-demo-broken reads "new", not "rejected"); a relative PATCHCTL_HOME left
+    relative makes the exports open an empty store from another directory (the report has no
+    hosts); not writing the HTML report fails the last assertions.
     """
     if os.geteuid() != 0:
         pytest.fail("the demo's lab needs root")
@@ -72,10 +73,19 @@ def test_demo_ends_with_exports_that_open_its_store_policy_and_inventory(tmp_pat
         html = re.search(r"^The report as HTML \(open it in a browser\): (\S+)$", ending, re.MULTILINE)
         assert html is not None, ending
 
+        elsewhere = tmp_path / "elsewhere"  # not "/": from there a path "../../x" still reaches /x
+        elsewhere.mkdir()
+
         def pasted(command: str) -> object:
             script = "\n".join([*exports, command])
             proc = subprocess.run(
-                ["bash", "-c", script], cwd="/", env=base, capture_output=True, text=True, timeout=300, check=False
+                ["bash", "-c", script],
+                cwd=elsewhere,
+                env=base,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
             )
             assert proc.returncode == 0, f"{command}: {proc.stderr}"
             return json.loads(proc.stdout)
