@@ -2,7 +2,9 @@
 # The story of patchctl's waves and bake, on the local lab (called by `make demo`):
 # scan, the catalog under the lab demo policy, approval by time and by hand, a rollout, the pilot
 # wave, a refused early promotion, the promotion at a simulated time after the bake, the fleet
-# wave, and the report. The clock is simulated with --now; nothing edits the store.
+# wave, and the report. The clock is simulated with --now; nothing edits the store. It ends by
+# saying how to explore what it left: the export lines that open its store with its policy and the
+# lab's inventory, commands to try, and the HTML report it wrote ($PATCHCTL_HOME/demo-report.html).
 #
 # Environment: PATCHCTL (the patchctl command, default .venv/bin/patchctl), DEMO_HOSTS (6),
 # DEMO_SUBNET (the lab's loopback range, default the lab's 127.77),
@@ -13,8 +15,12 @@ cd "$(dirname "$0")/.."
 
 PATCHCTL=${PATCHCTL:-.venv/bin/patchctl}
 HOSTS=${DEMO_HOSTS:-6}
-HOME_DIR=${PATCHCTL_HOME:-$HOME/.local/share/patchctl}
+# patchctl's own default (patchctl/paths.py), made absolute: the export lines at the end must work
+# from any directory
+HOME_DIR=${PATCHCTL_HOME:-${XDG_DATA_HOME:-$HOME/.local/share}/patchctl}
 mkdir -p "$HOME_DIR"
+HOME_DIR=$(cd "$HOME_DIR" && pwd)
+export PATCHCTL_HOME="$HOME_DIR"
 rm -f "$HOME_DIR/demo.db" "$HOME_DIR/demo.db-wal" "$HOME_DIR/demo.db-shm"
 export PATCHCTL_DB="sqlite:///$HOME_DIR/demo.db"
 export PATCHCTL_POLICY="$PWD/policies/lab-demo.yml"
@@ -66,3 +72,31 @@ states "   Daily verification: what was approved is installed; clients wait for 
 run "8. The rollout" --now "$T3" rollout status
 run "9. The report: nothing approved is missing; the major upgrade and the rejected package remain" --now "$T4" report --stale-days 30
 run "10. The audit trail" audit --last 12
+
+# What the demo left, for an operator to explore: the same store, policy and inventory.
+REPORT_HTML="$HOME_DIR/demo-report.html"
+if ! out=$("$PATCHCTL" --now "$T4" report --stale-days 30 --format html --output "$REPORT_HTML" 2>&1); then
+  echo "$out" >&2
+  exit 1
+fi
+INVENTORY=$("$PATCHCTL" config show --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["inventory"]["value"])')
+PATCHCTL_BIN=$(command -v "$PATCHCTL")
+PATCHCTL_DIR=$(cd "$(dirname "$PATCHCTL_BIN")" && pwd)
+printf '\n\033[1m== Explore what the demo left\033[0m\n'
+echo "The lab is still up ('patchctl lab status'; 'patchctl lab down' stops it). In a shell:"
+if [ "$(command -v patchctl || true)" != "$PATCHCTL_DIR/patchctl" ]; then
+  printf 'export PATH=%q:"$PATH"\n' "$PATCHCTL_DIR"
+fi
+printf 'export PATCHCTL_DB=%q\n' "$PATCHCTL_DB"
+printf 'export PATCHCTL_POLICY=%q\n' "$PATCHCTL_POLICY"
+printf 'export PATCHCTL_INVENTORY=%q\n' "$INVENTORY"
+cat <<EOF
+then try:
+  patchctl report                  compliance today (the real clock)
+  patchctl updates                 the catalog and each update's state under the demo policy
+  patchctl audit                   every decision, who made it and why
+  patchctl rollout status          the rollout's waves
+The demo's clock ended at $T4: add --now to see it as the demo did, e.g.
+  patchctl --now $T4 rollout status
+The report as HTML (open it in a browser): $REPORT_HTML
+EOF
