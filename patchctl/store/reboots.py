@@ -1,25 +1,40 @@
-"""The store's side of reboots and verification (tables ``reboots`` and ``verify_results``,
-views ``v_reboot_pending`` and ``v_host_state``, migration 0003).
+"""The store's side of reboots (table ``reboots``, view ``v_reboot_pending``, migration 0003).
 
 A host's ``reboot pending`` is ``hosts.reboot_required`` (set by a scan that found
 ``/run/reboot-required`` or by a deploy whose packages asked for a reboot; cleared by a scan that
 no longer finds it or by a reboot that came back). Each reboot attempt is a ``reboots`` row,
 written ``running`` before the host is touched and finished with its outcome, so a crash of the
 controller leaves evidence instead of nothing.
+
+Verify's results are :mod:`patchctl.store.verify`; :class:`RebootStore` opens their transactions
+too (``record_verify``, ``host_states``), as it did when they lived here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from patchctl.rules.clock import iso_utc
 from patchctl.store import schema as t
+from patchctl.store import verify as verify_results
 from patchctl.store.db import Store
+from patchctl.store.verify import VerifyRow
+
+__all__ = [
+    "REBOOT_FAILED",
+    "REBOOT_OK",
+    "REBOOT_RUNNING",
+    "REBOOT_STATUSES",
+    "REBOOT_UNREACHABLE",
+    "PendingReboot",
+    "RebootRow",
+    "RebootStore",
+    "VerifyRow",
+]
 
 REBOOT_RUNNING = t.RUN_RUNNING
 REBOOT_OK = "ok"
@@ -55,29 +70,6 @@ class RebootRow:
     boot_id_after: str | None
     elapsed_seconds: float | None
     error: str | None
-
-
-@dataclass(frozen=True)
-class VerifyRow:
-    """One host's verify result (``verify_results`` / ``v_host_state``)."""
-
-    host: str
-    state: str
-    detail: str | None
-    verified_at: datetime
-    missing: tuple[str, ...] = ()
-    failed: dict[str, str] = field(default_factory=dict)
-    run_id: int | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "host": self.host,
-            "state": self.state,
-            "detail": self.detail,
-            "missing": list(self.missing),
-            "failed": dict(self.failed),
-            "verified_at": iso_utc(self.verified_at),
-        }
 
 
 class RebootStore:
@@ -204,40 +196,14 @@ class RebootStore:
                 for x in conn.execute(query)
             ]
 
-    # --- verify -------------------------------------------------------------------------------
+    # --- verify (patchctl.store.verify) -----------------------------------------------------
 
     def record_verify(self, results: Sequence[VerifyRow]) -> None:
         if not results:
             return
         with self._write("record verify results") as conn:
-            conn.execute(
-                t.verify_results.insert(),
-                [
-                    {
-                        "run_id": v.run_id,
-                        "host": v.host,
-                        "state": v.state,
-                        "detail": v.detail,
-                        "missing": list(v.missing),
-                        "failed": dict(v.failed),
-                        "verified_at": v.verified_at,
-                    }
-                    for v in results
-                ],
-            )
+            verify_results.record_results(conn, results)
 
     def host_states(self) -> list[VerifyRow]:
-        v = t.v_host_state
         with self._read() as conn:
-            return [
-                VerifyRow(
-                    host=r.host,
-                    state=r.state,
-                    detail=r.detail,
-                    verified_at=r.verified_at,
-                    missing=tuple(r.missing or ()),
-                    failed=dict(r.failed or {}),
-                    run_id=r.run_id,
-                )
-                for r in conn.execute(sa.select(v).order_by(v.c.host))
-            ]
+            return verify_results.host_states(conn)

@@ -1,8 +1,11 @@
-"""The store's side of decisions, rollouts, waves, deploy results, incidents and the audit trail.
+"""The store's side of rollouts, their waves, deploy runs and results, and incidents.
 
 :class:`RolloutStore` wraps an open :class:`~patchctl.store.Store`; each write is one short
-transaction, like the scan's. ``decisions``, ``audit_events`` and ``rollout_updates`` are only
-ever inserted into.
+transaction, like the scan's. ``rollout_updates`` is only ever inserted into. The catalog and its
+decisions (:mod:`patchctl.store.catalog`) and the audit trail (:mod:`patchctl.store.audit`) are
+modules of their own; RolloutStore opens their transactions too, so a flow holds one object for
+all of them. A change here and its audit row are written in one transaction: both commit or
+neither does.
 """
 
 from __future__ import annotations
@@ -13,45 +16,29 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import Connection
 
 from patchctl.errors import ConfigError, StoreError
 from patchctl.rules.model import HOST_OK, ApplyOutcome
 from patchctl.rules.policy import Wave
 from patchctl.rules.waves import PENDING, WaveRecord
+from patchctl.store import audit as audit_trail
+from patchctl.store import catalog as update_catalog
 from patchctl.store import schema as t
-from patchctl.store.counters import bump_update_counts, refresh_approvals, refresh_host_summaries
+from patchctl.store.audit import AuditRow
+from patchctl.store.catalog import CatalogEntry, Decision
+from patchctl.store.counters import bump_update_counts, refresh_host_summaries
 from patchctl.store.db import Store
-from patchctl.store.scan_write import scan_write_lock
 
-
-@dataclass(frozen=True)
-class CatalogEntry:
-    """One update of the catalog with its latest decisions and where it is missing."""
-
-    id: int
-    uid: str
-    source: str
-    name: str
-    version: str
-    classification: str
-    severity: str | None
-    major: bool
-    kbs: tuple[str, ...]
-    update_id: str | None
-    first_seen_at: datetime
-    hosts_missing: int
-    manual: Decision | None  # the latest decision by an operator
-    automatic: Decision | None  # the latest decision by the policy
-
-
-@dataclass(frozen=True)
-class Decision:
-    state: str
-    actor: str
-    reason: str | None
-    decided_at: datetime
-    major: bool = False
+__all__ = [
+    "AuditRow",
+    "CatalogEntry",
+    "Decision",
+    "HostResult",
+    "Incident",
+    "Rollout",
+    "RolloutStore",
+    "RolloutUpdate",
+]
 
 
 @dataclass(frozen=True)
@@ -111,101 +98,28 @@ class Incident:
     close_reason: str | None
 
 
-@dataclass(frozen=True)
-class AuditRow:
-    at: datetime
-    actor: str
-    action: str
-    subject: str | None
-    rollout_id: int | None
-    detail: str | None
-
-
 class RolloutStore:
-    """Decisions, rollouts and deploy results in an open store."""
+    """The catalog and its decisions, the audit trail, rollouts, deploy results and incidents in an
+    open store."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    # --- catalog and decisions --------------------------------------------------------------
+    # --- catalog and decisions (patchctl.store.catalog) --------------------------------------
 
     def catalog(self) -> list[CatalogEntry]:
         """Every update ever seen, sorted by source, name, version."""
-        u, c, d = t.updates, t.update_counts, t.decisions
         with self.store._read() as conn:
-            rows = conn.execute(
-                sa.select(u, sa.func.coalesce(c.c.hosts_missing, 0).label("hosts_missing"))
-                .outerjoin(c, c.c.update_id == u.c.id)
-                .order_by(u.c.source, u.c.name, u.c.version)
-            ).all()
-            latest: dict[tuple[int, bool], Decision] = {}
-            last_ids = sa.select(sa.func.max(d.c.id)).group_by(d.c.update_id, d.c.automatic)
-            for row in conn.execute(sa.select(d).where(d.c.id.in_(last_ids))):
-                latest[(int(row.update_id), bool(row.automatic))] = Decision(
-                    row.state, row.actor, row.reason, row.decided_at, bool(row.major)
-                )
-        return [
-            CatalogEntry(
-                id=int(r.id),
-                uid=r.uid,
-                source=r.source,
-                name=r.name,
-                version=r.version,
-                classification=r.classification,
-                severity=r.severity,
-                major=bool(r.major),
-                kbs=tuple(r.kbs or ()),
-                update_id=r.update_id,
-                first_seen_at=r.first_seen_at,
-                hosts_missing=int(r.hosts_missing),
-                manual=latest.get((int(r.id), False)),
-                automatic=latest.get((int(r.id), True)),
-            )
-            for r in rows
-        ]
+            return update_catalog.read_catalog(conn)
 
     def record_decisions(self, decisions: Sequence[tuple[CatalogEntry, Decision, bool]]) -> None:
         """Append decisions ``(update, decision, automatic)`` in one transaction."""
         if not decisions:
             return
         with self.store._write("record decisions") as conn:
-            scan_write_lock(conn)  # PostgreSQL: scans count approved updates; take turns with them
-            conn.execute(
-                t.decisions.insert(),
-                [
-                    {
-                        "update_id": entry.id,
-                        "uid": entry.uid,
-                        "state": dec.state,
-                        "actor": dec.actor,
-                        "automatic": automatic,
-                        "major": dec.major,
-                        "reason": dec.reason,
-                        "decided_at": dec.decided_at,
-                    }
-                    for entry, dec, automatic in decisions
-                ],
-            )
-            # updates.approved and the hosts' missing_approved, same transaction.
-            refresh_approvals(conn, sorted({entry.id for entry, _dec, _automatic in decisions}))
+            update_catalog.record_decisions(conn, decisions)
 
-    # --- audit ------------------------------------------------------------------------------
-
-    @staticmethod
-    def _audit(
-        conn: Connection,
-        at: datetime,
-        actor: str,
-        action: str,
-        subject: str | None = None,
-        rollout_id: int | None = None,
-        detail: str | None = None,
-    ) -> None:
-        conn.execute(
-            t.audit_events.insert().values(
-                at=at, actor=actor, action=action, subject=subject, rollout_id=rollout_id, detail=detail
-            )
-        )
+    # --- audit (patchctl.store.audit) --------------------------------------------------------
 
     def audit(
         self,
@@ -217,19 +131,11 @@ class RolloutStore:
         detail: str | None = None,
     ) -> None:
         with self.store._write("write the audit trail") as conn:
-            self._audit(conn, at, actor, action, subject, rollout_id, detail)
+            audit_trail.record(conn, at, actor, action, subject, rollout_id, detail)
 
     def audit_log(self, rollout_id: int | None = None, limit: int | None = None) -> list[AuditRow]:
-        v = t.v_audit_log
-        # At one instant (a simulated clock gives many): decisions first (a rollout freezes what the
-        # policy just approved), then each table's insertion order.
-        query = sa.select(v).order_by(v.c.at, v.c.source, v.c.source_id)
-        if rollout_id is not None:
-            query = query.where(v.c.rollout_id == rollout_id)
         with self.store._read() as conn:
-            rows = conn.execute(query).all()
-        out = [AuditRow(r.at, r.actor, r.action, r.subject, r.rollout_id, r.detail) for r in rows]
-        return out[-limit:] if limit else out
+            return audit_trail.audit_log(conn, rollout_id, limit)
 
     # --- rollouts ---------------------------------------------------------------------------
 
@@ -284,7 +190,7 @@ class RolloutStore:
                     for i, w in enumerate(waves)
                 ],
             )
-            self._audit(
+            audit_trail.record(
                 conn,
                 at,
                 actor,
@@ -377,7 +283,7 @@ class RolloutStore:
             if result.rowcount != 1:
                 raise StoreError(f"no wave {position} in rollout {rollout_id}")
             name = conn.scalar(sa.select(rw.c.name).where(rw.c.rollout_id == rollout_id, rw.c.position == position))
-            self._audit(conn, at, actor, action, f"rollout {rollout_id} wave {name}", rollout_id, detail)
+            audit_trail.record(conn, at, actor, action, f"rollout {rollout_id} wave {name}", rollout_id, detail)
 
     # --- deploy runs and results ------------------------------------------------------------
 
@@ -410,7 +316,7 @@ class RolloutStore:
             if ids:
                 conn.execute(dr.update().where(dr.c.id.in_(ids)).values(status="crashed", finished_at=at))
             for run_id in ids:
-                self._audit(
+                audit_trail.record(
                     conn,
                     at,
                     actor,
@@ -511,7 +417,7 @@ class RolloutStore:
             pk = result.inserted_primary_key
             assert pk is not None
             incident_id = int(pk[0])
-            self._audit(conn, at, actor, "incident open", f"incident {incident_id}", rollout_id, text)
+            audit_trail.record(conn, at, actor, "incident open", f"incident {incident_id}", rollout_id, text)
             return incident_id
 
     def close_incident(self, incident_id: int, reason: str | None, actor: str, at: datetime) -> Incident:
@@ -525,7 +431,9 @@ class RolloutStore:
             conn.execute(
                 inc.update().where(inc.c.id == incident_id).values(closed_at=at, closed_by=actor, close_reason=reason)
             )
-            self._audit(conn, at, actor, "incident close", f"incident {incident_id}", int(row.rollout_id), reason)
+            audit_trail.record(
+                conn, at, actor, "incident close", f"incident {incident_id}", int(row.rollout_id), reason
+            )
         return self.incidents(incident_id=incident_id)[0]
 
     def incidents(
