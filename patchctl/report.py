@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from patchctl.errors import ConfigError
-from patchctl.rules.report import ComplianceRow, Report, build_report
+from patchctl.rules.report import HostComplianceRow, Report, build_report
 from patchctl.store import fastread
 from patchctl.store import reports as reads
 
@@ -30,7 +30,7 @@ def matching_hosts(names: list[str], limit: str | None, where: str) -> set[str] 
 
 def _build(
     q: reads.Query,
-    rows: Sequence[ComplianceRow],
+    rows: Sequence[HostComplianceRow],
     wanted: set[str] | None,
     now: datetime,
     *,

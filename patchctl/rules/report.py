@@ -1,7 +1,7 @@
 """The compliance report, built from store rows: pure rules, no SQL, no click, no output.
 
 The rows come from :meth:`patchctl.store.Store.host_compliance` (``v_host_compliance``); this
-module only needs their shape (:class:`ComplianceRow`), so it does not import the store.
+module declares their type (:class:`HostComplianceRow`, the one declaration of the row) and the store builds it.
 
 :func:`build_report` gives the :class:`Report`: one :class:`HostReport` per host and what
 ``patchctl report`` shows around them: compliance states by state, role and wave, the most
@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from patchctl.rules.compliance import (
     COMPLIANT,
@@ -33,31 +32,26 @@ from patchctl.rules.compliance import (
 from patchctl.rules.model import CLASSIFICATIONS, HOST_FAILED, HOST_UNREACHABLE
 
 
-class ComplianceRow(Protocol):
-    """What the report reads from one host's compliance row."""
+@dataclass(frozen=True)
+class HostComplianceRow:
+    """One host's compliance row (a row of ``v_host_compliance``), as the store reads it: the one
+    declaration of the row, built by :mod:`patchctl.store.queries` and :mod:`patchctl.store.fastread`."""
 
-    @property
-    def host(self) -> str: ...
-    @property
-    def os(self) -> str: ...
-    @property
-    def pkg_mgr(self) -> str | None: ...
-    @property
-    def patch_role(self) -> str | None: ...
-    @property
-    def last_scan_at(self) -> datetime | None: ...
-    @property
-    def reachability(self) -> str: ...
-    @property
-    def last_error(self) -> str | None: ...
-    @property
-    def missing_total(self) -> int: ...
-    @property
-    def missing_by_class(self) -> Mapping[str, int]: ...
-    @property
-    def missing_major(self) -> int: ...
-    @property
-    def reboot_required(self) -> bool: ...
+    host: str
+    os: str
+    os_family: str | None
+    pkg_mgr: str | None
+    patch_role: str | None
+    patch_window: str | None
+    last_scan_at: datetime | None
+    last_ok_scan_at: datetime | None
+    reachability: str  # ok | failed | unreachable | never_scanned
+    last_error: str | None
+    missing_total: int
+    missing_by_class: dict[str, int]  # every classification of model.CLASSIFICATIONS
+    missing_major: int
+    reboot_required: bool
+    reboot_required_since: datetime | None
 
 
 @dataclass(frozen=True)
@@ -120,7 +114,7 @@ def _counts(by_class: Mapping[str, int], total: int, major: int) -> MissingCount
     return MissingCounts(total=int(total), by_class=ordered, major=int(major))
 
 
-def host_report(row: ComplianceRow) -> HostReport:
+def host_report(row: HostComplianceRow) -> HostReport:
     reach = row.reachability if row.reachability in REACHABILITY else HOST_FAILED
     if row.last_scan_at is None:
         reach = NEVER_SCANNED
@@ -137,7 +131,7 @@ def host_report(row: ComplianceRow) -> HostReport:
     )
 
 
-def _hosts_and_totals(rows: Iterable[ComplianceRow]) -> tuple[tuple[HostReport, ...], ReportTotals]:
+def _hosts_and_totals(rows: Iterable[HostComplianceRow]) -> tuple[tuple[HostReport, ...], ReportTotals]:
     """One :class:`HostReport` per row, sorted by name, and the totals over them."""
     hosts = tuple(sorted((host_report(r) for r in rows), key=lambda h: h.name))
     by_reach = dict.fromkeys(REACHABILITY, 0)
@@ -328,7 +322,7 @@ class Report:
 
 
 def build_report(
-    rows: Iterable[ComplianceRow],
+    rows: Iterable[HostComplianceRow],
     generated_at: datetime,
     *,
     top_missing: Sequence[TopMissing] = (),

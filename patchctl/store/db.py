@@ -33,11 +33,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from patchctl.errors import StoreError
 from patchctl.rules.model import HostScan
+from patchctl.rules.report import HostComplianceRow
 from patchctl.store import counters, queries, runs
 from patchctl.store import schema as t
 from patchctl.store.dbapi import Dialect
 from patchctl.store.engine import BEGIN_OPTION, alembic_config, current_revisions, migrate, open_engine
-from patchctl.store.queries import HostComplianceRow, MissingUpdateRow, ScanRunRow
+from patchctl.store.queries import MissingUpdateRow, ScanRunRow
 from patchctl.store.scan_write import HOST_STATUSES, write_scan
 
 __all__ = ["HostComplianceRow", "MissingUpdateRow", "ScanRunRow", "Store", "alembic_config"]

@@ -15,38 +15,17 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote
 
 from patchctl.rules.model import CLASSIFICATIONS
+from patchctl.rules.report import HostComplianceRow
 
 VERSIONS_DIR = Path(__file__).resolve().parent / "migrations" / "versions"
 _REVISION_RE = re.compile(r"^revision\s*(?::[^=]*)?=\s*['\"]([^'\"]+)['\"]", re.MULTILINE)
 _DOWN_RE = re.compile(r"^down_revision\s*(?::[^=]*)?=\s*(.+)$", re.MULTILINE)
 _QUOTED_RE = re.compile(r"['\"]([^'\"]+)['\"]")
-
-
-@dataclass(frozen=True)
-class ComplianceRow:
-    """One row of ``v_host_compliance``: the fields of :class:`patchctl.store.HostComplianceRow`."""
-
-    host: str
-    os: str
-    os_family: str | None
-    pkg_mgr: str | None
-    patch_role: str | None
-    patch_window: str | None
-    last_scan_at: datetime | None
-    last_ok_scan_at: datetime | None
-    reachability: str
-    last_error: str | None
-    missing_total: int
-    missing_by_class: dict[str, int]
-    missing_major: int
-    reboot_required: bool
-    reboot_required_since: datetime | None
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -111,7 +90,7 @@ def host_names(conn: sqlite3.Connection) -> list[str]:
     return [str(r[0]) for r in conn.execute("SELECT name FROM hosts ORDER BY name")]
 
 
-def host_compliance(conn: sqlite3.Connection, hosts: set[str] | None = None) -> list[ComplianceRow]:
+def host_compliance(conn: sqlite3.Connection, hosts: set[str] | None = None) -> list[HostComplianceRow]:
     """Rows of ``v_host_compliance`` (all hosts, or those in ``hosts``), sorted by host."""
     cur = conn.cursor()
     cur.row_factory = sqlite3.Row
@@ -120,7 +99,7 @@ def host_compliance(conn: sqlite3.Connection, hosts: set[str] | None = None) -> 
         if hosts is not None and r["host"] not in hosts:
             continue
         rows.append(
-            ComplianceRow(
+            HostComplianceRow(
                 host=r["host"],
                 os=r["os"] or "",
                 os_family=r["os_family"],

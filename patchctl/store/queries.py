@@ -14,28 +14,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
+from patchctl.rules.report import HostComplianceRow
 from patchctl.store import schema as t
-
-
-@dataclass(frozen=True)
-class HostComplianceRow:
-    """One row of ``v_host_compliance``."""
-
-    host: str
-    os: str
-    os_family: str | None
-    pkg_mgr: str | None
-    patch_role: str | None
-    patch_window: str | None
-    last_scan_at: datetime | None
-    last_ok_scan_at: datetime | None
-    reachability: str  # ok | failed | unreachable | never_scanned
-    last_error: str | None
-    missing_total: int
-    missing_by_class: dict[str, int]  # every classification of model.CLASSIFICATIONS
-    missing_major: int
-    reboot_required: bool
-    reboot_required_since: datetime | None
 
 
 @dataclass(frozen=True)
