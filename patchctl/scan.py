@@ -12,8 +12,8 @@ from typing import Any
 
 from patchctl import paths
 from patchctl.ansible.fleet import run_split
-from patchctl.ansible.inventory import Inventory
-from patchctl.ansible.runner import HostEvent, list_inventory, result_message
+from patchctl.ansible.inventory import load_inventory as load_inventory
+from patchctl.ansible.runner import HostEvent, result_message
 from patchctl.errors import EXIT_HOST_FAILURES, EXIT_OK, PatchctlError
 from patchctl.rules import normalize, normalize_windows
 from patchctl.rules.apps import Catalog, load_catalog
@@ -95,10 +95,6 @@ SCAN_FORKS_MAX = 100
 def scan_forks(hosts: int) -> int:
     """Ansible forks for a scan of ``hosts`` hosts when neither --forks nor the config sets them."""
     return max(1, min(hosts, SCAN_FORKS_MAX))
-
-
-def load_inventory(source: str) -> Inventory:
-    return Inventory.from_ansible_json(source, list_inventory(source))
 
 
 def _now() -> datetime:

@@ -4,8 +4,7 @@ Every local playbook run goes through :class:`PlaybookRunner`. Per run it makes 
 directory (removed afterwards, so no secret outlives the run), runs ``ansible-playbook`` with
 patchctl's content and pinned collections, turns ansible-runner's events into small
 :class:`HostEvent` values delivered to the caller *as they arrive*, and returns a
-:class:`RunResult` built from ``Runner.stats``. :func:`list_inventory` runs ``ansible-inventory
---list`` the same way. :func:`ansible_env` is the environment of every Ansible command patchctl
+:class:`RunResult` built from ``Runner.stats``. :func:`ansible_env` is the environment of every Ansible command patchctl
 starts; :class:`EventTranslator` is shared with runs through an execution node
 (:mod:`patchctl.ansible.streaming`).
 
@@ -65,8 +64,6 @@ _STATS_KEYS = {
 
 _ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 ORIGIN_RE = re.compile(r"^Origin: (?P<file>/[^<>]*?):(?P<line>\d+)(?::(?P<col>\d+))?$")
-_PLUGIN_FAIL_RE = re.compile(r"^\[WARNING\]: Failed to parse inventory with '(?P<plugin>[\w.]+)' "
-                             r"plugin: (?P<msg>.*)$")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -411,44 +408,6 @@ class PlaybookRunner:
                 signal.signal(sig, old)
 
 
-def _inventory_error(inventory: Path, stderr: str, rc: int | None = None) -> str:
-    """One line saying what is wrong with ``inventory``, taken from ansible-inventory's stderr
-    (and its exit status ``rc`` when the stderr names no cause)."""
-    text = plain_text(stderr)
-    lines = [ln.strip() for ln in text.splitlines()]
-    failures: dict[str, str] = {}
-    for ln in lines:
-        m = _PLUGIN_FAIL_RE.match(ln)
-        if m:
-            failures.setdefault(m["plugin"], m["msg"].strip())
-    location = ""
-    for ln in lines:
-        m = ORIGIN_RE.match(ln)
-        if m is None:
-            continue
-        origin = Path(m["file"])
-        if origin == inventory or inventory in origin.parents:
-            where = f"{origin.name} " if inventory.is_dir() else ""
-            location = f"{where}line {m['line']}" + (f", column {m['col']}" if m["col"] else "")
-            break
-    if inventory.suffix in (".yml", ".yaml", ".json"):
-        order = ("yaml", "auto", "ini", "toml", "script", "host_list")
-    else:
-        order = ("ini", "yaml", "auto", "toml", "script", "host_list")
-    reason = next((failures[p] for p in order if p in failures), None)
-    if reason is None and failures:
-        reason = next(iter(failures.values()))
-    if reason is None:
-        reason = ansible_error(text)
-    if reason is None:
-        last = next((ln for ln in reversed(lines) if ln), "")
-        status = "" if rc is None else f"exit {rc}" + (f" (killed by signal {-rc})" if rc < 0 else "")
-        detail = "; ".join(part for part in (status, last[:300]) if part)
-        reason = "ansible-inventory could not read it" + (f" ({detail})" if detail else "")
-    reason = reason.splitlines()[0]
-    return f"inventory {inventory}: {location + ': ' if location else ''}{reason}"
-
-
 def result_message(result: Any) -> str:
     """One line saying why a task failed or a host was unreachable, from its result."""
     if isinstance(result, dict):
@@ -457,53 +416,3 @@ def result_message(result: Any) -> str:
             if isinstance(value, str) and value.strip():
                 return " ".join(value.strip().split())[:500]
     return "no message"
-
-
-def inventory_hosts(data: Mapping[str, Any]) -> set[str]:
-    """Every host named in ``ansible-inventory --list`` output."""
-    hosts: set[str] = set((data.get("_meta") or {}).get("hostvars") or {})
-    for name, group in data.items():
-        if name != "_meta" and isinstance(group, dict):
-            hosts.update(str(h) for h in group.get("hosts") or [])
-    return hosts
-
-
-def list_inventory(inventory: str, *, allow_empty: bool = False) -> dict[str, Any]:
-    """``ansible-inventory --list`` of ``inventory``, as a dict.
-
-    Raises ConfigError with one line naming the file and what is wrong when the inventory is
-    missing or malformed, or (unless ``allow_empty``) has no hosts.
-    """
-    inv_path = require_inventory(inventory)
-    exe = ansible_bin_dir() / "ansible-inventory"
-    command = str(exe) if exe.exists() else (shutil.which("ansible-inventory") or "")
-    if not command:
-        raise ConfigError("ansible-inventory not found (is ansible-core installed?)")
-    # stdin is /dev/null, not patchctl's own: Ansible refuses to start on a non-blocking stdin
-    # ("Ansible requires blocking IO"), and a caller's stdin can be left non-blocking by another
-    # process that shares it (an ssh client killed before it restored the flag, a CI runner).
-    with private_data_dir() as pdd, open(os.devnull, "rb") as devnull:
-        try:
-            out, err, rc = ansible_runner.run_command(
-                executable_cmd=command,
-                cmdline_args=["--list", "-i", str(inv_path)],
-                runner_mode="subprocess",
-                private_data_dir=str(pdd),
-                envvars=ansible_env(),
-                quiet=True,
-                suppress_env_files=True,
-                input_fd=devnull,
-            )
-        except ansible_runner.exceptions.AnsibleRunnerException as exc:
-            raise ConfigError(f"inventory {inv_path}: cannot run ansible-inventory: {exc}") from exc
-    if rc != 0:
-        raise ConfigError(_inventory_error(inv_path, str(err or out), int(rc) if rc is not None else None))
-    try:
-        data = json.loads(str(out))
-    except ValueError as exc:
-        raise ConfigError(f"inventory {inv_path}: ansible-inventory gave no JSON ({exc})") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"inventory {inv_path}: ansible-inventory gave no mapping")
-    if not allow_empty and not inventory_hosts(data):
-        raise ConfigError(f"inventory {inv_path}: no hosts in it")
-    return cast("dict[str, Any]", data)

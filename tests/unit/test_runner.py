@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from patchctl.ansible.runner import HostEvent, PlaybookRunner, ansible_env, inventory_hosts, list_inventory
+from patchctl.ansible.inventory import inventory_hosts, list_inventory
+from patchctl.ansible.runner import HostEvent, PlaybookRunner, ansible_env
 from patchctl.errors import EXIT_HOST_FAILURES, EXIT_USAGE, ConfigError, PatchctlError
 
 FIXTURE = Path(__file__).resolve().parent.parent / "data" / "runner"
