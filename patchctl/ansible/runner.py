@@ -121,7 +121,6 @@ def ansible_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
         "ANSIBLE_LIBRARY": str(paths.modules_dir()),
         "ANSIBLE_MODULE_UTILS": str(paths.module_utils_dir()),
         "ANSIBLE_ROLES_PATH": str(paths.roles_dir()),
-        "ANSIBLE_FILTER_PLUGINS": str(paths.filter_plugins_dir()),
         "ANSIBLE_COLLECTIONS_PATH": str(paths.collections_dir()),
         # only the pinned collections, never whatever else is on sys.path
         "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "False",

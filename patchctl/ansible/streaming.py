@@ -52,14 +52,13 @@ class NodeRunResult(RunResult):
 
 
 def _node_project(pdd: Path, playbook: Path, known_hosts: str) -> Path:
-    """The job's project: the playbooks, roles and plugins, shipped with it (a few hundred KiB)."""
+    """The job's project: the playbooks, roles, modules and module_utils, shipped with it (a few hundred KiB)."""
     project = pdd / "project"
     shutil.copytree(playbook.parent, project)
     shutil.copytree(paths.roles_dir(), project / "roles")
     for src, name in (
         (paths.modules_dir(), "library"),
         (paths.module_utils_dir(), "module_utils"),
-        (paths.filter_plugins_dir(), "filter_plugins"),
     ):
         if src.is_dir():
             shutil.copytree(src, project / name)
@@ -77,7 +76,6 @@ def _node_env(job: NodeJob, remote_dir: str) -> dict[str, str]:
             "ANSIBLE_LIBRARY": f"{project}/library",
             "ANSIBLE_MODULE_UTILS": f"{project}/module_utils",
             "ANSIBLE_ROLES_PATH": f"{project}/roles",
-            "ANSIBLE_FILTER_PLUGINS": f"{project}/filter_plugins",
             "ANSIBLE_COLLECTIONS_PATH": job.node.collections,
             "ANSIBLE_HOST_KEY_CHECKING": "True",
         }
