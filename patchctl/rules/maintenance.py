@@ -49,7 +49,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from patchctl.errors import ConfigError
+from patchctl.rules.yamldoc import YamlDoc
 
 # --- cron -------------------------------------------------------------------------------------
 
@@ -347,48 +347,6 @@ _WINDOW_KEYS = ("name", "start", "duration", "timezone", "min_left")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-class _Where:
-    """Finds the line of a value: from a YAML node when the caller has one, else no line."""
-
-    def __init__(self, source_file: str) -> None:
-        self.source_file = source_file
-
-    def error(self, node: Any, fieldname: str, problem: str) -> ConfigError:
-        line = ""
-        if isinstance(node, yaml.Node):
-            line = f", line {node.start_mark.line + 1}"
-        where = f"{fieldname}: " if fieldname else ""
-        return ConfigError(f"policy file {self.source_file}{line}: {where}{problem}")
-
-
-def _plain(node: Any) -> Any:
-    """A YAML node's value (scalars, lists and mappings of them); anything else unchanged."""
-    if isinstance(node, yaml.ScalarNode):
-        return yaml.SafeLoader("").construct_object(node)
-    if isinstance(node, yaml.SequenceNode):
-        return [_plain(n) for n in node.value]
-    if isinstance(node, yaml.MappingNode):
-        return {str(_plain(k)): _plain(v) for k, v in node.value}
-    return node
-
-
-def _items(node: Any) -> list[tuple[Any, Any, Any]]:
-    """(key, key node, value node) of a mapping given as a node or a dict."""
-    if isinstance(node, yaml.MappingNode):
-        return [(_plain(k), k, v) for k, v in node.value]
-    if isinstance(node, Mapping):
-        return [(k, None, v) for k, v in node.items()]
-    raise TypeError
-
-
-def _seq(node: Any) -> list[Any] | None:
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    if isinstance(node, list | tuple):
-        return list(node)
-    return None
-
-
 def parse_windows(data: Any, source_file: str) -> dict[str, Window]:
     """The policy file's ``windows:`` value, validated: a list of windows, by name.
 
@@ -397,71 +355,78 @@ def parse_windows(data: Any, source_file: str) -> dict[str, Window]:
     ConfigError names ``source_file``, the line and the field, e.g.
     ``policy file p.yml, line 4: windows[0] (nightly).timezone: unknown time zone 'Europe/Berln'``.
     """
-    where = _Where(source_file)
-    entries = _seq(data)
+    return _windows(YamlDoc("", source_file), data)
+
+
+def load_windows(text: str, source_file: str) -> dict[str, Window]:
+    """The ``windows:`` of a policy file's text (none when the file has no such key)."""
+    doc = YamlDoc(text, source_file)
+    root = doc.root()
+    if root is None:
+        return {}
+    if not isinstance(root, yaml.MappingNode):
+        raise doc.error(root, "(top level)", "must be a mapping")
+    for key, value in root.value:
+        if doc.value(key) == "windows":
+            return _windows(doc, value)
+    return {}
+
+
+def _windows(doc: YamlDoc, data: Any) -> dict[str, Window]:
+    entries = doc.items(data)
     if entries is None:
-        raise where.error(data, "windows", "must be a list of windows (name, start, duration, timezone)")
+        raise doc.error(data, "windows", "must be a list of windows (name, start, duration, timezone)")
     out: dict[str, Window] = {}
     for i, entry in enumerate(entries):
         path = f"windows[{i}]"
-        try:
-            items = _items(entry)
-        except TypeError:
-            raise where.error(entry, path, "must be a mapping (name, start, duration, timezone)") from None
-        fields: dict[str, Any] = {}
-        for key, key_node, value_node in items:
-            if key not in _WINDOW_KEYS:
-                known = ", ".join(_WINDOW_KEYS)
-                raise where.error(key_node or entry, f"{path}.{key}", f"unknown field (known: {known})")
-            if key in fields:
-                raise where.error(key_node or entry, f"{path}.{key}", "given twice")
-            fields[key] = value_node
+        found = doc.mapping(entry, path, _WINDOW_KEYS, "a mapping (name, start, duration, timezone)")
+        fields = {key: value for key, (_key_node, value) in found.items()}
         if "name" not in fields:
-            raise where.error(entry, f"{path}.name", "missing")
-        name = _plain(fields["name"])
+            raise doc.error(entry, f"{path}.name", "missing")
+        name = doc.value(fields["name"])
         if not isinstance(name, str) or not _NAME.match(name):
-            raise where.error(
+            raise doc.error(
                 fields["name"], f"{path}.name", f"must be a name of letters, digits, '.', '_' or '-', got {name!r}"
             )
         if name in out:
-            raise where.error(fields["name"], f"{path}.name", f"window {name!r} is defined twice")
+            raise doc.error(fields["name"], f"{path}.name", f"window {name!r} is defined twice")
         path = f"{path} ({name})"
         for required in ("start", "duration"):
             if required not in fields:
-                raise where.error(entry, f"{path}.{required}", "missing")
-        window = _window(where, name, fields, path)
+                raise doc.error(entry, f"{path}.{required}", "missing")
+        window = _window(doc, name, fields, path)
         out[name] = window
     return out
 
 
-def _window(where: _Where, name: str, fields: dict[str, Any], path: str) -> Window:
-    start = _plain(fields["start"])
+def _window(doc: YamlDoc, name: str, fields: dict[str, Any], path: str) -> Window:
+    start = doc.value(fields["start"])
     if not isinstance(start, str):
-        raise where.error(fields["start"], f"{path}.start", f"must be a cron expression in quotes, got {start!r}")
+        raise doc.error(fields["start"], f"{path}.start", f"must be a cron expression in quotes, got {start!r}")
     try:
         cron = parse_cron(start)
     except ValueError as exc:
-        raise where.error(fields["start"], f"{path}.start", f"invalid cron expression {start!r}: {exc}") from None
+        raise doc.error(fields["start"], f"{path}.start", f"invalid cron expression {start!r}: {exc}") from None
     durations: dict[str, timedelta] = {}
     for key, default in (("duration", None), ("min_left", DEFAULT_MIN_LEFT)):
         if key not in fields:
             assert default is not None
             durations[key] = default
             continue
-        raw = _plain(fields[key])
+        raw = doc.value(fields[key])
         try:
             durations[key] = parse_duration(raw)
         except ValueError as exc:
-            raise where.error(fields[key], f"{path}.{key}", str(exc)) from None
+            raise doc.error(fields[key], f"{path}.{key}", str(exc)) from None
     duration, min_left = durations["duration"], durations["min_left"]
     if not timedelta(minutes=1) <= duration <= MAX_DURATION:
-        raise where.error(
+        raise doc.error(
             fields["duration"], f"{path}.duration", f"must be between 1m and 7d, got {format_duration(duration)}"
         )
     if min_left > duration:
         at = "min_left" if "min_left" in fields else "duration"
         by_default = "" if "min_left" in fields else " (the default)"
-        raise where.error(
+        raise doc.error(
             fields[at],
             f"{path}.{at}",
             f"min_left {format_duration(min_left)}{by_default} is longer than the window "
@@ -469,37 +434,19 @@ def _window(where: _Where, name: str, fields: dict[str, Any], path: str) -> Wind
         )
     tzname = "UTC"
     if "timezone" in fields:
-        raw_tz = _plain(fields["timezone"])
+        raw_tz = doc.value(fields["timezone"])
         if not isinstance(raw_tz, str) or not raw_tz.strip():
-            raise where.error(fields["timezone"], f"{path}.timezone", f"must be an IANA time zone name, got {raw_tz!r}")
+            raise doc.error(fields["timezone"], f"{path}.timezone", f"must be an IANA time zone name, got {raw_tz!r}")
         tzname = raw_tz.strip()
         try:
             ZoneInfo(tzname)
         except (ZoneInfoNotFoundError, ValueError):
-            raise where.error(
+            raise doc.error(
                 fields["timezone"],
                 f"{path}.timezone",
                 f"unknown time zone {tzname!r} (an IANA name like Europe/Berlin)",
             ) from None
     return Window(name=name, cron=cron, duration=duration, timezone=tzname, min_left=min_left)
-
-
-def load_windows(text: str, source_file: str) -> dict[str, Window]:
-    """The ``windows:`` of a policy file's text (none when the file has no such key)."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f", line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"policy file {source_file}{line}: invalid YAML: {exc}") from exc
-    if root is None:
-        return {}
-    if not isinstance(root, yaml.MappingNode):
-        raise _Where(source_file).error(root, "(top level)", "must be a mapping")
-    for key, value in root.value:
-        if _plain(key) == "windows":
-            return parse_windows(value, source_file)
-    return {}
 
 
 # --- the reboot policy --------------------------------------------------------------------------
