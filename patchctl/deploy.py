@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 from patchctl import paths
 from patchctl.ansible.fleet import PartStats, merge_parts, run_split
-from patchctl.ansible.inventory import Inventory
-from patchctl.ansible.runner import HostEvent, list_inventory, result_message
+from patchctl.ansible.inventory import Inventory, load_inventory
+from patchctl.ansible.runner import HostEvent, result_message
 from patchctl.decisions import actor
 from patchctl.errors import EXIT_HOST_FAILURES, EXIT_OK, ConfigError, PolicyBlocked
 from patchctl.reboot import RebootReport, after_deploy_outcomes
@@ -231,7 +231,7 @@ def _deploy_locked(
     report = DeployReport(rollout_id=r.id, wave=wave.name, state=target.state)
     inventory: Inventory | None = None
     if target.state == rollout.PENDING:
-        inventory = Inventory.from_ansible_json(opts.inventory, list_inventory(opts.inventory))
+        inventory = load_inventory(opts.inventory)
         hosts = _wave_hosts(r, target, inventory)
     else:
         hosts = target.hosts
@@ -371,7 +371,7 @@ def _deploy_hosts(
 
     queue = [h for h in todo if h in work]
     if queue and inventory is None:  # which host runs through which node
-        inventory = Inventory.from_ansible_json(opts.inventory, list_inventory(opts.inventory))
+        inventory = load_inventory(opts.inventory)
     parts: list[PartStats] = []
     for batch in rollout.batches(queue, wave, total=len(hosts)):
         reason = over()

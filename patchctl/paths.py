@@ -36,10 +36,6 @@ def module_utils_dir() -> Path:
     return content_root() / "plugins" / "module_utils"
 
 
-def filter_plugins_dir() -> Path:
-    return content_root() / "plugins" / "filter"
-
-
 def home() -> Path:
     """patchctl's state directory: ``$PATCHCTL_HOME``, else ``$XDG_DATA_HOME/patchctl``."""
     env = os.environ.get("PATCHCTL_HOME")

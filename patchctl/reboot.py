@@ -32,7 +32,8 @@ from typing import Any
 
 from patchctl import paths
 from patchctl.ansible.inventory import Inventory
-from patchctl.ansible.runner import HostEvent, PlaybookRunner, list_inventory, result_message
+from patchctl.ansible.inventory import load_inventory as load_inventory
+from patchctl.ansible.runner import HostEvent, PlaybookRunner, result_message
 from patchctl.errors import EXIT_HOST_FAILURES, EXIT_OK, ConfigError
 from patchctl.rules import maintenance
 from patchctl.rules.clock import iso_utc
@@ -306,10 +307,6 @@ class RebootOptions:
     limit: str | None = None
     timeout: int | None = None
     dry_run: bool = False
-
-
-def load_inventory(source: str) -> Inventory:
-    return Inventory.from_ansible_json(source, list_inventory(source))
 
 
 def reboot_pending(opts: RebootOptions, progress: ProgressFn | None = None) -> RebootReport:

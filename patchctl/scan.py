@@ -12,8 +12,8 @@ from typing import Any
 
 from patchctl import paths
 from patchctl.ansible.fleet import run_split
-from patchctl.ansible.inventory import Inventory
-from patchctl.ansible.runner import HostEvent, list_inventory, result_message
+from patchctl.ansible.inventory import load_inventory as load_inventory
+from patchctl.ansible.runner import HostEvent, result_message
 from patchctl.errors import EXIT_HOST_FAILURES, EXIT_OK, PatchctlError
 from patchctl.rules import normalize, normalize_windows
 from patchctl.rules.apps import Catalog, load_catalog
@@ -102,10 +102,6 @@ def scan_request(cache_valid_time: int, watch: list[str]) -> dict[str, Any]:
     ``patch_scan_linux_request`` variable. The role's defaults read it, so a host's or group's own
     ``patch_scan_linux_*`` variables still win (extra vars of those names would override them)."""
     return {"patch_scan_linux_request": {"cache_valid_time": cache_valid_time, "watch": list(watch)}}
-
-
-def load_inventory(source: str) -> Inventory:
-    return Inventory.from_ansible_json(source, list_inventory(source))
 
 
 def _now() -> datetime:

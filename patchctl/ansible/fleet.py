@@ -2,7 +2,7 @@
 
 :func:`run_split` splits the targets by ``patchctl_execution_node`` (:mod:`patchctl.ansible.nodes`), runs
 the local part with :class:`~patchctl.ansible.runner.PlaybookRunner` and each node's part with
-:func:`~patchctl.ansible.runner.run_on_node`, all at once (one thread each), and hands every event to
+:func:`~patchctl.ansible.streaming.run_on_node`, all at once (one thread each), and hands every event to
 the same ``on_event`` (which must be thread-safe) as it arrives. A node that fails or cannot be
 reached does not stop the others: its hosts without a result come back in ``unknown`` with the
 reason, and the caller records them as unreachable (their outcome is unknown: rescan them).
@@ -23,7 +23,8 @@ from typing import Any
 
 from patchctl.ansible import nodes
 from patchctl.ansible.inventory import Inventory
-from patchctl.ansible.runner import HostEvent, PlaybookRunner, RunResult, run_on_node
+from patchctl.ansible.runner import HostEvent, PlaybookRunner, RunResult
+from patchctl.ansible.streaming import run_on_node
 
 LOCAL_NAME = "(control node)"
 

@@ -1,6 +1,8 @@
 """The inventory as patchctl sees it: hosts, their groups and variables, and host patterns.
 
-Built from ``ansible-inventory --list`` JSON (the runner produces it); pattern matching follows
+:func:`load_inventory` is the one way patchctl reads an inventory: :func:`list_inventory` runs
+``ansible-inventory --list`` (through ansible-runner, as every Ansible command) and
+:meth:`Inventory.from_ansible_json` builds the model from its JSON. Pattern matching follows
 Ansible's host pattern rules for the forms operators use: names, groups, ``*`` wildcards,
 ``~regex``, ``,`` or ``:`` unions, ``&`` intersections and ``!`` exclusions.
 """
@@ -8,11 +10,36 @@ Ansible's host pattern rules for the forms operators use: names, groups, ``*`` w
 from __future__ import annotations
 
 import fnmatch
+import json
+import os
 import re
+import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
+import ansible_runner
+
+from patchctl.ansible.runner import (
+    ORIGIN_RE,
+    ansible_bin_dir,
+    ansible_env,
+    ansible_error,
+    plain_text,
+    private_data_dir,
+    require_inventory,
+)
 from patchctl.errors import ConfigError
+
+_PLUGIN_FAIL_RE = re.compile(r"^\[WARNING\]: Failed to parse inventory with '(?P<plugin>[\w.]+)' "
+                             r"plugin: (?P<msg>.*)$")  # fmt: skip
+
+
+def load_inventory(source: str) -> Inventory:
+    """The inventory ``source`` (a file or directory) as Ansible reads it; ConfigError with one
+    line naming the file and what is wrong when it is missing, malformed or has no hosts."""
+    return Inventory.from_ansible_json(source, list_inventory(source))
 
 
 @dataclass
@@ -116,3 +143,91 @@ class Inventory:
         if not selected:
             raise ConfigError(f"--limit: {pattern!r} selects no host in {self.source}")
         return sorted(selected)
+
+
+def _inventory_error(inventory: Path, stderr: str, rc: int | None = None) -> str:
+    """One line saying what is wrong with ``inventory``, taken from ansible-inventory's stderr
+    (and its exit status ``rc`` when the stderr names no cause)."""
+    text = plain_text(stderr)
+    lines = [ln.strip() for ln in text.splitlines()]
+    failures: dict[str, str] = {}
+    for ln in lines:
+        m = _PLUGIN_FAIL_RE.match(ln)
+        if m:
+            failures.setdefault(m["plugin"], m["msg"].strip())
+    location = ""
+    for ln in lines:
+        m = ORIGIN_RE.match(ln)
+        if m is None:
+            continue
+        origin = Path(m["file"])
+        if origin == inventory or inventory in origin.parents:
+            where = f"{origin.name} " if inventory.is_dir() else ""
+            location = f"{where}line {m['line']}" + (f", column {m['col']}" if m["col"] else "")
+            break
+    if inventory.suffix in (".yml", ".yaml", ".json"):
+        order = ("yaml", "auto", "ini", "toml", "script", "host_list")
+    else:
+        order = ("ini", "yaml", "auto", "toml", "script", "host_list")
+    reason = next((failures[p] for p in order if p in failures), None)
+    if reason is None and failures:
+        reason = next(iter(failures.values()))
+    if reason is None:
+        reason = ansible_error(text)
+    if reason is None:
+        last = next((ln for ln in reversed(lines) if ln), "")
+        status = "" if rc is None else f"exit {rc}" + (f" (killed by signal {-rc})" if rc < 0 else "")
+        detail = "; ".join(part for part in (status, last[:300]) if part)
+        reason = "ansible-inventory could not read it" + (f" ({detail})" if detail else "")
+    reason = reason.splitlines()[0]
+    return f"inventory {inventory}: {location + ': ' if location else ''}{reason}"
+
+
+def inventory_hosts(data: Mapping[str, Any]) -> set[str]:
+    """Every host named in ``ansible-inventory --list`` output."""
+    hosts: set[str] = set((data.get("_meta") or {}).get("hostvars") or {})
+    for name, group in data.items():
+        if name != "_meta" and isinstance(group, dict):
+            hosts.update(str(h) for h in group.get("hosts") or [])
+    return hosts
+
+
+def list_inventory(inventory: str, *, allow_empty: bool = False) -> dict[str, Any]:
+    """``ansible-inventory --list`` of ``inventory``, as a dict.
+
+    Raises ConfigError with one line naming the file and what is wrong when the inventory is
+    missing or malformed, or (unless ``allow_empty``) has no hosts.
+    """
+    inv_path = require_inventory(inventory)
+    exe = ansible_bin_dir() / "ansible-inventory"
+    command = str(exe) if exe.exists() else (shutil.which("ansible-inventory") or "")
+    if not command:
+        raise ConfigError("ansible-inventory not found (is ansible-core installed?)")
+    # stdin is /dev/null, not patchctl's own: Ansible refuses to start on a non-blocking stdin
+    # ("Ansible requires blocking IO"), and a caller's stdin can be left non-blocking by another
+    # process that shares it (an ssh client killed before it restored the flag, a CI runner).
+    with private_data_dir() as pdd, open(os.devnull, "rb") as devnull:
+        try:
+            out, err, rc = ansible_runner.run_command(
+                executable_cmd=command,
+                cmdline_args=["--list", "-i", str(inv_path)],
+                runner_mode="subprocess",
+                private_data_dir=str(pdd),
+                envvars=ansible_env(),
+                quiet=True,
+                suppress_env_files=True,
+                input_fd=devnull,
+            )
+        except ansible_runner.exceptions.AnsibleRunnerException as exc:
+            raise ConfigError(f"inventory {inv_path}: cannot run ansible-inventory: {exc}") from exc
+    if rc != 0:
+        raise ConfigError(_inventory_error(inv_path, str(err or out), int(rc) if rc is not None else None))
+    try:
+        data = json.loads(str(out))
+    except ValueError as exc:
+        raise ConfigError(f"inventory {inv_path}: ansible-inventory gave no JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"inventory {inv_path}: ansible-inventory gave no mapping")
+    if not allow_empty and not inventory_hosts(data):
+        raise ConfigError(f"inventory {inv_path}: no hosts in it")
+    return cast("dict[str, Any]", data)

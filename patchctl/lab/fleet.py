@@ -1,7 +1,10 @@
 """The local lab fleet: real Debian 12 hosts on one machine, each in its own mount, PID, UTS and
 IPC namespace with its own sshd on its own loopback address, and a signed apt repository.
 
-Nothing here touches the machine's network beyond loopback, and nothing can reboot it.
+This is the lab's lifecycle (``up``, ``status``, ``reset``, ``down``) and what can be read from a
+running host; the faults that tests inject into it (power off, a killed sshd, a full disk, a
+broken repository) are in :mod:`patchctl.lab.faults`. Nothing here touches the machine's network
+beyond loopback, and nothing can reboot it.
 """
 
 from __future__ import annotations
@@ -547,21 +550,7 @@ class Lab:
             )
         return out
 
-    # -- failure helpers (for tests) -----------------------------------------------------------
-    def power_off(self, name: str, timeout: float = 10.0) -> None:
-        self.host(name)
-        (self.dir / "hosts" / name / "desired").write_text("off\n")
-        deadline = time.monotonic() + timeout
-        while self.init_pid(name) is not None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if self.init_pid(name) is not None:
-            raise LabError(f"lab: {name} did not power off within {timeout:.0f}s")
-
-    def power_on(self, name: str, timeout: float = 120.0) -> None:
-        self.host(name)
-        (self.dir / "hosts" / name / "desired").write_text("on\n")
-        self.wait_reachable(timeout, [name])
-
+    # -- inside a running host -------------------------------------------------------------------
     def host_pids(self, name: str) -> list[int]:
         """Every process inside the host's PID namespace (its PID 1 included)."""
         init = self.init_pid(name)
@@ -581,38 +570,6 @@ class Lab:
                     continue
         return pids
 
-    def kill_sshd(self, name: str) -> None:
-        """Kill the host's sshd alone: the host stays on but answers no SSH."""
-        for pid in self.host_pids(name):
-            try:
-                comm = Path(f"/proc/{pid}/comm").read_text().strip()
-            except OSError:
-                continue
-            if comm == "sshd":
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-
-    def mount_tmpfs(self, name: str, path: str, size: str = "4k", mkdirs: tuple[str, ...] = ()) -> None:
-        """A small tmpfs over ``path`` inside the host's own mount namespace: a full disk there.
-
-        Made from this machine with ``nsenter`` into the host's mount namespace only (the
-        machine's own mounts are never touched); it vanishes when the host powers off or resets.
-        ``mkdirs`` are created inside it (e.g. apt's ``partial``).
-        """
-        if not path.startswith("/") or ".." in path.split("/"):
-            raise ConfigError(f"lab: mount_tmpfs needs an absolute path without '..', got {path!r}")
-        init = self.init_pid(name)
-        if init is None:
-            raise LabError(f"lab: {name} is not running")
-        target = self.dir / "hosts" / name / "merged" / path.lstrip("/")
-        # the paths are arguments of the script, never part of its text
-        script = 'mount -t tmpfs -o "size=$1,mode=0755" patchctl-lab-full "$2" && shift 2 && for d; do mkdir "$d"; done'
-        cmd = ["nsenter", "-t", str(init), "-m", "--", "sh", "-c", script, "sh", size, str(target)]
-        cmd += [str(target / d) for d in mkdirs]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise LabError(f"lab: cannot mount a tmpfs over {path} in {name}: {proc.stderr.strip()}")
-
     def host_path(self, name: str, path: str) -> Path:
         """``path`` inside the running host ``name``, seen from this machine (through its PID 1)."""
         if not path.startswith("/") or ".." in path.split("/"):
@@ -622,19 +579,6 @@ class Lab:
             raise LabError(f"lab: {name} is not running")
         merged = self.dir / "hosts" / name / "merged"
         return Path(f"/proc/{init}/root") / str(merged).lstrip("/") / path.lstrip("/")
-
-    def break_repo(self, name: str, kind: str) -> None:
-        """Point the host's apt source at a broken copy of the lab repository (lab.repo.VARIANTS:
-        unsigned, signed by an unknown key, or with tampered package files), until restore_repo or
-        a reset. The other hosts keep the real one."""
-        self.host(name)
-        repo.build_variant(self.dir / "repo", kind)
-        self.host_path(name, APT_SOURCES).write_text(apt_sources(f"{repo.VARIANTS_DIR}/{kind}/debian"))
-
-    def restore_repo(self, name: str) -> None:
-        """The host's apt source back to the real lab repository."""
-        self.host(name)
-        self.host_path(name, APT_SOURCES).write_text(apt_sources())
 
     # -- down / reset -----------------------------------------------------------------------------
     def stray_pids(self) -> list[int]:

@@ -246,7 +246,7 @@ def base_debs(repo_dir: Path) -> list[Path]:
 
 
 # Broken copies of the repository, for the integrity tests: each is served under
-# ``repo/variants/KIND/debian`` and a host is pointed at one with Lab.break_repo.
+# ``repo/variants/KIND/debian`` and a host is pointed at one with lab.faults.break_repo.
 VARIANTS_DIR = "variants"
 # no signature at all (no InRelease, no Release.gpg)
 VARIANT_UNSIGNED = "unsigned"

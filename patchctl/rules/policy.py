@@ -2,7 +2,7 @@
 
 No I/O: :func:`parse_policy` takes the file's text and name (the flows read the file), and
 :func:`evaluate` decides one update at one moment. Every validation error is a ConfigError
-naming the file, the line and the field, e.g.
+naming the file, the line and the field (:mod:`patchctl.rules.yamldoc` reads the YAML), e.g.
 ``policy file /etc/patchctl/policy.yml, line 7: baselines.debian.approve_after_days: must be ...``.
 
 The file (see ``policies/default.yml`` for a commented example)::
@@ -38,9 +38,9 @@ from typing import Any
 
 import yaml
 
-from patchctl.errors import ConfigError
 from patchctl.rules.maintenance import Window, parse_windows
 from patchctl.rules.model import CLASSIFICATIONS
+from patchctl.rules.yamldoc import YamlDoc
 
 FAMILIES = ("debian", "redhat", "suse", "windows", "default")
 # Update source -> the OS family whose baseline decides it.
@@ -239,94 +239,9 @@ _WAVE_KEYS = ("name", "hosts", "bake_days", "max_concurrency", "max_fail_percent
 _TOP_KEYS = ("version", "baselines", "waves", "windows")
 
 
-class _Doc:
-    """Turns YAML nodes into values, raising ConfigError with the file, line and field."""
-
-    def __init__(self, text: str, filename: str) -> None:
-        self.filename = filename
-        try:
-            self.loader = yaml.SafeLoader(text)
-        except yaml.YAMLError as exc:  # the reader refuses NUL and other unprintable characters
-            problem = str(exc).splitlines()[0]
-            raise ConfigError(f"policy file {filename}: invalid YAML: {problem}") from exc
-
-    def error(self, node: yaml.Node | None, fieldname: str, problem: str) -> ConfigError:
-        line = f", line {node.start_mark.line + 1}" if node is not None else ""
-        where = f"{fieldname}: " if fieldname else ""
-        return ConfigError(f"policy file {self.filename}{line}: {where}{problem}")
-
-    def root(self) -> yaml.Node | None:
-        try:
-            return self.loader.get_single_node()
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            line = f", line {mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"policy file {self.filename}{line}: invalid YAML: {problem}") from exc
-        finally:
-            self.loader.dispose()
-
-    def value(self, node: yaml.Node) -> Any:
-        try:
-            return self.loader.construct_object(node, deep=True)
-        except yaml.YAMLError as exc:
-            raise self.error(node, "", f"invalid YAML: {exc}") from exc
-
-    def mapping(self, node: yaml.Node, fieldname: str, known: Sequence[str]) -> dict[str, tuple[yaml.Node, yaml.Node]]:
-        if not isinstance(node, yaml.MappingNode):
-            raise self.error(node, fieldname or "(top level)", "must be a mapping")
-        out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
-        for key_node, value_node in node.value:
-            key = str(self.value(key_node))
-            path = f"{fieldname}.{key}" if fieldname else key
-            if known and key not in known:
-                raise self.error(key_node, path, f"unknown field (known: {', '.join(known)})")
-            if key in out:
-                raise self.error(key_node, path, "given twice")
-            out[key] = (key_node, value_node)
-        return out
-
-    def int_value(self, node: yaml.Node, fieldname: str, minimum: int = 0, maximum: int | None = None) -> int:
-        raw = self.value(node)
-        if (
-            isinstance(raw, bool)
-            or not isinstance(raw, int)
-            or raw < minimum
-            or (maximum is not None and raw > maximum)
-        ):
-            bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
-            raise self.error(node, fieldname, f"must be an integer {bounds}, got {raw!r}")
-        return raw
-
-    def number(self, node: yaml.Node, fieldname: str, minimum: float = 0, maximum: float | None = None) -> float:
-        raw = self.value(node)
-        ok = isinstance(raw, int | float) and not isinstance(raw, bool)
-        if not ok or raw < minimum or (maximum is not None and raw > maximum):
-            bounds = f"between {minimum:g} and {maximum:g}" if maximum is not None else f"at least {minimum:g}"
-            raise self.error(node, fieldname, f"must be a number {bounds}, got {raw!r}")
-        return float(raw)
-
-    def string(self, node: yaml.Node, fieldname: str) -> str:
-        raw = self.value(node)
-        if not isinstance(raw, str) or not raw.strip():
-            raise self.error(node, fieldname, f"must be a non-empty string, got {raw!r}")
-        return raw.strip()
-
-    def strings(
-        self, node: yaml.Node, fieldname: str, check: Callable[[yaml.Node, str, str], str] | None = None
-    ) -> tuple[str, ...]:
-        if not isinstance(node, yaml.SequenceNode):
-            raise self.error(node, fieldname, "must be a list of strings")
-        out: list[str] = []
-        for i, item in enumerate(node.value):
-            text = self.string(item, f"{fieldname}[{i}]")
-            out.append(check(item, f"{fieldname}[{i}]", text) if check else text)
-        return tuple(out)
-
-
 def parse_policy(text: str, filename: str) -> Policy:
     """Parse and validate a policy file's text; ConfigError names ``filename``, line and field."""
-    doc = _Doc(text, filename)
+    doc = YamlDoc(text, filename)
     root = doc.root()
     if root is None:
         raise doc.error(None, "", "the file is empty (expected baselines: and waves:)")
@@ -352,7 +267,7 @@ def parse_policy(text: str, filename: str) -> Policy:
     return Policy(source=filename, baselines=baselines, waves=waves, windows=windows)
 
 
-def _classification(doc: _Doc) -> Callable[[yaml.Node, str, str], str]:
+def _classification(doc: YamlDoc) -> Callable[[yaml.Node, str, str], str]:
     def check(node: yaml.Node, fieldname: str, value: str) -> str:
         if value not in CLASSIFICATIONS:
             raise doc.error(node, fieldname, f"unknown classification {value!r} (known: {', '.join(CLASSIFICATIONS)})")
@@ -361,7 +276,7 @@ def _classification(doc: _Doc) -> Callable[[yaml.Node, str, str], str]:
     return check
 
 
-def _baseline(doc: _Doc, node: yaml.Node, path: str) -> Baseline:
+def _baseline(doc: YamlDoc, node: yaml.Node, path: str) -> Baseline:
     fields = doc.mapping(node, path, _BASELINE_KEYS)
     kwargs: dict[str, Any] = {}
     if "classifications" in fields:
@@ -378,7 +293,7 @@ def _baseline(doc: _Doc, node: yaml.Node, path: str) -> Baseline:
     return Baseline(**kwargs)
 
 
-def _waves(doc: _Doc, node: yaml.Node) -> tuple[Wave, ...]:
+def _waves(doc: YamlDoc, node: yaml.Node) -> tuple[Wave, ...]:
     if not isinstance(node, yaml.SequenceNode) or not node.value:
         raise doc.error(node, "waves", "must be a non-empty list of waves")
     waves: list[Wave] = []

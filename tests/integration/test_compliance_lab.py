@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
+from patchctl.lab import faults
+
 from .conftest import LabEnv
 from .test_reboot_lab import INSIDE, deployed, ok
 
@@ -54,11 +56,11 @@ def test_each_compliance_state_the_same_in_verify_and_report(lab_env: LabEnv, tm
         "srv-02",
         "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --allow-downgrades patchctl-demo-app=1.0-1",
     )
-    lab_env.lab.power_off("cli-02")
+    faults.power_off(lab_env.lab, "cli-02")
     try:
         first_verify = ok(pc("verify", "--json", now=INSIDE), code=1).json()
     finally:
-        lab_env.lab.power_on("cli-02")
+        faults.power_on(lab_env.lab, "cli-02")
     first_report = ok(pc("report", "--json", now=INSIDE)).json()
     by_verify, by_report = states(first_verify, first_report)
     expected = {"srv-01": "compliant", "cli-01": "reboot_pending", "srv-02": "missing", "cli-02": "unreachable"}

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from patchctl.lab import faults
 from patchctl.lab.repo import SLOW_MARKER
 
 from .conftest import LabEnv
@@ -42,7 +43,7 @@ def test_host_faults_each_recorded_with_reason_and_wave_within_threshold(lab_env
     cli = prepare(lab_env, tmp_path, {cut: 8}, concurrency=2, fail_percent=50)
 
     lab_env.ssh(locked, HOLD_DPKG_LOCK)
-    lab_env.lab.mount_tmpfs(full, "/var/cache/apt/archives", size="4k", mkdirs=("partial",))
+    faults.mount_tmpfs(lab_env.lab, full, "/var/cache/apt/archives", size="4k", mkdirs=("partial",))
     assert "patchctl-lab-full" in lab_env.ssh(full, "grep /var/cache/apt/archives /proc/mounts").stdout
 
     proc = cli.start("deploy", "--json")
@@ -51,7 +52,7 @@ def test_host_faults_each_recorded_with_reason_and_wave_within_threshold(lab_env
         lambda: lab_env.ssh(cut, f"test -e {SLOW_MARKER}", check=False).returncode == 0,
         proc=proc,
     )
-    lab_env.lab.kill_sshd(cut)
+    faults.kill_sshd(lab_env.lab, cut)
     stdout, stderr = proc.communicate(timeout=600)
     assert "Traceback" not in stderr
     assert proc.returncode == 1, stderr
@@ -78,8 +79,8 @@ def test_host_faults_each_recorded_with_reason_and_wave_within_threshold(lab_env
     # The faults go away (the lock holder and the tmpfs with a power cycle); the rerun finishes
     # the halted wave, and nothing is installed twice on any host.
     for host in (locked, full, cut):
-        lab_env.lab.power_off(host)
-        lab_env.lab.power_on(host)
+        faults.power_off(lab_env.lab, host)
+        faults.power_on(lab_env.lab, host)
     time.sleep(1)
     final = cli("deploy", "--json")
     assert final.code == 0, final

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from patchctl.lab import faults
 from patchctl.lab.repo import VARIANT_TAMPERED, VARIANT_UNKNOWN_KEY, VARIANT_UNSIGNED
 
 from .conftest import LabEnv
@@ -71,7 +72,7 @@ def test_broken_repositories_are_integrity_problems_and_nothing_installs(lab_env
         assert isinstance(created, dict) and len(created["updates"]) == len(TARGET)
 
         for host, kind in BROKEN.items():
-            lab.break_repo(host, kind)
+            faults.break_repo(lab, host, kind)
 
         # The scan: each broken host failed with 'integrity: ...' and apt's reason; the healthy one ok.
         code, scan, err = cli("scan")
@@ -103,7 +104,7 @@ def test_broken_repositories_are_integrity_problems_and_nothing_installs(lab_env
             assert demo_versions(lab_env, host) == BASE, host
 
         # A host that trusts a source without its signature (its own apt configuration) is refused.
-        lab.restore_repo("srv-01")
+        faults.restore_repo(lab, "srv-01")
         lab.host_path("srv-01", "/etc/apt/sources.list.d/insecure.list").write_text(
             "deb [trusted=yes] http://patchctl-repo:8080/debian bookworm main\n"
         )

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
+from patchctl.lab import faults
 from patchctl.lab.fleet import Lab
 from patchctl.store import Store
 from patchctl.store.rollouts import RolloutStore
@@ -138,13 +139,13 @@ def test_a_node_powered_off_mid_run_leaves_its_hosts_unreachable(node_lab: NodeL
     )  # fmt: skip
     try:
         time.sleep(1.5)  # the jobs are on their way to the nodes
-        node_lab.lab.power_off(node_b)
+        faults.power_off(node_lab.lab, node_b)
         out, err = proc.communicate(timeout=600)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-        node_lab.lab.power_on(node_b)
+        faults.power_on(node_lab.lab, node_b)
     assert proc.returncode == 1, err
     hosts = {h["name"]: h for h in json.loads(out)["hosts"]}
     for host in node_lab.sites[node_a]:

@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
+from patchctl.lab import faults
+
 from .conftest import CliResult, LabEnv
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
@@ -216,7 +218,7 @@ def test_reboot_that_never_returns_is_failed_and_others_proceed(lab_env: LabEnv,
         assert plans["srv-01"] == "reboot"
         assert "srv-02" not in plans
     finally:
-        lab_env.lab.power_on("srv-01")
+        faults.power_on(lab_env.lab, "srv-01")
 
 
 def test_verify_finds_a_downgrade_and_the_next_deploy_fixes_it(lab_env: LabEnv, tmp_path: Path) -> None:
@@ -252,7 +254,7 @@ def test_verify_unreachable_and_stale(lab_env: LabEnv, tmp_path: Path) -> None:
     lab_env.lab.reset()
     pc = Patchctl(lab_env, tmp_path)
     ok(pc("scan"))
-    lab_env.lab.power_off("cli-02")
+    faults.power_off(lab_env.lab, "cli-02")
     try:
         data = ok(pc("verify", "--json", now=INSIDE), code=1).json()
         assert isinstance(data, dict)
@@ -269,7 +271,7 @@ def test_verify_unreachable_and_stale(lab_env: LabEnv, tmp_path: Path) -> None:
             "cli-02": "unreachable",
         }
     finally:
-        lab_env.lab.power_on("cli-02")
+        faults.power_on(lab_env.lab, "cli-02")
 
 
 def test_policy_file_window_errors_are_reported(lab_env: LabEnv, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from patchctl.lab import faults
 from tests.conftest import Inbox
 
 from .conftest import CliResult, LabEnv
@@ -233,11 +234,11 @@ def test_unreachable_host_counts_as_failed(lab_env: LabEnv, tmp_path: Path) -> N
     pc = fresh(lab_env, tmp_path, write_policy(tmp_path / "policy.yml", waves=one_wave))
     victim = lab_env.lab.hosts()[1].name
     ok(pc("rollout", "create"))
-    lab_env.lab.power_off(victim)
+    faults.power_off(lab_env.lab, victim)
     try:
         result = pc("deploy", "--json")
     finally:
-        lab_env.lab.power_on(victim)
+        faults.power_on(lab_env.lab, victim)
     assert result.code == 1, result.stderr
     report = result.json()
     assert isinstance(report, dict)

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from patchctl.lab import faults
+
 from .conftest import LabEnv
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
@@ -109,7 +111,7 @@ def test_unreachable_host_is_recorded_and_others_scanned(lab_env: LabEnv, tmp_pa
     lab_env.lab.reset()  # deploy tests may have changed the hosts
     db = tmp_path / "unreach.db"
     victim = lab_env.lab.hosts()[1].name
-    lab_env.lab.kill_sshd(victim)
+    faults.kill_sshd(lab_env.lab, victim)
     try:
         result = lab_env.cli("scan", "--json", db=db)
         assert result.code == 1, result.stderr
@@ -124,8 +126,8 @@ def test_unreachable_host_is_recorded_and_others_scanned(lab_env: LabEnv, tmp_pa
         assert rows[victim]["reachability"] == "unreachable"
         assert all(rows[h]["missing"]["total"] > 0 for h in rows if h != victim)
     finally:
-        lab_env.lab.power_off(victim)
-        lab_env.lab.power_on(victim)
+        faults.power_off(lab_env.lab, victim)
+        faults.power_on(lab_env.lab, victim)
 
 
 def test_malformed_inventory_is_a_usage_error(lab_env: LabEnv, tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Maintenance windows and the reboot policy: cron, time zones, midnight, DST switch days."""
+"""Maintenance windows: time zones, midnight, DST switch days, the policy file's windows: section."""
 
 from __future__ import annotations
 
@@ -10,22 +10,11 @@ import yaml
 
 from patchctl.errors import ConfigError
 from patchctl.rules.maintenance import (
-    ACTION_NONE,
-    ACTION_PENDING,
-    ACTION_REBOOT,
-    REBOOT_ALWAYS,
-    REBOOT_IF_REQUIRED,
-    REBOOT_NEVER,
     Window,
-    format_duration,
     hosts_by_window,
     load_windows,
     local_start,
-    parse_cron,
-    parse_duration,
     parse_windows,
-    reboot_decision,
-    reboot_mode,
     undefined_windows,
 )
 
@@ -45,94 +34,12 @@ def utc(y: int, mo: int, d: int, h: int, mi: int = 0) -> datetime:
     return datetime(y, mo, d, h, mi, tzinfo=UTC)
 
 
-# --- cron --------------------------------------------------------------------------------------
-
-
-def test_cron_fields_lists_ranges_steps_names() -> None:
-    c = parse_cron("*/15 1-3,22 * jan-mar mon-fri")
-    assert c.minutes == (0, 15, 30, 45)
-    assert c.hours == (1, 2, 3, 22)
-    assert c.months == frozenset({1, 2, 3})
-    assert c.weekdays == frozenset({1, 2, 3, 4, 5})
-    c = parse_cron("10-50/20 0 * * *")
-    assert c.minutes == (10, 30, 50)
-    c = parse_cron("5/20 0 * * *")  # a start with a step runs to the end of the field
-    assert c.minutes == (5, 25, 45)
-
-
-def test_cron_sunday_is_0_and_7() -> None:
-    assert parse_cron("0 0 * * 7").weekdays == parse_cron("0 0 * * 0").weekdays == frozenset({0})
-    sunday = date(2025, 3, 30)
-    assert parse_cron("0 0 * * 7").matches_day(sunday)
-    assert not parse_cron("0 0 * * 7").matches_day(sunday + timedelta(days=1))
-
-
-def test_cron_day_of_month_or_day_of_week_when_both_restricted() -> None:
-    c = parse_cron("0 0 13 * fri")  # the 13th OR any Friday, as in cron
-    assert c.matches_day(date(2025, 1, 13))  # a Monday
-    assert c.matches_day(date(2025, 1, 17))  # a Friday
-    assert not c.matches_day(date(2025, 1, 14))
-    c = parse_cron("0 0 13 * *")  # only the day of month restricted: AND with '*'
-    assert not c.matches_day(date(2025, 1, 17))
-
-
-def test_cron_macros() -> None:
-    assert parse_cron("@daily").hours == (0,) and parse_cron("@daily").minutes == (0,)
-    assert parse_cron("@weekly").weekdays == frozenset({0})
-    assert parse_cron("@hourly").hours == tuple(range(24))
-
-
-@pytest.mark.parametrize(
-    ("text", "problem"),
-    [
-        ("0 1 * *", "expected 5 fields"),
-        ("0 1 * * * *", "expected 5 fields"),
-        ("60 1 * * *", "minute: 60 is out of range 0-59"),
-        ("0 24 * * *", "hour: 24 is out of range 0-23"),
-        ("0 1 0 * *", "day of month: 0 is out of range 1-31"),
-        ("0 1 * 13 *", "month: 13 is out of range 1-12"),
-        ("0 1 * * 8", "day of week: 8 is out of range 0-7"),
-        ("0 1 * * funday", "day of week: 'funday' is not a number"),
-        ("5-1 1 * * *", "runs backwards"),
-        ("*/0 1 * * *", "step must be at least 1"),
-        ("0 1 31 2 *", "never matches a real date"),
-        ("@sometimes", "unknown macro"),
-        ("0 1 ** * *", "cannot read"),
-    ],
-)
-def test_cron_errors(text: str, problem: str) -> None:
-    with pytest.raises(ValueError, match=problem):
-        parse_cron(text)
+# --- a cron start on 29 February -----------------------------------------------------------------
 
 
 def test_cron_29_february_is_valid_and_found() -> None:
     w = window("0 3 29 2 *", "1h")
     assert w.next_starts(utc(2025, 1, 1, 0), 2) == [utc(2028, 2, 29, 3), utc(2032, 2, 29, 3)]
-
-
-# --- durations ---------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("raw", "minutes"),
-    [(90, 90), ("90", 90), ("90m", 90), ("4h", 240), ("1h30m", 90), ("2d", 2880), ("1d2h3m", 1563), ("45min", 45)],
-)
-def test_durations(raw: object, minutes: int) -> None:
-    assert parse_duration(raw) == timedelta(minutes=minutes)
-
-
-@pytest.mark.parametrize("raw", ["", "4x", "h", "1.5h", True, "m30"])
-def test_bad_durations(raw: object) -> None:
-    with pytest.raises(ValueError, match="not a duration"):
-        parse_duration(raw)
-
-
-def test_format_duration() -> None:
-    assert format_duration(timedelta(minutes=90)) == "1h30m"
-    assert format_duration(timedelta(hours=4)) == "4h"
-    assert format_duration(timedelta(days=2, hours=3)) == "2d3h"
-    assert format_duration(timedelta(seconds=59)) == "0m"
-    assert format_duration(timedelta(seconds=-5)) == "0m"
 
 
 # --- windows in UTC and other zones ----------------------------------------------------------------
@@ -377,38 +284,6 @@ def test_windows_must_be_a_list_of_mappings() -> None:
         load_windows("windows:\n  - nightly\n", "p.yml")
     with pytest.raises(ConfigError, match=r"policy file p.yml: windows\[0\] \(n\).start: missing"):
         parse_windows([{"name": "n", "duration": "1h"}], "p.yml")
-
-
-# --- reboot policy ------------------------------------------------------------------------------------
-
-
-def test_reboot_mode_by_role_and_override() -> None:
-    assert reboot_mode("server") == REBOOT_IF_REQUIRED
-    assert reboot_mode("client") == REBOOT_NEVER
-    assert reboot_mode(None) == REBOOT_NEVER
-    assert reboot_mode("client", "always") == REBOOT_ALWAYS
-    assert reboot_mode("server", "never") == REBOOT_NEVER
-    assert reboot_mode("server", "") == REBOOT_IF_REQUIRED
-    with pytest.raises(ValueError, match="patch_reboot must be one of"):
-        reboot_mode("server", "sometimes")
-
-
-def test_reboot_decision() -> None:
-    w = window("0 1 * * *", "4h")
-    inside, outside, late = utc(2025, 6, 1, 2), utc(2025, 6, 1, 12), utc(2025, 6, 1, 4, 50)
-    assert reboot_decision(REBOOT_IF_REQUIRED, True, w, inside).action == ACTION_REBOOT
-    d = reboot_decision(REBOOT_IF_REQUIRED, True, w, outside)
-    assert d.action == ACTION_PENDING
-    assert d.reason == "window w is closed: next opens 2025-06-02T01:00+00:00"
-    d = reboot_decision(REBOOT_IF_REQUIRED, True, w, late)
-    assert (d.action, d.reason) == (ACTION_PENDING, "window w has 10m left, less than min_left 30m")
-    assert reboot_decision(REBOOT_IF_REQUIRED, False, w, inside).action == ACTION_NONE
-    assert reboot_decision(REBOOT_NEVER, True, w, inside).action == ACTION_PENDING
-    assert reboot_decision(REBOOT_ALWAYS, False, w, inside, changed=True).action == ACTION_REBOOT
-    assert reboot_decision(REBOOT_ALWAYS, False, w, inside, changed=False).action == ACTION_NONE
-    d = reboot_decision(REBOOT_IF_REQUIRED, True, None, inside, window_name="lab-nightly")
-    assert (d.action, d.reason) == (ACTION_PENDING, "maintenance window 'lab-nightly' is not defined in the policy")
-    assert reboot_decision(REBOOT_IF_REQUIRED, True, None, inside).action == ACTION_PENDING
 
 
 def test_hosts_by_window() -> None:

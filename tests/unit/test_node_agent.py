@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from patchctl.ansible.runner import _wait_for_agent
+from patchctl.ansible.ssh_agent import wait_for_agent
 from patchctl.errors import ConfigError
 
 
@@ -28,7 +28,7 @@ def test_waits_until_the_agent_listens(tmp_path: Path) -> None:
     try:
         started = time.monotonic()
         timer.start()
-        _wait_for_agent(alive, path)
+        wait_for_agent(alive, path)
         assert time.monotonic() - started >= 0.35
     finally:
         timer.cancel()
@@ -42,7 +42,7 @@ def test_an_agent_that_died_is_an_error_not_a_wait(tmp_path: Path) -> None:
     dead = subprocess.Popen(["false"])
     dead.wait()
     with pytest.raises(ConfigError, match="exited 1"):
-        _wait_for_agent(dead, path)
+        wait_for_agent(dead, path)
 
 
 def test_an_agent_that_never_listens_times_out(tmp_path: Path) -> None:
@@ -52,7 +52,7 @@ def test_an_agent_that_never_listens_times_out(tmp_path: Path) -> None:
         alive = subprocess.Popen(["sleep", "30"])
         try:
             with pytest.raises(ConfigError, match="does not answer"):
-                _wait_for_agent(alive, path, timeout=0.3)
+                wait_for_agent(alive, path, timeout=0.3)
         finally:
             alive.kill()
             alive.wait()

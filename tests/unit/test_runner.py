@@ -6,6 +6,7 @@ and a host whose ssh port is closed (unreachable).
 
 from __future__ import annotations
 
+import configparser
 import contextlib
 import os
 import shutil
@@ -18,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from patchctl.ansible.runner import HostEvent, PlaybookRunner, ansible_env, inventory_hosts, list_inventory
+from patchctl.ansible.inventory import inventory_hosts, list_inventory
+from patchctl.ansible.runner import HostEvent, PlaybookRunner, ansible_env
 from patchctl.errors import EXIT_HOST_FAILURES, EXIT_USAGE, ConfigError, PatchctlError
 
 FIXTURE = Path(__file__).resolve().parent.parent / "data" / "runner"
@@ -248,5 +250,33 @@ def test_environment_keeps_host_key_checking_and_finds_our_ansible() -> None:
     assert env["ANSIBLE_INVENTORY_UNPARSED_FAILED"] == "True"
     assert env["ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED"] == "True"
     assert env["ANSIBLE_PIPELINING"] == "True"
-    for key in ("ANSIBLE_LIBRARY", "ANSIBLE_ROLES_PATH", "ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_FILTER_PLUGINS"):
+    for key in ("ANSIBLE_LIBRARY", "ANSIBLE_ROLES_PATH", "ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_MODULE_UTILS"):
         assert env[key]
+
+
+# ansible.cfg key -> the environment variable that patchctl sets instead
+CONTENT_SETTINGS = {
+    "library": "ANSIBLE_LIBRARY",
+    "module_utils": "ANSIBLE_MODULE_UTILS",
+    "roles_path": "ANSIBLE_ROLES_PATH",
+    "collections_path": "ANSIBLE_COLLECTIONS_PATH",
+}
+
+
+def test_ansible_cfg_and_the_environment_name_the_same_content_directories() -> None:
+    """The checkout's ansible.cfg (ansible-lint, molecule, ansible-playbook by hand) and
+    ansible_env (every run patchctl starts) point Ansible at the same directories, and at no
+    plugin directory the project does not have (there is no plugins/filter).
+
+    Broken on purpose: setting ANSIBLE_FILTER_PLUGINS again in ansible_env, or a filter_plugins
+    line in ansible.cfg, or pointing ANSIBLE_LIBRARY elsewhere, fails this test.
+    """
+    root = Path(__file__).resolve().parents[2]
+    cfg = configparser.ConfigParser()
+    cfg.read(root / "ansible.cfg", encoding="utf-8")
+    defaults = dict(cfg["defaults"])
+    env = ansible_env()
+    for key, var in CONTENT_SETTINGS.items():
+        assert (root / defaults[key]).resolve() == Path(env[var]).resolve(), key
+    assert [k for k in defaults if k.endswith("_plugins")] == []
+    assert [k for k in env if k.endswith("_PLUGINS")] == []
