@@ -312,6 +312,12 @@ class Config:
         return int(self.settings["forks"].value)
 
     @property
+    def forks_set(self) -> int | None:
+        """The forks a file, the environment or the command line set; None when only the default
+        holds (a scan then sizes its forks to the hosts)."""
+        return self.forks if self.settings["forks"].source != SOURCE_DEFAULT else None
+
+    @property
     def scan_cache_valid_time(self) -> int:
         return int(self.settings["scan_cache_valid_time"].value)
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from patchctl.ansible import nodes
+from patchctl.ansible.inventory import load_inventory
 from patchctl.ansible.nodes import BootstrapResult
-from patchctl.scan import load_inventory
 
 CONTROL_NODE = "(control node)"
 

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from patchctl.ansible.inventory import load_inventory
 from patchctl.errors import EXIT_OK, EXIT_USAGE
-from patchctl.reboot import load_inventory
 from patchctl.rules.clock import iso_utc
-from patchctl.rules.maintenance import format_duration, hosts_by_window
+from patchctl.rules.durations import format_duration
+from patchctl.rules.maintenance import hosts_by_window
 from patchctl.rules.policy import Policy
 
 

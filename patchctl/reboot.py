@@ -1,7 +1,7 @@
 """The reboot flow: restart the hosts whose reboot is pending and whose window allows it now.
 
-Who reboots and when is decided by :mod:`patchctl.rules.maintenance` (the reboot policy by
-``patch_role`` / ``patch_reboot`` and the host's ``patch_window`` at the possibly simulated
+Who reboots and when is decided by :mod:`patchctl.rules.reboot_policy` (by ``patch_role`` /
+``patch_reboot``) and :mod:`patchctl.rules.maintenance` (the host's ``patch_window`` at the possibly simulated
 current time); this module runs ``playbooks/reboot.yml`` (role ``patch_reboot``) over those
 hosts, grouped by rollout wave and each group with its wave's ``max_concurrency`` (Ansible
 forks), and records every attempt in the store:
@@ -31,15 +31,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from patchctl import paths
-from patchctl.ansible.inventory import Inventory
-from patchctl.ansible.inventory import load_inventory as load_inventory
+from patchctl.ansible.inventory import Inventory, load_inventory
 from patchctl.ansible.runner import HostEvent, PlaybookRunner, result_message
 from patchctl.errors import EXIT_HOST_FAILURES, EXIT_OK, ConfigError
-from patchctl.rules import maintenance
 from patchctl.rules.clock import iso_utc
-from patchctl.rules.maintenance import ACTION_REBOOT, RebootDecision, Window
+from patchctl.rules.maintenance import Window
 from patchctl.rules.model import HOST_OK, ApplyOutcome
 from patchctl.rules.policy import Policy, Wave
+from patchctl.rules.reboot_policy import ACTION_NONE, ACTION_REBOOT, RebootDecision, reboot_decision, reboot_mode
 from patchctl.rules.waves import assign_hosts
 from patchctl.store import Store
 from patchctl.store.locks import LockBusy, store_lock
@@ -66,7 +65,7 @@ class HostPlan:
     role: str | None
     mode: str
     window: str | None
-    action: str  # maintenance.ACTION_*
+    action: str  # reboot_policy.ACTION_*
     reason: str
 
     def as_dict(self) -> dict[str, Any]:
@@ -144,11 +143,11 @@ def plan_host(
     role = inventory.var(host, "patch_role")
     window_name = inventory.var(host, "patch_window")
     try:
-        mode = maintenance.reboot_mode(role, inventory.var(host, "patch_reboot"))
+        mode = reboot_mode(role, inventory.var(host, "patch_reboot"))
     except ValueError as exc:
         raise ConfigError(f"inventory {inventory.source}: host {host}: {exc}") from None
     window = windows.get(str(window_name)) if window_name else None
-    decision: RebootDecision = maintenance.reboot_decision(
+    decision: RebootDecision = reboot_decision(
         mode, reboot_required, window, now, changed=changed, window_name=window_name
     )
     return HostPlan(host, role, mode, window_name, decision.action, decision.reason)
@@ -362,7 +361,7 @@ def after_deploy(
                 reboot_required=reboot_required[host],
                 changed=changed.get(host, False),
             )
-            if plan.action == maintenance.ACTION_NONE:
+            if plan.action == ACTION_NONE:
                 continue
             rs.mark_reboot_pending(host, now)
             report.plans.append(plan)

@@ -12,7 +12,7 @@ from typing import Any
 
 from patchctl import paths
 from patchctl.ansible.fleet import run_split
-from patchctl.ansible.inventory import load_inventory as load_inventory
+from patchctl.ansible.inventory import load_inventory
 from patchctl.ansible.runner import HostEvent, result_message
 from patchctl.errors import EXIT_HOST_FAILURES, EXIT_OK, PatchctlError
 from patchctl.rules import normalize, normalize_windows

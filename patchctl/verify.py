@@ -210,7 +210,8 @@ def below_frozen(
 
 def verify(opts: VerifyOptions) -> VerifyReport:
     """Rescan (unless ``opts.rescan`` is False), compare, record and return each host's state."""
-    from patchctl.scan import ScanOptions, load_inventory, run_scan
+    from patchctl.ansible.inventory import load_inventory
+    from patchctl.scan import ScanOptions, run_scan
 
     scan_run: int | None = None
     if opts.rescan:

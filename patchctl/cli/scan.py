@@ -8,7 +8,6 @@ from typing import Any
 import click
 
 from patchctl.cli.app import App, handle_errors, inventory_option, json_option
-from patchctl.config import SOURCE_DEFAULT
 
 
 @click.command()
@@ -30,7 +29,7 @@ def scan(app: App, limit: str | None, forks: int | None) -> None:
         db_url=cfg.db,
         limit=limit,
         # forks from the command line, else from the config when set there, else sized to the hosts
-        forks=forks or (cfg.forks if cfg.settings["forks"].source != SOURCE_DEFAULT else None),
+        forks=forks or cfg.forks_set,
         cache_valid_time=cfg.scan_cache_valid_time,
     )
     progress = None

@@ -45,16 +45,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from patchctl.rules.cron import Cron, parse_cron
-from patchctl.rules.durations import format_duration as format_duration  # cli/windows.py imports it from here
-from patchctl.rules.durations import parse_duration
-
-# The reboot policy's home is patchctl.rules.reboot_policy; patchctl/reboot.py still imports these
-# names from here, so this module re-exports them until it imports them from there.
-from patchctl.rules.reboot_policy import ACTION_NONE as ACTION_NONE
-from patchctl.rules.reboot_policy import ACTION_REBOOT as ACTION_REBOOT
-from patchctl.rules.reboot_policy import RebootDecision as RebootDecision
-from patchctl.rules.reboot_policy import reboot_decision as reboot_decision
-from patchctl.rules.reboot_policy import reboot_mode as reboot_mode
+from patchctl.rules.durations import format_duration, parse_duration
 from patchctl.rules.yamldoc import YamlDoc
 
 # --- windows ----------------------------------------------------------------------------------

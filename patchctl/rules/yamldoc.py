@@ -57,6 +57,8 @@ class YamlDoc:
             return self.loader.construct_object(node, deep=True)
         except yaml.YAMLError as exc:
             raise self.error(node, "", f"invalid YAML: {exc}") from exc
+        except (ValueError, TypeError, AttributeError) as exc:  # a tag the value does not fit: ``!!int x``
+            raise self.error(node, "", f"invalid YAML: {node.tag} value {exc}") from exc
 
     def mapping(
         self, node: Any, fieldname: str, known: Sequence[str], expected: str = "a mapping"

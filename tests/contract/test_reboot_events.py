@@ -4,7 +4,7 @@ No Windows host runs here, so the Windows reboot is replayed: ansible-runner eve
 and shape Ansible's task executor gives them (``runner_on_ok`` with the module's result,
 ``runner_on_unreachable`` with ``unreachable: true`` and the connection's message), the
 ``set_fact`` results templated by Ansible from the role's own task files, all through patchctl's
-event translation (:class:`patchctl.ansible.runner._EventTranslator`) into
+event translation (:class:`patchctl.ansible.runner.EventTranslator`) into
 :func:`patchctl.reboot.run_reboots` and a real SQLite store.
 """
 
@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from patchctl.ansible.inventory import Inventory
-from patchctl.ansible.runner import HostEvent, PlaybookRunner, RunResult, _EventTranslator
+from patchctl.ansible.runner import EventTranslator, HostEvent, PlaybookRunner, RunResult
 from patchctl.reboot import HostPlan, run_reboots
-from patchctl.rules.maintenance import ACTION_REBOOT
+from patchctl.rules.reboot_policy import ACTION_REBOOT
 from patchctl.store import Store
 from patchctl.store.reboots import REBOOT_FAILED, REBOOT_OK, REBOOT_UNREACHABLE, RebootStore
 from tests.contract import shapes
@@ -76,7 +76,7 @@ class ReplayRunner(PlaybookRunner):
         *,
         require_hosts: bool = True,
     ) -> RunResult:
-        translate = _EventTranslator(on_event)
+        translate = EventTranslator(on_event)
         for raw in self.events:
             translate(raw)
         translate.flush()

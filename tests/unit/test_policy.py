@@ -171,3 +171,16 @@ def test_invalid_yaml_names_the_line() -> None:
 def test_empty_file_is_an_error() -> None:
     with pytest.raises(ConfigError, match=r"policy file p\.yml: the file is empty"):
         parse_policy("", "p.yml")
+
+
+@pytest.mark.parametrize("value", ["!!int x", "!!float x", "!!timestamp x"], ids=["int", "float", "timestamp"])
+def test_a_tag_the_value_does_not_fit_is_a_one_line_error_naming_the_line(value: str) -> None:
+    """``approve_after_days: !!int x``: pyyaml raises ValueError, not YAMLError, while it builds the
+    value. Seen failing (a ValueError traceback out of parse_policy) with the ValueError branch of
+    ``YamlDoc.value`` removed."""
+    text = f"baselines:\n  debian:\n    classifications: [security]\n    approve_after_days: {value}\n"
+    with pytest.raises(ConfigError) as exc:
+        parse_policy(text, "p.yml")
+    message = exc.value.message
+    assert message.startswith("policy file p.yml, line 4: ") and "invalid YAML" in message, message
+    assert "\n" not in message
