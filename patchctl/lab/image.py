@@ -30,7 +30,6 @@ PACKAGES = (
 RECIPE_VERSION = "3"
 POWER_COMMANDS = ("reboot", "shutdown", "halt", "poweroff")
 MARKER = "/etc/patchctl-lab"
-POWER_REQUEST = "/var/lib/patchctl-lab/power"
 
 # The power stub: only ever signals the lab host's own PID 1 (the lab init), never anything else.
 POWER_STUB = r"""#!/bin/sh

@@ -139,7 +139,7 @@ class Supervisor:
         return server
 
     def run(self) -> int:
-        def on_term(signum: int, frame: object) -> None:
+        def on_term(_signum: int, _frame: object) -> None:
             self.stopping = True
 
         signal.signal(signal.SIGTERM, on_term)

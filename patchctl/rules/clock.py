@@ -46,9 +46,5 @@ class Clock:
     def from_setting(cls, value: str | None, where: str = "--now") -> Clock:
         return cls(parse(value, where) if value else None)
 
-    @property
-    def simulated(self) -> bool:
-        return self.fixed is not None
-
     def now(self) -> datetime:
         return self.fixed if self.fixed is not None else datetime.now(UTC)

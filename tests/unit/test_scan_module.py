@@ -7,7 +7,7 @@ import importlib.util
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -287,7 +287,6 @@ def test_reboot_pkgs() -> None:
 # ---- main() end to end, commands replaced by recorded output ---------------------------------
 
 Call = list[str]
-Responder = Callable[[Call], tuple[int, str, str]]
 
 
 class FakeHost:
