@@ -65,6 +65,9 @@ class SchemaUpgrade:
     def upgraded(self) -> bool:
         return self.before != self.after
 
+    def as_dict(self) -> dict[str, Any]:
+        return {"db": self.url, "from": self.before, "to": self.after, "upgraded": self.upgraded}
+
 
 class Store:
     """patchctl's database. Open with :meth:`Store.open`; close, or use as a context manager."""
