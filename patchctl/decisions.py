@@ -128,7 +128,7 @@ def evaluate_catalog(rs: RolloutStore, policy: Policy, now: datetime) -> list[Ca
 def list_updates(db_url: str, policy: Policy, now: datetime, *, everything: bool = True) -> list[CatalogRow]:
     """Every update's state now (:func:`evaluate_catalog`); without ``everything`` only those
     still missing on some host or approved (what ``patchctl updates`` shows without ``--all``)."""
-    with Store.open(db_url) as store:
+    with Store.open_existing(db_url) as store:
         rows = evaluate_catalog(RolloutStore(store), policy, now)
     if everything:
         return rows
@@ -138,7 +138,7 @@ def list_updates(db_url: str, policy: Policy, now: datetime, *, everything: bool
 def audit_log(db_url: str, rollout_id: int | None = None, last: int | None = None) -> list[AuditRow]:
     """The append-only audit trail in time order: decisions (by an operator or the policy),
     rollouts, incidents; only ``rollout_id``'s when given, only the ``last`` N when given."""
-    with Store.open(db_url) as store:
+    with Store.open_existing(db_url) as store:
         return RolloutStore(store).audit_log(rollout_id, last)
 
 

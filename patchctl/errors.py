@@ -41,6 +41,33 @@ class StoreError(PatchctlError):
         super().__init__(message, EXIT_USAGE)
 
 
+class StoreMissing(StoreError):
+    """A command that only reads was pointed at a store that does not exist (exit 2).
+
+    For SQLite the file is not there; for PostgreSQL the schema holds no patchctl tables (no
+    ``alembic_version``). Nothing is created: a typo in ``--db`` must not read as an empty fleet.
+    """
+
+    def __init__(self, url: str) -> None:
+        super().__init__(f"no store at {url} (run 'patchctl scan' first, or check --db / PATCHCTL_DB)")
+        self.url = url
+
+
+class StoreOutdated(StoreError):
+    """A command that only reads found the store at an older schema revision (exit 2); it does not
+    migrate it: ``patchctl scan`` or ``patchctl db upgrade`` does."""
+
+    def __init__(self, url: str, current: str, pending: list[str]) -> None:
+        noun, pronoun = ("migration", "it") if len(pending) == 1 else ("migrations", "them")
+        super().__init__(
+            f"the store at {url} is at schema revision {current}, older than this patchctl: "
+            f"{noun} {', '.join(pending)} pending ('patchctl db upgrade' or 'patchctl scan' applies {pronoun})"
+        )
+        self.url = url
+        self.current = current
+        self.pending = pending
+
+
 class PolicyBlocked(PatchctlError):
     """The policy does not allow it now: an early promotion, an unapproved major upgrade (exit 3)."""
 

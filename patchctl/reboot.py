@@ -313,7 +313,9 @@ def reboot_pending(opts: RebootOptions, progress: ProgressFn | None = None) -> R
     ``opts.now``; those whose window allows it are rebooted (unless ``dry_run``)."""
     inventory = load_inventory(opts.inventory)
     targets = set(inventory.match(opts.limit))
-    with Store.open(opts.db_url) as store, contextlib.ExitStack() as held:
+    # A dry run only reads: it neither creates nor migrates a store.
+    opened = Store.open_existing(opts.db_url) if opts.dry_run else Store.open(opts.db_url)
+    with opened as store, contextlib.ExitStack() as held:
         if not opts.dry_run:
             # LockBusy (exit 3) when another reboot run is going; a crashed one holds nothing.
             held.enter_context(store_lock(store, REBOOT_LOCK))

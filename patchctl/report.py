@@ -83,7 +83,7 @@ def full_report(
             conn.close()
     from patchctl.store import Store
 
-    with Store.open(db_url) as store:
+    with Store.open_existing(db_url) as store:
         wanted = matching_hosts(store.hosts(), limit, store.url)
         # All rows and a filter here: an IN list of thousands of names is slow in SQLite.
         all_rows = [r for r in store.host_compliance() if wanted is None or r.host in wanted]

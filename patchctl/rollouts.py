@@ -124,7 +124,7 @@ class RolloutStatus:
 
 
 def rollout_status(db_url: str, rollout_id: int | None, now: datetime) -> RolloutStatus:
-    with Store.open(db_url) as store:
+    with Store.open_existing(db_url) as store:
         rs = RolloutStore(store)
         r = rs.rollout(rollout_or_latest(rs, rollout_id))
         incidents = rs.incidents(r.id, open_only=True)
@@ -132,7 +132,7 @@ def rollout_status(db_url: str, rollout_id: int | None, now: datetime) -> Rollou
 
 
 def rollout_list(db_url: str) -> list[int]:
-    with Store.open(db_url) as store:
+    with Store.open_existing(db_url) as store:
         return RolloutStore(store).rollout_ids()
 
 
@@ -201,5 +201,5 @@ def close_incident(db_url: str, incident_id: int, reason: str | None, now: datet
 
 
 def list_incidents(db_url: str, rollout_id: int | None, include_closed: bool) -> list[Incident]:
-    with Store.open(db_url) as store:
+    with Store.open_existing(db_url) as store:
         return RolloutStore(store).incidents(rollout_id, open_only=not include_closed)

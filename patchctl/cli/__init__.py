@@ -57,6 +57,7 @@ def cli(
 def _attach() -> None:
     from patchctl.cli import (
         config,
+        db,
         deploy,
         incident,
         lab,
@@ -77,6 +78,7 @@ def _attach() -> None:
         scan.scan,
         report.report,
         config.config,
+        db.db,
         updates.updates,
         updates.approve,
         updates.decline,

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
         HostComplianceRow,
         MissingUpdateRow,
         ScanRunRow,
+        SchemaUpgrade,
         Store,
         alembic_config,
     )
@@ -32,6 +33,7 @@ __all__ = [
     "HostComplianceRow",
     "MissingUpdateRow",
     "ScanRunRow",
+    "SchemaUpgrade",
     "Store",
     "alembic_config",
 ]

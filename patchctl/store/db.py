@@ -4,7 +4,8 @@ The Store holds the engine and its transactions; each job is a module of its own
 Store's methods call:
 
 - :mod:`patchctl.store.engine`: URL checks, the connection set-up of SQLite and PostgreSQL,
-  Alembic migrations (:meth:`Store.open`);
+  Alembic migrations (:meth:`Store.open` creates and migrates, for the commands that write;
+  :meth:`Store.open_existing` neither, for those that only read; :meth:`Store.upgrade`);
 - :mod:`patchctl.store.scan_write`: a host's scan, on the DBAPI cursor
   (:meth:`Store.record_host_scan`), with :mod:`patchctl.store.dbapi` for its SQL per dialect;
 - :mod:`patchctl.store.counters`: the counts kept as rows are written
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -37,11 +39,35 @@ from patchctl.rules.report import HostComplianceRow
 from patchctl.store import counters, queries, runs
 from patchctl.store import schema as t
 from patchctl.store.dbapi import Dialect
-from patchctl.store.engine import BEGIN_OPTION, alembic_config, current_revisions, migrate, open_engine
+from patchctl.store.engine import (
+    BEGIN_OPTION,
+    alembic_config,
+    current_revisions,
+    migrate,
+    open_engine,
+    require_current,
+    upgrade_existing,
+)
 from patchctl.store.queries import MissingUpdateRow, ScanRunRow
 from patchctl.store.scan_write import HOST_STATUSES, write_scan
 
-__all__ = ["HostComplianceRow", "MissingUpdateRow", "ScanRunRow", "Store", "alembic_config"]
+__all__ = ["HostComplianceRow", "MissingUpdateRow", "ScanRunRow", "SchemaUpgrade", "Store", "alembic_config"]
+
+
+@dataclass(frozen=True)
+class SchemaUpgrade:
+    """What :meth:`Store.upgrade` did: the store's schema revision before and after."""
+
+    url: str
+    before: str
+    after: str
+
+    @property
+    def upgraded(self) -> bool:
+        return self.before != self.after
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"db": self.url, "from": self.before, "to": self.after, "upgraded": self.upgraded}
 
 
 class Store:
@@ -59,7 +85,8 @@ class Store:
 
     @classmethod
     def open(cls, url: str) -> Store:
-        """Open (creating and migrating if needed) the store at a SQLAlchemy URL.
+        """Open (creating and migrating if needed) the store at a SQLAlchemy URL: for the
+        commands that write. A SQLite file's missing directory is made only in PATCHCTL_HOME.
 
         Raises StoreError naming the URL (password hidden) when it cannot be opened.
         """
@@ -71,6 +98,34 @@ class Store:
             engine.dispose()
             raise
         return store
+
+    @classmethod
+    def open_existing(cls, url: str) -> Store:
+        """Open the store at a SQLAlchemy URL as it is: for the commands that only read.
+
+        Nothing is created or migrated: StoreMissing when there is no store there (no SQLite file;
+        no patchctl tables in the PostgreSQL schema), StoreOutdated naming the pending migrations
+        when it is at an older schema revision, StoreError when it cannot be opened.
+        """
+        engine, shown = open_engine(url, create=False)
+        store = cls(engine, shown)
+        try:
+            require_current(engine, shown)
+        except BaseException:
+            engine.dispose()
+            raise
+        return store
+
+    @staticmethod
+    def upgrade(url: str) -> SchemaUpgrade:
+        """Migrate the existing store at ``url`` to the newest schema revision (StoreMissing when
+        there is none: upgrading creates nothing)."""
+        engine, shown = open_engine(url, create=False)
+        try:
+            before, after = upgrade_existing(engine, shown)
+        finally:
+            engine.dispose()
+        return SchemaUpgrade(shown, before, after)
 
     def close(self) -> None:
         if not self._closed:

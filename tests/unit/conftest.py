@@ -22,8 +22,13 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    """A store URL of a new, empty database on ``backend`` (see the module docstring)."""
+def db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A store URL of a new, empty database on ``backend`` (see the module docstring).
+
+    The SQLite file is in directories not made yet, under ``PATCHCTL_HOME`` (``tmp_path/state``),
+    the one place patchctl makes a store's directories unasked.
+    """
     if backend == "sqlite":
+        monkeypatch.setenv("PATCHCTL_HOME", str(tmp_path / "state"))
         return f"sqlite:///{tmp_path / 'state' / 'nested' / 'patchctl.db'}"
     return str(request.getfixturevalue("pg_url"))

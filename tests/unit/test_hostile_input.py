@@ -127,6 +127,7 @@ def run_policy(tmp: Path, text: str | bytes) -> None:
     else:
         policy.write_text(text, encoding="utf-8", errors="surrogatepass")
     db = tmp / "store.db"
+    Store.open(f"sqlite:///{db}").close()  # a store to evaluate against: 'updates' only reads one
     code, stderr = invoke(["--db", f"sqlite:///{db}", "--policy", str(policy), "updates"])
     check_refused_or_ok(code, stderr)
     store_is_whole(db)

@@ -62,7 +62,8 @@ def test_lock_of_a_process_killed_with_sigkill_is_free(tmp_path: Path) -> None:
         proc.communicate(timeout=30)
 
 
-def test_store_and_lock_files_are_owner_only(tmp_path: Path) -> None:
+def test_store_and_lock_files_are_owner_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATCHCTL_HOME", str(tmp_path / "state"))  # where the store's directory is made
     db = tmp_path / "state" / "p.db"
     old = os.umask(0o022)
     try:
