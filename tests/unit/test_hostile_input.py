@@ -6,8 +6,9 @@ Every case states its outcome and the test checks exactly that: refused (exit 2,
 generated case's outcome is worked out from what was written (the document read back), a
 handwritten one's is written beside it. Each refusal runs against a populated store, compared
 whole (every row of every table) afterwards. Odd host names and update titles are read back
-field by field from the store's tables on SQLite and PostgreSQL. No code path hands a shell a
-string.
+field by field from the store's tables on SQLite and PostgreSQL. No shell gets host data: the
+subprocesses take argument lists, a local ``sh -c`` a constant script, the commands ssh hands an
+execution node quote every path, and the roles run no shell but the operator's own commands.
 
 Seen failing: with ``parse_policy`` returning the built-in policy (every refused policy case
 exited 0: 21 tests failed); with ``App.policy`` changing a row of the store before loading the
@@ -18,8 +19,11 @@ scan_write storing the update's name as its title (the round trip, on both backe
 
 from __future__ import annotations
 
+import ast
 import copy
+import json
 import re
+import shlex
 import sqlite3
 import subprocess
 import sys
@@ -699,7 +703,8 @@ SHELL_CALL = re.compile(r"shell\s*=\s*True|os\.system\(|os\.popen\(|subprocess\.
 
 
 def test_no_code_hands_a_shell_a_string() -> None:
-    """Every subprocess of patchctl and its modules takes an argument list, never a shell string."""
+    """Every subprocess of patchctl and its modules takes an argument list, never a shell string
+    (the shells that run by design are the next tests')."""
     offenders = []
     for path in [*ROOT.joinpath("patchctl").rglob("*.py"), *ROOT.joinpath("plugins").rglob("*.py")]:
         for n, line in enumerate(path.read_text().splitlines(), 1):
@@ -708,3 +713,154 @@ def test_no_code_hands_a_shell_a_string() -> None:
             if "use_unsafe_shell=True" in line:
                 offenders.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
     assert offenders == []
+
+
+def _constant_names(tree: ast.AST) -> dict[str, bool]:
+    """Each name assigned in ``tree``: True while every assignment to it is a string constant."""
+    out: dict[str, bool] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    constant = isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+                    out[target.id] = out.get(target.id, True) and constant
+    return out
+
+
+def test_a_local_shell_gets_a_constant_script_and_the_data_as_arguments() -> None:
+    """Wherever patchctl runs ``sh -c`` (the lab's tmpfs mount), the script is a string constant and
+    the data follow it as positional arguments. Seen failing with the lab's script made an
+    f-string of the mount target."""
+    found, offenders = 0, []
+    for path in ROOT.joinpath("patchctl").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        constants = _constant_names(tree)
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.List | ast.Tuple):
+                continue
+            items = node.elts
+            for i in range(len(items) - 2):
+                a, b, script = items[i], items[i + 1], items[i + 2]
+                if not (isinstance(a, ast.Constant) and a.value in ("sh", "bash") and isinstance(b, ast.Constant)):
+                    continue
+                if b.value != "-c":
+                    continue
+                found += 1
+                ok = (isinstance(script, ast.Constant) and isinstance(script.value, str)) or (
+                    isinstance(script, ast.Name) and constants.get(script.id, False)
+                )
+                if not ok:
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert found >= 1 and offenders == [], offenders
+
+
+HOSTILE_DIR = "/srv/a b'; touch /tmp/patchctl-pwned; echo '$(id)`id`"
+
+
+def _shell_words(command: str) -> list[str]:
+    """The words a POSIX shell makes of ``command``; ``sh -c SCRIPT`` is followed into SCRIPT."""
+    words = shlex.split(command)
+    if words[:2] == ["sh", "-c"] and len(words) == 3:
+        return shlex.split(words[2])
+    return words
+
+
+def test_commands_sent_to_an_execution_node_quote_its_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ssh hands the node's shell one string: in every command of ``node bootstrap`` and in the
+    remote ``ansible-runner worker`` line, a node directory full of shell syntax (from the
+    inventory's ``patchctl_node_dir``) stays one word. Seen failing with the worker's
+    ``--private-data-dir`` unquoted (as it was: the directory split at its space and ran
+    ``touch``) and with bootstrap's ``shlex.quote`` of the directory taken out."""
+    from patchctl.ansible import nodes
+    from patchctl.ansible.runner import node_worker_command
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "pip-24.0-py3-none-any.whl").write_bytes(b"wheel")
+    (tmp_path / "collections" / "ansible_collections").mkdir(parents=True)
+    versions = {"ansible-core": "2.0", "ansible-runner": "2.0"}
+    sent: list[str] = []
+
+    def fake_ssh(_node: nodes.ExecutionNode, command: str, **_kw: Any) -> str:
+        sent.append(command)
+        return f"{json.dumps(versions)}\n2\n2048\n" if command.startswith("sh -c") else ""
+
+    monkeypatch.setattr(nodes, "_ssh", fake_ssh)
+    monkeypatch.setattr(nodes, "controller_versions", lambda: versions)
+    monkeypatch.setattr(nodes, "ensure_wheels", lambda _v: wheels)
+    monkeypatch.setattr(nodes.paths, "collections_dir", lambda: tmp_path / "collections")
+    node = nodes.ExecutionNode(name="n1", ssh=("ssh", "n1"), node_dir=HOSTILE_DIR)
+    nodes.bootstrap(node)
+    assert len(sent) == 4, sent
+    for command in sent:
+        words = _shell_words(command)
+        assert "touch" not in words and "/tmp/patchctl-pwned;" not in words, (command, words)
+        assert any(HOSTILE_DIR in w for w in words), words
+    remote = f"{HOSTILE_DIR}/jobs/0123"
+    assert shlex.split(node_worker_command(node, remote)) == [
+        f"PATH={HOSTILE_DIR}/venv/bin:$PATH",
+        "ansible-runner",
+        "worker",
+        f"--private-data-dir={remote}",
+        "--delete",
+    ]
+
+
+SHELL_MODULES = {
+    "ansible.builtin.shell",
+    "shell",
+    "ansible.windows.win_shell",
+    "win_shell",
+    "ansible.builtin.raw",
+    "raw",
+    "ansible.builtin.script",
+    "script",
+}
+COMMAND_MODULES = SHELL_MODULES | {"ansible.builtin.command", "command", "ansible.windows.win_command", "win_command"}
+# The shells the roles run by design: the operator's own hook commands and boot time command
+# (inventory variables, the operator's text), each a whole template of one role variable.
+OPERATOR_SHELLS = {
+    ("ansible.builtin.shell", "{{ item }}", "{{ patch_reboot_pre_commands }}"),
+    ("ansible.builtin.shell", "{{ item }}", "{{ patch_reboot_post_commands }}"),
+    ("ansible.windows.win_shell", "{{ item }}", "{{ patch_reboot_pre_commands }}"),
+    ("ansible.windows.win_shell", "{{ item }}", "{{ patch_reboot_post_commands }}"),
+    (
+        "ansible.windows.win_shell",
+        "{{ patch_reboot_boot_time_command | default(__patch_reboot_windows_boot_id_command, true) }}",
+        None,
+    ),
+}
+HOST_DATA = re.compile(r"ansible_facts|hostvars|inventory_hostname|ansible_host|ansible_hostname|\.stdout|\.stderr")
+
+
+def _tasks(items: Any) -> Iterator[dict[str, Any]]:
+    for item in items or []:
+        if not isinstance(item, dict):
+            continue
+        yield item
+        for key in ("block", "rescue", "always", "tasks", "pre_tasks", "post_tasks", "handlers"):
+            yield from _tasks(item.get(key))
+
+
+def test_the_roles_run_no_shell_but_the_operators_commands() -> None:
+    """In every role and playbook: no shell, raw or script task except the operator's hook and
+    boot time commands, and no command of any kind built from host data (facts, hostvars, the
+    host's name, another task's output). Seen failing with a shell task added to patch_apply_linux
+    and with ``{{ inventory_hostname }}`` put in the reboot role's boot id command."""
+    files = sorted([*ROOT.joinpath("roles").glob("*/tasks/*.yml"), *ROOT.joinpath("playbooks").glob("*.yml")])
+    shells, built_from_host = set(), []
+    for path in files:
+        for task in _tasks(yaml.safe_load(path.read_text())):
+            module = next((k for k in task if k in COMMAND_MODULES), None)
+            if module is None:
+                continue
+            args = task[module]
+            text = args if isinstance(args, str) else json.dumps(args)
+            if module in SHELL_MODULES:
+                shells.add((module, text.strip(), task.get("loop")))
+            if HOST_DATA.search(text):
+                built_from_host.append(f"{path.relative_to(ROOT)}: {task.get('name')}: {text}")
+    assert shells == OPERATOR_SHELLS
+    assert built_from_host == []
