@@ -34,7 +34,7 @@ help:
 	@echo "make deps         system packages (root, Debian 12; quick when already installed)"
 	@echo "make venv         $(VENV) with patchctl installed editable, with the test extras"
 	@echo "make collections  the pinned Ansible collections into .collections (no Galaxy)"
-	@echo "make lint         ruff, mypy, ansible-lint, yamllint, ignores with reasons, import-linter layers"
+	@echo "make lint         ruff, mypy, ansible-lint, yamllint, ignores with reasons, import-linter layers, vulture"
 	@echo "make pg           start this checkout's PostgreSQL test cluster (tools/pg.sh; pg-stop stops it)"
 	@echo "make molecule     every Molecule scenario's full sequence on lab hosts (SCENARIO=name: one)"
 	@echo "make test         deps + venv + collections, lint, pytest tests/, then make molecule"
@@ -90,6 +90,7 @@ lint: venv collections
 	$(BIN)/yamllint --strict .
 	$(BIN)/python tools/check_lint_ignores.py
 	$(BIN)/lint-imports
+	$(BIN)/vulture
 
 # Each lab scenario: destroy, syntax, create (its own lab), prepare, converge, idempotence,
 # verify, destroy (see .config/molecule/config.yml); needs root, like the lab. One scenario

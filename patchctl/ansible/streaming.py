@@ -28,7 +28,7 @@ from typing import Any
 import ansible_runner
 
 from patchctl import paths
-from patchctl.ansible.nodes import NodeJob
+from patchctl.ansible.nodes import ExecutionNode, NodeJob
 from patchctl.ansible.runner import (
     EventTranslator,
     HostEvent,
@@ -97,6 +97,15 @@ _NODE_KEEP = frozenset(
 )
 
 
+def node_worker_command(node: ExecutionNode, remote_dir: str) -> str:
+    """The remote shell command that starts ``ansible-runner worker`` on ``node`` in
+    ``remote_dir``: ssh hands the node's shell one string, so every path in it is quoted."""
+    return (
+        f"PATH={shlex.quote(node.venv)}/bin:$PATH ansible-runner worker "
+        f"--private-data-dir={shlex.quote(remote_dir)} --delete"
+    )
+
+
 def run_on_node(
     job: NodeJob,
     playbook: Path,
@@ -129,12 +138,8 @@ def run_on_node(
         _node_project(pdd, playbook, job.known_hosts)
         (pdd / "inventory").mkdir()
         (pdd / "inventory" / "hosts.yml").write_text(json.dumps(job.inventory))  # JSON is YAML
-        worker = (
-            f"PATH={shlex.quote(job.node.venv)}/bin:$PATH ansible-runner worker "
-            f"--private-data-dir={remote_dir} --delete"
-        )
         proc = subprocess.Popen(
-            [*job.node.ssh, worker],
+            [*job.node.ssh, node_worker_command(job.node, remote_dir)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

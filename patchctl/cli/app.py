@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 import json
 import sys
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -17,6 +16,7 @@ from rich.table import Table
 
 from patchctl.config import Config
 from patchctl.errors import PatchctlError
+from patchctl.render.escape import printable
 
 if TYPE_CHECKING:
     from patchctl.deploy import DeployOptions
@@ -84,14 +84,9 @@ MAX_ERROR_CHARS = 1000
 
 def one_line(message: str) -> str:
     """An error message as one printable line: control and line-separating characters (which a
-    file or host name may carry: newlines, ANSI escapes, U+2028) shown escaped, and cut short."""
-    out = []
-    for ch in message:
-        if unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch == "\x85":
-            out.append(ch.encode("unicode_escape").decode("ascii"))
-        else:
-            out.append(ch)
-    text = "".join(out)
+    file or host name may carry: newlines, ANSI escapes, U+2028) shown escaped
+    (:func:`patchctl.render.escape.printable`), and cut short."""
+    text = printable(message)
     return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 3] + "..."
 
 

@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from patchctl.render.csv import section_rows
+from patchctl.render.escape import printable
 from patchctl.rules.clock import iso_utc
 from patchctl.rules.compliance import (
     COMPLIANT,
@@ -34,6 +35,12 @@ _REACH_STYLE = {
     HOST_UNREACHABLE: "red",
 }
 
+
+def _text(value: object, style: str = "") -> Text:
+    """A table cell of text from hosts, policy or the store: a :class:`Text`, so rich markup in
+    it (``[red]``) prints literally, with control characters escaped (:func:`printable`), so an
+    ANSI sequence in a host name or update title never reaches the terminal raw."""
+    return Text(printable("" if value is None else str(value)), style=style)
 
 
 def _short_time(value: datetime | None) -> str:
@@ -75,10 +82,10 @@ def report_table(report: Report, extra: Mapping[str, Callable[[HostReport], Text
     for h in report.hosts:
         reach = Text(_reach_word(h.reachability), style=_REACH_STYLE.get(h.reachability, "dim"))
         if h.error:
-            reach.append(f" ({h.error})", style="dim")
+            reach.append(f" ({printable(h.error)})", style="dim")
         table.add_row(
-            h.name,
-            h.os or "-",
+            _text(h.name),
+            _text(h.os or "-"),
             _short_time(h.last_scan_at),
             reach,
             _count_cell(h.missing.total, "bold"),
@@ -107,7 +114,8 @@ _LINE_FIELDS = (
 
 
 def _clean(value: str) -> str:
-    return value.replace("\t", " ").replace("\n", " ") or "-"
+    """A plain-text cell: tabs and newlines as spaces, other control characters escaped."""
+    return printable(value.replace("\t", " ").replace("\n", " ")) or "-"
 
 
 def report_lines(report: Report) -> list[str]:
@@ -181,7 +189,7 @@ def full_report_tables(rep: Report) -> list[Table]:
     summary.add_column("Hosts", justify="right")
     roles = list(rep.by_role)
     for role in roles:
-        summary.add_column(role, justify="right")
+        summary.add_column(_text(role), justify="right")
     for state in STATES:
         summary.add_row(
             Text(_state_word(state), style=_STATE_STYLE[state]),
@@ -196,8 +204,8 @@ def full_report_tables(rep: Report) -> list[Table]:
         for w in rep.waves:
             r = w.row
             waves.add_row(
-                r.wave,
-                r.state + (f" ({r.halted_reason})" if r.halted_reason else ""),
+                _text(r.wave),
+                _text(r.state + (f" ({r.halted_reason})" if r.halted_reason else "")),
                 str(r.hosts_total),
                 str(r.hosts_ok),
                 str(r.hosts_failed),
@@ -214,7 +222,7 @@ def full_report_tables(rep: Report) -> list[Table]:
 
     extra: dict[str, Callable[[HostReport], Text | str]] = {"State": state_cell}
     if rep.waves_of:
-        extra["Wave"] = lambda h: rep.waves_of.get(h.name, "-")
+        extra["Wave"] = lambda h: _text(rep.waves_of.get(h.name, "-"))
     out.append(report_table(rep, extra))
     if rep.top_missing:
         top = Table(title="Most widespread missing updates")
@@ -222,7 +230,11 @@ def full_report_tables(rep: Report) -> list[Table]:
             top.add_column(col, justify="right" if col == "Hosts" else "left")
         for m in rep.top_missing:
             top.add_row(
-                f"{m.source}:{m.name}", m.version, m.classification, "yes" if m.major else "", str(m.hosts)
+                _text(f"{m.source}:{m.name}"),
+                _text(m.version),
+                _text(m.classification),
+                "yes" if m.major else "",
+                str(m.hosts),
             )
         out.append(top)
     if rep.pending_reboots:
@@ -231,7 +243,11 @@ def full_report_tables(rep: Report) -> list[Table]:
             reboots.add_column(col)
         for pr in rep.pending_reboots:
             reboots.add_row(
-                pr.host, pr.patch_role or "-", pr.patch_window or "-", _short_time(pr.since), _age_text(pr.age)
+                _text(pr.host),
+                _text(pr.patch_role or "-"),
+                _text(pr.patch_window or "-"),
+                _short_time(pr.since),
+                _age_text(pr.age),
             )
         out.append(reboots)
     if rep.failures:
@@ -240,7 +256,7 @@ def full_report_tables(rep: Report) -> list[Table]:
             failures.add_column(col)
         for f in rep.failures:
             stage = f.stage if f.wave is None else f"{f.stage} ({f.wave})"
-            failures.add_row(f.host, stage, Text(f.status, style="red"), f.reason, _short_time(f.at))
+            failures.add_row(_text(f.host), _text(stage), _text(f.status, "red"), _text(f.reason), _short_time(f.at))
         out.append(failures)
     if rep.history:
         hist = Table(title="Compliance over time (by scan run)")
@@ -262,15 +278,15 @@ def full_report_tables(rep: Report) -> list[Table]:
             nodes.add_column(col, justify="left" if col in ("Node", "Kind", "Last") else "right")
         for n in rep.nodes:
             nodes.add_row(
-                n.node,
-                n.kind,
+                _text(n.node),
+                _text(n.kind),
                 str(n.parts) + (f" ({n.parts_failed} failed)" if n.parts_failed else ""),
                 str(n.hosts),
                 _rate(n.hosts_per_minute),
                 str(n.last_hosts),
                 _rate(n.last_hosts_per_minute),
                 "-" if n.last_forks is None else str(n.last_forks),
-                Text(n.last_error, style="red") if n.last_error else _short_time(n.last_finished_at),
+                _text(n.last_error, "red") if n.last_error else _short_time(n.last_finished_at),
             )
         out.append(nodes)
     return out

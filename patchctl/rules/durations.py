@@ -14,7 +14,15 @@ _DURATION = re.compile(r"^(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m(?:in)?)
 
 
 def parse_duration(value: Any) -> timedelta:
-    """``90`` (minutes), ``"90m"``, ``"4h"``, ``"1h30m"``, ``"2d"``; ValueError otherwise."""
+    """``90`` (minutes), ``"90m"``, ``"4h"``, ``"1h30m"``, ``"2d"``; ValueError otherwise (also for
+    a span too large for a timedelta, which raises OverflowError)."""
+    try:
+        return _parse_duration(value)
+    except OverflowError:
+        raise ValueError(f"not a duration: {value!r} (out of range)") from None
+
+
+def _parse_duration(value: Any) -> timedelta:
     if isinstance(value, bool):
         raise ValueError(f"not a duration: {value!r}")
     if isinstance(value, int):

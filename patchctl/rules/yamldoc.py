@@ -12,6 +12,7 @@ the same checks then name the file and the field, without a line.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -111,7 +112,7 @@ class YamlDoc:
 
     def number(self, node: Any, fieldname: str, minimum: float = 0, maximum: float | None = None) -> float:
         raw = self.value(node)
-        ok = isinstance(raw, int | float) and not isinstance(raw, bool)
+        ok = isinstance(raw, int | float) and not isinstance(raw, bool) and math.isfinite(raw)
         if not ok or raw < minimum or (maximum is not None and raw > maximum):
             bounds = f"between {minimum:g} and {maximum:g}" if maximum is not None else f"at least {minimum:g}"
             raise self.error(node, fieldname, f"must be a number {bounds}, got {raw!r}")

@@ -29,3 +29,12 @@ def test_format_duration() -> None:
     assert format_duration(timedelta(days=2, hours=3)) == "2d3h"
     assert format_duration(timedelta(seconds=59)) == "0m"
     assert format_duration(timedelta(seconds=-5)) == "0m"
+
+
+@pytest.mark.parametrize("value", [-1_439_999_998_561, 10**13, "999999999999d"])
+def test_a_span_too_large_for_a_timedelta_is_a_value_error(value: object) -> None:
+    """Found by the hostile-input corpus: ``duration: -1439999998561`` raised OverflowError out of
+    timedelta, a traceback instead of the policy error. Seen failing with the OverflowError branch
+    of ``parse_duration`` removed."""
+    with pytest.raises(ValueError, match="out of range"):
+        parse_duration(value)

@@ -63,17 +63,24 @@ def test_lock_of_a_process_killed_with_sigkill_is_free(tmp_path: Path) -> None:
 
 
 def test_store_and_lock_files_are_owner_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store, its ``-wal`` and ``-shm`` and the lock files are 0600, read while the store is
+    open (SQLite deletes ``-wal`` and ``-shm`` on close, so a check afterwards saw none of them).
+    Seen failing: with the store file created 0644 in engine.py, the modes read
+    ``{'p.db': 0o644, 'p.db-shm': 0o644, 'p.db-wal': 0o644}``; with the check moved after the
+    close, the ``-wal``/``-shm`` entries are missing."""
     monkeypatch.setenv("PATCHCTL_HOME", str(tmp_path / "state"))  # where the store's directory is made
     db = tmp_path / "state" / "p.db"
     old = os.umask(0o022)
     try:
         with Store.open(f"sqlite:///{db}") as store, store_lock(store, "rollout 1"):
-            locks = list(lock_dir(db).iterdir())
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in db.parent.glob("p.db*") if p.is_file()}
+            locks = {p: stat.S_IMODE(p.stat().st_mode) for p in lock_dir(db).iterdir()}
+            lock_dir_mode = stat.S_IMODE(lock_dir(db).stat().st_mode)
     finally:
         os.umask(old)
-    for path in [db, *db.parent.glob("p.db-*"), *locks]:
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
-    assert stat.S_IMODE(lock_dir(db).stat().st_mode) == 0o700
+    assert modes == {"p.db": 0o600, "p.db-wal": 0o600, "p.db-shm": 0o600}
+    assert locks and set(locks.values()) == {0o600}, locks
+    assert lock_dir_mode == 0o700
 
 
 def test_waiting_for_a_lock_gives_up_with_the_holder(tmp_path: Path) -> None:
