@@ -98,15 +98,15 @@ def report(
     if fmt == "json":
         import json
 
-        from patchctl.render.json import full_report_json
+        from patchctl.render.report_json import full_report_json
 
         text = json.dumps(full_report_json(rep), indent=2) + "\n"
     elif fmt == "csv":
-        from patchctl.render.csv import report_csv
+        from patchctl.render.report_csv import report_csv
 
         text = report_csv(rep, section)
     elif fmt == "html":
-        from patchctl.render.html import render_html
+        from patchctl.render.report_html import render_html
 
         text = render_html(rep)
     elif output is None and sys.stdout.isatty():

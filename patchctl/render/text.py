@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from rich.table import Table
 from rich.text import Text
 
-from patchctl.render.csv import section_rows
 from patchctl.render.escape import printable
+from patchctl.render.report_csv import section_rows
 from patchctl.rules.clock import iso_utc
 from patchctl.rules.compliance import (
     COMPLIANT,

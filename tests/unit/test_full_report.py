@@ -16,9 +16,9 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from patchctl.cli import cli
-from patchctl.render.csv import CSV_SECTIONS, report_csv
-from patchctl.render.html import render_html
-from patchctl.render.json import full_report_json
+from patchctl.render.report_csv import CSV_SECTIONS, report_csv
+from patchctl.render.report_html import render_html
+from patchctl.render.report_json import full_report_json
 from patchctl.render.text import full_report_lines, report_lines
 from patchctl.report import full_report
 from patchctl.rules.model import HostScan, Update
@@ -205,7 +205,7 @@ def test_limit_applies_to_every_section(db: Path) -> None:
 
 
 def test_json_keeps_the_report_1_keys_and_adds_sections(rep: Report) -> None:
-    from patchctl.render.json import report_json
+    from patchctl.render.report_json import report_json
 
     data = full_report_json(rep)
     base = report_json(rep)

@@ -11,8 +11,8 @@ import pytest
 
 from patchctl.ansible.fleet import PartStats, merge_parts
 from patchctl.errors import StoreError
-from patchctl.render.csv import report_csv
-from patchctl.render.json import full_report_json
+from patchctl.render.report_csv import report_csv
+from patchctl.render.report_json import full_report_json
 from patchctl.render.text import full_report_lines
 from patchctl.report import full_report
 from patchctl.store import Store

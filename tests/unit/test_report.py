@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from patchctl.render.json import report_json
+from patchctl.render.report_json import report_json
 from patchctl.render.text import report_lines, report_table
 from patchctl.rules.model import CLASSIFICATIONS, HostScan, Update
 from patchctl.rules.report import Report, build_report

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from patchctl.render.json import full_report_json
+from patchctl.render.report_json import full_report_json
 from patchctl.report import full_report
 from patchctl.rules.model import ApplyOutcome, HostScan
 from patchctl.rules.policy import Wave
