@@ -26,7 +26,7 @@ SCAN_PLAYBOOK = "scan.yml"
 RESULT_KEY = "patchctl_scan"
 DEAD_SCAN_GRACE = 10  # seconds
 # how the scan module's message about a failed signature or checksum starts (patch_scan_linux)
-INTEGRITY = "integrity: "
+INTEGRITY = "integrity: "  # the modules' marker (plugins/module_utils/patchctl_linux.py), checked equal by a test
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ class DeliveryFacts:
 
 
 @dataclass(frozen=True)
-class Delivery:
+class WaveDelivery:
     """verify's answer to "did the started waves deliver what they froze?" for one host."""
 
     state: str  # one of DELIVERY_STATES
@@ -71,15 +71,15 @@ class Delivery:
     deploy_failed: Mapping[str, str]  # of those, uid -> reason of its failed last deploy
 
 
-def delivery(facts: DeliveryFacts) -> Delivery:
+def delivery(facts: DeliveryFacts) -> WaveDelivery:
     """The delivery of one host; see the module docstring."""
     undelivered = tuple(sorted(facts.frozen & (facts.missing | facts.below_frozen)))
     failed = {uid: facts.deploy_failed[uid] for uid in undelivered if uid in facts.deploy_failed}
     state = delivery_state(facts.scan_ok, len(facts.frozen), len(undelivered), len(failed))
-    return Delivery(state=state, undelivered=undelivered, deploy_failed=failed)
+    return WaveDelivery(state=state, undelivered=undelivered, deploy_failed=failed)
 
 
-def state_detail(state: str, facts: ComplianceFacts, error: str | None, delivered: Delivery) -> str:
+def state_detail(state: str, facts: ComplianceFacts, error: str | None, delivered: WaveDelivery) -> str:
     """One line on why the host is in ``state``, then what the started waves did not deliver."""
     words = {
         NEVER_SCANNED: "no scan of the host recorded",

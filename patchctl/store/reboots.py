@@ -30,7 +30,7 @@ __all__ = [
     "REBOOT_RUNNING",
     "REBOOT_STATUSES",
     "REBOOT_UNREACHABLE",
-    "PendingReboot",
+    "PendingRebootRow",
     "RebootRow",
     "RebootStore",
     "VerifyRow",
@@ -44,7 +44,7 @@ REBOOT_STATUSES = (REBOOT_RUNNING, REBOOT_OK, REBOOT_FAILED, REBOOT_UNREACHABLE)
 
 
 @dataclass(frozen=True)
-class PendingReboot:
+class PendingRebootRow:
     """One row of ``v_reboot_pending``."""
 
     host: str
@@ -98,14 +98,14 @@ class RebootStore:
                 )
             )
 
-    def pending(self, hosts: Iterable[str] | None = None) -> list[PendingReboot]:
+    def pending(self, hosts: Iterable[str] | None = None) -> list[PendingRebootRow]:
         v = t.v_reboot_pending
         query = sa.select(v).order_by(v.c.host)
         if hosts is not None:
             query = query.where(v.c.host.in_(list(hosts)))
         with self._read() as conn:
             return [
-                PendingReboot(
+                PendingRebootRow(
                     host=r.host,
                     patch_role=r.patch_role,
                     patch_window=r.patch_window,

@@ -135,3 +135,13 @@ def test_the_module_utils_file_is_what_ansible_ships(tmp_path: Path) -> None:
         task_vars={"ansible_python_interpreter": "/usr/bin/python3"},
     )
     assert built.b_module_data  # the AnsiballZ payload, with ansible.module_utils.patchctl_linux in it
+
+
+def test_the_controller_reads_the_modules_integrity_marker() -> None:
+    """The controller (patchctl/scan.py) cannot import a plugin module, so it keeps the one string
+    it must recognise in a module's failure, ``integrity: ``; this test makes the module_utils
+    definition the one the controller follows. Breaking it: changing the marker in module_utils
+    (and its checked copy) alone fails here."""
+    from patchctl import scan
+
+    assert scan.INTEGRITY == psl.INTEGRITY == pal.INTEGRITY
