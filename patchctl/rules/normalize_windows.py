@@ -67,6 +67,11 @@ FEATURE_CATEGORY = "upgrades"
 NEVER_REBOOTS = frozenset({"neverreboots", "0"})
 
 UNSUPPORTED_VERSION = "unsupported"
+# win_chocolatey exit codes that are success (chocolatey.chocolatey 1.5.3, SuccessExitCodes in
+# plugins/module_utils/Packages.psm1), and those of them that leave a reboot required. Kept in
+# step with roles/patch_apply_windows/vars/main.yml.
+CHOCO_SUCCESS_EXIT_CODES = frozenset({0, 1605, 1614, 1641, 3010})
+CHOCO_REBOOT_EXIT_CODES = frozenset({1641, 3010})
 PKG_MGR_WINDOWS = "windows_update"
 PKG_MGR_WINDOWS_CHOCO = "windows_update+chocolatey"
 
@@ -526,14 +531,18 @@ def apply_outcome(
     for entry in apps:
         uid = _entry_uid(entry)
         res = by_name.get(str(entry.get("name", "")).lower())
+        rc = res.get("rc") if res is not None else None
         if res is None:
             outcome.failed[uid] = "win_chocolatey did not run"
-        elif res.get("failed") or res.get("rc") not in (0, 3010, 1641, None):
-            msg = res.get("msg") or f"choco exited {res.get('rc')}"
+        elif res.get("failed") or not isinstance(rc, int) or rc not in CHOCO_SUCCESS_EXIT_CODES:
+            # no rc: the module never ran choco (an unhandled exception, whose failure the
+            # role's failed_when: false turns into failed: false)
+            fallback = f"choco exited {rc}" if rc is not None else "win_chocolatey returned no exit code"
+            msg = res.get("msg") or fallback
             outcome.failed[uid] = f"install failed: {' '.join(str(msg).split())}"
         else:
             outcome.installed.append(uid)
-            if res.get("rc") in (3010, 1641):
+            if rc in CHOCO_REBOOT_EXIT_CODES:
                 outcome.reboot_required = True
 
     if problems:
