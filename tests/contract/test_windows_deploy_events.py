@@ -204,7 +204,7 @@ def search_failed_result() -> dict[str, Any]:
     """win_updates' final result when its search fails (the action plugin's run(): nothing
     selected, the HRESULT in msg), before any failed_when."""
     result = copy.deepcopy(fixture("win_updates_search_failed.json")["result"])
-    result["msg"] = SEARCH_ERROR
+    assert result["msg"] == SEARCH_ERROR
     return result
 
 
