@@ -1,0 +1,142 @@
+"""Contract: recorded win_updates output streams (tests/data/windows/recordings/, written by
+patchctl in the upstream format, see tests/contract/replay.py) replayed through the pinned
+ansible.windows action plugin's real code, with only the connection and the module execution
+replaced, then through patchctl's deploy path (the event shaped by the role's
+``failed_when: false`` as Ansible's task executor shapes it) and scan normalization."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from patchctl.ansible.runner import HostEvent
+from patchctl.deploy import _BatchHandler
+from patchctl.rules.model import HOST_FAILED, HOST_OK, ApplyOutcome
+from patchctl.rules.normalize import ScanResultError
+from patchctl.rules.normalize_windows import normalize_win_updates
+from tests.contract import replay, shapes
+from tests.contract.test_windows_deploy_events import fixture, report_event
+
+CU = "3c1b8a52-6f0e-4d21-9a47-1e5f2b7c9d01"
+DEFENDER = "8f2d4e61-0b3a-4c5d-9e7f-6a1b2c3d4e5f"
+DOTNET = "5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9"
+INSTALL_TASK = "Install the approved Windows updates"
+CHECK_TASK = "Fail the host unless every approved update and application was installed"
+
+
+def install_args() -> dict[str, Any]:
+    """The role's install task's arguments (roles/patch_apply_windows/tasks/windows_updates.yml),
+    with the values a plan gives them."""
+    return {
+        "state": "installed",
+        "category_names": ["*"],
+        "accept_list": ["^CU$", "^Defender$"],
+        "reject_list": [],
+        "server_selection": "default",
+        "reboot": False,
+    }
+
+
+def entry(update_id: str, name: str) -> dict[str, Any]:
+    return {"uid": f"windows:{update_id}", "source": "windows", "name": name, "version": "1", "update_id": update_id}
+
+
+def deploy(approved: list[dict[str, Any]], installed: dict[str, Any], check_fails: bool) -> ApplyOutcome:
+    """The host's outcome from the install event, the role's result fact and its check."""
+    recorded: list[ApplyOutcome] = []
+    handler = _BatchHandler({"ws1": approved}, lambda o, _p: recorded.append(o))
+    events = [
+        HostEvent("ws1", "ok", INSTALL_TASK, "ansible.windows.win_updates", installed),
+        report_event("ws1", installed, None),
+    ]
+    if check_fails:
+        events.append(HostEvent("ws1", "failed", CHECK_TASK, "ansible.builtin.assert", {"msg": "not installed"}))
+    for event in events:
+        handler(event)
+    handler.finish()
+    assert len(recorded) == 1
+    return recorded[0]
+
+
+def test_every_recording_names_what_it_models() -> None:
+    names = sorted(p.name for p in replay.RECORDINGS.glob("*.txt"))
+    assert names
+    for name in names:
+        assert replay.load(name).models, name
+
+
+def test_replayed_search_error() -> None:
+    """A search error (0x80240032): the real plugin's result is the fixture's
+    (tests/data/windows/win_updates_search_failed.json); the scan refuses it naming the HRESULT;
+    the deploy says per update that win_updates failed, with the message. Breaking it: the deploy
+    reading only ``failed`` (before issue 17's fix) made every update "not offered by Windows
+    Update on this host" under the role's failed_when: false."""
+    run = replay.run(replay.load("search_error.txt"), install_args())
+    assert run.operations == ["start", "poll", "cancel"]
+    result = {k: v for k, v in run.result.items() if k not in ("exception", "invocation")}
+    assert result == fixture("win_updates_search_failed.json")["result"]
+    with pytest.raises(ScanResultError, match="WU_E_INVALID_CRITERIA 0x80240032"):
+        normalize_win_updates(copy.deepcopy(result), host="ws1")
+    approved = [entry(CU, "CU"), entry(DEFENDER, "Defender")]
+    outcome = deploy(approved, shapes.under_failed_when(run.result), check_fails=True)
+    assert outcome.status == HOST_FAILED
+    assert outcome.failed == {e["uid"]: f"win_updates failed: {result['msg']}" for e in approved}
+    assert outcome.error is not None and outcome.error.startswith(result["msg"])
+    assert outcome.reboot_required is True
+
+
+def test_replayed_failed_install() -> None:
+    """One update installs, one fails with 0x80070643, one is filtered: each says so, and the
+    reboot the installed one needs is kept. Breaking it: dropping the plugin's ``failure_msg``
+    from the reason (leaving "HRESULT 2147944003") fails here."""
+    run = replay.run(replay.load("failed_install.txt"), install_args())
+    assert run.result["failed"] is True
+    approved = [entry(CU, "CU"), entry(DEFENDER, "Defender"), entry(DOTNET, ".NET")]
+    outcome = deploy(approved, shapes.under_failed_when(run.result), check_fails=True)
+    assert outcome.status == HOST_FAILED
+    assert outcome.installed == [f"windows:{CU}"]
+    assert outcome.failed == {
+        f"windows:{DEFENDER}": "install failed: Unknown WUA HRESULT 2147944003 (UNKNOWN 0x80070643)",
+        f"windows:{DOTNET}": "filtered by win_updates (accept_list)",
+    }
+    assert outcome.reboot_required is True
+
+
+def test_replayed_failing_poll_script() -> None:
+    """The poll script fails (rc 1) before any progress: the host's error is its message and no
+    update is called "not offered". Breaking it: as for the search error."""
+    run = replay.run(replay.load("fail_poll_script.txt"), install_args())
+    assert run.operations == ["start", "poll", "cancel"]
+    assert run.result["rc"] == 1
+    approved = [entry(CU, "CU")]
+    outcome = deploy(approved, shapes.under_failed_when(run.result), check_fails=True)
+    assert outcome.failed == {f"windows:{CU}": f"win_updates failed: {run.result['msg']}"}
+    assert outcome.error is not None and run.result["msg"] in outcome.error
+
+
+def test_replayed_dropped_poll() -> None:
+    """A dropped poll is retried by the plugin; the install then succeeds and the host is ok."""
+    run = replay.run(replay.load("dropped_poll.txt"), install_args())
+    assert run.operations == ["start", "poll", "poll", "poll", "cancel"]
+    outcome = deploy([entry(CU, "CU")], shapes.under_failed_when(run.result), check_fails=False)
+    assert (outcome.status, outcome.installed, outcome.failed, outcome.error) == (
+        HOST_OK,
+        [f"windows:{CU}"],
+        {},
+        None,
+    )
+    assert outcome.reboot_required is False
+
+
+def test_install_args_are_the_roles() -> None:
+    """The replayed task's arguments are the role's install task's (and the plugin accepts them)."""
+    import yaml
+
+    from tests.contract import collection
+
+    tasks = yaml.safe_load((shapes.ROLES / "patch_apply_windows" / "tasks" / "windows_updates.yml").read_text())
+    install = next(t for t in tasks if t["name"] == INSTALL_TASK)["ansible.windows.win_updates"]
+    assert set(install) - {"log_path"} == set(install_args())
+    assert set(install) <= set(collection.win_updates_action().ActionModule._VALID_ARGS)
