@@ -22,6 +22,9 @@ from tests.contract.test_windows_deploy_events import fixture, report_event
 CU = "3c1b8a52-6f0e-4d21-9a47-1e5f2b7c9d01"
 DEFENDER = "8f2d4e61-0b3a-4c5d-9e7f-6a1b2c3d4e5f"
 DOTNET = "5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9"
+FEATURE = "7d8e9f0a-1b2c-4d3e-8f4a-5b6c7d8e9f0a"
+HIDDEN = "2a3b4c5d-6e7f-4a8b-9c0d-1e2f3a4b5c6d"
+BROWSE_ONLY = "9b8a7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
 INSTALL_TASK = "Install the approved Windows updates"
 CHECK_TASK = "Fail the host unless every approved update and application was installed"
 
@@ -140,3 +143,21 @@ def test_install_args_are_the_roles() -> None:
     install = next(t for t in tasks if t["name"] == INSTALL_TASK)["ansible.windows.win_updates"]
     assert set(install) - {"log_path"} == set(install_args())
     assert set(install) <= set(collection.win_updates_action().ActionModule._VALID_ARGS)
+
+
+def test_replayed_scan_hidden_browse_only_feature() -> None:
+    """A scan's search through the real plugin and the scan normalization: the feature update in
+    ``Upgrades`` (no KB) is major, the hidden update is filtered with its reason, the browse-only
+    preview is an ordinary offered update. Breaking it: dropping ``upgrades`` from
+    CATEGORY_CLASSIFICATION made the feature update "other" here."""
+    args = {"state": "searched", "category_names": ["*"], "server_selection": "default", "skip_optional": False}
+    run = replay.run(replay.load("search_hidden_browse_only_feature.txt"), args)
+    assert run.operations == ["start", "poll", "cancel"]
+    updates, filtered, reboot = normalize_win_updates(run.result, host="ws1")
+    by_id = {u.update_id: u for u in updates}
+    assert set(by_id) == {CU, FEATURE, BROWSE_ONLY}
+    assert (by_id[FEATURE].classification, by_id[FEATURE].major, by_id[FEATURE].kbs) == ("feature", True, ())
+    assert (by_id[BROWSE_ONLY].classification, by_id[BROWSE_ONLY].major) == ("bugfix", False)
+    assert by_id[CU].classification == "security" and by_id[CU].kbs == ("KB5034129",)
+    assert [(f.update_id, f.reasons) for f in filtered] == [(HIDDEN, ("hidden",))]
+    assert reboot is False
