@@ -161,3 +161,31 @@ def test_replayed_scan_hidden_browse_only_feature() -> None:
     assert by_id[CU].classification == "security" and by_id[CU].kbs == ("KB5034129",)
     assert [(f.update_id, f.reasons) for f in filtered] == [(HIDDEN, ("hidden",))]
     assert reboot is False
+
+
+def test_replayed_install_leaving_a_reboot_required() -> None:
+    """Both updates install with ``reboot: false``: the host is ok and its reboot is required
+    (patchctl's reboot step takes it). Breaking it: ignoring the result's reboot_required (taking
+    it as false) failed here."""
+    run = replay.run(replay.load("install_reboot_required.txt"), install_args())
+    approved = [entry(CU, "CU"), entry(DEFENDER, "Defender")]
+    outcome = deploy(approved, shapes.under_failed_when(run.result), check_fails=False)
+    assert (outcome.status, sorted(outcome.installed), outcome.failed) == (
+        HOST_OK,
+        sorted(e["uid"] for e in approved),
+        {},
+    )
+    assert outcome.reboot_required is True
+
+
+def test_replayed_reboot_pending_before_the_install() -> None:
+    """The module stops before searching because a reboot is required: each update says why, the
+    host's error carries it and its reboot is required. Breaking it: as for the search error, each
+    update was "not offered by Windows Update on this host"."""
+    run = replay.run(replay.load("reboot_pending_first.txt"), install_args())
+    msg = "A reboot is required before more updates can be installed"
+    assert run.result["msg"] == msg and run.result["reboot_required"] is True
+    outcome = deploy([entry(CU, "CU")], shapes.under_failed_when(run.result), check_fails=True)
+    assert outcome.failed == {f"windows:{CU}": f"win_updates failed: {msg}"}
+    assert outcome.error is not None and outcome.error.startswith(msg)
+    assert outcome.reboot_required is True
