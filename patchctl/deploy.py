@@ -477,9 +477,12 @@ class _BatchHandler:
             if host not in self._win_result and host not in self._choco and host not in self._win_error:
                 continue  # no event at all: the caller records "did not reach this host"
             outcome = windows_outcome(host, self.work[host], self._win_result.get(host), self._choco.get(host, []))
-            if host in self._win_error and outcome.status == HOST_OK:
+            if host in self._win_error:
+                # the failed task's message (the role's check, a failed pre-install search) is kept
+                # beside what the results say, whether or not they already failed the host
+                error = "; ".join(e for e in (outcome.error, self._win_error[host]) if e)
                 outcome = ApplyOutcome(
-                    host, HOST_FAILED, outcome.installed, outcome.failed, outcome.reboot_required, self._win_error[host]
+                    host, HOST_FAILED, outcome.installed, outcome.failed, outcome.reboot_required, error
                 )
             self._done.add(host)
             self.record(outcome, [])

@@ -67,6 +67,11 @@ FEATURE_CATEGORY = "upgrades"
 NEVER_REBOOTS = frozenset({"neverreboots", "0"})
 
 UNSUPPORTED_VERSION = "unsupported"
+# win_chocolatey exit codes that are success (chocolatey.chocolatey 1.5.3, SuccessExitCodes in
+# plugins/module_utils/Packages.psm1), and those of them that leave a reboot required. Kept in
+# step with roles/patch_apply_windows/vars/main.yml.
+CHOCO_SUCCESS_EXIT_CODES = frozenset({0, 1605, 1614, 1641, 3010})
+CHOCO_REBOOT_EXIT_CODES = frozenset({1641, 3010})
 PKG_MGR_WINDOWS = "windows_update"
 PKG_MGR_WINDOWS_CHOCO = "windows_update+chocolatey"
 
@@ -439,6 +444,22 @@ def _entry_uid(entry: Mapping[str, Any]) -> str:
     return f"{entry.get('source')}:{entry.get('name')}:{entry.get('version')}"
 
 
+def win_updates_failure(result: Mapping[str, Any]) -> str | None:
+    """Why the ``win_updates`` run of ``result`` failed (its ``msg``, one line), None when it did not.
+
+    The role registers the install with ``failed_when: false``, so Ansible's task executor
+    replaces the action's ``failed: true`` with ``failed: false`` and adds ``failed_when_result``;
+    the action plugin's ``msg`` is kept, and it sets one only when it fails. A result without
+    ``failed_when_result`` is taken at its ``failed``.
+    """
+    msg = " ".join(str(result.get("msg") or "").split())
+    if result.get("failed"):
+        return msg or "win_updates failed"
+    if "failed_when_result" in result and msg:
+        return msg
+    return None
+
+
 def apply_outcome(
     host: str,
     approved: Sequence[Mapping[str, Any]],
@@ -465,6 +486,10 @@ def apply_outcome(
         else:
             updates = win_updates_result.get("updates") or {}
             filtered = win_updates_result.get("filtered_updates") or {}
+            failure = win_updates_failure(win_updates_result)
+            # failed before selecting anything (a search HRESULT, a failing poll script): the
+            # updates it never saw were not "not offered", win_updates did not get that far
+            unseen = f"win_updates failed: {failure}" if failure and not updates else None
             outcome.reboot_required = bool(win_updates_result.get("reboot_required", False))
             approved_ids = {str(e.get("update_id")) for e in windows}
             for entry in windows:
@@ -483,7 +508,9 @@ def apply_outcome(
                     reasons = ", ".join(map(str, filtered[update_id].get("filtered_reasons", []))) or "unknown"
                     outcome.failed[uid] = f"filtered by win_updates ({reasons})"
                 else:
-                    outcome.failed[uid] = "not offered by Windows Update on this host (installed, superseded or hidden)"
+                    outcome.failed[uid] = unseen or (
+                        "not offered by Windows Update on this host (installed, superseded or hidden)"
+                    )
             extra = sorted(
                 uid
                 for uid, info in updates.items()
@@ -491,8 +518,8 @@ def apply_outcome(
             )
             if extra:
                 problems.append(f"installed updates that were not approved: {', '.join(extra)}")
-            if win_updates_result.get("failed") and not outcome.failed:
-                problems.append(" ".join(str(win_updates_result.get("msg") or "win_updates failed").split()))
+            if failure and (unseen or not outcome.failed):
+                problems.append(failure)
 
     by_name: dict[str, Mapping[str, Any]] = {}
     for item_result in choco_results:
@@ -504,14 +531,18 @@ def apply_outcome(
     for entry in apps:
         uid = _entry_uid(entry)
         res = by_name.get(str(entry.get("name", "")).lower())
+        rc = res.get("rc") if res is not None else None
         if res is None:
             outcome.failed[uid] = "win_chocolatey did not run"
-        elif res.get("failed") or res.get("rc") not in (0, 3010, 1641, None):
-            msg = res.get("msg") or f"choco exited {res.get('rc')}"
+        elif res.get("failed") or not isinstance(rc, int) or rc not in CHOCO_SUCCESS_EXIT_CODES:
+            # no rc: the module never ran choco (an unhandled exception, whose failure the
+            # role's failed_when: false turns into failed: false)
+            fallback = f"choco exited {rc}" if rc is not None else "win_chocolatey returned no exit code"
+            msg = res.get("msg") or fallback
             outcome.failed[uid] = f"install failed: {' '.join(str(msg).split())}"
         else:
             outcome.installed.append(uid)
-            if res.get("rc") in (3010, 1641):
+            if rc in CHOCO_REBOOT_EXIT_CODES:
                 outcome.reboot_required = True
 
     if problems:

@@ -129,8 +129,10 @@ if ($module.Params.search) {
     }
     catch {
         $hresult = $_.Exception.HResult
-        $module.FailJson(("Windows Update Agent search failed (HRESULT 0x{0:X8}): {1}. Over WinRM/PSRP a " +
-                "search may need become (runas SYSTEM)") -f $hresult, $_.Exception.Message, $_)
+        # Formatted on its own: inside FailJson's parentheses a comma would separate arguments.
+        $message = ("Windows Update Agent search failed (HRESULT 0x{0:X8}): {1}. Over WinRM/PSRP a " +
+            "search may need become (runas SYSTEM)") -f $hresult, $_.Exception.Message
+        $module.FailJson($message, $_)
     }
 }
 

@@ -46,6 +46,8 @@ attributes:
 notes:
   - A Windows Update search over WinRM or PSRP can fail with access denied on some hosts; run
     the task with C(become) (C(runas), C(SYSTEM)) then.
+  - When the search fails, the module fails with C(msg) naming the HRESULT (C(0x) and eight hex
+    digits), the Windows Update Agent's message and this hint.
 """
 
 EXAMPLES = r"""

@@ -43,3 +43,16 @@ def loop_result(items: list[dict[str, Any]]) -> dict[str, Any]:
         "msg": "All items completed",
         "skipped": False,
     }
+
+
+def under_failed_when(result: Mapping[str, Any], failed: bool = False) -> dict[str, Any]:
+    """``result`` as Ansible's task executor leaves it (event and registered value) for a task
+    with ``failed_when`` evaluating to ``failed`` (ansible-core 2.19 TaskExecutor._execute:
+    ``failed_when_result`` and ``failed`` both set to the condition; a suppressed failure's
+    ``exception`` moved to ``failed_when_suppressed_exception``). ``msg`` is left as it was."""
+    shaped = dict(result)
+    shaped.setdefault("changed", False)
+    shaped["failed_when_result"] = shaped["failed"] = failed
+    if not failed and (exc := shaped.pop("exception", None)):
+        shaped["failed_when_suppressed_exception"] = exc
+    return shaped

@@ -191,3 +191,73 @@ def test_the_result_fact_holds_the_registered_results() -> None:
     assert fact == {"win_updates": result, "chocolatey": items}
     empty = report_event("ws1", None, None).result["ansible_facts"]["patch_apply_windows_result"]
     assert empty == {"win_updates": None, "chocolatey": []}
+
+
+SEARCH_ERROR = (
+    "Searching for updates: Exception from HRESULT: 0x80240032 - "
+    "The search criteria string was invalid (WU_E_INVALID_CRITERIA 0x80240032)"
+)
+CHECK_TASK = "Fail the host unless every approved update and application was installed"
+
+
+def search_failed_result() -> dict[str, Any]:
+    """win_updates' final result when its search fails (the action plugin's run(): nothing
+    selected, the HRESULT in msg), before any failed_when."""
+    result = copy.deepcopy(fixture("win_updates_search_failed.json")["result"])
+    assert result["msg"] == SEARCH_ERROR
+    return result
+
+
+def test_install_failing_before_selecting_keeps_its_message() -> None:
+    """The install fails at its search (0x80240032): under the role's ``failed_when: false`` the
+    event and the registered result carry ``failed: false`` + ``failed_when_result``, and the
+    check task fails with its own message. Every approved update says win_updates failed (not
+    "not offered"), the host's error holds the search error and the check task's message.
+    Breaking it: reading only ``failed`` (as before) made every update "not offered by Windows
+    Update on this host" and left the error empty; using the check task's message only for an
+    otherwise ok host (as before) dropped it."""
+    approved = approved_for(updates_result())
+    installed = shapes.under_failed_when(search_failed_result())
+    assert installed["failed"] is False and installed["failed_when_result"] is False
+    recorded: list[ApplyOutcome] = []
+    handler = _BatchHandler({"ws1": approved}, lambda o, _p: recorded.append(o))
+    check_msg = f"not installed: {', '.join(e['update_id'] for e in approved)} (win_updates: {SEARCH_ERROR})"
+    run(
+        handler,
+        [
+            HostEvent(
+                "ws1",
+                "ok",
+                "Search with the install's filters",
+                "ansible.windows.win_updates",
+                copy.deepcopy(fixture("win_updates_installed_failed.json")["result"]),
+            ),
+            HostEvent("ws1", "ok", "Install the approved Windows updates", "ansible.windows.win_updates", installed),
+            report_event("ws1", installed, None),
+            HostEvent("ws1", "failed", CHECK_TASK, "ansible.builtin.assert", {"msg": check_msg}),
+        ],
+    )
+    assert len(recorded) == 1
+    outcome = recorded[0]
+    assert outcome.status == HOST_FAILED
+    assert outcome.installed == []
+    assert outcome.failed == {e["uid"]: f"win_updates failed: {SEARCH_ERROR}" for e in approved}
+    assert outcome.error == f"{SEARCH_ERROR}; {CHECK_TASK}: {check_msg}"
+
+
+def test_failing_pre_install_search_is_the_hosts_error() -> None:
+    """The pre-install search ("Search with the install's filters", no failed_when) fails: the
+    host stops there, no result fact is set. Each update "did not run", and the host's error is
+    the search's message. Breaking it: keeping the failed task's message only for an otherwise ok
+    host (as before) left the error empty."""
+    approved = approved_for(updates_result())
+    failed_search = copy.deepcopy(search_failed_result())
+    recorded: list[ApplyOutcome] = []
+    handler = _BatchHandler({"ws1": approved}, lambda o, _p: recorded.append(o))
+    search_task = "Search with the install's filters"
+    run(handler, [HostEvent("ws1", "failed", search_task, "ansible.windows.win_updates", failed_search)])
+    assert len(recorded) == 1
+    outcome = recorded[0]
+    assert outcome.status == HOST_FAILED
+    assert outcome.failed == {e["uid"]: "win_updates did not run" for e in approved}
+    assert outcome.error == f"{search_task}: {SEARCH_ERROR}"

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from patchctl.rules.apps import Catalog, CatalogApp, load_catalog
 from patchctl.rules.model import HOST_FAILED, HOST_OK, Update
@@ -241,7 +243,7 @@ def test_apply_outcome_installed_failed_filtered() -> None:
     assert outcome.status == HOST_FAILED
     assert outcome.installed == [f"windows:{CU}", "chocolatey:7zip:23.1.0"]
     assert outcome.failed == {
-        f"windows:{DEFENDER_FAILED}": "install failed: Unknown WUA HRESULT 2147944003 (UNKNOWN 80070643)",
+        f"windows:{DEFENDER_FAILED}": "install failed: Unknown WUA HRESULT 2147944003 (UNKNOWN 0x80070643)",
         f"windows:{FLASH}": "filtered by win_updates (accept_list)",
         "windows:00000000-0000-0000-0000-000000000001": (
             "not offered by Windows Update on this host (installed, superseded or hidden)"
@@ -264,6 +266,7 @@ def test_apply_outcome_flags_unapproved_install() -> None:
     result["updates"][DEFENDER_FAILED].update(installed=True)
     del result["updates"][DEFENDER_FAILED]["failure_hresult_code"]
     result.update(failed=False)
+    del result["msg"]  # a run that did not fail has no msg (win_updates sets one only on failure)
     outcome = apply_outcome("ws1", approved, result)
     assert outcome.error == f"installed updates that were not approved: {DEFENDER_FAILED}"
     assert outcome.status == HOST_FAILED
@@ -331,3 +334,92 @@ def test_catalog_rejects(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as exc:
         load_catalog(bad)
     assert str(bad) in exc.value.message or "belongs to both" in exc.value.message
+
+
+COLLECTION = Path(__file__).resolve().parents[2] / ".collections" / "ansible_collections"
+
+
+def _choco_item(name: str, version: str, **result: Any) -> dict[str, Any]:
+    """A win_chocolatey loop item as the role registers it (``failed_when: false``)."""
+    return {
+        "changed": False,
+        **result,
+        "failed": False,
+        "failed_when_result": False,
+        "item": {"key": name, "value": version},
+        "ansible_loop_var": "item",
+    }
+
+
+def _choco_entry(name: str, version: str) -> dict[str, Any]:
+    return {"uid": f"chocolatey:{name}:{version}", "source": "chocolatey", "name": name, "version": version}
+
+
+def _role_failed_apps(items: list[dict[str, Any]]) -> list[str]:
+    """The packages that roles/patch_apply_windows/tasks/check.yml counts failed, templated by
+    Ansible from the role's own files (its vars/main.yml, the check task's vars)."""
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar
+
+    loader = DataLoader()
+    role = Path(__file__).resolve().parents[2] / "roles" / "patch_apply_windows"
+    task = loader.load_from_file(str(role / "tasks" / "check.yml"), trusted_as_template=True)[0]
+    variables = dict(loader.load_from_file(str(role / "vars" / "main.yml"), trusted_as_template=True))
+    variables["__patch_apply_windows_choco"] = {"results": items}
+    failed = Templar(loader=loader, variables=variables).template(task["vars"]["__failed_apps"])
+    return sorted(str(name) for name in failed)
+
+
+def test_chocolatey_exit_codes_follow_the_collection() -> None:
+    """An item without ``rc`` (an unhandled module exception, ``failed: false`` under the role's
+    ``failed_when: false``) failed; 1605, 1614, 1641 and 3010 are success as chocolatey.chocolatey
+    1.5.3's SuccessExitCodes, 1641 and 3010 with a reboot required; patchctl and the role's check
+    agree item by item. Breaking it: the old rule (rc in 0, 3010, 1641 or missing) counted the
+    item without rc installed and 1605/1614 failed; the role's old list [0, 1641, 3010] failed
+    1605 and 1614."""
+    unhandled = 'Unhandled exception while executing module: Exception calling "Invoke" with "0" argument(s)'
+    items = [
+        _choco_item("7zip", "23.1.0", msg=unhandled),
+        _choco_item("vlc", "3.0.20", rc=1605),
+        _choco_item("firefox", "121.0.1", rc=1614),
+        _choco_item("googlechrome", "121.0.6167.85", rc=1641, changed=True),
+        _choco_item("notepadplusplus", "8.6.2", rc=3010, changed=True),
+        _choco_item("ccleaner", "6.19", rc=1, msg="Error updating package(s) 'ccleaner'"),
+    ]
+    approved = [_choco_entry(i["item"]["key"], i["item"]["value"]) for i in items]
+    outcome = apply_outcome("ws1", approved, None, items)
+    assert outcome.failed == {
+        "chocolatey:7zip:23.1.0": f"install failed: {unhandled}",
+        "chocolatey:ccleaner:6.19": "install failed: Error updating package(s) 'ccleaner'",
+    }
+    assert outcome.installed == [
+        "chocolatey:vlc:3.0.20",
+        "chocolatey:firefox:121.0.1",
+        "chocolatey:googlechrome:121.0.6167.85",
+        "chocolatey:notepadplusplus:8.6.2",
+    ]
+    assert outcome.status == HOST_FAILED
+    assert _role_failed_apps(items) == ["7zip", "ccleaner"]
+    for rc, reboot in ((1605, False), (1614, False), (1641, True), (3010, True), (0, False)):
+        one = apply_outcome("ws1", [_choco_entry("vlc", "3.0.20")], None, [_choco_item("vlc", "3.0.20", rc=rc)])
+        assert (one.status, one.reboot_required) == (HOST_OK, reboot), rc
+
+
+def test_chocolatey_success_codes_are_the_pinned_collections() -> None:
+    """patchctl's and the role's success codes are the ones the pinned chocolatey.chocolatey
+    declares. Breaking it: dropping 1614 from CHOCO_SUCCESS_EXIT_CODES fails here."""
+    from patchctl.rules.normalize_windows import CHOCO_SUCCESS_EXIT_CODES
+
+    psm1 = (COLLECTION / "chocolatey" / "chocolatey" / "plugins" / "module_utils" / "Packages.psm1").read_text(
+        encoding="utf-8"
+    )
+    found = re.search(r"^\$script:SuccessExitCodes = \(([\d, ]+)\)", psm1, re.MULTILINE)
+    assert found is not None
+    declared = {int(code) for code in found.group(1).split(",")}
+    assert set(CHOCO_SUCCESS_EXIT_CODES) == declared
+    role_vars = yaml.safe_load(
+        (Path(__file__).resolve().parents[2] / "roles" / "patch_apply_windows" / "vars" / "main.yml").read_text(
+            encoding="utf-8"
+        )
+    )
+    assert set(role_vars["__patch_apply_windows_choco_success_rcs"]) == declared
