@@ -39,3 +39,9 @@ CHOCO_ACTIONS  # rules/normalize_windows.py: the module names of a Chocolatey in
 # schema tests; the views themselves are created by the migrations.
 v_update_decisions
 v_wave_progress
+
+# Ansible's ActionBase reads these of the connection it is given and calls the override
+# (tests/contract/replay.py: the real win_updates action plugin on recorded module output).
+tmpdir
+transport
+_execute_module
