@@ -152,6 +152,8 @@ def test_shipped_policies_are_valid() -> None:
          "named twice"),
         ("baselines:\n  debian: {}\n  debian: {}\n", 3, "baselines.debian", "given twice"),
         ("waves: []\n", 1, "baselines", "missing"),
+        ("baselines:\n  debian:\n    successors: upgrade\n", 3, "baselines.debian.successors",
+         "must be one of repilot, install, block, got 'upgrade'"),
     ],
 )  # fmt: skip
 def test_validation_errors_name_file_line_and_field(text: str, line: int, field: str, problem: str) -> None:
@@ -171,3 +173,11 @@ def test_invalid_yaml_names_the_line() -> None:
 def test_empty_file_is_an_error() -> None:
     with pytest.raises(ConfigError, match=r"policy file p\.yml: the file is empty"):
         parse_policy("", "p.yml")
+
+
+def test_successors_default_repilot_and_parsed() -> None:
+    """Breaking it: the successors key left out of the known fields makes the second parse an
+    'unknown field' error; a default other than repilot fails the first assertion."""
+    assert parse_policy("baselines:\n  debian: {}\n", "p.yml").baselines["debian"].successors == "repilot"
+    parsed = parse_policy("baselines:\n  debian:\n    successors: install\n  redhat:\n    successors: block\n", "p")
+    assert (parsed.baselines["debian"].successors, parsed.baselines["redhat"].successors) == ("install", "block")
