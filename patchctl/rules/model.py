@@ -26,6 +26,9 @@ SOURCES = ("apt", "dnf", "zypper", "windows", "chocolatey")
 HOST_OK = "ok"
 HOST_FAILED = "failed"
 HOST_UNREACHABLE = "unreachable"
+# A deploy result: an approved update the host cannot get as the policy stands (its version is no
+# longer offered; the baseline's ``successors`` decides, patchctl.rules.lineage). Not ok.
+HOST_BLOCKED = "blocked"
 
 
 @dataclass(frozen=True)
@@ -89,3 +92,5 @@ class ApplyOutcome:
     failed: dict[str, str] = field(default_factory=dict)  # uid -> reason
     reboot_required: bool = False
     error: str | None = None
+    # package name -> version, as the package manager reports it after the run (Linux)
+    versions: dict[str, str] = field(default_factory=dict)
