@@ -1,8 +1,9 @@
 """The superseded-update scenario of tests/integration/test_lineage_lab.py on dnf hosts: the
-pilot installs the approved version, the RPM repository supersedes and drops it (`patchctl lab
-repo publish --pkg-mgr dnf --drop-older`), and with ``successors: block`` the promoted fleet host
-is ``blocked``, never ``ok``; versions read with ``rpm -q`` over SSH. Its own lab (one apt host
-left out of the waves, two dnf hosts) on the second test subnet."""
+pilot installs the approved version, the RPM repository (dnf's and zypper's) supersedes and drops
+it (`patchctl lab repo publish --pkg-mgr dnf --drop-older`), and with ``successors: block`` the
+promoted fleet hosts, dnf and zypper, are ``blocked``, never ``ok``; versions read with ``rpm -q``
+over SSH. Its own lab (one apt host left out of the waves, two dnf hosts, one zypper host) on the
+second test subnet."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.lab]
 
 SUBNET = os.environ.get("PATCHCTL_TEST_SUBNET2", "127.79")
 APP = "patchctl-demo-app"
-PILOT, FLEET = "dnf-01", "dnf-02"
+PILOT, FLEET = "dnf-01", ("dnf-02", "zyp-01")
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,7 @@ def rpm_lineage_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabEnv
         env.pop(key, None)
     stop_stale_labs(SUBNET)
     try:
-        lab.up(1, subnet=SUBNET, dnf_hosts=2)
+        lab.up(1, subnet=SUBNET, dnf_hosts=2, zypper_hosts=1)
         yield LabEnv(lab=lab, home=home, env=env)
     finally:
         lab.down()
@@ -52,25 +53,33 @@ def rpm_version(env: LabEnv, host: str) -> str:
     return env.ssh(host, f"rpm -q --qf '%{{VERSION}}-%{{RELEASE}}' {APP}").stdout.strip()
 
 
-def test_superseded_approved_version_blocks_the_dnf_fleet(rpm_lineage_lab: LabEnv, tmp_path: Path) -> None:
+def test_superseded_approved_version_blocks_the_dnf_and_zypper_fleet(rpm_lineage_lab: LabEnv, tmp_path: Path) -> None:
     """Breaking it as in the apt test (judge() returning the apply outcome unchecked): promote
-    --deploy exited 0 with the fleet host ok at its old version (run and failed here)."""
+    --deploy exited 0 with the dnf fleet host ok at its old version (run and failed here)."""
     env = rpm_lineage_lab
     db, policy = tmp_path / "lineage.db", tmp_path / "policy.yml"
-    policy.write_text(
+    baseline = textwrap.indent(
         textwrap.dedent(
             f"""\
-            ---
-            baselines:
-              redhat:
-                classifications: [security, critical, bugfix, feature, other]
-                approve_after_days: 0
-                allow: [{APP}]
-                reject: [patchctl-demo-ssl, patchctl-demo-kernel, patchctl-demo-broken, patchctl-demo-db]
-                successors: block
+            classifications: [security, critical, bugfix, feature, other]
+            approve_after_days: 0
+            allow: [{APP}]
+            reject: [patchctl-demo-ssl, patchctl-demo-kernel, patchctl-demo-broken, patchctl-demo-db]
+            successors: block
+            """
+        ),
+        "    ",
+    )
+    policy.write_text(
+        "---\nbaselines:\n  redhat:\n"
+        + baseline
+        + "  suse:\n"
+        + baseline
+        + textwrap.dedent(
+            f"""\
             waves:
               - {{name: pilot, hosts: {PILOT}, bake_days: 7, max_concurrency: 1, max_fail_percent: 0}}
-              - {{name: fleet, hosts: {FLEET}, bake_days: 0, max_concurrency: 1, max_fail_percent: 0}}
+              - {{name: fleet, hosts: "{":".join(FLEET)}", bake_days: 0, max_concurrency: 2, max_fail_percent: 0}}
             """
         )
     )
@@ -81,7 +90,7 @@ def test_superseded_approved_version_blocks_the_dnf_fleet(rpm_lineage_lab: LabEn
         assert result.code == code, f"{args}: exit {result.code}: {result.stdout}\n{result.stderr}"
         return result.json() if "--json" in args else None
 
-    before = rpm_version(env, FLEET)
+    before = {h: rpm_version(env, h) for h in FLEET}
     for version, drop in (("1.3-1", []), ("1.4-1", ["--drop-older"])):
         if version == "1.4-1":
             cli("deploy")
@@ -91,15 +100,17 @@ def test_superseded_approved_version_blocks_the_dnf_fleet(rpm_lineage_lab: LabEn
         cli("scan")
         if version == "1.3-1":
             created = cli("rollout", "create", "--json")
-            assert isinstance(created, dict) and created["updates"] == [f"dnf:{APP}:1.3-1"]
+            assert isinstance(created, dict)
+            assert sorted(created["updates"]) == [f"dnf:{APP}:1.3-1", f"zypper:{APP}:1.3-1"]
     later = datetime.now(UTC) + timedelta(days=8)
     cli("rollout", "promote", "--deploy", "--json", now=later, code=1)
-    assert rpm_version(env, FLEET) == before
+    assert {h: rpm_version(env, h) for h in FLEET} == before
     status = cli("rollout", "status", "--json")
     assert isinstance(status, dict)
     results = {r["host"]: r for r in status["results"]}
-    assert results[FLEET]["status"] == "blocked"
-    assert "approved 1.3-1 is no longer offered; the repositories offer 1.4-1" in results[FLEET]["error"]
     assert results[PILOT]["status"] == "ok"
     by_verify, by_report = states(cli("verify", "--json", code=1), cli("report", "--json"))
-    assert by_verify[FLEET] == by_report[FLEET] == "failed"
+    for host in FLEET:
+        assert results[host]["status"] == "blocked", results[host]
+        assert "approved 1.3-1 is no longer offered; the repositories offer 1.4-1" in results[host]["error"]
+        assert by_verify[host] == by_report[host] == "failed", host
