@@ -87,7 +87,7 @@ class ApplyOutcome:
     """What one deploy did on one host: the updates (by uid) it installed and those that failed."""
 
     host: str
-    status: str  # HOST_OK | HOST_FAILED | HOST_UNREACHABLE
+    status: str  # HOST_OK | HOST_FAILED | HOST_UNREACHABLE | HOST_BLOCKED (a deploy, patchctl.deploy.judge)
     installed: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # uid -> reason
     reboot_required: bool = False

@@ -6,14 +6,19 @@ tests/integration/test_lineage_lab.py."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from patchctl.deploy import judge
+from patchctl.rollouts import rollout_status
 from patchctl.rules.lineage import Approved, Entry, HostPlan, Offered, below_floor, host_plan
 from patchctl.rules.model import HOST_BLOCKED, HOST_FAILED, HOST_OK, HOST_UNREACHABLE, ApplyOutcome
-from patchctl.rules.policy import Policy, parse_policy
+from patchctl.rules.policy import Policy, Wave, parse_policy
+from patchctl.store import Store
+from patchctl.store.rollouts import Decision, RolloutStore
 from tests.unit.test_scan_module import load_plugin_module
+from tests.unit.test_store import OPENSSL, T0, ok_scan
 
 NOW = datetime(2026, 1, 10, tzinfo=UTC)
 APP = "patchctl-demo-app"
@@ -112,3 +117,35 @@ def test_the_apply_module_reports_the_installed_versions_it_read() -> None:
     assert pal.installed_versions(pal.parse_dpkg_status(dpkg)) == {"a": "1.1-1", "b": "2.0-1"}
     rpm = pal.parse_rpm_status("patchctl-demo-app\tx86_64\t0\t1.2\t1\n")
     assert pal.installed_versions(rpm) == {"patchctl-demo-app": "1.2-1"}
+
+
+def test_rollout_status_lists_blocked_hosts_apart_from_ok_and_failed(tmp_path: Path) -> None:
+    """A blocked deploy result is neither ok nor failed nor pending in rollout status: the wave
+    counts it in hosts_blocked, the next wave is not promoted (short of min_success_percent) and
+    the status lists it with its reason. Breaking it: hosts_pending without the blocked hosts subtracted shows web01
+    pending (1 instead of 0) here (run and failed)."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    with Store.open(url) as store:
+        run = store.start_run("scan", "inv", None, 1, now=T0)
+        store.record_host_scan(run, ok_scan("web01", T0, [OPENSSL]))
+        store.finish_run(run, "ok", now=T0)
+        rs = RolloutStore(store)
+        entries = rs.catalog()
+        rs.record_decisions([(e, Decision("approved", "tester", "test", T0), False) for e in entries])
+        waves = [Wave("pilot", "web01", bake_days=0), Wave("fleet", "all", bake_days=0)]
+        rid = rs.create_rollout(T0, "tester", "policy.yml", waves, entries)
+        rs.set_wave(rid, 0, T0, "tester", "deploy start", state="deploying", hosts=["web01"], started_at=T0)
+        deploy_run = rs.start_deploy_run(rid, "pilot", "tester", T0)
+        why = "approved 1.1-1 is no longer offered; the repositories offer 1.2-1 (successors: block: ...)"
+        blocked = ApplyOutcome("web01", HOST_BLOCKED, failed={OPENSSL.uid: why}, error=f"{OPENSSL.uid}: {why}")
+        rs.record_deploy_result(deploy_run, rid, "pilot", blocked, T0)
+        rs.finish_deploy_run(deploy_run, "finished", T0)
+        rs.set_wave(rid, 0, T0, "tester", "wave finished", state="finished", finished_at=T0)
+    status = rollout_status(url, rid, T0).as_dict()
+    wave = status["waves"][0]
+    assert (wave["hosts_ok"], wave["hosts_failed"], wave["hosts_blocked"], wave["hosts_pending"]) == (0, 0, 1, 0)
+    assert status["blocked"] == [
+        {"host": "web01", "wave": "pilot", "reason": f"{OPENSSL.uid}: {why}", "follow_up_rollout": None}
+    ]
+    assert not status["promotion"]["allowed"]
+    assert "below min_success_percent 100" in status["promotion"]["reason"]
