@@ -1,12 +1,21 @@
 """The deploy flow: install one wave of a rollout (the rollout's lifecycle is :mod:`patchctl.rollouts`).
 
-``deploy`` computes, per host of the wave, exactly the rollout's updates that the host is
-missing (from its last scan), passes them to ``playbooks/deploy.yml`` as ``patchctl_deploy``
+``deploy`` computes, per host of the wave, the rollout's updates that apply to it
+(:func:`patchctl.rules.lineage.host_plan` for apt, dnf and zypper: those its last scan shows
+missing are installed, the others only checked, and an approved version no longer offered goes
+by the baseline's ``successors``; Windows and Chocolatey updates the host is missing), passes them
+to ``playbooks/deploy.yml`` as ``patchctl_deploy``
 (docs/contracts.md) in batches of the wave's ``max_concurrency`` (one Ansible run per batch),
 records each host's result as it arrives, and halts the wave (no further batch starts) when
 failed and unreachable hosts pass ``max_fail_percent``. Hosts that already succeeded in the
 rollout are not run again, so an interrupted deploy continues where it stopped and a second
-deploy of a finished wave changes nothing.
+deploy of a finished wave changes nothing, unless the host's last scan shows it below one of the
+rollout's versions again (a package downgraded by hand): then it is retried.
+
+A Linux host is ``ok`` only when the package manager, read by the apply module after the run,
+shows every planned update at its version or a newer one (:func:`patchctl.rules.lineage.below_floor`);
+a host below one is ``failed`` with the reason, one whose approved version is not offered any more
+is ``blocked`` (``successors``), and neither counts as ok towards ``min_success_percent``.
 
 Each batch runs like a scan (:func:`patchctl.ansible.fleet.run_split`): hosts with an execution node
 (``patchctl_execution_node``) through their node, the others from here, all parts at once; a node
@@ -37,11 +46,13 @@ from patchctl.reboot import RebootReport, after_deploy_outcomes
 from patchctl.rollouts import PromoteResult, promote, rollout_lock_name, rollout_or_latest
 from patchctl.rules import waves as rollout
 from patchctl.rules.clock import Clock
-from patchctl.rules.model import HOST_FAILED, HOST_OK, HOST_UNREACHABLE, ApplyOutcome
+from patchctl.rules.lineage import Approved, HostPlan, Offered, below_floor, host_plan
+from patchctl.rules.model import HOST_BLOCKED, HOST_FAILED, HOST_OK, HOST_UNREACHABLE, ApplyOutcome
 from patchctl.rules.policy import Policy, Wave
 from patchctl.store import Store
 from patchctl.store.locks import store_lock
 from patchctl.store.rollouts import Rollout, RolloutStore, RolloutUpdate
+from patchctl.verify import below_frozen
 
 if TYPE_CHECKING:
     from patchctl.notify import Notifier
@@ -78,6 +89,7 @@ class DeployReport:
     parts: list[PartStats] = field(default_factory=list)  # per node (and the control node), all batches
     controller_cpu_seconds: float = 0.0
     reboots: RebootReport | None = None  # the reboots after the deploy (None until they are done)
+    notes: dict[str, list[str]] = field(default_factory=dict)  # host -> "installed 1.2-1 (successor of ...)"
 
     @property
     def exit_code(self) -> int:
@@ -108,6 +120,7 @@ class DeployReport:
                     "failed": o.failed,
                     "reboot_required": o.reboot_required,
                     "error": o.error,
+                    "notes": self.notes.get(o.host, []),
                 }
                 for o in sorted(self.outcomes.values(), key=lambda o: o.host)
             ],
@@ -132,6 +145,7 @@ def apply_outcome(host: str, event: HostEvent) -> tuple[ApplyOutcome, list[str]]
             failed=failed,
             reboot_required=bool(data.get("reboot_required")),
             error=None if ok else result_message(res),
+            versions={str(k): str(v) for k, v in (data.get("versions") or {}).items()},
         )
         return outcome, [str(u) for u in data.get("present") or []]
     if event.status == "unreachable":
@@ -152,6 +166,31 @@ def _contract_entry(u: RolloutUpdate) -> dict[str, Any]:
         "kbs": list(u.kbs),
         "major": u.major,
     }
+
+
+def _linux_entry(u: RolloutUpdate, uid: str, version: str, install: bool) -> dict[str, Any]:
+    """A Linux entry of ``patchctl_deploy[host]``: the approved update, a successor of it
+    (``uid`` and ``version`` its own), or with ``install`` False one only checked."""
+    return {**_contract_entry(u), "uid": uid, "version": version, "install": install}
+
+
+def judge(outcome: ApplyOutcome, plan: HostPlan) -> ApplyOutcome:
+    """A Linux host's final outcome: its apply result checked against the plan with the versions
+    the package manager reports after the run; ``blocked`` when nothing failed but the plan
+    blocked an update. An unreachable host, or a failure without a module result, stays as it is."""
+    if outcome.status == HOST_UNREACHABLE or (outcome.status == HOST_FAILED and not outcome.versions):
+        if plan.blocked and outcome.status == HOST_FAILED:
+            return replace(outcome, failed={**plan.blocked, **outcome.failed})
+        return outcome
+    below = below_floor(plan.entries, outcome.versions)
+    failed = {**plan.blocked, **below, **outcome.failed}
+    if outcome.status == HOST_FAILED or below:
+        error = outcome.error or "; ".join(f"{uid}: {why}" for uid, why in sorted(below.items()))
+        return replace(outcome, status=HOST_FAILED, failed=failed, error=error)
+    if plan.blocked:
+        error = "; ".join(f"{uid}: {why}" for uid, why in sorted(plan.blocked.items()))
+        return replace(outcome, status=HOST_BLOCKED, failed=failed, error=error)
+    return outcome
 
 
 def _wave_hosts(r: Rollout, target: rollout.WaveRecord, inventory: Inventory) -> tuple[str, ...]:
@@ -238,15 +277,19 @@ def _deploy_locked(
     report.wave_hosts = hosts
     # A host that succeeded before is done, unless its latest scan shows one of the rollout's
     # updates missing again (e.g. downgraded by hand, as `patchctl verify` reports): retried.
+    # The same for a host below one of the rollout's versions after the repositories moved on
+    # (verify's below_frozen: its scan lists the newer version missing, not the rollout's).
     in_rollout = {u.update_id for u in r.updates}
     missing_now = rs.missing_on_hosts(hosts)
-    report.already_done = [
-        h
-        for h in hosts
-        if r.results.get(h) is not None
-        and r.results[h].status == HOST_OK
-        and not (missing_now.get(h, set()) & in_rollout)
-    ]
+    details = {u.uid: u for u in r.updates}
+
+    def still_done(h: str) -> bool:
+        res = r.results.get(h)
+        if res is None or res.status != HOST_OK or missing_now.get(h, set()) & in_rollout:
+            return False
+        return not below_frozen(details, details, rs.store.missing_updates(h))
+
+    report.already_done = [h for h in hosts if still_done(h)]
     todo = [h for h in hosts if h not in report.already_done]
     if not todo and target.state == rollout.FINISHED:
         report.state = rollout.FINISHED
@@ -336,11 +379,14 @@ def _deploy_hosts(
     update_ids = {u.uid: u.update_id for u in r.updates}
     missing = rs.missing_on_hosts(todo)
     lock = threading.Lock()
+    plans: dict[str, HostPlan] = {}
 
     def record(outcome: ApplyOutcome, present: list[str] | None = None) -> None:
         with lock:
             if outcome.host in report.outcomes:
                 return
+            if outcome.host in plans:
+                outcome = judge(outcome, plans[outcome.host])
             rs.record_deploy_result(
                 run_id, r.id, wave.name, outcome, clock.now(), present=present or [], update_ids=update_ids
             )
@@ -350,11 +396,32 @@ def _deploy_hosts(
                 progress(outcome, len(report.outcomes), len(todo))
 
     work: dict[str, list[dict[str, Any]]] = {}
+    lineages = rs.store.host_lineages(todo)
+    by_uid = {u.uid: u for u in r.updates}
+    approved = [Approved(u.uid, u.source, u.name, u.version) for u in r.updates]
     for host in todo:
         if host not in missing:
             record(ApplyOutcome(host, HOST_FAILED, error="no successful scan of this host: run 'patchctl scan' first"))
             continue
-        entries = [_contract_entry(u) for u in r.updates if u.update_id in missing[host]]
+        rows = rs.store.missing_updates(host)
+        plan = host_plan(
+            approved,
+            {m.uid for m in rows},
+            [
+                Offered(m.uid, m.source, m.name, m.version, m.installed_version, m.classification, m.severity, m.major)
+                for m in rows
+            ],
+            lineages.get(host, set()),
+            opts.policy,
+            clock.now(),
+        )
+        planned = {e.approved.uid for e in plan.entries} | set(plan.blocked)
+        entries = [_linux_entry(by_uid[e.approved.uid], e.uid, e.version, e.install) for e in plan.entries]
+        entries += [_contract_entry(u) for u in r.updates if u.update_id in missing[host] and u.uid not in planned]
+        notes = [e.note for e in plan.entries if e.note]
+        if notes:
+            report.notes[host] = notes
+        plans[host] = plan
         if not entries:
             record(ApplyOutcome(host, HOST_OK), present=[])
             continue

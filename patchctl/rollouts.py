@@ -18,6 +18,7 @@ from patchctl.decisions import actor, evaluate_catalog
 from patchctl.errors import ConfigError, PolicyBlocked
 from patchctl.rules import waves as rollout
 from patchctl.rules.clock import iso_utc
+from patchctl.rules.model import HOST_BLOCKED
 from patchctl.rules.policy import STATE_APPROVED, Policy
 from patchctl.rules.waves import Promotion
 from patchctl.store import Store
@@ -88,7 +89,8 @@ class RolloutStatus:
                     "hosts": list(w.hosts),
                     "hosts_ok": w.ok_hosts,
                     "hosts_failed": w.failed_hosts,
-                    "hosts_pending": len(w.hosts) - w.ok_hosts - w.failed_hosts,
+                    "hosts_blocked": _blocked(w),
+                    "hosts_pending": len(w.hosts) - w.ok_hosts - w.failed_hosts - _blocked(w),
                     "promoted_at": iso_utc(w.promoted_at),
                     "started_at": iso_utc(w.started_at),
                     "finished_at": iso_utc(w.finished_at),
@@ -112,6 +114,13 @@ class RolloutStatus:
                 }
                 for h in sorted(r.results.values(), key=lambda x: x.host)
             ],
+            # hosts an approved update no longer offered keeps from ok (the baseline's successors);
+            # no follow-up rollout holds their successors yet (successors: repilot is not built)
+            "blocked": [
+                {"host": h.host, "wave": h.wave, "reason": h.error or "", "follow_up_rollout": None}
+                for h in sorted(r.results.values(), key=lambda x: x.host)
+                if h.status == HOST_BLOCKED
+            ],
             "open_incidents": [
                 {"id": i.id, "host": i.host, "text": i.text, "opened_at": iso_utc(i.opened_at)} for i in self.incidents
             ],
@@ -121,6 +130,10 @@ class RolloutStatus:
                 "complete": self.promotion.complete,
             },
         }
+
+
+def _blocked(w: rollout.WaveRecord) -> int:
+    return sum(1 for h in w.hosts if w.results.get(h) == HOST_BLOCKED)
 
 
 def rollout_status(db_url: str, rollout_id: int | None, now: datetime) -> RolloutStatus:

@@ -110,6 +110,8 @@ def rollout_status(app: App, rollout_id: int | None) -> None:
             failed = "; ".join(f"{uid}: {why}" for uid, why in h["failed"].items()) or (h["error"] or "")
             hosts.add_row(h["host"], h["wave"], h["status"], ", ".join(h["installed"]) or "-", failed)
         print_table(app, hosts)
+    for b in data["blocked"]:
+        click.echo(f"blocked: {b['host']} ({b['wave']}): {b['reason']}")
     for inc in data["open_incidents"]:
         click.echo(f"open incident {inc['id']}" + (f" on {inc['host']}" if inc["host"] else "") + f": {inc['text']}")
     promo = data["promotion"]

@@ -26,6 +26,9 @@ SOURCES = ("apt", "dnf", "zypper", "windows", "chocolatey")
 HOST_OK = "ok"
 HOST_FAILED = "failed"
 HOST_UNREACHABLE = "unreachable"
+# A deploy result: an approved update the host cannot get as the policy stands (its version is no
+# longer offered; the baseline's ``successors`` decides, patchctl.rules.lineage). Not ok.
+HOST_BLOCKED = "blocked"
 
 
 @dataclass(frozen=True)
@@ -84,8 +87,10 @@ class ApplyOutcome:
     """What one deploy did on one host: the updates (by uid) it installed and those that failed."""
 
     host: str
-    status: str  # HOST_OK | HOST_FAILED | HOST_UNREACHABLE
+    status: str  # HOST_OK | HOST_FAILED | HOST_UNREACHABLE | HOST_BLOCKED (a deploy, patchctl.deploy.judge)
     installed: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # uid -> reason
     reboot_required: bool = False
     error: str | None = None
+    # package name -> version, as the package manager reports it after the run (Linux)
+    versions: dict[str, str] = field(default_factory=dict)

@@ -14,6 +14,8 @@ The file (see ``policies/default.yml`` for a commented example)::
         approve_after_days: 3    # days since the update was first seen
         reject: ["*-dbg"]        # name, uid or KB patterns (shell wildcards): never approved
         allow: ["openssl"]       # approved at once whatever the classification and age
+        successors: repilot      # when a rollout's approved version is no longer offered:
+                                 # repilot (the default), install or block (see below)
     waves:                     # ordered; each wave's hosts exclude those of earlier waves
       - name: pilot
         hosts: pilot             # an inventory host pattern or group
@@ -25,6 +27,14 @@ The file (see ``policies/default.yml`` for a commented example)::
 Precedence of the rules for an update: ``reject`` first (a rejected update is never approved,
 not even by ``allow``), then ``major`` (never approved by a rule: only ``patchctl approve ID
 --major``), then ``allow``, then classification, severity and ``approve_after_days``.
+
+``successors`` decides what a deploy does on a host whose rollout-approved version is no longer
+offered (the repositories superseded it; the host is below it): ``install`` installs the newest
+offered version of the same package when it is not major and the baseline approves its
+classification (no ``approve_after_days`` wait); ``block`` leaves the host ``blocked`` until an
+operator approves the successor; ``repilot`` (the default) is to send the successor through a
+follow-up rollout's pilot first; until that is built it blocks the host as ``block`` does, and
+the host's reason says so. A major successor is never taken.
 """
 
 from __future__ import annotations
@@ -60,6 +70,12 @@ STATE_WAITING = "waiting"  # approved by a rule once approve_after_days have pas
 STATE_MANUAL = "needs manual approval"  # a major upgrade
 POLICY_STATES = (STATE_NEW, STATE_APPROVED, STATE_REJECTED, STATE_WAITING, STATE_MANUAL)
 
+# The ``successors`` setting of a baseline (see the module docstring).
+SUCCESSORS_REPILOT = "repilot"
+SUCCESSORS_INSTALL = "install"
+SUCCESSORS_BLOCK = "block"
+SUCCESSORS = (SUCCESSORS_REPILOT, SUCCESSORS_INSTALL, SUCCESSORS_BLOCK)
+
 
 @dataclass(frozen=True)
 class Baseline:
@@ -70,6 +86,7 @@ class Baseline:
     approve_after_days: int = 0
     reject: tuple[str, ...] = ()
     allow: tuple[str, ...] = ()
+    successors: str = SUCCESSORS_REPILOT  # one of SUCCESSORS
 
 
 @dataclass(frozen=True)
@@ -234,7 +251,7 @@ def evaluate(policy: Policy, facts: UpdateFacts, now: datetime) -> Evaluation:
 
 # --- parsing and validation ------------------------------------------------------------------
 
-_BASELINE_KEYS = ("classifications", "severities", "approve_after_days", "reject", "allow")
+_BASELINE_KEYS = ("classifications", "severities", "approve_after_days", "reject", "allow", "successors")
 _WAVE_KEYS = ("name", "hosts", "bake_days", "max_concurrency", "max_fail_percent", "min_success_percent")
 _TOP_KEYS = ("version", "baselines", "waves", "windows")
 
@@ -290,6 +307,12 @@ def _baseline(doc: YamlDoc, node: yaml.Node, path: str) -> Baseline:
     for name in ("reject", "allow"):
         if name in fields:
             kwargs[name] = doc.strings(fields[name][1], f"{path}.{name}")
+    if "successors" in fields:
+        snode = fields["successors"][1]
+        value = doc.string(snode, f"{path}.successors")
+        if value not in SUCCESSORS:
+            raise doc.error(snode, f"{path}.successors", f"must be one of {', '.join(SUCCESSORS)}, got {value!r}")
+        kwargs["successors"] = value
     return Baseline(**kwargs)
 
 

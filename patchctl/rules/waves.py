@@ -47,7 +47,7 @@ class WaveRecord:
     promoted_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
-    results: dict[str, str] = field(default_factory=dict)  # host -> last result (ok | failed | unreachable)
+    results: dict[str, str] = field(default_factory=dict)  # host -> last result (ok | failed | unreachable | blocked)
 
     @property
     def ok_hosts(self) -> int:

@@ -326,3 +326,8 @@ class Store:
         """Rows of ``v_missing_updates`` (one host or all), sorted by host then update."""
         with self._read() as conn:
             return queries.missing_updates(conn, host)
+
+    def host_lineages(self, hosts: Iterable[str]) -> dict[str, set[tuple[str, str]]]:
+        """host -> the (source, package) its scans ever listed (:func:`queries.host_lineages`)."""
+        with self._read() as conn:
+            return queries.host_lineages(conn, hosts)

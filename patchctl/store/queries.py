@@ -157,3 +157,21 @@ def missing_updates(conn: Connection, host: str | None = None) -> list[MissingUp
         )
         for row in rows
     ]
+
+
+def host_lineages(conn: Connection, hosts: Iterable[str]) -> dict[str, set[tuple[str, str]]]:
+    """host -> the (source, package name) its scans ever listed, missing, installed or gone: the
+    package lineages a rollout's update may apply to on the host (patchctl.rules.lineage)."""
+    h, hu, u = t.hosts, t.host_updates, t.updates
+    names = list(hosts)
+    out: dict[str, set[tuple[str, str]]] = {name: set() for name in names}
+    query = (
+        sa.select(h.c.name, u.c.source, u.c.name.label("package"))
+        .distinct()
+        .join(hu, hu.c.host_id == h.c.id)
+        .join(u, u.c.id == hu.c.update_id)
+        .where(h.c.name.in_(names))
+    )
+    for row in conn.execute(query):
+        out[row.name].add((row.source, row.package))
+    return out

@@ -29,6 +29,8 @@ options:
     description:
       - The updates to install, as in patchctl's per-host C(patchctl_deploy) variable. Entries of
         other sources than O(pkg_mgr) are ignored.
+      - An entry with C(install=false) is not installed: only its package's installed version is
+        read after the run (in C(versions)), so the controller can check it against a floor.
     type: list
     elements: dict
     required: true
@@ -100,6 +102,10 @@ patchctl_apply:
       elements: str
     failed:
       description: Uid -> reason, for each update that is not installed at its version now.
+      type: dict
+    versions:
+      description: Package name -> the version installed, read from dpkg/rpm after the run, for
+        every requested name that is installed (a name missing here is not installed).
       type: dict
     reboot_required:
       description: Whether the host asks for a reboot (apt C(/var/run/reboot-required) exists,
@@ -323,13 +329,19 @@ class Rpm(Apt):
         return rc == 102
 
 
-def result_of(installed, present, failed, pkg_mgr, reboot=None):
+def installed_versions(status):
+    """name -> version of the packages the status shows installed (dpkg ``ii``/``hi``, rpm)."""
+    return {name: version for name, (version, abbrev) in status.items() if abbrev[1:2] == "i"}
+
+
+def result_of(installed, present, failed, pkg_mgr, reboot=None, versions=None):
     return {
         "schema": SCHEMA,
         "pkg_mgr": pkg_mgr,
         "installed": installed,
         "present": present,
         "failed": failed,
+        "versions": versions or {},
         "reboot_required": os.path.exists(REBOOT_REQUIRED) if reboot is None else reboot,
     }
 
@@ -347,22 +359,27 @@ def main():
     if pkg_mgr == "auto":
         pkg_mgr = detect_pkg_mgr(module, "auto", read_os()["family"])
 
-    updates = []
+    updates, checks = [], []
     for i, upd in enumerate(module.params["updates"]):
         if upd.get("source", "apt") != pkg_mgr:
             continue
         for key in ("uid", "name", "version"):
             if not isinstance(upd.get(key), str) or not upd.get(key):
                 module.fail_json(msg=f"updates[{i}]: {key} must be a non-empty string")
-        updates.append(upd)
+        if upd.get("install", True) is True:
+            updates.append(upd)
+        else:
+            checks.append(upd)
 
     apt = Apt(module) if pkg_mgr == "apt" else Rpm(module, pkg_mgr)
     reboot = (lambda: None) if pkg_mgr == "apt" else apt.reboot_required
-    names = [u["name"] for u in updates]
-    todo, present, failed = plan(updates, apt.status(names) if names else {})
+    # every requested name, installed or checked: its version after the run goes in the result
+    names = [u["name"] for u in updates + checks]
+    status = apt.status(names) if names else {}
+    todo, present, failed = plan(updates, status)
     if not todo or module.check_mode:
         installed = [u["uid"] for u in todo] if module.check_mode else []
-        res = result_of(installed, present, failed, pkg_mgr, reboot())
+        res = result_of(installed, present, failed, pkg_mgr, reboot(), installed_versions(status))
         if failed:
             module.fail_json(msg=f"{len(failed)} update(s) failed", changed=False, patchctl_apply=res)
         module.exit_json(changed=bool(installed), patchctl_apply=res)
@@ -371,9 +388,10 @@ def main():
     if refresh == "always" or (refresh == "auto" and not apt.known(todo)):
         apt.refresh()
     _rc, error = apt.install(todo)
-    installed, after = outcome(todo, apt.status([u["name"] for u in todo]), error or "apt-get install failed")
+    status = apt.status(names)  # the package manager's word after the run
+    installed, after = outcome(todo, status, error or "apt-get install failed")
     failed.update(after)
-    res = result_of(installed, present, failed, pkg_mgr, reboot())
+    res = result_of(installed, present, failed, pkg_mgr, reboot(), installed_versions(status))
     if failed:
         detail = "; ".join(f"{uid}: {why}" for uid, why in sorted(failed.items()))
         msg = f"{len(failed)} update(s) failed: {detail}"

@@ -152,6 +152,8 @@ def test_shipped_policies_are_valid() -> None:
          "named twice"),
         ("baselines:\n  debian: {}\n  debian: {}\n", 3, "baselines.debian", "given twice"),
         ("waves: []\n", 1, "baselines", "missing"),
+        ("baselines:\n  debian:\n    successors: upgrade\n", 3, "baselines.debian.successors",
+         "must be one of repilot, install, block, got 'upgrade'"),
     ],
 )  # fmt: skip
 def test_validation_errors_name_file_line_and_field(text: str, line: int, field: str, problem: str) -> None:
@@ -184,3 +186,11 @@ def test_a_tag_the_value_does_not_fit_is_a_one_line_error_naming_the_line(value:
     message = exc.value.message
     assert message.startswith("policy file p.yml, line 4: ") and "invalid YAML" in message, message
     assert "\n" not in message
+
+
+def test_successors_default_repilot_and_parsed() -> None:
+    """Breaking it: the successors key left out of the known fields makes the second parse an
+    'unknown field' error; a default other than repilot fails the first assertion."""
+    assert parse_policy("baselines:\n  debian: {}\n", "p.yml").baselines["debian"].successors == "repilot"
+    parsed = parse_policy("baselines:\n  debian:\n    successors: install\n  redhat:\n    successors: block\n", "p")
+    assert (parsed.baselines["debian"].successors, parsed.baselines["redhat"].successors) == ("install", "block")

@@ -1,0 +1,170 @@
+"""A rollout's approved versions as floors of their package lineages, for the Linux sources.
+
+A rollout approves, per update, a version of a lineage (source + package name). On a host the
+update *applies* when the host's scans ever listed that lineage. :func:`host_plan` decides what
+a deploy sends the apply module for one host, from its last scan:
+
+* the approved version is missing on the host: install it;
+* the approved version is no longer offered and the host is below it (the scan lists a newer
+  version of the lineage missing, the installed version older than the approved one): the
+  baseline's ``successors`` setting decides (:mod:`patchctl.rules.policy`): ``install`` installs
+  the newest offered non-major successor when the baseline approves its classification, else
+  the update is *blocked* with a reason;
+* otherwise: only *check* it: the module reads the installed version after the run.
+
+:func:`below_floor` then judges the module's answer, the versions dpkg or rpm report after the
+run: an update whose package is below its floor is not installed, whatever an earlier scan said.
+Versions are ordered by :mod:`patchctl.rules.versions`; sources without an ordering (Windows,
+Chocolatey) are not planned here.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from patchctl.rules.policy import (
+    STATE_APPROVED,
+    SUCCESSORS_BLOCK,
+    SUCCESSORS_INSTALL,
+    SUCCESSORS_REPILOT,
+    Policy,
+    UpdateFacts,
+    evaluate,
+)
+from patchctl.rules.versions import DEBIAN_SOURCES, RPM_SOURCES, compare_debian, compare_rpm, older
+
+ORDERED_SOURCES = DEBIAN_SOURCES | RPM_SOURCES
+
+
+@dataclass(frozen=True)
+class Approved:
+    """One update of a rollout: the floor of its lineage."""
+
+    uid: str
+    source: str
+    name: str
+    version: str
+
+
+@dataclass(frozen=True)
+class Offered:
+    """One update of a lineage that the host's last scan lists missing."""
+
+    uid: str
+    source: str
+    name: str
+    version: str
+    installed_version: str | None
+    classification: str
+    severity: str | None
+    major: bool
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What the apply module gets for one approved update: the uid and version it installs (or,
+    with ``install`` False, only checks) and the floor its package must reach."""
+
+    approved: Approved
+    uid: str
+    version: str
+    install: bool
+    note: str | None = None  # "installed 1.2-1 (successor of approved 1.1-1)"
+
+
+@dataclass
+class HostPlan:
+    entries: list[Entry] = field(default_factory=list)
+    blocked: dict[str, str] = field(default_factory=dict)  # approved uid -> reason
+
+
+def _newest(offers: Iterable[Offered]) -> Offered | None:
+    def cmp(a: Offered, b: Offered) -> int:
+        return compare_debian(a.version, b.version) if a.source in DEBIAN_SOURCES else compare_rpm(a.version, b.version)
+
+    ordered = sorted(offers, key=functools.cmp_to_key(cmp))
+    return ordered[-1] if ordered else None
+
+
+def _approves_at_once(policy: Policy, offer: Offered, now: datetime) -> bool:
+    """Whether the baseline approves the successor's classification, without the age wait."""
+    baseline = policy.baseline_for(offer.source)
+    if baseline is None:
+        return False
+    facts = UpdateFacts(
+        uid=offer.uid,
+        source=offer.source,
+        name=offer.name,
+        classification=offer.classification,
+        severity=offer.severity,
+        major=offer.major,
+        first_seen_at=now - timedelta(days=baseline.approve_after_days),
+    )
+    return evaluate(policy, facts, now).state == STATE_APPROVED
+
+
+def host_plan(
+    approved: Iterable[Approved],
+    missing_uids: Collection[str],
+    offered: Iterable[Offered],
+    lineages: Collection[tuple[str, str]],
+    policy: Policy,
+    now: datetime,
+) -> HostPlan:
+    """The plan of one host (see the module docstring): ``missing_uids`` and ``offered`` are its
+    last scan's missing updates, ``lineages`` the (source, name) its scans ever listed."""
+    by_lineage: dict[tuple[str, str], list[Offered]] = {}
+    for o in offered:
+        by_lineage.setdefault((o.source, o.name), []).append(o)
+    plan = HostPlan()
+    for a in approved:
+        if a.source not in ORDERED_SOURCES or (a.source, a.name) not in lineages:
+            continue
+        if a.uid in missing_uids:
+            plan.entries.append(Entry(a, a.uid, a.version, install=True))
+            continue
+        offers = by_lineage.get((a.source, a.name), [])
+        installed = next((o.installed_version for o in offers if o.installed_version), None)
+        if not offers or installed is None or not older(a.source, installed, a.version):
+            plan.entries.append(Entry(a, a.uid, a.version, install=False))
+            continue
+        newest = _newest(offers)
+        assert newest is not None
+        why = f"approved {a.version} is no longer offered; the repositories offer {newest.version}"
+        successor = _newest(o for o in offers if not o.major and not older(a.source, o.version, a.version))
+        baseline = policy.baseline_for(a.source)
+        setting = baseline.successors if baseline is not None else SUCCESSORS_BLOCK
+        if successor is None:
+            plan.blocked[a.uid] = f"{why} (a major successor is never taken: approve it with --major)"
+        elif setting == SUCCESSORS_INSTALL and _approves_at_once(policy, successor, now):
+            note = f"installed {successor.version} (successor of approved {a.version})"
+            plan.entries.append(Entry(a, successor.uid, successor.version, install=True, note=note))
+        elif setting == SUCCESSORS_INSTALL:
+            plan.blocked[a.uid] = f"{why} (successors: install, but the baseline does not approve {successor.uid})"
+        elif setting == SUCCESSORS_REPILOT:
+            plan.blocked[a.uid] = (
+                f"{why} (successors: repilot: the follow-up rollout is not built yet, so the host is "
+                "blocked as with successors: block; approve the successor or set successors: install)"
+            )
+        else:
+            plan.blocked[a.uid] = f"{why} (successors: block: approve the successor to install it)"
+    return plan
+
+
+def below_floor(entries: Iterable[Entry], versions: Mapping[str, str]) -> dict[str, str]:
+    """approved uid -> reason, for each planned update whose package the package manager shows
+    below what the entry asked for after the run. A checked package that is not installed any
+    more no longer applies to the host."""
+    out: dict[str, str] = {}
+    for e in entries:
+        have = versions.get(e.approved.name)
+        if have is None:
+            if e.install:
+                out[e.uid] = f"not installed after the run (wanted {e.version})"
+            continue
+        if older(e.approved.source, have, e.version) is not False:
+            out[e.uid] = f"{have} installed after the run, below the approved {e.version}"
+    return out

@@ -1,0 +1,151 @@
+"""A rollout's versions as floors of their lineages: what a deploy plans for a host from its last
+scan (install, check, successor, blocked) and how it judges the versions dpkg/rpm report after
+the run (patchctl.rules.lineage, patchctl.deploy.judge). The same on real hosts:
+tests/integration/test_lineage_lab.py."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from patchctl.deploy import judge
+from patchctl.rollouts import rollout_status
+from patchctl.rules.lineage import Approved, Entry, HostPlan, Offered, below_floor, host_plan
+from patchctl.rules.model import HOST_BLOCKED, HOST_FAILED, HOST_OK, HOST_UNREACHABLE, ApplyOutcome
+from patchctl.rules.policy import Policy, Wave, parse_policy
+from patchctl.store import Store
+from patchctl.store.rollouts import Decision, RolloutStore
+from tests.unit.test_scan_module import load_plugin_module
+from tests.unit.test_store import OPENSSL, T0, ok_scan
+
+NOW = datetime(2026, 1, 10, tzinfo=UTC)
+APP = "patchctl-demo-app"
+APPROVED = Approved(f"apt:{APP}:1.1-1", "apt", APP, "1.1-1")
+LINEAGES = {("apt", APP)}
+
+
+def policy(successors: str, classifications: str = "[security, bugfix, other]") -> Policy:
+    text = f"baselines:\n  debian:\n    classifications: {classifications}\n    approve_after_days: 30\n"
+    return parse_policy(text + f"    successors: {successors}\n", "p.yml")
+
+
+def offer(version: str, installed: str = "1.0-1", major: bool = False) -> Offered:
+    return Offered(f"apt:{APP}:{version}", "apt", APP, version, installed, "other", None, major)
+
+
+def test_the_approved_version_missing_is_installed() -> None:
+    plan = host_plan([APPROVED], {APPROVED.uid}, [offer("1.1-1")], LINEAGES, policy("block"), NOW)
+    assert [(e.uid, e.install) for e in plan.entries] == [(APPROVED.uid, True)] and not plan.blocked
+
+
+def test_nothing_missing_is_only_checked_and_a_package_never_listed_does_not_apply() -> None:
+    plan = host_plan([APPROVED], set(), [], LINEAGES, policy("block"), NOW)
+    assert [(e.uid, e.version, e.install) for e in plan.entries] == [(APPROVED.uid, "1.1-1", False)]
+    assert host_plan([APPROVED], set(), [], set(), policy("block"), NOW) == HostPlan()
+
+
+@pytest.mark.parametrize(
+    ("successors", "reason"),
+    [
+        ("block", "approved 1.1-1 is no longer offered; the repositories offer 1.2-1 (successors: block"),
+        ("repilot", "(successors: repilot: the follow-up rollout is not built yet, so the host is blocked"),
+    ],
+)
+def test_a_superseded_approved_version_blocks(successors: str, reason: str) -> None:
+    """The issue's defect: the superseded uid is no longer missing, the successor is. Breaking
+    it: planning only the missing rollout uids (the old deploy) gives an empty plan here, and
+    the host was recorded ok."""
+    plan = host_plan([APPROVED], {offer("1.2-1").uid}, [offer("1.2-1")], LINEAGES, policy(successors), NOW)
+    assert plan.entries == []
+    assert reason in plan.blocked[APPROVED.uid]
+
+
+def test_successors_install_takes_the_newest_non_major_successor_without_the_age_wait() -> None:
+    offers = [offer("1.2-1"), offer("1.3-1"), offer("2.0-1", major=True)]
+    plan = host_plan([APPROVED], {o.uid for o in offers}, offers, LINEAGES, policy("install"), NOW)
+    assert [(e.uid, e.version, e.install) for e in plan.entries] == [(f"apt:{APP}:1.3-1", "1.3-1", True)]
+    assert plan.entries[0].note == "installed 1.3-1 (successor of approved 1.1-1)"
+
+
+def test_successors_install_blocks_when_the_baseline_does_not_approve_it_or_only_a_major_is_offered() -> None:
+    plan = host_plan([APPROVED], set(), [offer("1.2-1")], LINEAGES, policy("install", "[security]"), NOW)
+    assert "the baseline does not approve apt:patchctl-demo-app:1.2-1" in plan.blocked[APPROVED.uid]
+    plan = host_plan([APPROVED], set(), [offer("2.0-1", major=True)], LINEAGES, policy("install"), NOW)
+    assert "a major successor is never taken" in plan.blocked[APPROVED.uid]
+
+
+def test_a_host_already_at_or_above_the_floor_is_only_checked() -> None:
+    # the scan lists 1.3-1 missing, but the host has 1.2-1: above the approved 1.1-1
+    plan = host_plan([APPROVED], set(), [offer("1.3-1", installed="1.2-1")], LINEAGES, policy("block"), NOW)
+    assert [(e.uid, e.install) for e in plan.entries] == [(APPROVED.uid, False)] and not plan.blocked
+
+
+def test_below_floor_reads_the_versions_after_the_run() -> None:
+    check = Entry(APPROVED, APPROVED.uid, "1.1-1", install=False)
+    assert below_floor([check], {APP: "1.1-1"}) == {} == below_floor([check], {APP: "1.2-1"})
+    assert below_floor([check], {APP: "1.0-1"}) == {
+        APPROVED.uid: "1.0-1 installed after the run, below the approved 1.1-1"
+    }
+    assert below_floor([check], {}) == {}  # removed since: no longer applies
+    install = Entry(APPROVED, APPROVED.uid, "1.1-1", install=True)
+    assert "not installed after the run" in below_floor([install], {})[APPROVED.uid]
+
+
+def test_judge_ok_only_when_the_package_manager_shows_the_floor() -> None:
+    """Breaking it: judge returning the module's outcome as it is records the host ok at 1.0-1
+    (its apply result had nothing failed: the version was only checked)."""
+    plan = HostPlan(entries=[Entry(APPROVED, APPROVED.uid, "1.1-1", install=False)])
+    ok = judge(ApplyOutcome("h", HOST_OK, versions={APP: "1.1-1"}), plan)
+    assert ok.status == HOST_OK
+    low = judge(ApplyOutcome("h", HOST_OK, versions={APP: "1.0-1"}), plan)
+    assert low.status == HOST_FAILED
+    assert low.error == f"{APPROVED.uid}: 1.0-1 installed after the run, below the approved 1.1-1"
+    blocked = judge(ApplyOutcome("h", HOST_OK), HostPlan(blocked={APPROVED.uid: "approved 1.1-1 is no longer offered"}))
+    assert (blocked.status, blocked.failed) == (HOST_BLOCKED, {APPROVED.uid: "approved 1.1-1 is no longer offered"})
+    gone = ApplyOutcome("h", HOST_UNREACHABLE, error="ssh")
+    assert judge(gone, plan) == gone
+
+
+def test_the_apply_module_reports_the_installed_versions_it_read() -> None:
+    """The ``versions`` of the apply result: what dpkg/rpm show installed. Breaking it: counting
+    any status (``rc``: removed, config files left; ``iF``: half configured) as installed puts
+    those packages in it, and a host would be judged at a version it does not run."""
+    pal = load_plugin_module("patch_apply_linux")
+    dpkg = "a\t1.1-1\tii\nb\t2.0-1\thi\nc\t1.0-1\trc\nd\t1.2-1\tiF\n"
+    assert pal.installed_versions(pal.parse_dpkg_status(dpkg)) == {"a": "1.1-1", "b": "2.0-1"}
+    rpm = pal.parse_rpm_status("patchctl-demo-app\tx86_64\t0\t1.2\t1\n")
+    assert pal.installed_versions(rpm) == {"patchctl-demo-app": "1.2-1"}
+
+
+def test_rollout_status_lists_blocked_hosts_apart_from_ok_and_failed(tmp_path: Path) -> None:
+    """A blocked deploy result is neither ok nor failed nor pending in rollout status: the wave
+    counts it in hosts_blocked, the next wave is not promoted (short of min_success_percent) and
+    the status lists it with its reason. Breaking it: hosts_pending without the blocked hosts subtracted shows web01
+    pending (1 instead of 0) here (run and failed)."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    with Store.open(url) as store:
+        run = store.start_run("scan", "inv", None, 1, now=T0)
+        store.record_host_scan(run, ok_scan("web01", T0, [OPENSSL]))
+        store.finish_run(run, "ok", now=T0)
+        rs = RolloutStore(store)
+        entries = rs.catalog()
+        rs.record_decisions([(e, Decision("approved", "tester", "test", T0), False) for e in entries])
+        waves = [Wave("pilot", "web01", bake_days=0), Wave("fleet", "all", bake_days=0)]
+        rid = rs.create_rollout(T0, "tester", "policy.yml", waves, entries)
+        rs.set_wave(rid, 0, T0, "tester", "deploy start", state="deploying", hosts=["web01"], started_at=T0)
+        deploy_run = rs.start_deploy_run(rid, "pilot", "tester", T0)
+        why = "approved 1.1-1 is no longer offered; the repositories offer 1.2-1 (successors: block: ...)"
+        blocked = ApplyOutcome("web01", HOST_BLOCKED, failed={OPENSSL.uid: why}, error=f"{OPENSSL.uid}: {why}")
+        rs.record_deploy_result(deploy_run, rid, "pilot", blocked, T0)
+        rs.finish_deploy_run(deploy_run, "finished", T0)
+        rs.set_wave(rid, 0, T0, "tester", "wave finished", state="finished", finished_at=T0)
+    status = rollout_status(url, rid, T0).as_dict()
+    wave = status["waves"][0]
+    assert (wave["hosts_ok"], wave["hosts_failed"], wave["hosts_blocked"], wave["hosts_pending"]) == (0, 0, 1, 0)
+    assert status["blocked"] == [
+        {"host": "web01", "wave": "pilot", "reason": f"{OPENSSL.uid}: {why}", "follow_up_rollout": None}
+    ]
+    assert not status["promotion"]["allowed"]
+    assert "below min_success_percent 100" in status["promotion"]["reason"]
