@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
 from html import escape
 
+from patchctl.render.words import age_text, short_time, state_word
 from patchctl.rules.compliance import (
     COMPLIANT,
     FAILED,
@@ -99,32 +100,14 @@ def _e(value: object) -> str:
     return escape("" if value is None else str(value), quote=True)
 
 
-def _time(value: datetime | None) -> str:
-    if value is None:
-        return "-"
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return value.strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _age(age: timedelta | None) -> str:
-    if age is None:
-        return "-"
-    hours = age.total_seconds() / 3600
-    return f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.1f} d"
-
-
-def _word(state: str) -> str:
-    return state.replace("_", " ")
-
-
 def _badge(state: str) -> str:
-    return f'<span class="st" style="background:{STATE_COLOURS.get(state, "#999")}">{_e(_word(state))}</span>'
+    return f'<span class="st" style="background:{STATE_COLOURS.get(state, "#999")}">{_e(state_word(state))}</span>'
 
 
 def _legend(counts: Mapping[str, int]) -> str:
     items = "".join(
         f'<li data-state="{s}" data-count="{counts.get(s, 0)}"><i style="background:{STATE_COLOURS[s]}"></i>'
-        f"{_e(_word(s))}: <b>{counts.get(s, 0)}</b></li>"
+        f"{_e(state_word(s))}: <b>{counts.get(s, 0)}</b></li>"
         for s in STATES
         if counts.get(s, 0)
     )
@@ -147,7 +130,7 @@ def donut(counts: Mapping[str, int], centre: str, label: str) -> str:
             f'<circle class="seg" data-state="{state}" data-count="{n}" cx="90" cy="90" r="{r}" fill="none" '
             f'stroke="{STATE_COLOURS[state]}" stroke-width="{width}" '
             f'stroke-dasharray="{length:.3f} {circ - length:.3f}" stroke-dashoffset="{-offset:.3f}" '
-            f'transform="rotate(-90 90 90)"><title>{_e(_word(state))}: {n}</title></circle>'
+            f'transform="rotate(-90 90 90)"><title>{_e(state_word(state))}: {n}</title></circle>'
         )
         offset += length
     parts.append(
@@ -182,7 +165,7 @@ def stacked_bars(rows: Sequence[tuple[str, Mapping[str, int]]], chart_id: str, a
             w = bar_w * n / total
             out.append(
                 f'<rect data-state="{state}" data-count="{n}" x="{x:.2f}" y="{y}" width="{w:.2f}" height="{h - 8}" '
-                f'fill="{STATE_COLOURS[state]}"><title>{_e(label)}: {_e(_word(state))} {n}</title></rect>'
+                f'fill="{STATE_COLOURS[state]}"><title>{_e(label)}: {_e(state_word(state))} {n}</title></rect>'
             )
             x += w
         out.append(f'<text x="{label_w + bar_w + 6}" y="{y + 15}" font-size="12" fill="#5b6773">{total}</text></g>')
@@ -214,7 +197,8 @@ def wave_bars(rep: Report) -> str:
         f"{' (' + _e(w.row.halted_reason) + ')' if w.row.halted_reason else ''}</td>"
         f'<td class="n" data-k="hosts_total">{w.row.hosts_total}</td><td class="n" data-k="hosts_ok">'
         f'{w.row.hosts_ok}</td><td class="n" data-k="hosts_failed">{w.row.hosts_failed + w.row.hosts_unreachable}'
-        f'</td><td class="n" data-k="hosts_pending">{w.row.hosts_pending}</td><td>{_e(_time(w.bake_until))}</td></tr>'
+        f'</td><td class="n" data-k="hosts_pending">{w.row.hosts_pending}</td>'
+        f"<td>{_e(short_time(w.bake_until))}</td></tr>"
         for w in rep.waves
     )
     legend = (
@@ -257,7 +241,7 @@ def trend(rep: Report) -> str:
     dots = "".join(
         f'<circle class="pt" data-run="{p.run_id}" data-compliant-percent="{p.compliant_percent:g}" '
         f'data-missing="{p.missing_total}" data-hosts="{p.hosts}" cx="{x(i):.1f}" cy="{y(p.compliant_percent):.1f}" '
-        f'r="4" fill="#2e9d57"><title>run {p.run_id}, {_e(_time(p.at))}: {p.compliant_percent:g}% compliant, '
+        f'r="4" fill="#2e9d57"><title>run {p.run_id}, {_e(short_time(p.at))}: {p.compliant_percent:g}% compliant, '
         f"{p.missing_total} missing updates on {p.hosts} hosts</title></circle>"
         for i, p in enumerate(points)
     )
@@ -308,7 +292,7 @@ def host_table(rep: Report) -> str:
         rows.append(
             f'<tr data-host="{_e(h.name)}" data-state="{state}"><td>{_e(h.name)}</td><td>{_e(h.os or "-")}</td>'
             f'<td>{_e(h.patch_role or "-")}</td>{wave}<td data-v="{order[state]}">{_badge(state)}</td>'
-            f'<td data-v="{scan}">{_e(_time(h.last_scan_at))}</td>'
+            f'<td data-v="{scan}">{_e(short_time(h.last_scan_at))}</td>'
             f'<td class="n" data-k="missing">{h.missing.total}</td>'
             f'<td class="n" data-k="security">{h.missing.security}</td>'
             f'<td class="n" data-k="major">{h.missing.major}</td>'
@@ -372,7 +356,7 @@ def render_html(rep: Report, title: str = "Patch compliance") -> str:
         for m in rep.top_missing
     ]
     reboot_rows = [
-        [_e(r.host), _e(r.patch_role or "-"), _e(r.patch_window or "-"), _e(_time(r.since)), _e(_age(r.age))]
+        [_e(r.host), _e(r.patch_role or "-"), _e(r.patch_window or "-"), _e(short_time(r.since)), _e(age_text(r.age))]
         for r in rep.pending_reboots
     ]
     failure_rows = [
@@ -381,11 +365,11 @@ def render_html(rep: Report, title: str = "Patch compliance") -> str:
             _e(f.stage + (f" ({f.wave})" if f.wave else "")),
             _badge(FAILED if f.status != UNREACHABLE else UNREACHABLE),
             _e(f.reason),
-            _e(_time(f.at)),
+            _e(short_time(f.at)),
         ]
         for f in rep.failures
     ]
-    sub = f"generated {_time(rep.generated_at)} &middot; {t.hosts} hosts"
+    sub = f"generated {short_time(rep.generated_at)} &middot; {t.hosts} hosts"
     if rep.rollout_id is not None:
         sub += f" &middot; rollout {rep.rollout_id}"
     sub += f" &middot; stale after {rep.stale_days:g} days"

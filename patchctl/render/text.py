@@ -8,13 +8,13 @@ Nothing here prints: the CLI decides where the output goes (the rich tables on a
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime, timedelta
 
 from rich.table import Table
 from rich.text import Text
 
 from patchctl.render.escape import printable
 from patchctl.render.report_csv import section_rows
+from patchctl.render.words import age_text, short_time, state_word
 from patchctl.rules.clock import iso_utc
 from patchctl.rules.compliance import (
     COMPLIANT,
@@ -43,13 +43,6 @@ def _text(value: object, style: str = "") -> Text:
     return Text(printable("" if value is None else str(value)), style=style)
 
 
-def _short_time(value: datetime | None) -> str:
-    if value is None:
-        return "-"
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return value.strftime("%Y-%m-%d %H:%M UTC")
-
-
 def _reach_word(reachability: str) -> str:
     return reachability.replace("_", " ")
 
@@ -64,7 +57,7 @@ def report_table(report: Report, extra: Mapping[str, Callable[[HostReport], Text
     reach_summary = ", ".join(f"{n} {_reach_word(r)}" for r, n in t.by_reachability.items() if n)
     table = Table(
         title="Patch compliance",
-        caption=f"generated {_short_time(report.generated_at)}",
+        caption=f"generated {short_time(report.generated_at)}",
         show_footer=bool(report.hosts),
     )
     table.add_column("Host", footer=f"{t.hosts} hosts", no_wrap=True)
@@ -86,7 +79,7 @@ def report_table(report: Report, extra: Mapping[str, Callable[[HostReport], Text
         table.add_row(
             _text(h.name),
             _text(h.os or "-"),
-            _short_time(h.last_scan_at),
+            short_time(h.last_scan_at),
             reach,
             _count_cell(h.missing.total, "bold"),
             _count_cell(h.missing.security, "red"),
@@ -159,17 +152,6 @@ def report_lines(report: Report) -> list[str]:
     return lines
 
 
-def _age_text(age: timedelta | None) -> str:
-    if age is None:
-        return "-"
-    hours = age.total_seconds() / 3600
-    return f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.1f} d"
-
-
-def _state_word(state: str) -> str:
-    return state.replace("_", " ")
-
-
 _STATE_STYLE = {
     COMPLIANT: "green",
     MISSING: "yellow",
@@ -192,7 +174,7 @@ def full_report_tables(rep: Report) -> list[Table]:
         summary.add_column(_text(role), justify="right")
     for state in STATES:
         summary.add_row(
-            Text(_state_word(state), style=_STATE_STYLE[state]),
+            Text(state_word(state), style=_STATE_STYLE[state]),
             str(rep.by_state.get(state, 0)),
             *(str(rep.by_role[r].get(state, 0)) for r in roles),
         )
@@ -211,14 +193,14 @@ def full_report_tables(rep: Report) -> list[Table]:
                 str(r.hosts_failed),
                 str(r.hosts_unreachable),
                 str(r.hosts_pending),
-                _short_time(w.bake_until),
+                short_time(w.bake_until),
                 f"{w.by_state.get(COMPLIANT, 0)}/{len(r.hosts)}",
             )
         out.append(waves)
 
     def state_cell(h: HostReport) -> Text:
         state = rep.states.get(h.name, NEVER_SCANNED)
-        return Text(_state_word(state), style=_STATE_STYLE.get(state, ""))
+        return Text(state_word(state), style=_STATE_STYLE.get(state, ""))
 
     extra: dict[str, Callable[[HostReport], Text | str]] = {"State": state_cell}
     if rep.waves_of:
@@ -246,8 +228,8 @@ def full_report_tables(rep: Report) -> list[Table]:
                 _text(pr.host),
                 _text(pr.patch_role or "-"),
                 _text(pr.patch_window or "-"),
-                _short_time(pr.since),
-                _age_text(pr.age),
+                short_time(pr.since),
+                age_text(pr.age),
             )
         out.append(reboots)
     if rep.failures:
@@ -256,16 +238,16 @@ def full_report_tables(rep: Report) -> list[Table]:
             failures.add_column(col)
         for f in rep.failures:
             stage = f.stage if f.wave is None else f"{f.stage} ({f.wave})"
-            failures.add_row(_text(f.host), _text(stage), _text(f.status, "red"), _text(f.reason), _short_time(f.at))
+            failures.add_row(_text(f.host), _text(stage), _text(f.status, "red"), _text(f.reason), short_time(f.at))
         out.append(failures)
     if rep.history:
         hist = Table(title="Compliance over time (by scan run)")
-        for col in ("Run", "When", "Hosts", "Compliant %", "Missing updates", *map(_state_word, HISTORY_STATES[1:])):
+        for col in ("Run", "When", "Hosts", "Compliant %", "Missing updates", *map(state_word, HISTORY_STATES[1:])):
             hist.add_column(col, justify="left" if col == "When" else "right")
         for p in rep.history:
             hist.add_row(
                 str(p.run_id),
-                _short_time(p.at),
+                short_time(p.at),
                 str(p.hosts),
                 f"{p.compliant_percent:g}",
                 str(p.missing_total),
@@ -286,7 +268,7 @@ def full_report_tables(rep: Report) -> list[Table]:
                 str(n.last_hosts),
                 _rate(n.last_hosts_per_minute),
                 "-" if n.last_forks is None else str(n.last_forks),
-                _text(n.last_error, "red") if n.last_error else _short_time(n.last_finished_at),
+                _text(n.last_error, "red") if n.last_error else short_time(n.last_finished_at),
             )
         out.append(nodes)
     return out
