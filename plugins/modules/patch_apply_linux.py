@@ -29,7 +29,7 @@ options:
     description:
       - The updates to install, as in patchctl's per-host C(patchctl_deploy) variable. Entries of
         other sources than O(pkg_mgr) are ignored.
-      - An entry with C(install=false) is not installed: only its package's installed version is
+      - An entry with C(install=false) is not installed; only its package's installed version is
         read after the run (in C(versions)), so the controller can check it against a floor.
     type: list
     elements: dict
