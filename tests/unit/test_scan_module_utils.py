@@ -120,10 +120,12 @@ def test_the_module_utils_file_is_what_ansible_ships(tmp_path: Path) -> None:
     from ansible.parsing.dataloader import DataLoader
     from ansible.plugins.loader import init_plugin_loader, module_utils_loader
     from ansible.template import Templar
+    from ansible.utils.collection_loader import AnsibleCollectionConfig
 
     from patchctl import paths
 
-    init_plugin_loader()
+    if AnsibleCollectionConfig.collection_finder is None:  # another test may have set it up already
+        init_plugin_loader()
     module_utils_loader.add_directory(str(paths.module_utils_dir()))
     copy = tmp_path / "patch_apply_linux.py"
     shutil.copy(APPLY, copy)
