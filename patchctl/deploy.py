@@ -43,6 +43,7 @@ from patchctl.ansible.runner import HostEvent, result_message
 from patchctl.decisions import actor
 from patchctl.errors import EXIT_HOST_FAILURES, EXIT_OK, ConfigError, PolicyBlocked
 from patchctl.reboot import RebootReport, after_deploy_outcomes
+from patchctl.report import host_states
 from patchctl.rollouts import PromoteResult, promote, rollout_lock_name, rollout_or_latest
 from patchctl.rules import waves as rollout
 from patchctl.rules.clock import Clock
@@ -73,6 +74,8 @@ class DeployOptions:
     timeout: int | None = None
     # called with (event, payload) for wave.finished, wave.halted and host.failed (notifications)
     notifier: Notifier | None = None
+    # a host without a successful scan for longer is stale (the compliance rule's stale_days)
+    stale_days: float = 7
 
 
 @dataclass
@@ -89,6 +92,8 @@ class DeployReport:
     parts: list[PartStats] = field(default_factory=list)  # per node (and the control node), all batches
     controller_cpu_seconds: float = 0.0
     reboots: RebootReport | None = None  # the reboots after the deploy (None until they are done)
+    # each wave host's compliance state after the deploy and its reboots (rules.compliance)
+    compliance: dict[str, str] = field(default_factory=dict)
     notes: dict[str, list[str]] = field(default_factory=dict)  # host -> "installed 1.2-1 (successor of ...)"
 
     @property
@@ -125,6 +130,7 @@ class DeployReport:
                 for o in sorted(self.outcomes.values(), key=lambda o: o.host)
             ],
             "reboots": self.reboots.as_dict()["hosts"] if self.reboots is not None else [],
+            "compliance": dict(sorted(self.compliance.items())),
         }
 
 
@@ -237,6 +243,8 @@ def deploy(opts: DeployOptions, progress: ProgressFn | None = None) -> DeployRep
             report = _deploy_locked(rs, rollout_id, opts, who, progress)
     # With the rollout's lock released: the reboots may wait for another reboot run's lock.
     report.reboots = after_deploy_outcomes(opts.inventory, opts.db_url, opts.policy, opts.clock.now(), report.outcomes)
+    # The last word on each host of the wave: its compliance state by the one rule, as report says it.
+    report.compliance = host_states(opts.db_url, report.wave_hosts, opts.clock.now(), stale_days=opts.stale_days)
     return report
 
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from patchctl.errors import ConfigError
+from patchctl.rules.compliance import NEVER_SCANNED
 from patchctl.rules.report import HostComplianceRow, Report, build_report
 from patchctl.store import fastread
 from patchctl.store import reports as reads
@@ -97,3 +98,10 @@ def full_report(
                 top=top,
                 history_runs=history_runs,
             )
+
+
+def host_states(db_url: str, hosts: Sequence[str], now: datetime, *, stale_days: float = 7) -> dict[str, str]:
+    """Each host's compliance state by the one rule (:func:`patchctl.rules.compliance.compliance_state`),
+    read as ``patchctl report`` reads it: the deploy's last word on its wave's hosts."""
+    states = full_report(db_url, None, now, stale_days=stale_days).states
+    return {h: states.get(h, NEVER_SCANNED) for h in hosts}

@@ -190,6 +190,7 @@ def deploy_options(app: App, rollout_id: int | None, wave: str | None) -> Deploy
         rollout_id=rollout_id,
         wave=wave,
         notifier=app.notifier(),
+        stale_days=cfg.stale_days,
     )
 
 
