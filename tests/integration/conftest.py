@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -82,25 +83,43 @@ class LabEnv:
         return proc
 
 
-@pytest.fixture(scope="session")
-def lab_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabEnv]:
+@contextlib.contextmanager
+def own_lab(
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    subnet: str,
+    hosts: int,
+    *,
+    dnf_hosts: int = 0,
+    zypper_hosts: int = 0,
+    clear: tuple[str, ...] = ("PATCHCTL_DB", "PATCHCTL_POLICY", "PATCHCTL_NOW"),
+) -> Iterator[LabEnv]:
+    """A lab of its own on ``subnet`` with a home of its own (``name``), the environment's
+    ``clear`` settings removed; taken down afterwards, and checked to leave nothing behind."""
     if os.geteuid() != 0:
         pytest.fail("the lab tests need root (they build namespaced hosts)")
-    home = tmp_path_factory.mktemp("patchctl-home")
+    home = tmp_path_factory.mktemp(name)
     lab = Lab(lab_dir=home / "lab")
     env = dict(os.environ)
     env.update(
         {"PATCHCTL_HOME": str(home), "PATCHCTL_LAB_DIR": str(lab.dir), "PATCHCTL_INVENTORY": str(lab.inventory_path)}
     )
-    env.pop("PATCHCTL_DB", None)
-    stop_stale_labs(LAB_SUBNET)
+    for key in clear:
+        env.pop(key, None)
+    stop_stale_labs(subnet)
     try:
-        lab.up(LAB_HOSTS, subnet=LAB_SUBNET)
+        lab.up(hosts, subnet=subnet, dnf_hosts=dnf_hosts, zypper_hosts=zypper_hosts)
         yield LabEnv(lab=lab, home=home, env=env)
     finally:
         lab.down()
         left = lab.leftovers()
         assert not left, f"lab down left things behind: {left}"
+
+
+@pytest.fixture(scope="session")
+def lab_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabEnv]:
+    with own_lab(tmp_path_factory, "patchctl-home", LAB_SUBNET, LAB_HOSTS, clear=("PATCHCTL_DB",)) as env:
+        yield env
 
 
 def stop_stale_labs(*subnets: str) -> None:

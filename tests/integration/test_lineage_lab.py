@@ -20,9 +20,7 @@ from typing import Any
 
 import pytest
 
-from patchctl.lab.fleet import Lab
-
-from .conftest import CliResult, LabEnv, stop_stale_labs
+from .conftest import CliResult, LabEnv, own_lab
 from .test_compliance_lab import states
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
@@ -34,24 +32,8 @@ OTHERS = "[patchctl-demo-ssl, patchctl-demo-kernel, patchctl-demo-broken, patchc
 
 @pytest.fixture(scope="module")
 def lineage_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabEnv]:
-    if os.geteuid() != 0:
-        pytest.fail("the lab tests need root (they build namespaced hosts)")
-    home = tmp_path_factory.mktemp("patchctl-lineage-home")
-    lab = Lab(lab_dir=home / "lab")
-    env = dict(os.environ)
-    env.update(
-        {"PATCHCTL_HOME": str(home), "PATCHCTL_LAB_DIR": str(lab.dir), "PATCHCTL_INVENTORY": str(lab.inventory_path)}
-    )
-    for key in ("PATCHCTL_DB", "PATCHCTL_POLICY", "PATCHCTL_NOW"):
-        env.pop(key, None)
-    stop_stale_labs(SUBNET)
-    try:
-        lab.up(3, subnet=SUBNET)
-        yield LabEnv(lab=lab, home=home, env=env)
-    finally:
-        lab.down()
-        left = lab.leftovers()
-        assert not left, f"lab down left things behind: {left}"
+    with own_lab(tmp_path_factory, "patchctl-lineage-home", SUBNET, 3) as env:
+        yield env
 
 
 class Run:

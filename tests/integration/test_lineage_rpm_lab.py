@@ -15,9 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from patchctl.lab.fleet import Lab
-
-from .conftest import LabEnv, stop_stale_labs
+from .conftest import LabEnv, own_lab
 from .test_compliance_lab import states
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
@@ -29,24 +27,8 @@ PILOT, FLEET = "dnf-01", ("dnf-02", "zyp-01")
 
 @pytest.fixture(scope="module")
 def rpm_lineage_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabEnv]:
-    if os.geteuid() != 0:
-        pytest.fail("the lab tests need root (they build namespaced hosts)")
-    home = tmp_path_factory.mktemp("patchctl-rpm-lineage-home")
-    lab = Lab(lab_dir=home / "lab")
-    env = dict(os.environ)
-    env.update(
-        {"PATCHCTL_HOME": str(home), "PATCHCTL_LAB_DIR": str(lab.dir), "PATCHCTL_INVENTORY": str(lab.inventory_path)}
-    )
-    for key in ("PATCHCTL_DB", "PATCHCTL_POLICY", "PATCHCTL_NOW"):
-        env.pop(key, None)
-    stop_stale_labs(SUBNET)
-    try:
-        lab.up(1, subnet=SUBNET, dnf_hosts=2, zypper_hosts=1)
-        yield LabEnv(lab=lab, home=home, env=env)
-    finally:
-        lab.down()
-        left = lab.leftovers()
-        assert not left, f"lab down left things behind: {left}"
+    with own_lab(tmp_path_factory, "patchctl-rpm-lineage-home", SUBNET, 1, dnf_hosts=2, zypper_hosts=1) as env:
+        yield env
 
 
 def rpm_version(env: LabEnv, host: str) -> str:

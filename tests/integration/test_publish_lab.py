@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from patchctl.lab.fleet import Lab
-
-from .conftest import LabEnv, stop_stale_labs
+from .conftest import LabEnv, own_lab
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 
@@ -25,24 +23,8 @@ APP = "patchctl-demo-app"
 
 @pytest.fixture(scope="module")
 def publish_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabEnv]:
-    if os.geteuid() != 0:
-        pytest.fail("the lab tests need root (they build namespaced hosts)")
-    home = tmp_path_factory.mktemp("patchctl-publish-home")
-    lab = Lab(lab_dir=home / "lab")
-    env = dict(os.environ)
-    env.update(
-        {"PATCHCTL_HOME": str(home), "PATCHCTL_LAB_DIR": str(lab.dir), "PATCHCTL_INVENTORY": str(lab.inventory_path)}
-    )
-    for key in ("PATCHCTL_DB", "PATCHCTL_POLICY", "PATCHCTL_NOW"):
-        env.pop(key, None)
-    stop_stale_labs(SUBNET)
-    try:
-        lab.up(1, subnet=SUBNET, dnf_hosts=1)
-        yield LabEnv(lab=lab, home=home, env=env)
-    finally:
-        lab.down()
-        left = lab.leftovers()
-        assert not left, f"lab down left things behind: {left}"
+    with own_lab(tmp_path_factory, "patchctl-publish-home", SUBNET, 1, dnf_hosts=1) as env:
+        yield env
 
 
 def missing(db: Path, host: str) -> dict[str, dict[str, object]]:

@@ -14,9 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from patchctl.lab.fleet import Lab
-
-from .conftest import LabEnv, stop_stale_labs
+from .conftest import LabEnv, own_lab
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 
@@ -47,24 +45,8 @@ waves:
 
 @pytest.fixture(scope="module")
 def rpm_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabEnv]:
-    if os.geteuid() != 0:
-        pytest.fail("the lab tests need root (they build namespaced hosts)")
-    home = tmp_path_factory.mktemp("patchctl-rpm-home")
-    lab = Lab(lab_dir=home / "lab")
-    env = dict(os.environ)
-    env.update(
-        {"PATCHCTL_HOME": str(home), "PATCHCTL_LAB_DIR": str(lab.dir), "PATCHCTL_INVENTORY": str(lab.inventory_path)}
-    )
-    for key in ("PATCHCTL_DB", "PATCHCTL_POLICY", "PATCHCTL_NOW"):
-        env.pop(key, None)
-    stop_stale_labs(SUBNET)
-    try:
-        lab.up(1, subnet=SUBNET, dnf_hosts=1, zypper_hosts=1)
-        yield LabEnv(lab=lab, home=home, env=env)
-    finally:
-        lab.down()
-        left = lab.leftovers()
-        assert not left, f"lab down left things behind: {left}"
+    with own_lab(tmp_path_factory, "patchctl-rpm-home", SUBNET, 1, dnf_hosts=1, zypper_hosts=1) as env:
+        yield env
 
 
 def dnf_check_update(env: LabEnv) -> dict[str, str]:
