@@ -28,7 +28,7 @@ TOOLS_ENV    := PATH="$(CURDIR)/$(BIN):$$PATH"
 MOLECULE_ENV := $(TOOLS_ENV) ANSIBLE_HOME="$(CURDIR)/.ansible"
 SCENARIO  ?=
 
-.PHONY: help deps venv collections lint molecule test demo clean distclean pg pg-stop
+.PHONY: help deps venv collections lint molecule test demo docs clean distclean pg pg-stop
 
 help:
 	@echo "make deps         system packages (root, Debian 12; quick when already installed)"
@@ -36,8 +36,9 @@ help:
 	@echo "make collections  the pinned Ansible collections into .collections (no Galaxy)"
 	@echo "make lint         ruff, mypy, ansible-lint, yamllint, ignores with reasons, import-linter layers, vulture"
 	@echo "make pg           start this checkout's PostgreSQL test cluster (tools/pg.sh; pg-stop stops it)"
+	@echo "make docs         the documentation site into site/ (mkdocs, strict: broken links or anchors fail)"
 	@echo "make molecule     every Molecule scenario's full sequence on lab hosts (SCENARIO=name: one)"
-	@echo "make test         deps + venv + collections, lint, pytest tests/, then make molecule"
+	@echo "make test         deps + venv + collections, lint, docs, pytest tests/, then make molecule"
 	@echo "make demo         deps + venv + collections, then lab up (6 hosts) and tools/demo.sh: scan, waves, report"
 	@echo "make clean        build outputs and tool caches (distclean: also .venv, .collections)"
 
@@ -114,9 +115,16 @@ pg: deps
 pg-stop:
 	tools/pg.sh stop
 
+# The documentation site: the README is its home page (tools/docs_index.py), docs/ its pages;
+# strict, so a broken link, a missing anchor or a page left out of the nav fails the build.
+docs: venv
+	$(BIN)/python tools/docs_index.py
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 # pytest's exit 5 (no test collected) fails the target like any other non-zero exit.
 test: deps venv collections pg
 	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory docs
 	$(BIN)/python -m pytest tests/
 	$(MAKE) --no-print-directory molecule
 
@@ -126,7 +134,7 @@ demo: deps venv collections
 	PATCHCTL=$(BIN)/patchctl tools/demo.sh
 
 clean:
-	rm -rf build dist *.egg-info patchctl.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf build dist *.egg-info patchctl.egg-info .pytest_cache .mypy_cache .ruff_cache site docs/index.md
 	find . -path ./.venv -prune -o -path ./.collections -prune -o \
 	  -name __pycache__ -type d -prune -exec rm -rf {} +
 
