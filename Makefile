@@ -16,8 +16,9 @@ CACHE  ?= $(HOME)/.cache/patchctl/wheels
 # rpm (rpmbuild), createrepo-c: the RPM repository of the lab's dnf and zypper hosts.
 # postgresql: the PostgreSQL store's tests run against a cluster of this checkout (tools/pg.sh).
 # systemd: systemd-analyze verifies the units `patchctl schedule --systemd` writes (tests fail without it).
+# tmux: a real terminal for the live progress display's test (tests/integration/test_progress_tty_lab.py).
 DEB_PACKAGES := debootstrap openssh-server openssh-client apt-utils zstd sqlite3 gnupg python3-venv rpm createrepo-c chromium \
-                postgresql systemd
+                postgresql systemd tmux
 
 LINT_PATHS := patchctl plugins tests tools bench setup.py
 

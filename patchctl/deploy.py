@@ -76,6 +76,8 @@ class DeployOptions:
     notifier: Notifier | None = None
     # a host without a successful scan for longer is stale (the compliance rule's stale_days)
     stale_days: float = 7
+    # called with (wave, batch number from 1, batches) as each batch starts (the live display)
+    on_batch: Callable[[str, int, int], None] | None = None
 
 
 @dataclass
@@ -448,12 +450,15 @@ def _deploy_hosts(
     if queue and inventory is None:  # which host runs through which node
         inventory = load_inventory(opts.inventory)
     parts: list[PartStats] = []
-    for batch in rollout.batches(queue, wave, total=len(hosts)):
+    batches = rollout.batches(queue, wave, total=len(hosts))
+    for number, batch in enumerate(batches, start=1):
         reason = over()
         if reason:
             report.halted_reason = reason
             report.not_started = [h for h in queue if h not in report.outcomes]
             return
+        if opts.on_batch is not None:
+            opts.on_batch(wave.name, number, len(batches))
         handler = _BatchHandler({h: work[h] for h in batch}, record)
         extravars: dict[str, Any] = {"patchctl_deploy": {h: work[h] for h in batch}}
         if handler.windows_hosts:

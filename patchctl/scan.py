@@ -250,6 +250,12 @@ def run_scan(opts: ScanOptions, progress: ProgressFn | None = None) -> ScanSumma
         store.close()
 
 
+def inventory_names(inventory: str) -> list[str]:
+    """The inventory's host and group names (shell completion of ``--limit``)."""
+    inv = load_inventory(inventory)
+    return sorted(set(inv.hosts) | set(inv.groups))
+
+
 def scan_lock_name(run_id: int) -> str:
     return f"scan run {run_id}"
 

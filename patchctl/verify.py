@@ -22,7 +22,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from patchctl.errors import EXIT_HOST_FAILURES, EXIT_OK
 from patchctl.rules.clock import iso_utc
@@ -47,6 +47,9 @@ from patchctl.store import MissingUpdateRow, Store
 from patchctl.store import reports as reads
 from patchctl.store.reboots import RebootStore, VerifyRow
 from patchctl.store.rollouts import RolloutStore, RolloutUpdate
+
+if TYPE_CHECKING:
+    from patchctl.scan import ProgressFn as ScanProgressFn
 
 
 @dataclass(frozen=True)
@@ -208,15 +211,17 @@ def below_frozen(
     return below
 
 
-def verify(opts: VerifyOptions) -> VerifyReport:
-    """Rescan (unless ``opts.rescan`` is False), compare, record and return each host's state."""
+def verify(opts: VerifyOptions, progress: ScanProgressFn | None = None) -> VerifyReport:
+    """Rescan (unless ``opts.rescan`` is False), compare, record and return each host's state;
+    ``progress`` is called for each host the rescan records."""
     from patchctl.ansible.inventory import load_inventory
     from patchctl.scan import ScanOptions, run_scan
 
     scan_run: int | None = None
     if opts.rescan:
         summary = run_scan(
-            ScanOptions(inventory=opts.inventory, db_url=opts.db_url, limit=opts.limit, forks=opts.forks)
+            ScanOptions(inventory=opts.inventory, db_url=opts.db_url, limit=opts.limit, forks=opts.forks),
+            progress=progress,
         )
         scan_run = summary.run_id
         targets = sorted(summary.hosts)

@@ -32,6 +32,9 @@ from patchctl.errors import EXIT_USAGE
 )
 @click.option("--json", "json_output", is_flag=True, help="Machine-readable JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors and the final result.")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="After a live progress display, list every host (not only those not ok)."
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.version_option(__version__, prog_name="patchctl")
 @click.pass_context
@@ -43,6 +46,7 @@ def cli(
     now: str | None,
     json_output: bool,
     quiet: bool,
+    verbose: bool,
     debug: bool,
 ) -> None:
     """patchctl: agentless patch management for Windows and Linux fleets, driven by Ansible.
@@ -51,7 +55,7 @@ def cli(
     """
     given = {"inventory": inventory, "db": db, "policy": policy, "now": now}
     overrides = {k: v for k, v in given.items() if v is not None}
-    ctx.obj = App(overrides=overrides, json_output=json_output, quiet=quiet, debug=debug)
+    ctx.obj = App(overrides=overrides, json_output=json_output, quiet=quiet, debug=debug, verbose=verbose)
 
 
 def _attach() -> None:

@@ -19,6 +19,7 @@ from patchctl.errors import PatchctlError
 from patchctl.render.escape import printable
 
 if TYPE_CHECKING:
+    from patchctl.cli.progress import LiveProgress
     from patchctl.deploy import DeployOptions
     from patchctl.rules.model import ApplyOutcome
     from patchctl.rules.policy import Policy
@@ -34,6 +35,7 @@ class App:
     json_output: bool
     quiet: bool
     debug: bool
+    verbose: bool = False
 
     @property
     def console(self) -> Console:
@@ -56,6 +58,19 @@ class App:
     def shows_progress(self) -> bool:
         """Per-host progress lines on stderr: on a terminal, without --quiet or --json."""
         return sys.stderr.isatty() and not self.quiet and not self.json_output
+
+    def live(self, verb: str, total: int | None = None) -> LiveProgress | None:
+        """The live progress display for a run over hosts, when the app shows progress."""
+        if not self.shows_progress:
+            return None
+        from patchctl.cli.progress import LiveProgress
+
+        return LiveProgress(self.err, verb, total)
+
+    def shows_host(self, status: str, live: LiveProgress | None) -> bool:
+        """Whether a host's line is printed after a run: after a live display only the hosts
+        that were not ok (every host with ``-v``); without one, every host as always."""
+        return live is None or self.verbose or status != "ok"
 
     def notifier(self) -> Callable[[str, dict[str, Any]], None]:
         """Send a notification event to the configured channels; failed deliveries are warned about."""
@@ -130,10 +145,40 @@ def json_option(func: F) -> F:
 
 def _override(key: str) -> Callable[[click.Context, click.Parameter, Any], None]:
     def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
-        if value is not None:
-            ctx.ensure_object(App).overrides[key] = value
+        app = ctx.find_object(App)  # None only while the shell completes a command line
+        if value is not None and app is not None:
+            app.overrides[key] = value
 
     return callback
+
+
+def complete_limit(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion of ``--limit``: the host and group names of the inventory the command
+    line (or the configuration) names; the last term of a ``a,b`` union is the one completed.
+    Nothing is offered when the inventory cannot be read: completion never prints an error."""
+    head, _, term = incomplete.rpartition(",")
+    prefix = f"{head}," if head else ""
+    bang = "!" if term.startswith("!") else ("&" if term.startswith("&") else "")
+    term = term[len(bang) :]
+    given = ctx.find_root().params.get("inventory")
+    try:
+        from patchctl.scan import inventory_names
+
+        names = inventory_names(Config.load({"inventory": given} if given else {}).inventory)
+    except Exception:  # completion offers nothing rather than a traceback in the shell
+        return []
+    return [f"{prefix}{bang}{n}" for n in names if n.startswith(term)]
+
+
+def limit_option(func: F) -> F:
+    """--limit/-l PATTERN, an Ansible host pattern, completed from the inventory's names."""
+    return click.option(
+        "--limit",
+        "-l",
+        metavar="PATTERN",
+        shell_complete=complete_limit,
+        help="Only hosts matching this Ansible host pattern.",
+    )(func)
 
 
 def inventory_option(func: F) -> F:
@@ -177,9 +222,16 @@ def print_table(app: App, table: Table) -> None:
     Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(table)
 
 
-def deploy_options(app: App, rollout_id: int | None, wave: str | None) -> DeployOptions:
-    """A deploy's options from the configuration (``patchctl deploy``, ``rollout promote --deploy``)."""
+def deploy_options(
+    app: App, rollout_id: int | None, wave: str | None, live: LiveProgress | None = None
+) -> DeployOptions:
+    """A deploy's options from the configuration (``patchctl deploy``, ``rollout promote --deploy``);
+    with a live display, each batch is named on it as it starts."""
     from patchctl.deploy import DeployOptions
+
+    def on_batch(wave_name: str, number: int, batches: int) -> None:
+        if live is not None:
+            live.stage(f"wave {wave_name}, batch {number} of {batches}")
 
     cfg = app.config()
     return DeployOptions(
@@ -191,16 +243,16 @@ def deploy_options(app: App, rollout_id: int | None, wave: str | None) -> Deploy
         wave=wave,
         notifier=app.notifier(),
         stale_days=cfg.stale_days,
+        on_batch=on_batch if live is not None else None,
     )
 
 
-def apply_progress(app: App) -> Callable[[ApplyOutcome, int, int], None] | None:
-    """A deploy's progress line per host as it answers, when the app shows progress."""
-    if not app.shows_progress:
+def apply_progress(live: LiveProgress | None) -> Callable[[ApplyOutcome, int, int], None] | None:
+    """A deploy's hosts counted on the live display as they answer."""
+    if live is None:
         return None
 
     def progress(outcome: ApplyOutcome, done: int, total: int) -> None:
-        colour = "green" if outcome.status == "ok" else "red"
-        app.err.print(f"[{done}/{total}] {outcome.host}: [{colour}]{outcome.status}[/]")
+        live.host(outcome.status, done, total)
 
     return progress

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 
 import click
 
@@ -27,10 +28,12 @@ def deploy(app: App, rollout_id: int | None, wave: str | None) -> None:
     from patchctl.deploy import deploy as run
     from patchctl.render.deploy import deploy_lines
 
-    report = run(deploy_options(app, rollout_id, wave), progress=apply_progress(app))
+    live = app.live("deploy")
+    with live or nullcontext():
+        report = run(deploy_options(app, rollout_id, wave, live), progress=apply_progress(live))
     if app.json_output:
         app.emit_json(report.as_dict())
     else:
-        for line in deploy_lines(report.as_dict(), quiet=app.quiet):
+        for line in deploy_lines(report.as_dict(), quiet=app.quiet, only_not_ok=not app.shows_host("ok", live)):
             click.echo(line)
     sys.exit(report.exit_code)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 
 import click
 
-from patchctl.cli.app import App, handle_errors, inventory_option, json_option
+from patchctl.cli.app import App, handle_errors, inventory_option, json_option, limit_option
 
 
 @click.command()
-@click.option("--limit", "-l", metavar="PATTERN", help="Only hosts matching this Ansible host pattern.")
+@limit_option
 @click.option("--timeout", type=click.IntRange(1), metavar="SECONDS", help="How long each host may take to come back.")
 @click.option("--dry-run", is_flag=True, help="Only say what would be rebooted and why.")
 @inventory_option
@@ -24,7 +25,7 @@ def reboot(app: App, limit: str | None, timeout: int | None, dry_run: bool) -> N
     the host variable patch_reboot (always, if_required, never) overrides the role. Each host is
     checked to come back with a new boot id. Exit code 1 when a reboot failed.
     """
-    from patchctl.reboot import HostReboot, RebootOptions, reboot_pending
+    from patchctl.reboot import RebootOptions, reboot_pending
 
     cfg = app.config()
     opts = RebootOptions(
@@ -36,14 +37,9 @@ def reboot(app: App, limit: str | None, timeout: int | None, dry_run: bool) -> N
         timeout=timeout,
         dry_run=dry_run,
     )
-    progress = None
-    if app.shows_progress:
-
-        def progress(result: HostReboot) -> None:
-            colour = "green" if result.status == "ok" else "red"
-            app.err.print(f"{result.host}: [{colour}]{result.status}[/]")
-
-    report = reboot_pending(opts, progress=progress)
+    live = app.live("reboot") if not dry_run else None
+    with live or nullcontext():
+        report = reboot_pending(opts, progress=(lambda result: live.host(result.status)) if live else None)
     if app.json_output:
         app.emit_json(report.as_dict())
         sys.exit(report.exit_code)
@@ -51,6 +47,8 @@ def reboot(app: App, limit: str | None, timeout: int | None, dry_run: bool) -> N
         click.echo("no host has a reboot pending")
     for plan in report.plans:
         result = report.results.get(plan.host)
+        if result is not None and not app.shows_host(result.status, live):
+            continue
         if result is not None:
             line = f"{plan.host}: rebooted" if result.status == "ok" else f"{plan.host}: reboot {result.status}"
             if result.status == "ok":

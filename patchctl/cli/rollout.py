@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 
 import click
 from rich.table import Table
@@ -155,14 +156,16 @@ def rollout_promote(app: App, rollout_id: int | None, and_deploy: bool) -> None:
     from patchctl.deploy import promote_and_deploy
     from patchctl.render.deploy import deploy_lines
 
-    _result, report = promote_and_deploy(
-        deploy_options(app, rollout_id, None), progress=apply_progress(app), promoted=say
-    )
+    live = app.live("deploy")
+    with live or nullcontext():
+        _result, report = promote_and_deploy(
+            deploy_options(app, rollout_id, None, live), progress=apply_progress(live), promoted=say
+        )
     if report is None:
         return
     if app.json_output:
         app.emit_json(report.as_dict())
     else:
-        for line in deploy_lines(report.as_dict(), quiet=app.quiet):
+        for line in deploy_lines(report.as_dict(), quiet=app.quiet, only_not_ok=not app.shows_host("ok", live)):
             click.echo(line)
     sys.exit(report.exit_code)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from contextlib import nullcontext
 
 import click
 
-from patchctl.cli.app import App, handle_errors, inventory_option, json_option
+from patchctl.cli.app import App, handle_errors, inventory_option, json_option, limit_option
 
 
 @click.command()
-@click.option("--limit", "-l", metavar="PATTERN", help="Only hosts matching this Ansible host pattern.")
+@limit_option
 @click.option(
     "--forks", type=int, help="Parallel hosts (default: the config's forks if set, else one per host, up to 100)."
 )
@@ -32,21 +32,19 @@ def scan(app: App, limit: str | None, forks: int | None) -> None:
         forks=forks or cfg.forks_set,
         cache_valid_time=cfg.scan_cache_valid_time,
     )
-    progress = None
-    if app.shows_progress:
-
-        def progress(host_scan: Any, done: int, total: int) -> None:
-            colour = {"ok": "green", "unreachable": "red", "failed": "red"}.get(host_scan.status, "white")
-            detail = f"{len(host_scan.updates)} missing" if host_scan.status == "ok" else (host_scan.error or "")
-            app.err.print(f"[{done}/{total}] {host_scan.host}: [{colour}]{host_scan.status}[/] {detail}")
-
-    summary = run_scan(opts, progress=progress)
+    live = app.live("scan")
+    with live or nullcontext():
+        summary = run_scan(
+            opts, progress=(lambda host_scan, done, total: live.host(host_scan.status, done, total)) if live else None
+        )
     data = summary.as_dict()
     if app.json_output:
         app.emit_json(data)
     else:
         if not app.quiet:
             for h in data["hosts"]:
+                if not app.shows_host(h["status"], live):
+                    continue
                 line = f"{h['name']}: {h['status']}"
                 if h["status"] == "ok":
                     line += f", {h['missing']} missing ({h['security']} security, {h['major']} major)"

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 
 import click
 
-from patchctl.cli.app import App, handle_errors, inventory_option, json_option
+from patchctl.cli.app import App, handle_errors, inventory_option, json_option, limit_option
 
 
 @click.command()
-@click.option("--limit", "-l", metavar="PATTERN", help="Only hosts matching this Ansible host pattern.")
+@limit_option
 @click.option("--no-scan", is_flag=True, help="Compare with the last scans instead of rescanning.")
 @inventory_option
 @json_option
@@ -38,11 +39,17 @@ def verify(app: App, limit: str | None, no_scan: bool) -> None:
         rescan=not no_scan,
         forks=cfg.forks,
     )
-    report = run_verify(opts)
+    live = app.live("verify") if opts.rescan else None
+    with live or nullcontext():
+        report = run_verify(
+            opts, progress=(lambda host_scan, done, total: live.host(host_scan.status, done, total)) if live else None
+        )
     if app.json_output:
         app.emit_json(report.as_dict())
         sys.exit(report.exit_code)
     for h in report.hosts:
+        if not app.shows_host("ok" if h.row.state == "compliant" else h.row.state, live):
+            continue
         click.echo(f"{h.row.host}: {h.row.state.replace('_', ' ')}: {h.row.detail}")
     counts = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in report.counts().items() if n)
     click.echo(f"verify: {counts or 'no hosts'}")

@@ -10,16 +10,17 @@ from collections.abc import Mapping
 from typing import Any
 
 
-def deploy_lines(data: Mapping[str, Any], quiet: bool = False) -> list[str]:
-    """Per host (unless ``quiet``): its result, then the hosts left alone and the reboots; last,
-    the wave's one-line summary. A deploy that had nothing to do is its one message."""
+def deploy_lines(data: Mapping[str, Any], quiet: bool = False, only_not_ok: bool = False) -> list[str]:
+    """Per host (unless ``quiet``; with ``only_not_ok`` only the hosts that were not ok): its
+    result, then the hosts left alone and the reboots; last, the wave's one-line summary. A deploy
+    that had nothing to do is its one message."""
     head = f"rollout {data['rollout']} wave {data['wave']}"
     if data["message"]:
         return [f"{head}: {data['message']}"]
     lines: list[str] = []
     hosts = data["hosts"]
     if not quiet:
-        lines += [_host_line(h) for h in hosts]
+        lines += [_host_line(h) for h in hosts if not (only_not_ok and h["status"] == "ok")]
         if data["already_done"]:
             lines.append(f"already done before: {', '.join(data['already_done'])}")
         if data["not_started"]:
