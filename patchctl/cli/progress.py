@@ -51,7 +51,9 @@ class LiveProgress:
         self._task = self._progress.add_task(self._description(), total=self.total, counts=self._counts(), rate="")
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, _value: BaseException | None, _tb: TracebackType | None
+    ) -> None:
         self._progress.stop()
         if kind is None and self.done:
             self._progress.console.print(self.summary(), markup=False, highlight=False)
