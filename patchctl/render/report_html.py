@@ -45,7 +45,7 @@ body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans
 header{background:#1d2733;color:#fff;padding:18px 28px}
 header h1{margin:0;font-size:22px;font-weight:600}
 header p{margin:4px 0 0;color:#b8c3cf}
-main{padding:20px 28px;max-width:1400px}
+main{padding:20px 28px;max-width:1400px;margin:0 auto}
 h2{font-size:15px;margin:0 0 10px;font-weight:600}
 .kpis{display:flex;flex-wrap:wrap;gap:12px;margin-bottom:18px}
 .kpi{background:#fff;border-radius:8px;padding:12px 16px;min-width:140px;box-shadow:0 1px 2px #0002}
@@ -68,8 +68,15 @@ table.sortable th[aria-sort=descending]::after{content:" \\25BC";font-size:10px}
 .empty{color:#7a8591;font-style:italic}
 svg{max-width:100%;height:auto}
 svg text{font-family:inherit}
-.wide{grid-column:span 2}
-@media (max-width:760px){.wide{grid-column:auto}}
+.wide{grid-column:1/-1}
+.wrap td{white-space:normal;overflow-wrap:anywhere}
+td.problem,td.name,td.os,td.when{white-space:normal;overflow-wrap:anywhere}
+td.name{min-width:10em}td.os{min-width:7em}td.problem{min-width:12em}
+th{white-space:normal;vertical-align:bottom}
+.tools{display:flex;flex-wrap:wrap;align-items:center;gap:8px 14px;margin:0 0 8px}
+.tools input{font:inherit;padding:4px 8px;border:1px solid #c8d0d8;border-radius:6px;min-width:16em}
+.tools button{font:inherit;padding:3px 10px;border:1px solid #c8d0d8;border-radius:6px;background:#fff;cursor:pointer}
+.tools button:disabled{color:#aab3bc;cursor:default}
 """
 
 _JS = """
@@ -92,6 +99,26 @@ _JS = """
   });
   var m=/sort=([a-z_]+)(?:-(asc|desc))?/.exec(location.hash),t=document.getElementById('hosts');
   if(m&&t){var h=t.querySelector('th[data-key="'+m[1]+'"]');if(h)sortTable(t,h.cellIndex,m[2]==='desc');}
+  // the hosts table: a page of rows at a time, filtered by the search box (names, as typed)
+  if(!t)return;
+  var q=document.getElementById('host-search'),info=document.getElementById('host-page'),
+      prev=document.getElementById('host-prev'),next=document.getElementById('host-next'),
+      size=parseInt(t.getAttribute('data-page-size'),10)||100,page=0;
+  function show(){
+    var term=(q&&q.value||'').trim().toLowerCase(),rows=t.tBodies[0].rows,hits=[],i;
+    for(i=0;i<rows.length;i++){var n=rows[i].getAttribute('data-host');
+      if(n!==null&&(!term||n.toLowerCase().indexOf(term)>=0))hits.push(rows[i]);else rows[i].hidden=true;}
+    var pages=Math.max(1,Math.ceil(hits.length/size));if(page>=pages)page=pages-1;
+    for(i=0;i<hits.length;i++)hits[i].hidden=(i<page*size||i>=(page+1)*size);
+    var from=hits.length?page*size+1:0,to=Math.min(hits.length,(page+1)*size);
+    if(info)info.textContent=from+'\u2013'+to+' of '+hits.length+' hosts'+(term?' matching \u201c'+term+'\u201d':'');
+    if(prev)prev.disabled=page<=0;if(next)next.disabled=page>=pages-1;
+  }
+  if(q)q.addEventListener('input',function(){page=0;show();});
+  if(prev)prev.addEventListener('click',function(){page--;show();});
+  if(next)next.addEventListener('click',function(){page++;show();});
+  Array.prototype.forEach.call(t.tHead.rows[0].cells,function(th){th.addEventListener('click',function(){page=0;show();});});
+  show();
 })();
 """
 
@@ -220,7 +247,8 @@ def trend(rep: Report) -> str:
     points = rep.history
     if not points:
         return '<p class="empty">no scan yet</p>'
-    w, h, left, top, bottom = 520.0, 190.0, 38.0, 12.0, 28.0
+    # drawn 960 wide and scaled to the card's width (a full row of the page)
+    w, h, left, top, bottom = 960.0, 220.0, 38.0, 12.0, 28.0
     plot_w, plot_h = w - left - 12, h - top - bottom
     n = len(points)
 
@@ -245,14 +273,21 @@ def trend(rep: Report) -> str:
         f"{p.missing_total} missing updates on {p.hosts} hosts</title></circle>"
         for i, p in enumerate(points)
     )
+    # at most ~10 labels; the first starts at its point and the last ends at its point, so
+    # neither reaches past the chart's edge
+    step = max(1, math.ceil(n / 10))
+    shown = [i for i in range(0, n, step) if n - 1 - i >= step / 2] + [n - 1]
+
+    def anchor(i: int) -> str:
+        return "start" if i == 0 and n > 1 else ("end" if i == n - 1 and n > 1 else "middle")
+
     labels = "".join(
-        f'<text x="{x(i):.1f}" y="{h - 10}" font-size="10" text-anchor="middle" fill="#5b6773">'
-        f"{_e(p.at.astimezone(UTC).strftime('%m-%d %H:%M'))}</text>"
-        for i, p in enumerate(points)
-        if n <= 8 or i in (0, n - 1) or i % math.ceil(n / 6) == 0
+        f'<text x="{x(i):.1f}" y="{h - 10}" font-size="11" text-anchor="{anchor(i)}" fill="#5b6773">'
+        f"{_e(points[i].at.astimezone(UTC).strftime('%m-%d %H:%M'))}</text>"
+        for i in shown
     )
     return (
-        f'<svg id="trend" role="img" aria-label="compliant hosts over time" width="{w:.0f}" height="{h:.0f}" '
+        f'<svg id="trend" role="img" aria-label="compliant hosts over time" width="100%" '
         f'viewBox="0 0 {w:.0f} {h:.0f}">{grid}'
         f'<polyline id="trend-missing" fill="none" stroke="#e0a019" stroke-width="2" stroke-dasharray="6 4" '
         f'points="{missing_line}"/>'
@@ -269,7 +304,13 @@ def _th(label: str, key: str, num: bool = False) -> str:
     return f'<th data-key="{key}"{kind}{cls}>{_e(label)}</th>'
 
 
+# The hosts table's first order: the states that need someone first, then by name.
+WORST_FIRST = (FAILED, UNREACHABLE, MISSING, STALE, NEVER_SCANNED, REBOOT_PENDING, COMPLIANT)
+HOSTS_PAGE = 100  # rows of the hosts table shown at a time
+
+
 def host_table(rep: Report) -> str:
+    """Every host, worst state first; a page at a time, searchable by name (the page's script)."""
     head = (
         _th("Host", "host")
         + _th("OS", "os")
@@ -277,29 +318,42 @@ def host_table(rep: Report) -> str:
         + (_th("Wave", "wave") if rep.waves_of else "")
         + _th("State", "state")
         + _th("Last scan", "last_scan")
-        + _th("Missing", "missing", True)
+        + _th("Missing, approved", "missing", True)
+        + _th("Missing, not approved", "not_approved", True)
         + _th("Security", "security", True)
         + _th("Major", "major", True)
         + _th("Reboot", "reboot")
         + _th("Problem", "error")
     )
-    order = {s: i for i, s in enumerate(STATES)}
+    order = {s: i for i, s in enumerate(WORST_FIRST)}
     rows = []
-    for h in rep.hosts:
+    for h in sorted(rep.hosts, key=lambda h: (order.get(rep.states.get(h.name, NEVER_SCANNED), 99), h.name)):
         state = rep.states.get(h.name, NEVER_SCANNED)
         scan = h.last_scan_at.astimezone(UTC).isoformat() if h.last_scan_at else ""
         wave = f"<td>{_e(rep.waves_of.get(h.name, '-'))}</td>" if rep.waves_of else ""
+        approved = rep.missing_approved(h)
         rows.append(
-            f'<tr data-host="{_e(h.name)}" data-state="{state}"><td>{_e(h.name)}</td><td>{_e(h.os or "-")}</td>'
-            f'<td>{_e(h.patch_role or "-")}</td>{wave}<td data-v="{order[state]}">{_badge(state)}</td>'
-            f'<td data-v="{scan}">{_e(short_time(h.last_scan_at))}</td>'
-            f'<td class="n" data-k="missing">{h.missing.total}</td>'
+            f'<tr data-host="{_e(h.name)}" data-state="{state}"><td class="name">{_e(h.name)}</td>'
+            f'<td class="os">{_e(h.os or "-")}</td>'
+            f'<td>{_e(h.patch_role or "-")}</td>{wave}<td data-v="{order.get(state, 99)}">{_badge(state)}</td>'
+            f'<td class="when" data-v="{scan}">{_e(short_time(h.last_scan_at))}</td>'
+            f'<td class="n" data-k="missing">{approved}</td>'
+            f'<td class="n" data-k="not_approved">{h.missing.total - approved}</td>'
             f'<td class="n" data-k="security">{h.missing.security}</td>'
             f'<td class="n" data-k="major">{h.missing.major}</td>'
-            f"<td>{'pending' if h.reboot_pending else ''}</td><td>{_e(h.error or '')}</td></tr>"
+            f"<td>{'pending' if h.reboot_pending else ''}</td><td class=\"problem\">{_e(h.error or '')}</td></tr>"
         )
-    body = "".join(rows) or '<tr><td class="empty" colspan="11">no host in the store</td></tr>'
-    return f'<table id="hosts" class="sortable"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    body = "".join(rows) or '<tr><td class="empty" colspan="12">no host in the store</td></tr>'
+    tools = (
+        '<div class="tools"><input id="host-search" type="search" placeholder="Search hosts by name" '
+        'aria-label="search hosts by name"><button id="host-prev" type="button">&larr; previous</button>'
+        f'<span id="host-page" class="muted">1&ndash;{min(HOSTS_PAGE, len(rep.hosts))} of {len(rep.hosts)} hosts</span>'
+        '<button id="host-next" type="button">next &rarr;</button></div>'
+    )
+    return (
+        f'{tools}<table id="hosts" class="sortable" data-page-size="{HOSTS_PAGE}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table>"
+    )
 
 
 def _simple_table(table_id: str, header: Iterable[str], rows: Iterable[Iterable[str]], empty: str) -> str:
@@ -307,7 +361,7 @@ def _simple_table(table_id: str, header: Iterable[str], rows: Iterable[Iterable[
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     if not cells:
         return f'<p class="empty" id="{table_id}">{_e(empty)}</p>'
-    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{"".join(cells)}</tbody></table>'
+    return f'<table id="{table_id}" class="wrap"><thead><tr>{head}</tr></thead><tbody>{"".join(cells)}</tbody></table>'
 
 
 def _kpi(metric: str, value: object, label: str, tone: str = "") -> str:
@@ -398,7 +452,7 @@ def render_html(rep: Report, title: str = "Patch compliance") -> str:
 <p class="muted">Missing updates by classification over the fleet: {_e(classes or "none")}. Click a column to sort.</p>
 {host_table(rep)}</section>
 <section class="grid" style="margin-top:14px;grid-template-columns:repeat(auto-fit,minmax(400px,1fr))">
-<div class="card"><h2>Most widespread missing updates</h2>
+<div class="card wide"><h2>Most widespread missing updates</h2>
 {_simple_table("top-missing", _TOP_HEADER, top_rows, "nothing is missing")}</div>
 <div class="card"><h2>Pending reboots</h2>
 {_simple_table("reboots", ["Host", "Role", "Window", "Since", "Age"], reboot_rows, "no reboot pending")}</div>

@@ -137,9 +137,12 @@ def full_report_json(rep: Report) -> dict[str, Any]:
                    "last_forks": 16, "last_error": null, "last_finished_at": ...}]
     """
     data = report_json(rep)
+    by_name = {h.name: h for h in rep.hosts}
     for host in data["hosts"]:
         host["state"] = rep.states.get(host["name"])
         host["wave"] = rep.waves_of.get(host["name"])
+        # of host["missing"]["total"]: how many are approved (the compliance rule counts these)
+        host["missing_approved"] = rep.missing_approved(by_name[host["name"]])
     data["stale_days"] = rep.stale_days
     data["compliance"] = {
         "percent": rep.compliant_percent,

@@ -14,7 +14,7 @@ widespread missing updates, the history) and fills the input rows (:class:`TopMi
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from patchctl.rules.compliance import (
@@ -314,6 +314,12 @@ class Report:
     failures: tuple[Failure, ...]
     history: tuple[HistoryPoint, ...]
     nodes: tuple[NodeThroughput, ...] = ()  # per execution node throughput
+    # host -> how many of its missing updates are approved (every one when nothing was decided)
+    approved_missing: Mapping[str, int] = field(default_factory=dict)
+
+    def missing_approved(self, host: HostReport) -> int:
+        """How many of the host's missing updates are approved (all of them when no decision exists)."""
+        return self.approved_missing.get(host.name, host.missing.total)
 
     @property
     def compliant_percent(self) -> float:
@@ -412,4 +418,9 @@ def build_report(
         failures=tuple(failures),
         history=tuple(history),
         nodes=tuple(nodes),
+        approved_missing=(
+            {h.name: h.missing.total for h in hosts}
+            if approved_missing is None
+            else {h.name: min(approved_missing.get(h.name, 0), h.missing.total) for h in hosts}
+        ),
     )

@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from patchctl.render.report_html import WORST_FIRST
+
 from .conftest import CliResult, LabEnv
 from .test_rollout_lab import PILOT, write_policy
 
@@ -167,13 +169,16 @@ def test_every_format_on_a_scanned_and_deployed_lab(lab_env: LabEnv, tmp_path: P
         "reboot_pending": str(t["reboot_pending"]),
         "failures": str(len({f["host"] for f in data["failures"]})),
     }
-    # The inline script sorted the host table by missing updates, most first (a stable sort).
-    expected = sorted(data["hosts"], key=lambda h: -h["missing"]["total"])
+    # The page lists the worst states first; its script then sorted the host table by approved
+    # missing updates, most first (a stable sort).
+    worst_first = sorted(data["hosts"], key=lambda h: (WORST_FIRST.index(h["state"]), h["name"]))
+    expected = sorted(worst_first, key=lambda h: -h["missing_approved"])
     assert [h["name"] for h in dom.hosts] == [h["name"] for h in expected]
     assert 'aria-sort="descending"' in dumped.stdout
     for row in dom.hosts:
         assert row["state"] == hosts[row["name"]]["state"]
-        assert int(row["missing"]) == hosts[row["name"]]["missing"]["total"]
+        assert int(row["missing"]) == hosts[row["name"]]["missing_approved"]
+        assert int(row["not_approved"]) == hosts[row["name"]]["missing"]["total"] - int(row["missing"])
         assert int(row["security"]) == hosts[row["name"]]["missing"]["by_classification"]["security"]
     assert dom.donut == {s: n for s, n in data["compliance"]["by_state"].items() if n}
     assert [int(p["data-missing"]) for p in dom.points] == [p["missing_total"] for p in data["history"]]
