@@ -237,7 +237,8 @@ def _choose_wave(rs: RolloutStore, r: Rollout, name: str | None, now: datetime) 
 def deploy(opts: DeployOptions, progress: ProgressFn | None = None) -> DeployReport:
     """Deploy one wave of a rollout, then the reboots it implies (see the module docstring)."""
     who = actor()
-    with Store.open(opts.db_url) as store:
+    # a deploy needs a rollout: it never creates a store (StoreMissing names the URL)
+    with Store.open(opts.db_url, create=False) as store:
         rs = RolloutStore(store)
         rollout_id = rollout_or_latest(rs, opts.rollout_id)
         # One deploy or promotion of a rollout at a time, across processes and control nodes.

@@ -313,8 +313,8 @@ def reboot_pending(opts: RebootOptions, progress: ProgressFn | None = None) -> R
     ``opts.now``; those whose window allows it are rebooted (unless ``dry_run``)."""
     inventory = load_inventory(opts.inventory)
     targets = set(inventory.match(opts.limit))
-    # A dry run only reads: it neither creates nor migrates a store.
-    opened = Store.open_existing(opts.db_url) if opts.dry_run else Store.open(opts.db_url)
+    # A dry run only reads: it neither creates nor migrates a store; a run never creates one.
+    opened = Store.open_existing(opts.db_url) if opts.dry_run else Store.open(opts.db_url, create=False)
     with opened as store, contextlib.ExitStack() as held:
         if not opts.dry_run:
             # LockBusy (exit 3) when another reboot run is going; a crashed one holds nothing.

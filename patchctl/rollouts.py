@@ -170,7 +170,7 @@ class PromoteResult:
 
 def promote(db_url: str, rollout_id: int | None, now: datetime) -> PromoteResult:
     """Promote the next wave when the rule allows it; PolicyBlocked (exit 3) with the reason when not."""
-    with Store.open(db_url) as store:
+    with Store.open(db_url, create=False) as store:
         rs = RolloutStore(store)
         rid = rollout_or_latest(rs, rollout_id)
         # Two promoters (cron on two control nodes) take turns; the second finds it done.
@@ -199,7 +199,7 @@ def open_incident(
 ) -> int:
     if not text.strip():
         raise ConfigError("incident open: the text must not be empty")
-    with Store.open(db_url) as store:
+    with Store.open(db_url, create=False) as store:
         incident_id = RolloutStore(store).open_incident(rollout_id, host, text.strip(), actor(), now)
     if notifier is not None:
         notifier(
@@ -209,7 +209,7 @@ def open_incident(
 
 
 def close_incident(db_url: str, incident_id: int, reason: str | None, now: datetime) -> Incident:
-    with Store.open(db_url) as store:
+    with Store.open(db_url, create=False) as store:
         return RolloutStore(store).close_incident(incident_id, reason, actor(), now)
 
 

@@ -232,7 +232,8 @@ def verify(opts: VerifyOptions, progress: ScanProgressFn | None = None) -> Verif
         fresh = set()
     report = VerifyReport(now=opts.now, scan_run_id=scan_run)
     stale_after = timedelta(days=opts.stale_days)
-    with Store.open(opts.db_url) as store:
+    # without a rescan there must be a store to compare with: none is created
+    with Store.open(opts.db_url, create=opts.rescan) as store:
         rs = RolloutStore(store)
         rows = {r.host: r for r in store.host_compliance(targets)}
         # The one rule's inputs, read as patchctl report reads them.

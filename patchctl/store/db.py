@@ -84,16 +84,21 @@ class Store:
     # --- lifecycle --------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, url: str) -> Store:
+    def open(cls, url: str, *, create: bool = True) -> Store:
         """Open (creating and migrating if needed) the store at a SQLAlchemy URL: for the
         commands that write. A SQLite file's missing directory is made only in PATCHCTL_HOME.
+        ``create=False``: for writers that need what an earlier command stored (deploy, reboot,
+        verify without a rescan): an existing store is migrated, a missing one is StoreMissing.
 
         Raises StoreError naming the URL (password hidden) when it cannot be opened.
         """
-        engine, shown = open_engine(url)
+        engine, shown = open_engine(url, create=create)
         store = cls(engine, shown)
         try:
-            migrate(engine, shown)
+            if create:
+                migrate(engine, shown)
+            else:
+                upgrade_existing(engine, shown)
         except BaseException:
             engine.dispose()
             raise

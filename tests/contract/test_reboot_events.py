@@ -121,7 +121,7 @@ def windows_until_the_boot_time_was_read() -> list[dict[str, Any]]:
 
 
 def test_windows_host_that_drops_during_its_reboot_is_failed_with_its_boot_id(sqlite_url: str) -> None:
-    """The issue's bug: a Windows host read its boot time, then dropped while rebooting. It was
+    """The bug this guards: a Windows host read its boot time, then dropped while rebooting. It was
     touched, so it is ``failed`` (not ``unreachable``, "never touched") and keeps its boot id.
     On the code before the fact (the boot id read from the task "Read the boot id before the
     reboot", a name the Windows task does not have) it was ``unreachable`` without a boot id.

@@ -137,7 +137,7 @@ def test_downgraded_host_is_not_ok_and_is_retried(lineage_lab: LabEnv, tmp_path:
 
 @pytest.mark.parametrize("successors", ["block", "repilot"])
 def test_superseded_approved_version_blocks_the_fleet(lineage_lab: LabEnv, tmp_path: Path, successors: str) -> None:
-    """The issue's scenario: before, the fleet hosts were recorded ok at 1.0-1 and the wave
+    """The superseded-update scenario: before, the fleet hosts were recorded ok at 1.0-1 and the wave
     finished at 100%, exit 0. Breaking it: with judge() returning the apply outcome unchecked,
     promote --deploy exited 0 with both fleet hosts ok, nothing installed (run and failed here;
     the old planning, only the missing rollout uids, fails tests/unit/test_lineage.py)."""

@@ -36,7 +36,7 @@ def test_defaults_when_nothing_is_configured(patchctl_home: Path) -> None:
 
 
 def test_default_file_is_under_xdg_config_home(user_config: Path) -> None:
-    # Nothing exists yet: the file a user would create is patchctl.yml (issue 6); the older
+    # Nothing exists yet: the file a user would create is patchctl.yml; the older
     # name config.yml is still read when it exists (the tests below write it).
     assert default_config_file() == user_config.with_name("patchctl.yml")
     write_config(user_config, "forks: 3\n")

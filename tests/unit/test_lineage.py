@@ -54,7 +54,7 @@ def test_nothing_missing_is_only_checked_and_a_package_never_listed_does_not_app
     ],
 )
 def test_a_superseded_approved_version_blocks(successors: str, reason: str) -> None:
-    """The issue's defect: the superseded uid is no longer missing, the successor is. Breaking
+    """The defect this guards: the superseded uid is no longer missing, the successor is. Breaking
     it: planning only the missing rollout uids (the old deploy) gives an empty plan here, and
     the host was recorded ok."""
     plan = host_plan([APPROVED], {offer("1.2-1").uid}, [offer("1.2-1")], LINEAGES, policy(successors), NOW)

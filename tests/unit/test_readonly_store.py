@@ -1,4 +1,4 @@
-"""The commands that only read never create or migrate a store (issue 22, item 1).
+"""The commands that only read never create or migrate a store; those that act on what was stored never create one.
 
 A typo in ``--db`` used to create the directories and an empty store, and ``report --json`` then
 said 0 hosts and 0 missing security updates, exit 0: a CI gate on that number passed on a fleet
@@ -64,7 +64,8 @@ def inventory(tmp_path: Path) -> Path:
 
 
 def run(url: str, args: list[str], inventory: Path) -> Result:
-    argv = ["--db", url, *(["-i", str(inventory)] if args[0] == "reboot" else []), *args]
+    needs_inventory = args[0] in ("reboot", "deploy", "verify")
+    argv = ["--db", url, *(["-i", str(inventory)] if needs_inventory else []), *args]
     return CliRunner().invoke(cli, argv, catch_exceptions=False)
 
 
@@ -126,7 +127,7 @@ def pg_tables(url: str) -> list[str]:
 def test_a_typo_in_db_is_an_error_and_creates_nothing(
     args: list[str], tmp_path: Path, inventory: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The issue's case: ``--db sqlite:////srv/patchctl/patchctl.dbx``, in directories that do not
+    """A typo: ``--db sqlite:////srv/patchctl/patchctl.dbx``, in directories that do not
     exist. Exit 2, the one line, nothing on stdout (a ``jq -e`` gate fails), no directory, no file.
 
     Breaking it: ``Store.open_existing`` opening as ``Store.open`` does (``open_engine(url)``,
@@ -140,6 +141,35 @@ def test_a_typo_in_db_is_an_error_and_creates_nothing(
     assert (result.exit_code, result.stdout) == (2, ""), result.output
     assert result.stderr.splitlines() == [NO_STORE.format(url=url)]
     assert files_under(tmp_path) == before  # no srv/, no home/, no store file
+
+
+# Commands that write, but only over what an earlier command stored: no store is theirs to create.
+ACTING_COMMANDS = [
+    ["deploy"],
+    ["deploy", "--json"],
+    ["reboot"],
+    ["verify", "--no-scan"],
+    ["rollout", "promote"],
+    ["rollout", "promote", "--deploy"],
+    ["incident", "open", "--rollout", "1", "the pilot's web service is down"],
+    ["incident", "close", "1"],
+]
+
+
+@pytest.mark.parametrize("args", ACTING_COMMANDS, ids=" ".join)
+def test_commands_that_act_on_the_store_never_create_one(
+    args: list[str], tmp_path: Path, inventory: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen failing with deploy, reboot and verify opening with ``Store.open(url)`` (create): each
+    made an empty store in PATCHCTL_HOME and then said there was no rollout or no host."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("PATCHCTL_HOME", str(home))
+    url = f"sqlite:///{home / 'patchctl.db'}"
+    result = run(url, args, inventory)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [NO_STORE.format(url=url)]
+    assert files_under(home) == []
 
 
 @pytest.mark.parametrize("args", [["report", "--json"], ["updates"], ["audit"], ["rollout", "status"]], ids=" ".join)
@@ -281,7 +311,7 @@ def test_a_command_that_writes_makes_no_directory_outside_patchctl_home(
     monkeypatch.setenv("PATCHCTL_HOME", str(home))
     outside = tmp_path / "srv" / "patchctl"
     url = f"sqlite:///{outside / 'patchctl.db'}"
-    result = run(url, ["incident", "open", "--rollout", "1", "it broke"], inventory)
+    result = run(url, ["approve", "nothing-by-this-name"], inventory)
     assert result.exit_code == 2, result.output
     assert result.stderr.splitlines() == [
         f"patchctl: error: cannot create the store {url}: no directory {outside} "

@@ -1,4 +1,4 @@
-"""How many Ansible forks a scan uses when neither --forks nor the config says (issue 7)."""
+"""How many Ansible forks a scan uses when neither --forks nor the config says."""
 
 from __future__ import annotations
 
