@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from patchctl.config import Config
 from patchctl.errors import PatchctlError
@@ -219,6 +220,11 @@ def policy_option(func: F) -> F:
 
 
 def print_table(app: App, table: Table) -> None:
+    """Print a table; its text cells (host names, update titles, errors: data from hosts and
+    files) are shown as they are: rich markup in them prints literally and control characters
+    are escaped (:func:`printable`). A cell that should be styled is given as a rich ``Text``."""
+    for column in table.columns:
+        column._cells = [Text(printable(c)) if isinstance(c, str) else c for c in column._cells]
     Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(table)
 
 

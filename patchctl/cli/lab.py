@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from patchctl.cli.app import App, handle_errors, json_option, print_table
 from patchctl.errors import PatchctlError
@@ -106,7 +107,7 @@ def lab_status(app: App) -> None:
             f"{r.address}:{r.port}",
             r.role,
             "on" if r.running else "off",
-            "[green]up[/]" if r.reachable else "[red]down[/]",
+            Text("up", style="green") if r.reachable else Text("down", style="red"),
             (r.boot_id or "-")[:8],
         )
     print_table(app, table)

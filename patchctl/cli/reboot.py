@@ -8,6 +8,7 @@ from contextlib import nullcontext
 import click
 
 from patchctl.cli.app import App, handle_errors, inventory_option, json_option, limit_option
+from patchctl.render.escape import printable
 
 
 @click.command()
@@ -60,5 +61,5 @@ def reboot(app: App, limit: str | None, timeout: int | None, dry_run: bool) -> N
             line = f"{plan.host}: would reboot ({plan.reason})"
         else:
             line = f"{plan.host}: reboot pending ({plan.role or 'no role'}: {plan.reason})"
-        click.echo(line)
+        click.echo(printable(line))
     sys.exit(report.exit_code)

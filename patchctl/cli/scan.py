@@ -8,6 +8,7 @@ from contextlib import nullcontext
 import click
 
 from patchctl.cli.app import App, handle_errors, inventory_option, json_option, limit_option
+from patchctl.render.escape import printable
 
 
 @click.command()
@@ -52,7 +53,7 @@ def scan(app: App, limit: str | None, forks: int | None) -> None:
                         line += ", reboot pending"
                 else:
                     line += f": {h['error']}"
-                click.echo(line)
+                click.echo(printable(line))
         click.echo(
             f"scan {data['run_id']}: {data['hosts_ok']} ok, {data['hosts_failed']} failed, "
             f"{data['hosts_unreachable']} unreachable of {data['hosts_total']}"

@@ -8,6 +8,7 @@ from contextlib import nullcontext
 import click
 
 from patchctl.cli.app import App, handle_errors, inventory_option, json_option, limit_option
+from patchctl.render.escape import printable
 
 
 @click.command()
@@ -50,7 +51,7 @@ def verify(app: App, limit: str | None, no_scan: bool) -> None:
     for h in report.hosts:
         if not app.shows_host("ok" if h.row.state == "compliant" else h.row.state, live):
             continue
-        click.echo(f"{h.row.host}: {h.row.state.replace('_', ' ')}: {h.row.detail}")
+        click.echo(printable(f"{h.row.host}: {h.row.state.replace('_', ' ')}: {h.row.detail}"))
     counts = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in report.counts().items() if n)
     click.echo(f"verify: {counts or 'no hosts'}")
     sys.exit(report.exit_code)

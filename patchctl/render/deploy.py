@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from patchctl.render.escape import printable
+
 
 def deploy_lines(data: Mapping[str, Any], quiet: bool = False, only_not_ok: bool = False) -> list[str]:
     """Per host (unless ``quiet``; with ``only_not_ok`` only the hosts that were not ok): its
@@ -31,7 +33,8 @@ def deploy_lines(data: Mapping[str, Any], quiet: bool = False, only_not_ok: bool
     if data["halted_reason"]:
         summary += f"; halted: {data['halted_reason']}"
     lines.append(summary)
-    return lines
+    # host names, errors and update ids come from hosts: nothing of them reaches a terminal raw
+    return [printable(line) for line in lines]
 
 
 def _host_line(h: Mapping[str, Any]) -> str:

@@ -133,3 +133,37 @@ def test_plain_lines_and_written_tables_escape_names(evil_store: str, tmp_path: 
         assert SHOWN_HOST in out and SHOWN_UPDATE in out
         assert "[red]x[/red]" in out and "[bold]b[/bold]" in out
         assert all(ch.isprintable() or ch in "\n\t" for ch in out), [ch for ch in out if not ch.isprintable()]
+
+
+def test_every_printed_table_escapes_its_cells(evil_store: str) -> None:
+    """``patchctl updates`` (any table through ``print_table``): the update's name shows escaped
+    and its markup literally. Seen failing before ``print_table`` escaped cells: the raw
+    ``ESC]0;owned`` title sequence reached the terminal and ``[bold]b[/bold]`` printed as ``b``."""
+    out = CliRunner().invoke(cli, ["--db", evil_store, "updates", "--all"])
+    assert out.exit_code == 0, out.output
+    assert "\\x1b]0;owned\\x07[bold]b[/bold]" in out.output
+    assert ESC not in out.output and "\x07" not in out.output
+
+
+def test_deploy_lines_escape_what_hosts_said() -> None:
+    """Seen failing with ``deploy_lines`` returning its lines unescaped."""
+    from patchctl.render.deploy import deploy_lines
+
+    data = {
+        "rollout": 1,
+        "wave": "pilot",
+        "message": None,
+        "hosts": [
+            {"host": EVIL_HOST, "status": "failed", "installed": [], "failed": {}, "error": EVIL_ERROR,
+             "reboot_required": False},
+        ],
+        "already_done": [],
+        "not_started": [EVIL_HOST],
+        "reboots": [{"host": EVIL_HOST, "result": None, "role": "server", "reason": "kernel"}],
+        "state": "halted",
+        "halted_reason": None,
+    }
+    lines = deploy_lines(data)
+    assert lines[0] == f"{SHOWN_HOST}: failed: {SHOWN_ERROR}"
+    assert f"not started: {SHOWN_HOST}" in lines
+    assert all(line.isprintable() for line in lines), lines
