@@ -88,6 +88,9 @@ class CatalogRow:
             "severity": e.severity,
             "major": e.major,
             "first_seen_at": iso_utc(e.first_seen_at),
+            "released_at": iso_utc(e.released_at),
+            # what approve_after_days counts from: "released" (the source's date) or "first_seen"
+            "age_from": facts_of(e).counted_from,
             "hosts_missing": e.hosts_missing,
             "state": self.state,
             "waiting_days": self.waiting_days,
@@ -106,6 +109,7 @@ def facts_of(entry: CatalogEntry) -> UpdateFacts:
         severity=entry.severity,
         major=entry.major,
         kbs=entry.kbs,
+        released_at=entry.released_at,
     )
 
 

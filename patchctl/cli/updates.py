@@ -26,7 +26,9 @@ def updates(app: App, show_all: bool) -> None:
         app.emit_json([r.as_dict() for r in rows])
         return
     table = Table(title=f"updates ({len(rows)})")
-    for col in ("id", "update", "class", "major", "hosts", "first seen", "state", "why"):
+    # "age from": the date approve_after_days counts from, the source's release date when it
+    # gives one ("released"), else the first scan that reported the update ("first seen")
+    for col in ("id", "update", "class", "major", "hosts", "first seen", "age from", "state", "why"):
         table.add_column(col)
     for r in rows:
         e = r.entry
@@ -37,6 +39,7 @@ def updates(app: App, show_all: bool) -> None:
             "major" if e.major else "",
             str(e.hosts_missing),
             e.first_seen_at.strftime("%Y-%m-%d"),
+            f"released {e.released_at:%Y-%m-%d}" if e.released_at is not None else "first seen",
             r.shown_state,
             f"{r.decided_by}: {r.reason}",
         )

@@ -50,6 +50,9 @@ class Update:
     major: bool = False
     reboot_hint: bool = False
     update_id: str | None = None  # Windows update id
+    # when the source released it (Windows: WUA's LastDeploymentChangeTime), None when the source
+    # does not say; the policy's approve_after_days counts from it, else from first seen
+    released_at: datetime | None = None
 
     @property
     def uid(self) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from patchctl.rules.apps import Catalog
@@ -204,15 +205,42 @@ def _texts(value: object) -> tuple[str, ...]:
     return tuple(str(v).strip() for v in value if str(v).strip())
 
 
+def release_date(value: object, path: str, check: _Checker) -> datetime | None:
+    """``last_deployment_change_time`` as a UTC datetime (None when WUA gave none).
+
+    The module writes it with .NET's round-trip format (``2021-05-11T00:00:00.0000000Z``: seven
+    fraction digits, which :meth:`datetime.fromisoformat` accepts and cuts to microseconds). A
+    time without an offset is taken as UTC (the module converts to UTC before writing it).
+    """
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise check.fail(path, f"must be an ISO 8601 time, got {_kind(value)}")
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise check.fail(path, f"is not an ISO 8601 time: {value.strip()[:40]!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
 def windows_update(
     update_id: str,
     title: str,
     kbs: tuple[str, ...],
     categories: Sequence[str],
     detail: Mapping[str, Any] | None = None,
+    *,
+    host: str | None = None,
 ) -> Update:
     """One Windows update in the model. ``detail`` is patch_win_update_info's entry, if any."""
     detail = detail or {}
+    released_at = release_date(
+        detail.get("last_deployment_change_time"),
+        f"{INFO_KEY}.updates.{update_id}.last_deployment_change_time",
+        _Checker(host),
+    )
     classification = classify(categories)
     revision = detail.get("revision")
     severity = detail.get("msrc_severity")
@@ -233,6 +261,7 @@ def windows_update(
         major=is_feature_update(categories, title),
         reboot_hint=reboot_hint,
         update_id=update_id,
+        released_at=released_at,
     )
 
 
@@ -256,7 +285,7 @@ def normalize_win_updates(
     for update_id, raw in raw_updates.items():
         path = f"updates.{update_id}"
         title, kbs, cats = _update_entry(check, update_id, raw, path)
-        updates.append(windows_update(update_id, title, kbs, cats, _details_for(details, update_id)))
+        updates.append(windows_update(update_id, title, kbs, cats, _details_for(details, update_id), host=host))
     filtered: list[FilteredUpdate] = []
     for update_id, raw in _update_map(check, data, "filtered_updates").items():
         path = f"filtered_updates.{update_id}"
