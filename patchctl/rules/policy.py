@@ -195,6 +195,7 @@ class UpdateFacts:
     major: bool = False
     kbs: tuple[str, ...] = ()
     released_at: datetime | None = None  # when the source released it, if it says
+    unmanaged: bool = False  # an application installed outside Chocolatey (model.Update.unmanaged)
 
     @property
     def counted_from(self) -> str:
@@ -243,6 +244,11 @@ def evaluate(policy: Policy, facts: UpdateFacts, now: datetime) -> Evaluation:
     hit = _matches(baseline.reject, facts)
     if hit is not None:
         return Evaluation(STATE_REJECTED, f"matches reject pattern {hit!r}")
+    if facts.unmanaged:
+        return Evaluation(
+            STATE_MANUAL,
+            "installed outside Chocolatey: only 'patchctl approve ID --take-over' lets Chocolatey install over it",
+        )
     if facts.major:
         return Evaluation(STATE_MANUAL, "major upgrade: only 'patchctl approve ID --major' approves it")
     hit = _matches(baseline.allow, facts)

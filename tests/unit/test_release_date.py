@@ -53,7 +53,9 @@ def windows_updates() -> list[Update]:
 
 
 def windows_scan(at: datetime, updates: list[Update]) -> HostScan:
-    return HostScan(host="win01", status="ok", scanned_at=at, os_family="Windows", pkg_mgr="windows_update", updates=updates)
+    return HostScan(
+        host="win01", status="ok", scanned_at=at, os_family="Windows", pkg_mgr="windows_update", updates=updates
+    )
 
 
 def test_the_normalization_carries_last_deployment_change_time() -> None:
