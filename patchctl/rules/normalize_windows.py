@@ -111,7 +111,6 @@ class RegistryApp:
     app_id: str
     display_name: str
     version: str | None
-    publisher: str | None
     install_location: str | None
     hive: str
     view: str
@@ -120,6 +119,11 @@ class RegistryApp:
     @property
     def where(self) -> str:
         return "HKCU (per user)" if self.hive == "HKCU" else f"HKLM {self.view}-bit"
+
+    def describe(self) -> str:
+        """Its version and where it is: ``3.0.18 (HKLM 64-bit, C:\\Program Files\\VideoLAN\\VLC)``."""
+        place = f"{self.where}, {self.install_location}" if self.install_location else self.where
+        return f"{self.version or 'unknown'} ({place})"
 
 
 @dataclass(frozen=True)
@@ -517,7 +521,6 @@ def registry_apps(info: Mapping[str, Any], catalog: Catalog, *, host: str | None
                 app_id=app.id,
                 display_name=name,
                 version=_opt_str(entry.get("display_version")),
-                publisher=_opt_str(entry.get("publisher")),
                 install_location=_opt_str(entry.get("install_location")),
                 hive=str(hive),
                 view=str(view),
@@ -628,7 +631,7 @@ def normalize_registry(
         outdated = is_older(oldest, version, app.version_scheme) if version is not None else None
         unmanaged.append(UnmanagedApp(app.id, app.name, app.choco_package, ordered, version, outdated, note))
         if version is not None and outdated:
-            versions = ", ".join(f"{c.version or 'unknown'} ({c.where})" for c in ordered)
+            versions = "; ".join(c.describe() for c in ordered)
             updates.append(
                 Update(
                     source="chocolatey",

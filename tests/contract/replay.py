@@ -119,7 +119,7 @@ def run(recording: Recording, args: Mapping[str, Any], host: str = "ws1") -> Rep
                 return {"output": answer}
             return dict(answer)
 
-    def replayed_reboot(task_action: str, connection: Any, **_: Any) -> dict[str, Any]:
+    def replayed_reboot(*_args: Any, **_kwargs: Any) -> dict[str, Any]:  # (task_action, connection, ...)
         operations.append("reboot")
         answer = calls.pop(0) if calls else None
         if not (isinstance(answer, dict) and "reboot" in answer):

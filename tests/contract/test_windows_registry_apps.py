@@ -162,14 +162,18 @@ def test_unmanaged_applications_are_updates_with_both_versions(catalog: Catalog)
         version="3.0.20",
         installed_version="3.0.18",
         classification="other",
-        title="VLC media player: unmanaged (installed outside Chocolatey: 3.0.18 (HKLM 64-bit)); the source offers 3.0.20",
+        title="VLC media player: unmanaged (installed outside Chocolatey: "
+        "3.0.18 (HKLM 64-bit, C:\\Program Files\\VideoLAN\\VLC)); the source offers 3.0.20",
         origin="vlc",
         unmanaged=True,
     )
     assert apps["vlc"].uid == "chocolatey:vlc:3.0.20:unmanaged"
     # two copies side by side: the oldest is what the host is exposed by
     assert (apps["7zip"].installed_version, apps["7zip"].version, apps["7zip"].major) == ("19.00", "23.1.0", True)
-    assert apps["7zip"].title is not None and "19.00 (HKLM 32-bit), 23.01 (HKLM 64-bit)" in apps["7zip"].title
+    assert (
+        apps["7zip"].title is not None
+        and "19.00 (HKLM 32-bit, C:\\Program Files (x86)\\7-Zip\\); 23.01 (HKLM 64-bit" in apps["7zip"].title
+    )
     assert (apps["jre8"].installed_version, apps["jre8"].version, apps["jre8"].major) == (
         "8.0.3810.9",
         "8.0.401",

@@ -46,7 +46,8 @@ def test_a_windows_scan_records_applications_installed_outside_chocolatey(
     def replayed_run(self: object, playbook: Path, *, on_event: Any, extravars: Any = None, **_: Any) -> RunResult:
         seen_vars.append(dict(extravars or {}))
         on_event(HostEvent("win01", "ok", "Read OS", "patch_win_update_info", win_info))
-        on_event(HostEvent("win01", "ok", "Search", "ansible.windows.win_updates", _result("win_updates_searched.json")))
+        searched_wu = _result("win_updates_searched.json")
+        on_event(HostEvent("win01", "ok", "Search", "ansible.windows.win_updates", searched_wu))
         for item in searched["results"]:
             status = "skipped" if item.get("skipped") else "ok"
             on_event(HostEvent("win01", status, "Ask", "ansible.windows.win_command", item, item=True))

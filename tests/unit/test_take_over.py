@@ -59,9 +59,9 @@ def test_the_policy_leaves_a_take_over_to_an_operator(db: str) -> None:
 
 
 def test_approve_needs_take_over_and_the_catalogs_word(db: str) -> None:
-    with pytest.raises(PolicyBlocked, match="installed outside Chocolatey; .* only --take-over does"):
+    with pytest.raises(PolicyBlocked, match=r"installed outside Chocolatey; .* only --take-over does"):
         decide(db, ["chocolatey:vlc:3.0.20:unmanaged"], approve=True, now=AT)
-    with pytest.raises(PolicyBlocked, match="does not mark Java runtime \\(Oracle JRE 8\\) take_over: safe"):
+    with pytest.raises(PolicyBlocked, match=r"does not mark Java runtime \(Oracle JRE 8\) take_over: safe"):
         decide(db, ["chocolatey:jre8:8.0.401:unmanaged"], approve=True, now=AT, take_over=True)
     (chosen,) = decide(db, ["chocolatey:vlc:3.0.20:unmanaged"], approve=True, now=AT, take_over=True)
     rows = {r.entry.uid: r for r in list_updates(db, parse_policy(POLICY, "p.yml"), AT)}
