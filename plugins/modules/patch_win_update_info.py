@@ -17,7 +17,7 @@ description:
     component based servicing, pending file renames), whether Chocolatey is installed, and the
     updates the WUA history shows as installed (so a rescan can tell installed from gone).
   - Lists the applications of the Uninstall registry keys (HKLM's 64-bit and 32-bit views, and
-    HKCU: the account the module runs as) with their C(DisplayName), C(DisplayVersion),
+    HKCU, the hive of the account the module runs as) with their C(DisplayName), C(DisplayVersion),
     C(Publisher) and C(InstallLocation); patchctl matches them to its application catalog.
   - Never installs, hides or changes anything; C(changed) is always false.
   - Not yet run against a real Windows host by the patchctl project (none is available to its
@@ -117,9 +117,14 @@ patchctl_win_info:
           C(key) is the key's name (often the MSI product code).
       type: list
       elements: dict
-      sample: [{display_name: Google Chrome, display_version: 120.0.6099.130, publisher: Google LLC,
-                install_location: C:\Program Files\Google\Chrome\Application, hive: HKLM, view: "64",
-                key: "{5A4E1F26-3D8C-3E22-B6A0-7A3B1D8E2C41}"}]
+      sample:
+        - display_name: Google Chrome
+          display_version: 120.0.6099.130
+          publisher: Google LLC
+          install_location: 'C:\Program Files\Google\Chrome\Application'
+          hive: HKLM
+          view: "64"
+          key: Google Chrome
     installed:
       description: Successful installations in the WUA history (newest O(history_count) entries).
       type: list
