@@ -247,7 +247,7 @@ def evaluate(policy: Policy, facts: UpdateFacts, now: datetime) -> Evaluation:
     if facts.unmanaged:
         return Evaluation(
             STATE_MANUAL,
-            "installed outside Chocolatey: only 'patchctl approve ID --take-over' lets Chocolatey install over it",
+            "installed outside Chocolatey: only 'patchctl approve ID --take-over' approves it",
         )
     if facts.major:
         return Evaluation(STATE_MANUAL, "major upgrade: only 'patchctl approve ID --major' approves it")
