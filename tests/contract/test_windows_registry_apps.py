@@ -265,3 +265,40 @@ def test_bad_registry_shapes_name_the_field(catalog: Catalog) -> None:
         registry_apps(info(bad)["patchctl_win_info"], catalog)
     with pytest.raises(ScanResultError, match="applications' must be a list"):
         registry_apps({"applications": {"x": 1}}, catalog)
+
+
+def _shape_of(app_id: str, catalog: Catalog) -> dict[str, Any]:
+    app = catalog.get(app_id)
+    assert app is not None
+    return next(dict(s) for s in shapes()["applications"] if app.matches(s["display_name"]))
+
+
+@pytest.mark.parametrize("app_id", [a.id for a in load_catalog().apps if a.registry])
+@pytest.mark.parametrize(
+    ("hive", "view", "where"),
+    [("HKLM", "64", "HKLM 64-bit"), ("HKLM", "32", "HKLM 32-bit"), ("HKCU", "user", "HKCU (per user)")],
+)
+def test_each_application_in_each_hive_and_side_by_side(
+    catalog: Catalog, app_id: str, hive: str, view: str, where: str
+) -> None:
+    """Every catalogued application's shape, put in each hive, is found there; two copies of it
+    side by side (an older one beside it in the same hive) count by the older copy."""
+    shape = {**_shape_of(app_id, catalog), "hive": hive, "view": view}
+    (found,) = registry_apps({"applications": [shape]}, catalog)
+    assert (found.app_id, found.where) == (app_id, where)
+    app = catalog.get(app_id)
+    assert app is not None
+    older = {**shape, "display_version": "1.0", "key": "older copy"}
+    both = registry_apps({"applications": [shape, older]}, catalog)
+    offered = {app.choco_package.lower(): shape["display_version"]}
+    updates, unmanaged, unsupported = normalize_registry(both, catalog, offered=offered)
+    if not app.supported:
+        assert [u.installed_version for u in unsupported] == ["1.0"]
+        return
+    (copy_of,) = unmanaged
+    assert (copy_of.installed_version, copy_of.outdated) == ("1.0", True)
+    (update,) = updates
+    assert (update.uid, update.installed_version) == (
+        f"chocolatey:{app.choco_package}:{shape['display_version']}:unmanaged",
+        "1.0",
+    )
