@@ -350,6 +350,22 @@ def test_catalog_user_extension(tmp_path: Path) -> None:
             "classification must be one of",
         ),
         ("---\npatchctl_app_catalog:\n  - {id: x, name: X, packages: [7zip]}\n", "belongs to both"),
+        (
+            "---\npatchctl_app_catalog:\n  - {id: x, name: X, packages: [x], registry: '^X('}\n",
+            "registry must be a list of regular expressions",
+        ),
+        (
+            "---\npatchctl_app_catalog:\n  - {id: x, name: X, packages: [x], registry: ['^X(']}\n",
+            "is not a regular expression",
+        ),
+        (
+            "---\npatchctl_app_catalog:\n  - {id: x, name: X, packages: [x], version_scheme: calver}\n",
+            "version_scheme must be one of semantic, rolling, year, java",
+        ),
+        (
+            "---\npatchctl_app_catalog:\n  - {id: x, name: X, packages: [x], take_over: yes}\n",
+            "take_over must be one of safe, unsafe",
+        ),
         ("---\npatchctl_app_catalog: [\n", "not valid YAML"),
     ],
 )
