@@ -493,6 +493,12 @@ def _opt_str(value: object) -> str | None:
     return text or None
 
 
+def _copy_order(copy: RegistryApp, scheme: str) -> tuple[int, tuple[int, ...]]:
+    """Oldest first; a copy whose version is not a version last (it cannot hide an older one)."""
+    key = app_version_key(copy.version or "", scheme)
+    return (0, key) if key is not None else (1, ())
+
+
 def registry_apps(info: Mapping[str, Any], catalog: Catalog, *, host: str | None = None) -> list[RegistryApp]:
     """The Uninstall keys of ``info`` (patch_win_update_info's ``applications``) that are
     catalogued applications, matched by the catalog's ``registry`` patterns; the others are
@@ -511,7 +517,7 @@ def registry_apps(info: Mapping[str, Any], catalog: Catalog, *, host: str | None
         if name is None:
             continue  # the module skips keys without one; a blank one names nothing
         hive, view = entry.get("hive"), entry.get("view")
-        if (hive, view) not in REGISTRY_HIVES:
+        if not isinstance(hive, str) or not isinstance(view, str) or (hive, view) not in REGISTRY_HIVES:
             raise check.fail(f"{path}.hive", f"must be HKLM (view 64 or 32) or HKCU (view user), got {hive!r}/{view!r}")
         app = next((a for a in catalog.apps if a.matches(name)), None)
         if app is None:
@@ -595,7 +601,7 @@ def normalize_registry(
     for app_id, copies in by_app.items():
         app = catalog.get(app_id)
         assert app is not None  # registry_apps matched it in this catalog
-        ordered = tuple(sorted(copies, key=lambda c: app_version_key(c.version or "", app.version_scheme) or ()))
+        ordered = tuple(sorted(copies, key=lambda c: _copy_order(c, app.version_scheme)))
         oldest = ordered[0].version or "unknown"
         if not app.supported:
             reason = app.reason or "unsupported"

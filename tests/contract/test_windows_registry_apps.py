@@ -302,3 +302,21 @@ def test_each_application_in_each_hive_and_side_by_side(
         f"chocolatey:{app.choco_package}:{shape['display_version']}:unmanaged",
         "1.0",
     )
+
+
+def test_a_copy_without_a_version_does_not_hide_an_older_one(catalog: Catalog) -> None:
+    """Seen failing with unknown versions sorted first: the VLC 3.0.18 beside a copy without a
+    DisplayVersion was no update."""
+    vlc = _shape_of("vlc", catalog)
+    both = registry_apps({"applications": [{**vlc, "display_version": None, "key": "x"}, vlc]}, catalog)
+    updates, unmanaged, _ = normalize_registry(both, catalog, offered={"vlc": "3.0.20"})
+    assert [u.uid for u in updates] == ["chocolatey:vlc:3.0.20:unmanaged"]
+    assert [c.version for c in unmanaged[0].copies] == ["3.0.18", None]
+
+
+def test_a_hive_that_is_not_a_word_is_a_field_error(catalog: Catalog) -> None:
+    from patchctl.rules.normalize import ScanResultError
+
+    vlc = {**_shape_of("vlc", catalog), "hive": ["HKLM"]}
+    with pytest.raises(ScanResultError, match=r"applications\[0\]\.hive' must be HKLM"):
+        registry_apps({"applications": [vlc]}, catalog)
