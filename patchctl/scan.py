@@ -114,6 +114,11 @@ def run_scan(opts: ScanOptions, progress: ProgressFn | None = None) -> ScanSumma
     if not inventory.hosts:
         raise PatchctlError(f"{opts.inventory}: the inventory holds no hosts", 2)
     targets = inventory.match(opts.limit)
+    catalogs: list[Catalog] = []
+    if any("windows" in inventory.groups_of(h) for h in targets):
+        # the effective catalog (the user's PATCHCTL_CATALOG too), read before the run is recorded:
+        # the Windows scan role searches with its registry patterns
+        catalogs.append(load_catalog())
     store = Store.open(opts.db_url)
     held = contextlib.ExitStack()
     try:
@@ -124,7 +129,6 @@ def run_scan(opts: ScanOptions, progress: ProgressFn | None = None) -> ScanSumma
         held.enter_context(store_lock(store, scan_lock_name(run_id)))
         summary = ScanSummary(run_id=run_id, inventory=opts.inventory, started_at=_now())
         lock = threading.Lock()
-        catalogs: list[Catalog] = []  # loaded on the first Windows host only
         # Windows hosts answer in three results (patch_win_update_info, win_updates,
         # win_chocolatey_facts) and the `choco search` loop; they are held here until the last
         # one (Chocolatey's facts, ok or skipped) arrives.
@@ -221,9 +225,7 @@ def run_scan(opts: ScanOptions, progress: ProgressFn | None = None) -> ScanSumma
                 record(base_scan(event.host, HOST_FAILED, msg if msg.startswith(INTEGRITY) else f"{event.task}: {msg}"))
 
         extravars = scan_request(opts.cache_valid_time, store.watched_packages("apt"))
-        if any("windows" in inventory.groups_of(h) for h in targets):
-            # the effective catalog (with the user's PATCHCTL_CATALOG): its registry patterns
-            catalogs.append(load_catalog())
+        if catalogs:
             extravars["patchctl_app_catalog"] = catalogs[0].as_vars()
         # Hosts with patchctl_execution_node run through their node (ansible-runner streaming),
         # the others from here; all parts at once (patchctl.ansible.fleet).

@@ -69,3 +69,20 @@ def test_a_windows_scan_records_applications_installed_outside_chocolatey(
     assert "chocolatey:quicktime:unsupported" in rows
     # searched but not offered by this source: no update, not a guess
     assert not any(uid.startswith("chocolatey:7zip:") for uid in rows)
+
+
+def test_a_broken_user_catalog_stops_the_scan_before_anything_is_recorded(
+    tmp_path: Path, patchctl_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen failing with the catalog read after the run was started: the run stayed 'running'."""
+    from patchctl.errors import ConfigError
+
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text("all:\n  children:\n    windows:\n      hosts:\n        win01: {}\n")
+    bad = tmp_path / "apps.yml"
+    bad.write_text("---\npatchctl_app_catalog:\n  - {id: x, name: X, packages: [x], registry: ['^X(']}\n")
+    monkeypatch.setenv("PATCHCTL_CATALOG", str(bad))
+    db = f"sqlite:///{tmp_path / 'patchctl.db'}"
+    with pytest.raises(ConfigError, match="is not a regular expression"):
+        run_scan(ScanOptions(inventory=str(inventory), db_url=db))
+    assert not (tmp_path / "patchctl.db").exists()
