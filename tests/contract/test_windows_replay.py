@@ -74,7 +74,7 @@ def test_replayed_search_error() -> None:
     """A search error (0x80240032): the real plugin's result is the fixture's
     (tests/data/windows/win_updates_search_failed.json); the scan refuses it naming the HRESULT;
     the deploy says per update that win_updates failed, with the message. Breaking it: the deploy
-    reading only ``failed`` (before issue 17's fix) made every update "not offered by Windows
+    reading only ``failed`` (as it once did) made every update "not offered by Windows
     Update on this host" under the role's failed_when: false."""
     run = replay.run(replay.load("search_error.txt"), install_args())
     assert run.operations == ["start", "poll", "cancel"]
