@@ -162,7 +162,7 @@ BROKEN_CATCH = """
 
 
 def test_the_checker_finds_the_broken_catch_block() -> None:
-    """The form the scan module's catch block had (issue 17, defect 4) is found, twice (three
+    """The form the scan module's catch block had is found, twice (three
     arguments to FailJson; a format whose operands are split off), and the fixed forms are not."""
     assert len(problems(BROKEN_CATCH)) == 2
     fixed = BROKEN_CATCH.replace(
