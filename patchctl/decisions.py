@@ -17,7 +17,9 @@ from typing import Any
 
 from patchctl import paths
 from patchctl.errors import ConfigError, PolicyBlocked
+from patchctl.rules.apps import TAKE_OVER_SAFE, Catalog, load_catalog
 from patchctl.rules.clock import iso_utc
+from patchctl.rules.model import is_unmanaged_uid
 from patchctl.rules.policy import (
     BUILTIN,
     STATE_APPROVED,
@@ -88,6 +90,9 @@ class CatalogRow:
             "severity": e.severity,
             "major": e.major,
             "first_seen_at": iso_utc(e.first_seen_at),
+            "released_at": iso_utc(e.released_at),
+            # what approve_after_days counts from: "released" (the source's date) or "first_seen"
+            "age_from": facts_of(e).counted_from,
             "hosts_missing": e.hosts_missing,
             "state": self.state,
             "waiting_days": self.waiting_days,
@@ -106,6 +111,8 @@ def facts_of(entry: CatalogEntry) -> UpdateFacts:
         severity=entry.severity,
         major=entry.major,
         kbs=entry.kbs,
+        released_at=entry.released_at,
+        unmanaged=is_unmanaged_uid(entry.uid),
     )
 
 
@@ -133,6 +140,26 @@ def list_updates(db_url: str, policy: Policy, now: datetime, *, everything: bool
     if everything:
         return rows
     return [r for r in rows if r.entry.hosts_missing or r.state == STATE_APPROVED]
+
+
+def check_take_over(entries: Sequence[CatalogEntry], take_over: bool, catalog: Catalog) -> None:
+    """PolicyBlocked unless every one of ``entries`` (applications installed outside Chocolatey)
+    may be taken over: ``take_over`` asked and the catalog marking the application safe."""
+    if not take_over:
+        uids = ", ".join(e.uid for e in entries)
+        raise PolicyBlocked(
+            f"{uids}: installed outside Chocolatey; approving it lets Chocolatey install over that copy,"
+            " which only --take-over does"
+        )
+    for entry in entries:
+        app = catalog.by_package(entry.name)
+        if app is None or app.take_over != TAKE_OVER_SAFE:
+            name = app.name if app is not None else entry.name
+            raise PolicyBlocked(
+                f"{entry.uid}: --take-over refused: the application catalog does not mark {name} "
+                f"take_over: safe (its installer may not upgrade a copy installed outside Chocolatey); "
+                "update or remove that copy on the host, or mark it safe in your catalog (PATCHCTL_CATALOG)"
+            )
 
 
 def audit_log(db_url: str, rollout_id: int | None = None, last: int | None = None) -> list[AuditRow]:
@@ -166,10 +193,15 @@ def decide(
     now: datetime,
     reason: str | None = None,
     major: bool = False,
+    take_over: bool = False,
+    catalog: Catalog | None = None,
 ) -> list[CatalogEntry]:
     """Record an operator's approval or decline of each update (all or none).
 
-    A major upgrade is approved only with ``major``; otherwise PolicyBlocked (exit 3).
+    A major upgrade is approved only with ``major``; otherwise PolicyBlocked (exit 3). An
+    application installed outside Chocolatey (an ``:unmanaged`` uid) is approved only with
+    ``take_over``, and only where ``catalog`` (default: the effective application catalog)
+    marks the application ``take_over: safe``; otherwise PolicyBlocked naming why.
     """
     who = actor()
     with Store.open(db_url) as store:
@@ -180,11 +212,19 @@ def decide(
             majors = [e.uid for e in chosen if e.major and not major]
             if majors:
                 raise PolicyBlocked(f"{', '.join(majors)}: a major upgrade is approved only with --major")
+            take_overs = [e for e in chosen if is_unmanaged_uid(e.uid)]
+            if take_overs:
+                check_take_over(take_overs, take_over, catalog if catalog is not None else load_catalog())
         state = STATE_APPROVED if approve else STATE_REJECTED
         default_reason = "approved by an operator" if approve else "declined by an operator"
         if approve and major:
             default_reason = "major upgrade approved by an operator (--major)"
-        rs.record_decisions(
-            [(e, Decision(state, who, reason or default_reason, now, major=approve and e.major), False) for e in chosen]
-        )
+        take_over_reason = "approved by an operator to install over the copy outside Chocolatey (--take-over)"
+
+        def why(e: CatalogEntry) -> str:
+            if reason:
+                return reason
+            return take_over_reason if approve and is_unmanaged_uid(e.uid) else default_reason
+
+        rs.record_decisions([(e, Decision(state, who, why(e), now, major=approve and e.major), False) for e in chosen])
         return chosen

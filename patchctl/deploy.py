@@ -48,7 +48,7 @@ from patchctl.rollouts import PromoteResult, promote, rollout_lock_name, rollout
 from patchctl.rules import waves as rollout
 from patchctl.rules.clock import Clock
 from patchctl.rules.lineage import Approved, HostPlan, Offered, below_floor, host_plan
-from patchctl.rules.model import HOST_BLOCKED, HOST_FAILED, HOST_OK, HOST_UNREACHABLE, ApplyOutcome
+from patchctl.rules.model import HOST_BLOCKED, HOST_FAILED, HOST_OK, HOST_UNREACHABLE, ApplyOutcome, is_unmanaged_uid
 from patchctl.rules.policy import Policy, Wave
 from patchctl.store import Store
 from patchctl.store.locks import store_lock
@@ -173,6 +173,8 @@ def _contract_entry(u: RolloutUpdate) -> dict[str, Any]:
         "update_id": u.update_ref,
         "kbs": list(u.kbs),
         "major": u.major,
+        # an application installed outside Chocolatey, approved with --take-over
+        "take_over": is_unmanaged_uid(u.uid),
     }
 
 

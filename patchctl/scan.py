@@ -114,6 +114,11 @@ def run_scan(opts: ScanOptions, progress: ProgressFn | None = None) -> ScanSumma
     if not inventory.hosts:
         raise PatchctlError(f"{opts.inventory}: the inventory holds no hosts", 2)
     targets = inventory.match(opts.limit)
+    catalogs: list[Catalog] = []
+    if any("windows" in inventory.groups_of(h) for h in targets):
+        # the effective catalog (the user's PATCHCTL_CATALOG too), read before the run is recorded:
+        # the Windows scan role searches with its registry patterns
+        catalogs.append(load_catalog())
     store = Store.open(opts.db_url)
     held = contextlib.ExitStack()
     try:
@@ -124,9 +129,9 @@ def run_scan(opts: ScanOptions, progress: ProgressFn | None = None) -> ScanSumma
         held.enter_context(store_lock(store, scan_lock_name(run_id)))
         summary = ScanSummary(run_id=run_id, inventory=opts.inventory, started_at=_now())
         lock = threading.Lock()
-        catalogs: list[Catalog] = []  # loaded on the first Windows host only
         # Windows hosts answer in three results (patch_win_update_info, win_updates,
-        # win_chocolatey_facts); they are held here until the last one (ok or skipped) arrives.
+        # win_chocolatey_facts) and the `choco search` loop; they are held here until the last
+        # one (Chocolatey's facts, ok or skipped) arrives.
         windows_parts: dict[str, dict[str, Any]] = {}
 
         def base_scan(host: str, status: str, error: str | None = None) -> HostScan:
@@ -175,6 +180,7 @@ def run_scan(opts: ScanOptions, progress: ProgressFn | None = None) -> ScanSumma
                     catalog=catalogs[0],
                     details=parts.get("details"),
                     chocolatey=chocolatey,
+                    choco_search=parts.get("choco_search"),
                     host=host,
                 )
             except PatchctlError as exc:
@@ -189,6 +195,9 @@ def run_scan(opts: ScanOptions, progress: ProgressFn | None = None) -> ScanSumma
                 windows_parts.setdefault(event.host, {})["details"] = event.result
             elif event.status == "ok" and action in normalize_windows.WIN_UPDATES_ACTIONS:
                 windows_parts.setdefault(event.host, {})["win_updates"] = event.result
+            elif event.status in ("ok", "skipped") and action in normalize_windows.CHOCO_SEARCH_ACTIONS:
+                if event.status == "ok" and not event.item:  # the loop's own event: every item's result
+                    windows_parts.setdefault(event.host, {})["choco_search"] = event.result
             elif event.status in ("ok", "skipped") and action in normalize_windows.CHOCO_FACTS_ACTIONS:
                 parts = windows_parts.pop(event.host, {})
                 finish_windows(event.host, parts, event.result if event.status == "ok" else None)
@@ -216,6 +225,8 @@ def run_scan(opts: ScanOptions, progress: ProgressFn | None = None) -> ScanSumma
                 record(base_scan(event.host, HOST_FAILED, msg if msg.startswith(INTEGRITY) else f"{event.task}: {msg}"))
 
         extravars = scan_request(opts.cache_valid_time, store.watched_packages("apt"))
+        if catalogs:
+            extravars["patchctl_app_catalog"] = catalogs[0].as_vars()
         # Hosts with patchctl_execution_node run through their node (ansible-runner streaming),
         # the others from here; all parts at once (patchctl.ansible.fleet).
         split = run_split(

@@ -253,9 +253,7 @@ def ensure_wheels(versions: Mapping[str, str]) -> Path:
 
 
 def _ssh(node: ExecutionNode, command: str, *, stdin: bytes | None = None, timeout: int = 600) -> str:
-    proc = subprocess.run(
-        [*node.ssh, command], input=stdin, capture_output=True, timeout=timeout, check=False
-    )
+    proc = subprocess.run([*node.ssh, command], input=stdin, capture_output=True, timeout=timeout, check=False)
     if proc.returncode != 0:
         err = proc.stderr.decode(errors="replace").strip().splitlines()
         said = err[-1] if err else f"exit {proc.returncode}"
@@ -299,7 +297,7 @@ def bootstrap(node: ExecutionNode) -> BootstrapResult:
         f"{d}/venv/bin/python {d}/wheels/{pip_wheel}/pip install -q --disable-pip-version-check "
         f"--no-index --find-links {d}/wheels {pins}; "
         f"{d}/venv/bin/python -c 'import importlib.metadata as m, json, os; "
-        "print(json.dumps({n: m.version(n) for n in (\"ansible-core\", \"ansible-runner\")}))'; "
+        'print(json.dumps({n: m.version(n) for n in ("ansible-core", "ansible-runner")}))\'; '
         "nproc; awk '/^MemTotal:/ {print int($2/1024)}' /proc/meminfo"
     )
     out = _ssh(node, f"sh -c {shlex.quote(script)}").strip().splitlines()

@@ -215,8 +215,10 @@ def run_on_node(
     error = None
     if not recap:
         last_stderr = next((ln for ln in reversed(stderr_lines) if ln), "")
-        said = ansible_error("\n".join(translator.errors)) or last_stderr or (
-            f"ssh exited {proc.returncode}" if proc.returncode else f"the stream ended {status}"
+        said = (
+            ansible_error("\n".join(translator.errors))
+            or last_stderr
+            or (f"ssh exited {proc.returncode}" if proc.returncode else f"the stream ended {status}")
         )
         error = f"execution node {job.node.name}: {said}"
     rc = 0 if recap and not any(s.get("failures") or s.get("unreachable") for s in stats.values()) else 2

@@ -26,7 +26,9 @@ def updates(app: App, show_all: bool) -> None:
         app.emit_json([r.as_dict() for r in rows])
         return
     table = Table(title=f"updates ({len(rows)})")
-    for col in ("id", "update", "class", "major", "hosts", "first seen", "state", "why"):
+    # "age from": the date approve_after_days counts from, the source's release date when it
+    # gives one ("released"), else the first scan that reported the update ("first seen")
+    for col in ("id", "update", "class", "major", "hosts", "first seen", "age from", "state", "why"):
         table.add_column(col)
     for r in rows:
         e = r.entry
@@ -37,6 +39,7 @@ def updates(app: App, show_all: bool) -> None:
             "major" if e.major else "",
             str(e.hosts_missing),
             e.first_seen_at.strftime("%Y-%m-%d"),
+            f"released {e.released_at:%Y-%m-%d}" if e.released_at is not None else "first seen",
             r.shown_state,
             f"{r.decided_by}: {r.reason}",
         )
@@ -46,17 +49,23 @@ def updates(app: App, show_all: bool) -> None:
 @click.command()
 @click.argument("ids", nargs=-1, required=True)
 @click.option("--major", is_flag=True, help="Also approve major upgrades among IDS (no rule ever does).")
+@click.option(
+    "--take-over",
+    is_flag=True,
+    help="Also approve applications installed outside Chocolatey among IDS: Chocolatey installs over "
+    "that copy (only where the application catalog marks it take_over: safe).",
+)
 @click.option("--reason", metavar="TEXT", help="Why (kept in the audit trail).")
 @db_option
 @json_option
 @click.pass_obj
 @handle_errors
-def approve(app: App, ids: tuple[str, ...], major: bool, reason: str | None) -> None:
+def approve(app: App, ids: tuple[str, ...], major: bool, take_over: bool, reason: str | None) -> None:
     """Approve updates by catalog id, uid or package name."""
     from patchctl.decisions import decide
 
     cfg = app.config()
-    chosen = decide(cfg.db, ids, approve=True, now=cfg.clock().now(), reason=reason, major=major)
+    chosen = decide(cfg.db, ids, approve=True, now=cfg.clock().now(), reason=reason, major=major, take_over=take_over)
     if app.json_output:
         app.emit_json({"approved": [e.uid for e in chosen]})
     else:

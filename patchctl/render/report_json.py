@@ -12,6 +12,7 @@ from patchctl.rules.report import HostReport, MissingCounts, Report, WaveSummary
 
 REPORT_JSON_SCHEMA = "patchctl.report/1"
 
+
 def _missing_json(m: MissingCounts) -> dict[str, Any]:
     return {"total": m.total, "major": m.major, "by_classification": dict(m.by_class)}
 

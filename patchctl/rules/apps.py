@@ -11,6 +11,7 @@ Only packages of catalogued applications are reported by a scan or touched by a 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,14 @@ from patchctl.rules.model import CLASSIFICATIONS
 
 CATALOG_KEY = "patchctl_app_catalog"
 CATALOG_ENV = "PATCHCTL_CATALOG"
+# How an application's versions compare (catalog/apps.yml documents each).
+VERSION_SCHEMES = ("semantic", "rolling", "year", "java")
+# Whether Chocolatey may install over a copy installed outside it (patchctl approve --take-over).
+TAKE_OVER_SAFE = "safe"
+TAKE_OVER_CHOICES = (TAKE_OVER_SAFE, "unsafe")
+_KEYS = frozenset(
+    {"id", "name", "packages", "classification", "supported", "reason", "registry", "version_scheme", "take_over"}
+)
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,18 @@ class CatalogApp:
     classification: str = "other"
     supported: bool = True
     reason: str | None = None
+    registry: tuple[str, ...] = ()  # DisplayName patterns of its Uninstall registry keys
+    version_scheme: str = "semantic"
+    take_over: str = "unsafe"
+
+    def matches(self, display_name: str) -> bool:
+        """Whether an Uninstall key's DisplayName is this application (one of its patterns found)."""
+        return any(re.search(p, display_name, re.IGNORECASE) for p in self.registry)
+
+    @property
+    def choco_package(self) -> str:
+        """The package ``choco search`` asks about and a take-over installs: the first one."""
+        return self.packages[0]
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -44,6 +65,9 @@ class CatalogApp:
             "packages": list(self.packages),
             "classification": self.classification,
             "supported": self.supported,
+            "registry": list(self.registry),
+            "version_scheme": self.version_scheme,
+            "take_over": self.take_over,
         }
         if self.reason:
             data["reason"] = self.reason
@@ -80,7 +104,7 @@ def _parse_app(source: str, index: int, raw: object) -> CatalogApp:
     where = f"{source}: {CATALOG_KEY}[{index}]"
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where} must be a mapping")
-    unknown = set(raw) - {"id", "name", "packages", "classification", "supported", "reason"}
+    unknown = set(raw) - _KEYS
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
 
@@ -109,6 +133,20 @@ def _parse_app(source: str, index: int, raw: object) -> CatalogApp:
         raise ConfigError(f"{where}.reason must be a string")
     if not supported and not reason:
         raise ConfigError(f"{where}: an unsupported application needs a reason")
+    registry = raw.get("registry", [])
+    if not isinstance(registry, list) or not all(isinstance(p, str) and p.strip() for p in registry):
+        raise ConfigError(f"{where}.registry must be a list of regular expressions")
+    for pattern in registry:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ConfigError(f"{where}.registry: {pattern!r} is not a regular expression ({exc})") from None
+    scheme = raw.get("version_scheme", "semantic")
+    if scheme not in VERSION_SCHEMES:
+        raise ConfigError(f"{where}.version_scheme must be one of {', '.join(VERSION_SCHEMES)}, got {scheme!r}")
+    take_over = raw.get("take_over", "unsafe")
+    if take_over not in TAKE_OVER_CHOICES:
+        raise ConfigError(f"{where}.take_over must be one of {', '.join(TAKE_OVER_CHOICES)}, got {take_over!r}")
     return CatalogApp(
         id=app_id,
         name=text("name"),
@@ -116,6 +154,9 @@ def _parse_app(source: str, index: int, raw: object) -> CatalogApp:
         classification=str(classification),
         supported=supported,
         reason=" ".join(reason.split()) if reason else None,
+        registry=tuple(registry),
+        version_scheme=str(scheme),
+        take_over=str(take_over),
     )
 
 

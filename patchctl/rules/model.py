@@ -50,13 +50,31 @@ class Update:
     major: bool = False
     reboot_hint: bool = False
     update_id: str | None = None  # Windows update id
+    # when the source released it (Windows: WUA's LastDeploymentChangeTime), None when the source
+    # does not say; the policy's approve_after_days counts from it, else from first seen
+    released_at: datetime | None = None
+    # a catalogued application installed outside Chocolatey (found in the registry): Chocolatey
+    # would install over that copy, so it is an update of its own (uid ending UNMANAGED_SUFFIX)
+    # that only an operator approves (patchctl approve ID --take-over)
+    unmanaged: bool = False
 
     @property
     def uid(self) -> str:
-        """Stable identity: source + name + target version (Windows: update id)."""
+        """Stable identity: source + name + target version (Windows: update id); an unmanaged
+        application's ends with :data:`UNMANAGED_SUFFIX`."""
         if self.source == "windows" and self.update_id:
             return f"windows:{self.update_id}"
+        if self.unmanaged:
+            return f"{self.source}:{self.name}:{self.version}{UNMANAGED_SUFFIX}"
         return f"{self.source}:{self.name}:{self.version}"
+
+
+UNMANAGED_SUFFIX = ":unmanaged"
+
+
+def is_unmanaged_uid(uid: str) -> bool:
+    """Whether ``uid`` is an application installed outside Chocolatey (see ``Update.unmanaged``)."""
+    return uid.startswith("chocolatey:") and uid.endswith(UNMANAGED_SUFFIX)
 
 
 @dataclass

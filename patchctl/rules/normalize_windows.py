@@ -13,7 +13,10 @@ returns them for one host:
 - ``chocolatey.chocolatey.win_chocolatey_facts``: ``ansible_facts.ansible_chocolatey`` with
   ``packages`` (``package``, ``version``) and ``outdated`` (``package``, ``current_version``,
   ``available_version``, ``pinned``);
-- ``chocolatey.chocolatey.win_chocolatey`` loop items of a deploy (``rc``, ``failed``, ``msg``).
+- ``chocolatey.chocolatey.win_chocolatey`` loop items of a deploy (``rc``, ``failed``, ``msg``);
+- the scan role's ``choco search ID --exact --limit-output`` loop (``ansible.windows.win_command``
+  results, ``item`` the catalog entry): what the Chocolatey source offers for an application that
+  patch_win_update_info's ``applications`` (the Uninstall registry keys) shows.
 
 A result without the documented shape raises :class:`ScanResultError` naming the field.
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from patchctl.rules.apps import Catalog
@@ -33,6 +37,8 @@ WIN_UPDATES_ACTIONS = frozenset({"ansible.windows.win_updates", "win_updates"})
 CHOCO_FACTS_ACTIONS = frozenset({"chocolatey.chocolatey.win_chocolatey_facts", "win_chocolatey_facts"})
 CHOCO_ACTIONS = frozenset({"chocolatey.chocolatey.win_chocolatey", "win_chocolatey"})
 INFO_ACTIONS = frozenset({"patch_win_update_info"})
+# the scan role's `choco search` loop (its task event, with every item's result in `results`)
+CHOCO_SEARCH_ACTIONS = frozenset({"ansible.windows.win_command", "win_command"})
 INFO_KEY = "patchctl_win_info"
 
 # Windows Update category names (as WUA returns them) -> classification, strongest first: an
@@ -98,6 +104,47 @@ class UnsupportedApp:
 
 
 @dataclass(frozen=True)
+class RegistryApp:
+    """One Uninstall registry key of a catalogued application (patch_win_update_info's
+    ``applications``): where it is (``HKLM`` 64- or 32-bit view, ``HKCU``) and what it says."""
+
+    app_id: str
+    display_name: str
+    version: str | None
+    install_location: str | None
+    hive: str
+    view: str
+    key: str
+
+    @property
+    def where(self) -> str:
+        return "HKCU (per user)" if self.hive == "HKCU" else f"HKLM {self.view}-bit"
+
+    def describe(self) -> str:
+        """Its version and where it is: ``3.0.18 (HKLM 64-bit, C:\\Program Files\\VideoLAN\\VLC)``."""
+        place = f"{self.where}, {self.install_location}" if self.install_location else self.where
+        return f"{self.version or 'unknown'} ({place})"
+
+
+@dataclass(frozen=True)
+class UnmanagedApp:
+    """A catalogued application installed outside Chocolatey: its copies (oldest first) and
+    the version the host's Chocolatey source offers (None, with ``note``, when it is not known)."""
+
+    app_id: str
+    name: str
+    package: str
+    copies: tuple[RegistryApp, ...]
+    offered: str | None
+    outdated: bool | None
+    note: str | None = None
+
+    @property
+    def installed_version(self) -> str | None:
+        return self.copies[0].version if self.copies else None
+
+
+@dataclass(frozen=True)
 class WindowsScan:
     """What one Windows scan found: Windows updates and catalogued application updates."""
 
@@ -111,6 +158,7 @@ class WindowsScan:
     filtered: tuple[FilteredUpdate, ...] = ()
     unsupported: tuple[UnsupportedApp, ...] = ()
     pinned: tuple[str, ...] = ()  # catalogued packages with an update that the host pins
+    unmanaged: tuple[UnmanagedApp, ...] = ()  # catalogued apps installed outside Chocolatey
     chocolatey_scanned: bool = False
     details_scanned: bool = False
 
@@ -147,10 +195,38 @@ def major_version(version: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def is_major_app_update(current: str, available: str) -> bool:
-    """An application update is major when its leading version number grows."""
+def is_major_app_update(current: str, available: str, scheme: str = "semantic") -> bool:
+    """An application update is major when its leading version number grows, except for the
+    applications whose every release does (``rolling``, ``year``: catalog/apps.yml)."""
+    if scheme != "semantic":
+        return False
     cur, new = major_version(current), major_version(available)
     return cur is not None and new is not None and new > cur
+
+
+def app_version_key(version: str, scheme: str = "semantic") -> tuple[int, ...] | None:
+    """The numbers of an application version, comparable under ``scheme`` (catalog/apps.yml):
+    ``"23.01 (x64)"`` -> (23, 1); ``year`` makes a two-digit leading number a year (24 -> 2024);
+    ``java`` reads Oracle's registry 8.0.3910.13 as 8.0.391. Trailing zeros dropped, so 23.1 and
+    23.1.0 are equal. None when the text starts with no number."""
+    numbers = [int(n) for n in re.findall(r"\d+", version.split(" ", 1)[0])] if version.strip() else []
+    if not numbers or major_version(version) is None:
+        return None
+    if scheme == "year" and numbers[0] < 100:
+        numbers[0] += 2000
+    if scheme == "java" and len(numbers) >= 4 and numbers[2] >= 10:
+        numbers = [numbers[0], numbers[1], numbers[2] // 10]  # the registry's update times ten, build
+    while len(numbers) > 1 and numbers[-1] == 0:
+        numbers.pop()
+    return tuple(numbers)
+
+
+def is_older(installed: str, offered: str, scheme: str = "semantic") -> bool | None:
+    """Whether ``installed`` is older than ``offered`` (None when either is not a version)."""
+    a, b = app_version_key(installed, scheme), app_version_key(offered, scheme)
+    if a is None or b is None:
+        return None
+    return a < b
 
 
 def kb_names(kbs: Iterable[object]) -> tuple[str, ...]:
@@ -204,15 +280,42 @@ def _texts(value: object) -> tuple[str, ...]:
     return tuple(str(v).strip() for v in value if str(v).strip())
 
 
+def release_date(value: object, path: str, check: _Checker) -> datetime | None:
+    """``last_deployment_change_time`` as a UTC datetime (None when WUA gave none).
+
+    The module writes it with .NET's round-trip format (``2021-05-11T00:00:00.0000000Z``: seven
+    fraction digits, which :meth:`datetime.fromisoformat` accepts and cuts to microseconds). A
+    time without an offset is taken as UTC (the module converts to UTC before writing it).
+    """
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise check.fail(path, f"must be an ISO 8601 time, got {_kind(value)}")
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise check.fail(path, f"is not an ISO 8601 time: {value.strip()[:40]!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
 def windows_update(
     update_id: str,
     title: str,
     kbs: tuple[str, ...],
     categories: Sequence[str],
     detail: Mapping[str, Any] | None = None,
+    *,
+    host: str | None = None,
 ) -> Update:
     """One Windows update in the model. ``detail`` is patch_win_update_info's entry, if any."""
     detail = detail or {}
+    released_at = release_date(
+        detail.get("last_deployment_change_time"),
+        f"{INFO_KEY}.updates.{update_id}.last_deployment_change_time",
+        _Checker(host),
+    )
     classification = classify(categories)
     revision = detail.get("revision")
     severity = detail.get("msrc_severity")
@@ -233,6 +336,7 @@ def windows_update(
         major=is_feature_update(categories, title),
         reboot_hint=reboot_hint,
         update_id=update_id,
+        released_at=released_at,
     )
 
 
@@ -256,7 +360,7 @@ def normalize_win_updates(
     for update_id, raw in raw_updates.items():
         path = f"updates.{update_id}"
         title, kbs, cats = _update_entry(check, update_id, raw, path)
-        updates.append(windows_update(update_id, title, kbs, cats, _details_for(details, update_id)))
+        updates.append(windows_update(update_id, title, kbs, cats, _details_for(details, update_id), host=host))
     filtered: list[FilteredUpdate] = []
     for update_id, raw in _update_map(check, data, "filtered_updates").items():
         path = f"filtered_updates.{update_id}"
@@ -370,10 +474,185 @@ def normalize_chocolatey(
                 classification=app.classification,
                 title=app.name,
                 origin=app.id,
-                major=is_major_app_update(current, available),
+                major=is_major_app_update(current, available, app.version_scheme),
             )
         )
     return updates, installed, tuple(unsupported), tuple(pinned)
+
+
+# --- applications from the registry ----------------------------------------------------------
+
+REGISTRY_HIVES = {("HKLM", "64"), ("HKLM", "32"), ("HKCU", "user")}
+
+
+def _opt_str(value: object) -> str | None:
+    """A registry value as text: strings stripped, numbers (a DWORD DisplayVersion) as text."""
+    if isinstance(value, bool) or value is None:
+        return None
+    text = str(value).strip() if isinstance(value, (str, int)) else ""
+    return text or None
+
+
+def _copy_order(copy: RegistryApp, scheme: str) -> tuple[int, tuple[int, ...]]:
+    """Oldest first; a copy whose version is not a version last (it cannot hide an older one)."""
+    key = app_version_key(copy.version or "", scheme)
+    return (0, key) if key is not None else (1, ())
+
+
+def registry_apps(info: Mapping[str, Any], catalog: Catalog, *, host: str | None = None) -> list[RegistryApp]:
+    """The Uninstall keys of ``info`` (patch_win_update_info's ``applications``) that are
+    catalogued applications, matched by the catalog's ``registry`` patterns; the others are
+    ignored. A key matched by two applications' patterns is the first application's."""
+    check = _Checker(host)
+    raw = info.get("applications", [])
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise check.fail(f"{INFO_KEY}.applications", f"must be a list, got {_kind(raw)}")
+    found: list[RegistryApp] = []
+    for i, item in enumerate(raw):
+        path = f"{INFO_KEY}.applications[{i}]"
+        entry = check.mapping(item, path)
+        name = _opt_str(entry.get("display_name"))
+        if name is None:
+            continue  # the module skips keys without one; a blank one names nothing
+        hive, view = entry.get("hive"), entry.get("view")
+        if not isinstance(hive, str) or not isinstance(view, str) or (hive, view) not in REGISTRY_HIVES:
+            raise check.fail(f"{path}.hive", f"must be HKLM (view 64 or 32) or HKCU (view user), got {hive!r}/{view!r}")
+        app = next((a for a in catalog.apps if a.matches(name)), None)
+        if app is None:
+            continue
+        found.append(
+            RegistryApp(
+                app_id=app.id,
+                display_name=name,
+                version=_opt_str(entry.get("display_version")),
+                install_location=_opt_str(entry.get("install_location")),
+                hive=str(hive),
+                view=str(view),
+                key=_opt_str(entry.get("key")) or "",
+            )
+        )
+    return found
+
+
+def offered_versions(result: object, *, host: str | None = None) -> dict[str, str | Exception | None]:
+    """What the Chocolatey source offers, from the scan role's ``choco search ID --exact
+    --limit-output`` loop (``ansible.windows.win_command`` results, one per application found
+    in the registry): package id (lower case) -> version, None when the source has no such
+    package, a ScanResultError naming why when the search failed (its rc and stderr). Items the
+    role skipped are absent."""
+    check = _Checker(host)
+    data = check.mapping(result, "choco_search")
+    items = data.get("results", [])
+    if not isinstance(items, list):
+        raise check.fail("choco_search.results", f"must be a list, got {_kind(items)}")
+    offered: dict[str, str | Exception | None] = {}
+    for i, raw in enumerate(items):
+        path = f"choco_search.results[{i}]"
+        entry = check.mapping(raw, path)
+        if entry.get("skipped"):
+            continue
+        item = check.mapping(check.required(entry, "item", f"{path}.item"), f"{path}.item")
+        packages = item.get("packages")
+        if not isinstance(packages, list) or not packages or not isinstance(packages[0], str):
+            raise check.fail(f"{path}.item.packages", "must be the catalog entry's list of package ids")
+        package = packages[0].lower()
+        rc = entry.get("rc")
+        if rc != 0:
+            why = " ".join(str(entry.get("stderr") or entry.get("msg") or "").split())[:200] or "no message"
+            offered[package] = ScanResultError(f"choco search {packages[0]} exited {rc}: {why}")
+            continue
+        lines = entry.get("stdout_lines")
+        if not isinstance(lines, list):
+            raise check.fail(f"{path}.stdout_lines", f"must be a list, got {_kind(lines)}")
+        offered[package] = None
+        for line in lines:
+            name, sep, version = str(line).strip().partition("|")
+            if sep and name.lower() == package and version.strip():
+                offered[package] = version.strip()
+    return offered
+
+
+def normalize_registry(
+    found: Sequence[RegistryApp],
+    catalog: Catalog,
+    *,
+    managed: Iterable[str] = (),
+    offered: Mapping[str, str | Exception | None] | None = None,
+) -> tuple[list[Update], tuple[UnmanagedApp, ...], tuple[UnsupportedApp, ...]]:
+    """Updates and findings of the catalogued applications found in the registry.
+
+    ``managed``: the Chocolatey packages installed on the host (an application with one of its
+    packages there is Chocolatey's: its updates come from Chocolatey's outdated list);
+    ``offered``: :func:`offered_versions` (None: Chocolatey was not asked). An unsupported
+    application is reported unsupported however it was installed. Any other application outside
+    Chocolatey is :class:`UnmanagedApp`; when its oldest copy is older than what the source
+    offers it is also an update (``unmanaged``, uid ending ``:unmanaged``) whose installed
+    version is that copy's and whose version is the offered one.
+    """
+    managed_pkgs = {p.lower() for p in managed}
+    by_app: dict[str, list[RegistryApp]] = {}
+    for entry in found:
+        by_app.setdefault(entry.app_id, []).append(entry)
+    updates: list[Update] = []
+    unmanaged: list[UnmanagedApp] = []
+    unsupported: list[UnsupportedApp] = []
+    for app_id, copies in by_app.items():
+        app = catalog.get(app_id)
+        assert app is not None  # registry_apps matched it in this catalog
+        ordered = tuple(sorted(copies, key=lambda c: _copy_order(c, app.version_scheme)))
+        oldest = ordered[0].version or "unknown"
+        if not app.supported:
+            reason = app.reason or "unsupported"
+            where = ", ".join(c.where for c in ordered)
+            unsupported.append(UnsupportedApp(app.id, app.name, app.choco_package, oldest, reason))
+            updates.append(
+                Update(
+                    source="chocolatey",
+                    name=app.choco_package,
+                    version=UNSUPPORTED_VERSION,
+                    installed_version=oldest,
+                    classification=app.classification,
+                    title=f"{app.name} {oldest}: unsupported ({reason}); installed in {where}",
+                    origin=app.id,
+                )
+            )
+            continue
+        if any(p.lower() in managed_pkgs for p in app.packages):
+            continue  # Chocolatey's copy: its outdated list says what it lacks
+        answer = offered.get(app.choco_package.lower()) if offered is not None else None
+        note: str | None = None
+        version: str | None = None
+        if offered is None:
+            note = "Chocolatey was not asked (not on the host, or not scanned)"
+        elif app.choco_package.lower() not in offered:
+            note = "choco search did not run for it"
+        elif isinstance(answer, Exception):
+            note = str(answer)
+        elif answer is None:
+            note = f"the Chocolatey source offers no package {app.choco_package}"
+        else:
+            version = answer
+        outdated = is_older(oldest, version, app.version_scheme) if version is not None else None
+        unmanaged.append(UnmanagedApp(app.id, app.name, app.choco_package, ordered, version, outdated, note))
+        if version is not None and outdated:
+            versions = "; ".join(c.describe() for c in ordered)
+            updates.append(
+                Update(
+                    source="chocolatey",
+                    name=app.choco_package,
+                    version=version,
+                    installed_version=oldest,
+                    classification=app.classification,
+                    title=f"{app.name}: unmanaged (installed outside Chocolatey: {versions}); "
+                    f"the source offers {version}",
+                    origin=app.id,
+                    major=is_major_app_update(oldest, version, app.version_scheme),
+                    unmanaged=True,
+                )
+            )
+    return updates, tuple(unmanaged), tuple(unsupported)
 
 
 # --- one host ---------------------------------------------------------------------------------
@@ -385,9 +664,13 @@ def normalize_windows_scan(
     catalog: Catalog,
     details: object | None = None,
     chocolatey: object | None = None,
+    choco_search: object | None = None,
     host: str | None = None,
 ) -> WindowsScan:
-    """One :class:`WindowsScan` from the results of one host's Windows scan role."""
+    """One :class:`WindowsScan` from the results of one host's Windows scan role.
+
+    ``choco_search`` is the role's ``choco search`` loop (None when it did not run: no
+    Chocolatey, or no catalogued application in the registry)."""
     info = info_payload(details, host=host) if details is not None else None
     updates, filtered, wu_reboot = normalize_win_updates(win_updates, details=info, host=host)
     installed: dict[str, str] = {}
@@ -397,10 +680,23 @@ def normalize_windows_scan(
         for entry in info.get("installed", []) or []:
             if isinstance(entry, Mapping) and isinstance(entry.get("title"), str):
                 installed[str(entry["title"])] = str(entry.get("revision", "unknown"))
+    app_installed: dict[str, str] = {}
     if chocolatey is not None:
         app_updates, app_installed, unsupported, pinned = normalize_chocolatey(chocolatey, catalog, host=host)
         updates.extend(app_updates)
         installed.update(app_installed)
+    unmanaged: tuple[UnmanagedApp, ...] = ()
+    if info is not None:
+        found = registry_apps(info, catalog, host=host)
+        offered = offered_versions(choco_search, host=host) if choco_search is not None else None
+        if offered is None and chocolatey is not None:
+            offered = {}  # Chocolatey was scanned, but nothing was searched
+        reg_updates, unmanaged, reg_unsupported = normalize_registry(
+            found, catalog, managed=app_installed, offered=offered
+        )
+        known = {u.uid for u in updates}
+        updates.extend(u for u in reg_updates if u.uid not in known)  # unsupported both ways: once
+        unsupported = unsupported + tuple(u for u in reg_unsupported if u.app_id not in {x.app_id for x in unsupported})
     seen: set[str] = set()
     for update in updates:
         if update.uid in seen:
@@ -423,6 +719,7 @@ def normalize_windows_scan(
         filtered=filtered,
         unsupported=unsupported,
         pinned=pinned,
+        unmanaged=unmanaged,
         chocolatey_scanned=chocolatey is not None,
         details_scanned=info is not None,
     )

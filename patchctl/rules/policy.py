@@ -11,7 +11,7 @@ The file (see ``policies/default.yml`` for a commented example)::
       debian:
         classifications: [security, bugfix]   # approved classifications
         severities: []           # approved severities; empty: any (updates without one pass)
-        approve_after_days: 3    # days since the update was first seen
+        approve_after_days: 3    # days since its release (when the source dates it), else since first seen
         reject: ["*-dbg"]        # name, uid or KB patterns (shell wildcards): never approved
         allow: ["openssl"]       # approved at once whatever the classification and age
         successors: repilot      # when a rollout's approved version is no longer offered:
@@ -194,6 +194,24 @@ class UpdateFacts:
     severity: str | None = None
     major: bool = False
     kbs: tuple[str, ...] = ()
+    released_at: datetime | None = None  # when the source released it, if it says
+    unmanaged: bool = False  # an application installed outside Chocolatey (model.Update.unmanaged)
+
+    @property
+    def counted_from(self) -> str:
+        """What ``approve_after_days`` counts from: ``released`` (the source's release date) when
+        the source gives one, else ``first_seen`` (the first scan that reported it)."""
+        return COUNT_FROM_RELEASE if self.released_at is not None else COUNT_FROM_FIRST_SEEN
+
+    @property
+    def counted_since(self) -> datetime:
+        """The time ``approve_after_days`` counts from (see :attr:`counted_from`)."""
+        return self.released_at if self.released_at is not None else self.first_seen_at
+
+
+COUNT_FROM_RELEASE = "released"
+COUNT_FROM_FIRST_SEEN = "first_seen"
+_COUNT_FROM_WORDS = {COUNT_FROM_RELEASE: "release", COUNT_FROM_FIRST_SEEN: "first seen"}
 
 
 @dataclass(frozen=True)
@@ -226,6 +244,11 @@ def evaluate(policy: Policy, facts: UpdateFacts, now: datetime) -> Evaluation:
     hit = _matches(baseline.reject, facts)
     if hit is not None:
         return Evaluation(STATE_REJECTED, f"matches reject pattern {hit!r}")
+    if facts.unmanaged:
+        return Evaluation(
+            STATE_MANUAL,
+            "installed outside Chocolatey: only 'patchctl approve ID --take-over' approves it",
+        )
     if facts.major:
         return Evaluation(STATE_MANUAL, "major upgrade: only 'patchctl approve ID --major' approves it")
     hit = _matches(baseline.allow, facts)
@@ -235,16 +258,17 @@ def evaluate(policy: Policy, facts: UpdateFacts, now: datetime) -> Evaluation:
         return Evaluation(STATE_NEW, f"classification {facts.classification!r} is not approved by the policy")
     if baseline.severities and facts.severity is not None and facts.severity.lower() not in baseline.severities:
         return Evaluation(STATE_NEW, f"severity {facts.severity!r} is not approved by the policy")
-    approve_at = facts.first_seen_at + timedelta(days=baseline.approve_after_days)
+    approve_at = facts.counted_since + timedelta(days=baseline.approve_after_days)
+    since = _COUNT_FROM_WORDS[facts.counted_from]
     if now < approve_at:
         return Evaluation(
             STATE_WAITING,
-            f"{facts.classification}, approved {baseline.approve_after_days} days after first seen",
+            f"{facts.classification}, approved {baseline.approve_after_days} days after {since}",
             approve_at,
         )
     return Evaluation(
         STATE_APPROVED,
-        f"{facts.classification}, {baseline.approve_after_days} days since first seen have passed",
+        f"{facts.classification}, {baseline.approve_after_days} days since {since} have passed",
         approve_at,
     )
 

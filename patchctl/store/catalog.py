@@ -38,6 +38,7 @@ class CatalogEntry:
     hosts_missing: int
     manual: Decision | None  # the latest decision by an operator
     automatic: Decision | None  # the latest decision by the policy
+    released_at: datetime | None = None  # when the source released it, if it says
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ def read_catalog(conn: Connection) -> list[CatalogEntry]:
             hosts_missing=int(r.hosts_missing),
             manual=latest.get((int(r.id), False)),
             automatic=latest.get((int(r.id), True)),
+            released_at=r.released_at,
         )
         for r in rows
     ]

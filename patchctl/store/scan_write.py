@@ -94,15 +94,17 @@ _CATALOG_COLUMNS = (
     "advisory_ids",
     "kbs",
     "approved",
+    "released_at",
 )
 _C_ID, _C_UID, _C_CLASS, _C_MAJOR, _C_FIRST, _C_LAST = range(6)
 _C_ARCH, _C_SEVERITY, _C_TITLE, _C_ORIGIN, _C_UPDATE_ID, _C_REBOOT, _C_CVES, _C_ADVISORIES, _C_KBS = range(6, 15)
-_C_APPROVED = 15
+_C_APPROVED, _C_RELEASED = 15, 16
 
 
-def _adds_detail(upd: Update, old: Sequence[Any], at: Any) -> bool:
+def _adds_detail(upd: Update, old: Sequence[Any], at: Any, released: Any) -> bool:
     """Whether a scan's ``upd`` tells the catalog row ``old`` (its ``_CATALOG_COLUMNS``) anything but
-    that it was seen at ``at`` (a timestamp as the database keeps it).
+    that it was seen at ``at`` (``released``: its ``released_at``; both timestamps as the database
+    keeps them).
 
     The same test as the merge in :meth:`_ScanWrite.catalog`, without building the merged row;
     spelled out, as it runs for every update of every scan.
@@ -116,6 +118,7 @@ def _adds_detail(upd: Update, old: Sequence[Any], at: Any) -> bool:
         or (upd.title and upd.title != old[_C_TITLE])
         or (upd.origin and upd.origin != old[_C_ORIGIN])
         or (upd.update_id and upd.update_id != old[_C_UPDATE_ID])
+        or (released is not None and released != old[_C_RELEASED])
     ):
         return True
     if (upd.major and not old[_C_MAJOR]) or (upd.reboot_hint and not old[_C_REBOOT]) or old[_C_FIRST] > at:
@@ -174,6 +177,7 @@ _CATALOG_INSERT_COLUMNS = (
     "update_id",
     "first_seen_at",
     "last_seen_at",
+    "released_at",
 )
 _INSERT_CATALOG_SQL = (
     f"INSERT INTO updates ({', '.join(_CATALOG_INSERT_COLUMNS)})"  # noqa: S608 - fixed names
@@ -304,6 +308,10 @@ class _ScanWrite:
         rows = self._rows(_SELECT_HOST_SQL, (self.scan.host,))
         return dict(zip(_HOST_COLUMNS, rows[0], strict=True)) if rows else None
 
+    def released(self, upd: Update) -> Any:
+        """The update's release date as the database keeps it (None when the source gives none)."""
+        return None if upd.released_at is None else self.d.time(upd.released_at)
+
     def catalog(
         self, reported: Sequence[tuple[str, Update]]
     ) -> tuple[list[int], list[tuple[str, Any, Any]], list[int]]:
@@ -353,12 +361,13 @@ class _ScanWrite:
                         upd.update_id,
                         at,
                         at,
+                        self.released(upd),
                     )
                 )
                 continue
             update_id = old[_C_ID]
             ids.append(update_id)
-            if not _adds_detail(upd, old, at):
+            if not _adds_detail(upd, old, at, self.released(upd)):
                 kinds.append((old[_C_CLASS], old[_C_MAJOR], old[_C_APPROVED]))
                 # The usual case at scale: nothing new but the time.
                 if old[_C_LAST] < stale:
@@ -384,6 +393,8 @@ class _ScanWrite:
                     upd.update_id or old[_C_UPDATE_ID],
                     min(old[_C_FIRST], at),
                     max(old[_C_LAST], at),
+                    # the source's latest word (a revised update is re-dated), else what was known
+                    self.released(upd) if upd.released_at is not None else old[_C_RELEASED],
                     update_id,
                 )
             )

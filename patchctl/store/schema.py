@@ -234,6 +234,9 @@ updates = sa.Table(
     sa.Column("last_seen_at", UTCDateTime(), nullable=False),
     # Whether its latest decision approves it (migration 0008), kept by the writer of decisions.
     sa.Column("approved", sa.Boolean, nullable=False, server_default=sa.false()),
+    # When the source released it (migration 0009_win_release; Windows: LastDeploymentChangeTime),
+    # NULL when it gives no date. approve_after_days counts from it, else from first_seen_at.
+    sa.Column("released_at", UTCDateTime()),
     sa.Index("ix_updates_source_name", "source", "name"),
 )
 

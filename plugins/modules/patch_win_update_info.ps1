@@ -12,6 +12,7 @@ $spec = @{
         search = @{ type = 'bool'; default = $true }
         server_selection = @{ type = 'str'; choices = 'default', 'managed_server', 'windows_update'; default = 'default' }
         history_count = @{ type = 'int'; default = 200 }
+        applications = @{ type = 'bool'; default = $true }
     }
     supports_check_mode = $true
 }
@@ -26,6 +27,7 @@ $info = [Ordered]@{
     chocolatey = @{ present = $false; path = $null }
     updates = @{}
     installed = @()
+    applications = @()
 }
 
 # --- the operating system --------------------------------------------------------------------
@@ -68,6 +70,59 @@ if (-not $choco) {
 }
 if ($choco) {
     $info.chocolatey = @{ present = $true; path = $choco.Path }
+}
+
+# --- applications from the Uninstall registry keys ---------------------------------------------
+# HKLM's 64-bit view, its 32-bit view (WOW6432Node: absent on 32-bit Windows) and HKCU (the
+# account the module runs as). Every key with a DisplayName; patchctl matches them to its catalog.
+Function Get-RegistryValue {
+    # A value of Get-ItemProperty's result, $null when the key has none: modules run under
+    # Set-StrictMode, where reading a property the object lacks throws.
+    param($Properties, [String]$Name)
+    $property = $Properties.PSObject.Properties[$Name]
+    if ($property) {
+        $property.Value
+    }
+    else {
+        $null
+    }
+}
+
+if ($module.Params.applications) {
+    $uninstallKeys = @(
+        @{ hive = 'HKLM'; view = '64'; path = 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Uninstall' },
+        @{ hive = 'HKLM'; view = '32'; path = 'HKLM:\SOFTWARE\WOW6432Node\Microsoft\Windows\CurrentVersion\Uninstall' },
+        @{ hive = 'HKCU'; view = 'user'; path = 'HKCU:\Software\Microsoft\Windows\CurrentVersion\Uninstall' }
+    )
+    $applications = [System.Collections.Generic.List[Hashtable]]@()
+    foreach ($location in $uninstallKeys) {
+        if (-not (Test-Path -LiteralPath $location.path)) {
+            continue
+        }
+        foreach ($key in (Get-ChildItem -LiteralPath $location.path -ErrorAction SilentlyContinue)) {
+            $props = Get-ItemProperty -LiteralPath $key.PSPath -ErrorAction SilentlyContinue
+            if (-not $props) {
+                continue
+            }
+            $displayName = Get-RegistryValue -Properties $props -Name 'DisplayName'
+            if (-not $displayName) {
+                continue
+            }
+            $displayVersion = Get-RegistryValue -Properties $props -Name 'DisplayVersion'
+            $publisher = Get-RegistryValue -Properties $props -Name 'Publisher'
+            $installLocation = Get-RegistryValue -Properties $props -Name 'InstallLocation'
+            $applications.Add(@{
+                    display_name = [String]$displayName
+                    display_version = $displayVersion
+                    publisher = $publisher
+                    install_location = $installLocation
+                    hive = $location.hive
+                    view = $location.view
+                    key = $key.PSChildName
+                })
+        }
+    }
+    $info.applications = @($applications)
 }
 
 # --- Windows Update Agent: what win_updates does not return ----------------------------------

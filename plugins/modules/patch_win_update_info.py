@@ -16,6 +16,9 @@ description:
   - Also reports the operating system, whether a reboot is pending (Windows Update,
     component based servicing, pending file renames), whether Chocolatey is installed, and the
     updates the WUA history shows as installed (so a rescan can tell installed from gone).
+  - Lists the applications of the Uninstall registry keys (HKLM's 64-bit and 32-bit views, and
+    HKCU, the hive of the account the module runs as) with their C(DisplayName), C(DisplayVersion),
+    C(Publisher) and C(InstallLocation); patchctl matches them to its application catalog.
   - Never installs, hides or changes anything; C(changed) is always false.
   - Not yet run against a real Windows host by the patchctl project (none is available to its
     CI); its result shape is covered by contract tests only.
@@ -38,6 +41,10 @@ options:
     description: How many of the newest WUA history entries to read for C(installed).
     type: int
     default: 200
+  applications:
+    description: Read the Uninstall registry keys for C(applications).
+    type: bool
+    default: true
 attributes:
   check_mode:
     support: full
@@ -103,6 +110,21 @@ patchctl_win_info:
           reboot_behavior: CanRequestReboot
           browse_only: false
           is_hidden: false
+    applications:
+      description:
+        - Every Uninstall registry key with a C(DisplayName) (empty when O(applications=false)).
+        - C(hive) is C(HKLM) with C(view) C(64) or C(32), or C(HKCU) with C(view) C(user);
+          C(key) is the key's name (often the MSI product code).
+      type: list
+      elements: dict
+      sample:
+        - display_name: Google Chrome
+          display_version: 120.0.6099.130
+          publisher: Google LLC
+          install_location: 'C:\Program Files\Google\Chrome\Application'
+          hive: HKLM
+          view: "64"
+          key: Google Chrome
     installed:
       description: Successful installations in the WUA history (newest O(history_count) entries).
       type: list

@@ -15,7 +15,11 @@ the start, in order:
   install, install_result, exit): what one poll returns as its ``output``;
 - ``FAILURE``: that poll's connection dropped (the plugin retries a poll once);
 - one JSON object without ``task``: that call's whole return (a failing poll script, or the
-  cancel's ``{"changed": false}`` after the exit line).
+  cancel's ``{"changed": false}`` after the exit line);
+- one JSON object ``{"reboot": {...}}``: with ``reboot: true`` the plugin reboots the host between
+  two module runs (``plugin_utils._reboot.reboot_host``, which works the connection); the object
+  is what that reboot returned (``failed``, ``rebooted``, ``msg``, ...). patchctl's own roles run
+  ``reboot: false``; these recordings show what the plugin makes of a reboot it does itself.
 
 A start call takes no group (its return, the poll and cancel options, is not recorded).
 """
@@ -54,7 +58,9 @@ def load(name: str) -> Recording:
             rec.calls.append(FAILURE)
             continue
         parsed = [json.loads(line) for line in lines]
-        if all(isinstance(p, dict) and "task" in p for p in parsed):
+        if len(parsed) == 1 and isinstance(parsed[0], dict) and set(parsed[0]) == {"reboot"}:
+            rec.calls.append(parsed[0])
+        elif all(isinstance(p, dict) and "task" in p for p in parsed):
             rec.calls.append(parsed)
         elif len(parsed) == 1 and isinstance(parsed[0], dict):
             rec.calls.append(parsed[0])
@@ -79,7 +85,7 @@ class _Connection:
 @dataclass
 class Replay:
     result: dict[str, Any]
-    operations: list[str]  # the module calls the plugin made: start, poll, cancel
+    operations: list[str]  # the module calls the plugin made: start, poll, cancel (and reboot)
 
 
 def run(recording: Recording, args: Mapping[str, Any], host: str = "ws1") -> Replay:
@@ -105,17 +111,31 @@ def run(recording: Recording, args: Mapping[str, Any], host: str = "ws1") -> Rep
             if not calls:
                 raise AssertionError(f"{recording.name}: the plugin made a {operation} call the recording lacks")
             answer = calls.pop(0)
+            if isinstance(answer, dict) and "reboot" in answer:
+                raise AssertionError(f"{recording.name}: a {operation} call where the recording has a reboot")
             if answer == FAILURE:
                 raise AnsibleConnectionFailure("replayed: the connection dropped during the poll")
             if isinstance(answer, list):
                 return {"output": answer}
             return dict(answer)
 
+    def replayed_reboot(*_args: Any, **_kwargs: Any) -> dict[str, Any]:  # (task_action, connection, ...)
+        operations.append("reboot")
+        answer = calls.pop(0) if calls else None
+        if not (isinstance(answer, dict) and "reboot" in answer):
+            raise AssertionError(f"{recording.name}: the plugin rebooted where the recording has {answer!r}")
+        return dict(answer["reboot"])
+
     loader = DataLoader()
     task = Task()
     task.action = "ansible.windows.win_updates"
     task.args = dict(args)
     action = ReplayedModule(task, _Connection(), PlayContext(), loader, Templar(loader=loader), None)
-    result = action.run(task_vars={"inventory_hostname": host})
+    real_reboot = plugin.reboot_host
+    plugin.reboot_host = replayed_reboot  # the plugin's module-level name, as _run_sync calls it
+    try:
+        result = action.run(task_vars={"inventory_hostname": host})
+    finally:
+        plugin.reboot_host = real_reboot
     assert not calls, f"{recording.name}: {len(calls)} recorded calls were not made"
     return Replay(result, operations)

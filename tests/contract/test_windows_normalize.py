@@ -164,7 +164,8 @@ def test_chocolatey_only_catalogued(catalog: Catalog) -> None:
         major=True,
     )
     assert by_name["7zip"].uid == "chocolatey:7zip:23.1.0"
-    assert (by_name["googlechrome"].major, by_name["googlechrome"].classification) == (True, "security")
+    # Chrome 119 -> 120 is a new leading number, not a major update: its version_scheme is rolling
+    assert (by_name["googlechrome"].major, by_name["googlechrome"].classification) == (False, "security")
     assert (by_name["firefox"].major, by_name["firefox"].version) == (False, "121.0.1")
     quicktime = by_name["quicktime"]
     assert (quicktime.version, quicktime.installed_version, quicktime.origin) == ("unsupported", "7.7.9", "quicktime")
@@ -222,14 +223,28 @@ def test_classification_rules() -> None:
 def test_apply_outcome_installed_failed_filtered() -> None:
     approved = [
         {"uid": f"windows:{CU}", "source": "windows", "name": "CU", "version": "1", "update_id": CU},
-        {"uid": f"windows:{DEFENDER_FAILED}", "source": "windows", "name": "Def", "version": "200",
-         "update_id": DEFENDER_FAILED},
+        {
+            "uid": f"windows:{DEFENDER_FAILED}",
+            "source": "windows",
+            "name": "Def",
+            "version": "200",
+            "update_id": DEFENDER_FAILED,
+        },
         {"uid": f"windows:{FLASH}", "source": "windows", "name": "Flash", "version": "200", "update_id": FLASH},
-        {"uid": "windows:00000000-0000-0000-0000-000000000001", "source": "windows", "name": "Gone",
-         "version": "1", "update_id": "00000000-0000-0000-0000-000000000001"},
+        {
+            "uid": "windows:00000000-0000-0000-0000-000000000001",
+            "source": "windows",
+            "name": "Gone",
+            "version": "1",
+            "update_id": "00000000-0000-0000-0000-000000000001",
+        },
         {"uid": "chocolatey:7zip:23.1.0", "source": "chocolatey", "name": "7zip", "version": "23.1.0"},
-        {"uid": "chocolatey:googlechrome:121.0.6167.85", "source": "chocolatey", "name": "googlechrome",
-         "version": "121.0.6167.85"},
+        {
+            "uid": "chocolatey:googlechrome:121.0.6167.85",
+            "source": "chocolatey",
+            "name": "googlechrome",
+            "version": "121.0.6167.85",
+        },
         {"uid": "chocolatey:firefox:121.0.1", "source": "chocolatey", "name": "firefox", "version": "121.0.1"},
         {"uid": "apt:curl:1", "source": "apt", "name": "curl", "version": "1"},
     ]
@@ -289,8 +304,18 @@ def test_apply_outcome_all_ok() -> None:
 
 def test_catalog_ships_the_required_apps(catalog: Catalog) -> None:
     names = {app.name for app in catalog.apps}
-    for wanted in ("7-Zip", "Adobe Acrobat Reader", "Adobe AIR", "Apple iTunes", "Apple QuickTime", "CCleaner",
-                   "Malwarebytes", "Google Chrome", "VLC media player", "Mozilla Firefox"):
+    for wanted in (
+        "7-Zip",
+        "Adobe Acrobat Reader",
+        "Adobe AIR",
+        "Apple iTunes",
+        "Apple QuickTime",
+        "CCleaner",
+        "Malwarebytes",
+        "Google Chrome",
+        "VLC media player",
+        "Mozilla Firefox",
+    ):
         assert wanted in names
     assert any(app.name.startswith("Java runtime") for app in catalog.apps)
     quicktime = catalog.get("quicktime")
@@ -320,9 +345,27 @@ def test_catalog_user_extension(tmp_path: Path) -> None:
         ("---\nother: 1\n", "no top-level key patchctl_app_catalog"),
         ("---\npatchctl_app_catalog:\n  - {id: x, name: X, packages: []}\n", "packages must be a non-empty list"),
         ("---\npatchctl_app_catalog:\n  - {id: x, name: X, packages: [x], supported: false}\n", "needs a reason"),
-        ("---\npatchctl_app_catalog:\n  - {id: x, name: X, packages: [x], classification: urgent}\n",
-         "classification must be one of"),
+        (
+            "---\npatchctl_app_catalog:\n  - {id: x, name: X, packages: [x], classification: urgent}\n",
+            "classification must be one of",
+        ),
         ("---\npatchctl_app_catalog:\n  - {id: x, name: X, packages: [7zip]}\n", "belongs to both"),
+        (
+            "---\npatchctl_app_catalog:\n  - {id: x, name: X, packages: [x], registry: '^X('}\n",
+            "registry must be a list of regular expressions",
+        ),
+        (
+            "---\npatchctl_app_catalog:\n  - {id: x, name: X, packages: [x], registry: ['^X(']}\n",
+            "is not a regular expression",
+        ),
+        (
+            "---\npatchctl_app_catalog:\n  - {id: x, name: X, packages: [x], version_scheme: calver}\n",
+            "version_scheme must be one of semantic, rolling, year, java",
+        ),
+        (
+            "---\npatchctl_app_catalog:\n  - {id: x, name: X, packages: [x], take_over: yes}\n",
+            "take_over must be one of safe, unsafe",
+        ),
         ("---\npatchctl_app_catalog: [\n", "not valid YAML"),
     ],
 )

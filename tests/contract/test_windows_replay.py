@@ -74,7 +74,7 @@ def test_replayed_search_error() -> None:
     """A search error (0x80240032): the real plugin's result is the fixture's
     (tests/data/windows/win_updates_search_failed.json); the scan refuses it naming the HRESULT;
     the deploy says per update that win_updates failed, with the message. Breaking it: the deploy
-    reading only ``failed`` (before the fix) made every update "not offered by Windows
+    reading only ``failed`` (as it once did) made every update "not offered by Windows
     Update on this host" under the role's failed_when: false."""
     run = replay.run(replay.load("search_error.txt"), install_args())
     assert run.operations == ["start", "poll", "cancel"]
@@ -188,4 +188,73 @@ def test_replayed_reboot_pending_before_the_install() -> None:
     outcome = deploy([entry(CU, "CU")], shapes.under_failed_when(run.result), check_fails=True)
     assert outcome.failed == {f"windows:{CU}": f"win_updates failed: {msg}"}
     assert outcome.error is not None and outcome.error.startswith(msg)
+    assert outcome.reboot_required is True
+
+
+def test_replayed_install_without_a_reboot() -> None:
+    """Both updates install and neither asks for a reboot: the host is ok with no reboot
+    required. Breaking it: taking every install as leaving a reboot required (``reboot_required``
+    set True in ``apply_outcome``) failed here."""
+    run = replay.run(replay.load("install_no_reboot.txt"), install_args())
+    assert run.operations == ["start", "poll", "poll", "poll", "poll", "poll", "cancel"]
+    approved = [entry(DEFENDER, "Defender"), entry(DOTNET, ".NET")]
+    outcome = deploy(approved, shapes.under_failed_when(run.result), check_fails=False)
+    assert (outcome.status, sorted(outcome.installed), outcome.failed, outcome.error) == (
+        HOST_OK,
+        sorted(e["uid"] for e in approved),
+        {},
+        None,
+    )
+    assert outcome.reboot_required is False
+
+
+def test_replayed_full_run_with_the_plugins_own_reboot() -> None:
+    """With ``reboot: true`` the plugin installs, reboots the host and searches again: the host is
+    ok, both updates installed, no reboot left required. (patchctl's role runs ``reboot: false``;
+    this is what patchctl records from a run that rebooted by itself.) Breaking it: reading
+    ``rebooted`` as a reboot still required (in ``apply_outcome``) failed here."""
+    run = replay.run(replay.load("full_run.txt"), {**install_args(), "reboot": True})
+    assert run.operations == [
+        "start",
+        "poll",
+        "poll",
+        "poll",
+        "poll",
+        "poll",
+        "cancel",
+        "reboot",
+        "start",
+        "poll",
+        "cancel",
+    ]
+    assert (run.result["rebooted"], run.result["reboot_required"]) == (True, False)
+    approved = [entry(CU, "CU"), entry(DEFENDER, "Defender")]
+    outcome = deploy(approved, shapes.under_failed_when(run.result), check_fails=False)
+    assert (outcome.status, sorted(outcome.installed), outcome.failed, outcome.error) == (
+        HOST_OK,
+        sorted(e["uid"] for e in approved),
+        {},
+        None,
+    )
+    assert outcome.reboot_required is False
+
+
+def test_replayed_reboot_failure() -> None:
+    """The updates installed but the plugin's reboot timed out: patchctl records both updates
+    installed (the host said so), the host failed with the plugin's message, and its reboot still
+    required. Breaking it: dropping the result's msg when nothing failed per update (the branch
+    of ``apply_outcome`` that keeps ``failure`` only when updates were unseen) left the host ok
+    here (``if failure and unseen``)."""
+    run = replay.run(replay.load("reboot_failure.txt"), {**install_args(), "reboot": True})
+    assert run.operations == ["start", "poll", "poll", "poll", "cancel", "reboot"]
+    msg = "Failed to reboot host: Timed out waiting for last boot time check (timeout=1200)"
+    assert run.result["msg"] == msg
+    approved = [entry(CU, "CU"), entry(DEFENDER, "Defender")]
+    outcome = deploy(approved, shapes.under_failed_when(run.result), check_fails=False)
+    assert (outcome.status, sorted(outcome.installed), outcome.failed) == (
+        HOST_FAILED,
+        sorted(e["uid"] for e in approved),
+        {},
+    )
+    assert outcome.error == msg
     assert outcome.reboot_required is True

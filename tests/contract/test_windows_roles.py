@@ -251,6 +251,11 @@ def test_deploy_plan_major_feature_update(local_windows_inventory: Path) -> None
         (_entry("chocolatey", "notepadplusplus", "8.6.2"), "not in the application catalog"),
         (_entry("chocolatey", "firefox", "latest"), "not a pinned package version"),
         (_entry("windows", CU_TITLE, "1", "KB5003171"), "needs its update_id"),
+        # a take-over of an application the catalog does not mark take_over: safe (Java)
+        (
+            {**_entry("chocolatey", "jre8", "8.0.401"), "uid": "chocolatey:jre8:8.0.401:unmanaged", "take_over": True},
+            "does not mark jre8 take_over: safe",
+        ),
     ],
 )
 def test_deploy_refuses(local_windows_inventory: Path, entry: dict[str, Any], message: str) -> None:
@@ -264,6 +269,21 @@ def test_deploy_refuses(local_windows_inventory: Path, entry: dict[str, Any], me
     assert failed, "the play must fail"
     assert message in " ".join(str(e.result.get("msg", "")) for e in failed)
     assert not any("__patch_apply_windows_plan" in e.result.get("ansible_facts", {}) for e in events)
+
+
+def test_deploy_plan_takes_over_where_the_catalog_marks_it_safe(local_windows_inventory: Path) -> None:
+    """A take-over entry of VLC (catalog: take_over: safe) is planned like any approved version.
+
+    Seen failing with the refusal's condition inverted (VLC refused) and, for the Java case of
+    test_deploy_refuses, with the refusal task removed (Java planned)."""
+    entry = {**_entry("chocolatey", "vlc", "3.0.20"), "uid": "chocolatey:vlc:3.0.20:unmanaged", "take_over": True}
+    events, rc = _run(
+        local_windows_inventory,
+        paths.playbook("deploy.yml"),
+        {"patchctl_deploy": {"win-local": [entry]}, "patch_apply_windows_plan_only": True},
+    )
+    assert rc == 0
+    assert _plan(events)["chocolatey"] == {"vlc": "3.0.20"}
 
 
 @pytest.mark.parametrize(

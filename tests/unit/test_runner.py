@@ -90,9 +90,7 @@ def test_events_and_stats_for_ok_failed_and_unreachable_hosts(project: Path) -> 
     assert ("good", "Never runs", False, "skipped") in by_task
     assert ("dead", "Always ok", False, "unreachable") in by_task
     failed = [ev for ev in events if ev.status == "failed"]
-    assert [(ev.host, ev.task, ev.action) for ev in failed] == [
-        ("failer", "Fails on purpose", "ansible.builtin.fail")
-    ]
+    assert [(ev.host, ev.task, ev.action) for ev in failed] == [("failer", "Fails on purpose", "ansible.builtin.fail")]
     assert failed[0].result["msg"] == "planned failure"  # extravars reached the play
     # The loop's failing item is ignored by the task: only the ok item is reported.
     loop = [ev for ev in events if ev.host == "good" and ev.task == "Loop with one ignored failure"]

@@ -512,11 +512,16 @@ def test_module_params_like_ansible(args: dict[str, Any], params: dict[str, Any]
     ("args", "message"),
     [
         ({"bogus": 1}, "Unsupported parameters for (patch_scan_linux) module: bogus"),
-        ({"pkg_mgr": "yum"}, "value of pkg_mgr must be one of: auto, apt, dnf, zypper, got: yum "
-         "(role variable patch_scan_linux_pkg_mgr)"),
+        (
+            {"pkg_mgr": "yum"},
+            "value of pkg_mgr must be one of: auto, apt, dnf, zypper, got: yum "
+            "(role variable patch_scan_linux_pkg_mgr)",
+        ),
         ({"refresh": "maybe"}, "argument refresh: 'maybe' is not a boolean (role variable patch_scan_linux_refresh)"),
-        ({"cache_valid_time": "soon"}, "argument cache_valid_time: 'soon' is not an integer "
-         "(role variable patch_scan_linux_cache_valid_time)"),
+        (
+            {"cache_valid_time": "soon"},
+            "argument cache_valid_time: 'soon' is not an integer (role variable patch_scan_linux_cache_valid_time)",
+        ),
         ({"cache_valid_time": True}, "argument cache_valid_time: True is not an integer"),
     ],
 )
