@@ -52,6 +52,7 @@ def _build(
         windows={r.host: getattr(r, "patch_window", None) for r in rows},
         waves=waves,
         deploy_failures=failures,
+        blocked=reads.blocked_hosts(q),
         stale_days=stale_days,
         nodes=reads.node_throughput(q),
         approved_missing=reads.approved_missing(q, names),

@@ -17,6 +17,7 @@ from patchctl.render.report_csv import section_rows
 from patchctl.render.words import age_text, short_time, state_word
 from patchctl.rules.clock import iso_utc
 from patchctl.rules.compliance import (
+    BLOCKED,
     COMPLIANT,
     FAILED,
     MISSING,
@@ -157,6 +158,7 @@ _STATE_STYLE = {
     MISSING: "yellow",
     REBOOT_PENDING: "yellow",
     FAILED: "red",
+    BLOCKED: "red",
     UNREACHABLE: "red",
     STALE: "magenta",
     NEVER_SCANNED: "dim",

@@ -29,7 +29,7 @@ from patchctl.rules.compliance import (
     ComplianceFacts,
     compliance_state,
 )
-from patchctl.rules.model import CLASSIFICATIONS, HOST_FAILED, HOST_UNREACHABLE
+from patchctl.rules.model import CLASSIFICATIONS, HOST_BLOCKED, HOST_FAILED, HOST_UNREACHABLE
 
 
 @dataclass(frozen=True)
@@ -162,16 +162,31 @@ HISTORY_STATES = (COMPLIANT, MISSING, REBOOT_PENDING, FAILED, UNREACHABLE)
 NO_ROLE = "none"
 
 
-def host_facts(host: HostReport, deploy_failed: bool, approved_missing: int | None) -> ComplianceFacts:
+def host_facts(
+    host: HostReport, deploy_failed: bool, approved_missing: int | None, deploy_blocked: str | None = None
+) -> ComplianceFacts:
     """What the one rule (:func:`patchctl.rules.compliance.compliance_state`) reads of a host of
-    the report. ``approved_missing`` None: nothing was ever decided, every missing update counts."""
+    the report. ``approved_missing`` None: nothing was ever decided, every missing update counts.
+    ``deploy_blocked``: the reason of the host's blocked last deploy, if it was blocked."""
     return ComplianceFacts(
         last_scan=host.reachability,
         last_scan_at=host.last_scan_at,
         approved_missing=host.missing.total if approved_missing is None else approved_missing,
         reboot_pending=host.reboot_pending,
         deploy_failed=deploy_failed,
+        deploy_blocked=deploy_blocked,
     )
+
+
+def split_deploy_results(
+    deploy_failures: Iterable[DeployFailure], blocked: Iterable[DeployFailure], hosts: Iterable[str]
+) -> tuple[dict[str, DeployFailure], dict[str, DeployFailure]]:
+    """(failed, blocked) by host, for ``hosts``: the latest rollout's failed (not blocked) last
+    deploys, and the hosts whose last deploy in any rollout was blocked. verify and the report
+    both read a host's deploy facts through this."""
+    wanted = set(hosts)
+    failed = {f.host: f for f in deploy_failures if f.host in wanted and f.status != HOST_BLOCKED}
+    return failed, {b.host: b for b in blocked if b.host in wanted}
 
 
 def _state_counts(states: Iterable[str]) -> dict[str, int]:
@@ -334,25 +349,27 @@ def build_report(
     stale_days: float = 7,
     nodes: Sequence[NodeThroughput] = (),
     approved_missing: Mapping[str, int] | None = None,
+    blocked: Iterable[DeployFailure] = (),
 ) -> Report:
     """The report over ``rows`` (one per host), as of ``generated_at``.
 
     ``waves`` are the waves of one rollout (the latest); ``deploy_failures`` the hosts whose last
     deploy result in it was not ok; ``reboot_since`` and ``windows`` map hosts to the time they
-    started to need a reboot and to their maintenance window.
+    started to need a reboot and to their maintenance window; ``blocked`` the hosts whose last
+    deploy in any rollout was blocked.
     """
     hosts, totals = _hosts_and_totals(rows)
     now = generated_at
     stale_after = timedelta(days=stale_days)
     names = [h.name for h in hosts]
-    wanted = set(names)
-    dfail = {f.host: f for f in deploy_failures if f.host in wanted}
+    dfail, dblock = split_deploy_results(deploy_failures, blocked, names)
     states = {
         h.name: compliance_state(
             host_facts(
                 h,
                 deploy_failed=h.name in dfail,
                 approved_missing=None if approved_missing is None else approved_missing.get(h.name, 0),
+                deploy_blocked=dblock[h.name].reason if h.name in dblock else None,
             ),
             now,
             stale_after,
@@ -394,7 +411,7 @@ def build_report(
     ]
     failures.extend(
         Failure(f.host, "deploy", f.status, f.reason, f.at, f.rollout_id, f.wave)
-        for f in sorted(dfail.values(), key=lambda f: f.host)
+        for f in sorted([*dfail.values(), *dblock.values()], key=lambda f: f.host)
     )
     return Report(
         generated_at=generated_at,

@@ -235,30 +235,42 @@ def wave_rows(q: Query, rollout_id: int) -> list[WaveRow]:
 
 
 def deploy_failures(q: Query, rollout_id: int) -> list[DeployFailure]:
-    """Hosts whose last deploy result in the rollout is not ok, with the reason."""
+    """Hosts whose last deploy result in the rollout is not ok (``blocked`` included), with the reason."""
     rows = q(
         "SELECT d.* FROM deploy_results d"
         " WHERE d.id IN (SELECT MAX(id) FROM deploy_results WHERE rollout_id = :r GROUP BY host)"
         " AND d.status <> 'ok' ORDER BY d.host",
         {"r": rollout_id},
     )
-    out = []
-    for r in rows:
-        failed = _json(r["failed"]) or {}
-        detail = "; ".join(f"{uid}: {why}" for uid, why in sorted(dict(failed).items()))
-        at = _dt(r["finished_at"])
-        assert at is not None
-        out.append(
-            DeployFailure(
-                rollout_id=int(r["rollout_id"]),
-                wave=r["wave"],
-                host=r["host"],
-                status=r["status"],
-                reason=str(r["error"] or detail or r["status"]),
-                at=at,
-            )
-        )
-    return out
+    return [_failure(r) for r in rows]
+
+
+def _failure(r: Row) -> DeployFailure:
+    failed = _json(r["failed"]) or {}
+    detail = "; ".join(f"{uid}: {why}" for uid, why in sorted(dict(failed).items()))
+    at = _dt(r["finished_at"])
+    assert at is not None
+    return DeployFailure(
+        rollout_id=int(r["rollout_id"]),
+        wave=r["wave"],
+        host=r["host"],
+        status=r["status"],
+        reason=str(r["error"] or detail or r["status"]),
+        at=at,
+    )
+
+
+def blocked_hosts(q: Query) -> list[DeployFailure]:
+    """Hosts whose last deploy result in any rollout is ``blocked`` (an approved update the
+    repositories no longer offer), with the reason; a later result in a newer rollout (the
+    follow-up that delivers the successor) ends it."""
+    rows = q(
+        "SELECT d.* FROM deploy_results d"
+        " WHERE d.id IN (SELECT MAX(id) FROM deploy_results GROUP BY host)"
+        " AND d.status = 'blocked' ORDER BY d.host",
+        {},
+    )
+    return [_failure(r) for r in rows]
 
 
 def node_throughput(q: Query) -> list[NodeThroughput]:

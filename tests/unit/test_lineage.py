@@ -5,18 +5,20 @@ tests/integration/test_lineage_lab.py."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from patchctl.deploy import judge
+from patchctl.report import full_report
 from patchctl.rollouts import rollout_status
 from patchctl.rules.lineage import Approved, Entry, HostPlan, Offered, below_floor, host_plan
 from patchctl.rules.model import HOST_BLOCKED, HOST_FAILED, HOST_OK, HOST_UNREACHABLE, ApplyOutcome
 from patchctl.rules.policy import Policy, Wave, parse_policy
 from patchctl.store import Store
 from patchctl.store.rollouts import Decision, RolloutStore
+from patchctl.verify import VerifyOptions, verify
 from tests.unit.test_scan_module import load_plugin_module
 from tests.unit.test_store import OPENSSL, T0, ok_scan
 
@@ -149,3 +151,59 @@ def test_rollout_status_lists_blocked_hosts_apart_from_ok_and_failed(tmp_path: P
     ]
     assert not status["promotion"]["allowed"]
     assert "below min_success_percent 100" in status["promotion"]["reason"]
+
+
+def _blocked_store(db_url: str) -> tuple[int, str]:
+    """web01 blocked and web02 failed in rollout 1's pilot; returns (rollout id, web01's reason)."""
+    with Store.open(db_url) as store:
+        run = store.start_run("scan", "inv", None, 2, now=T0)
+        for host in ("web01", "web02"):
+            store.record_host_scan(run, ok_scan(host, T0, [OPENSSL]))
+        store.finish_run(run, "ok", now=T0)
+        rs = RolloutStore(store)
+        entries = rs.catalog()
+        rs.record_decisions([(e, Decision("approved", "tester", "test", T0), False) for e in entries])
+        rid = rs.create_rollout(T0, "tester", "policy.yml", [Wave("pilot", "all", bake_days=0)], entries)
+        rs.set_wave(rid, 0, T0, "tester", "deploy start", state="deploying", hosts=["web01", "web02"], started_at=T0)
+        deploy_run = rs.start_deploy_run(rid, "pilot", "tester", T0)
+        why = "approved 1.1-1 is no longer offered; the repositories offer 1.2-1 (successors: block: ...)"
+        blocked = ApplyOutcome("web01", HOST_BLOCKED, failed={OPENSSL.uid: why}, error=f"{OPENSSL.uid}: {why}")
+        rs.record_deploy_result(deploy_run, rid, "pilot", blocked, T0)
+        failed = ApplyOutcome("web02", HOST_FAILED, failed={OPENSSL.uid: "dpkg: error"}, error="dpkg: error")
+        rs.record_deploy_result(deploy_run, rid, "pilot", failed, T0)
+        rs.finish_deploy_run(deploy_run, "finished", T0)
+        rs.set_wave(rid, 0, T0, "tester", "wave finished", state="finished", finished_at=T0)
+    return rid, f"{OPENSSL.uid}: {why}"
+
+
+def test_a_blocked_host_is_blocked_in_verify_report_and_rollout_status(db_url: str, tmp_path: Path) -> None:
+    """The one rule's ``blocked``: a host whose last deploy was blocked is ``blocked`` (with the
+    reason) in verify and the report alike, and ``rollout status`` lists it; a failed one stays
+    ``failed``; a later ok result in a newer rollout (the follow-up) ends it. SQLite and
+    PostgreSQL. Breaking it: without the blocked check in compliance_state, verify and the report
+    said ``missing`` for web01 (``failed`` before the state existed); with blocked_hosts taking every
+    blocked result, not only each host's last, web01 stayed ``blocked`` after rollout 2's ok
+    (both run and failed here)."""
+    rid, reason = _blocked_store(db_url)
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("all:\n  hosts:\n    web01:\n    web02:\n")
+    now = T0 + timedelta(hours=1)
+    report = full_report(db_url, None, now)
+    assert dict(report.states) == {"web01": "blocked", "web02": "failed"}
+    verified = verify(VerifyOptions(str(inventory), db_url, now, rescan=False)).as_dict()
+    by_host = {h["host"]: h for h in verified["hosts"]}
+    assert {h: v["state"] for h, v in by_host.items()} == {"web01": "blocked", "web02": "failed"}
+    assert reason in by_host["web01"]["detail"]
+    assert verified["counts"]["blocked"] == 1
+    status = rollout_status(db_url, rid, now).as_dict()
+    assert [b["host"] for b in status["blocked"]] == ["web01"]
+    assert [(f.host, f.status) for f in report.failures] == [("web01", "blocked"), ("web02", "failed")]
+    # a newer rollout delivers web01: its last deploy is ok, it is no longer blocked
+    with Store.open(db_url) as store:
+        rs = RolloutStore(store)
+        rid2 = rs.create_rollout(now, "tester", "policy.yml", [Wave("pilot", "web01", bake_days=0)], rs.catalog())
+        deploy_run = rs.start_deploy_run(rid2, "pilot", "tester", now)
+        rs.record_deploy_result(deploy_run, rid2, "pilot", ApplyOutcome("web01", HOST_OK), now)
+        rs.finish_deploy_run(deploy_run, "finished", now)
+    states = full_report(db_url, None, now).states
+    assert states["web01"] == "missing"  # approved openssl still missing: no longer blocked
