@@ -44,7 +44,7 @@ from patchctl.decisions import actor
 from patchctl.errors import EXIT_HOST_FAILURES, EXIT_OK, ConfigError, PolicyBlocked
 from patchctl.reboot import RebootReport, after_deploy_outcomes
 from patchctl.report import host_states
-from patchctl.rollouts import PromoteResult, promote, rollout_lock_name, rollout_or_latest
+from patchctl.rollouts import PromoteResult, ensure_follow_up, promote, rollout_lock_name, rollout_or_latest
 from patchctl.rules import waves as rollout
 from patchctl.rules.clock import Clock
 from patchctl.rules.lineage import Approved, HostPlan, Offered, below_floor, host_plan
@@ -95,6 +95,8 @@ class DeployReport:
     # each wave host's compliance state after the deploy and its reboots (rules.compliance)
     compliance: dict[str, str] = field(default_factory=dict)
     notes: dict[str, list[str]] = field(default_factory=dict)  # host -> "installed 1.2-1 (successor of ...)"
+    # successors: repilot: the follow-up rollout holding the successors of the updates it blocked
+    follow_up_rollout: int | None = None
 
     @property
     def exit_code(self) -> int:
@@ -131,6 +133,7 @@ class DeployReport:
             ],
             "reboots": self.reboots.as_dict()["hosts"] if self.reboots is not None else [],
             "compliance": dict(sorted(self.compliance.items())),
+            "follow_up_rollout": self.follow_up_rollout,
         }
 
 
@@ -256,14 +259,21 @@ def promote_and_deploy(
     """``patchctl rollout promote --deploy``: promote the rollout's next wave
     (:func:`patchctl.rollouts.promote`; PolicyBlocked, exit 3, when the rule does not allow it
     yet), then :func:`deploy` that wave, its reboots included. No deploy (``None``) when the
-    rollout is complete. ``promoted`` is told the promotion before the deploy starts."""
-    result = promote(opts.db_url, opts.rollout_id, opts.clock.now())
+    rollout is complete. ``promoted`` is told the promotion before the deploy starts. Hosts the
+    deploy blocked under ``successors: repilot`` get their follow-up rollout at once
+    (:func:`patchctl.rollouts.ensure_follow_up`; :attr:`DeployReport.follow_up_rollout`)."""
+    result = promote(opts.db_url, opts.rollout_id, opts.clock.now(), opts.policy)
     if promoted is not None:
         promoted(result)
     p = result.promotion
     if p.wave is None or p.complete:
         return result, None
-    return result, deploy(replace(opts, rollout_id=result.rollout_id, wave=p.wave.wave.name), progress)
+    report = deploy(replace(opts, rollout_id=result.rollout_id, wave=p.wave.wave.name), progress)
+    # successors: repilot: the hosts this deploy blocked wait for a follow-up rollout, made now
+    if any(o.status == HOST_BLOCKED for o in report.outcomes.values()):
+        follow_up = ensure_follow_up(opts.db_url, report.rollout_id, opts.policy, opts.clock.now())
+        report.follow_up_rollout = follow_up.rollout_id if follow_up is not None else None
+    return result, report
 
 
 def _deploy_locked(

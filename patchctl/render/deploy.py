@@ -30,6 +30,11 @@ def deploy_lines(data: Mapping[str, Any], quiet: bool = False) -> list[str]:
     if data["halted_reason"]:
         summary += f"; halted: {data['halted_reason']}"
     lines.append(summary)
+    if data.get("follow_up_rollout") is not None:
+        lines.append(
+            f"follow-up rollout {data['follow_up_rollout']} holds the successors of the blocked updates "
+            "(successors: repilot): it goes through the pilot first"
+        )
     return lines
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from patchctl.rules.lineage import LineageRollout
 from patchctl.rules.report import (
     HISTORY_STATES,
     DeployFailure,
@@ -271,6 +272,32 @@ def blocked_hosts(q: Query) -> list[DeployFailure]:
         {},
     )
     return [_failure(r) for r in rows]
+
+
+def lineage_rollouts(q: Query) -> list[LineageRollout]:
+    """Each rollout's updates as versions of their lineages: when the rollout's first wave
+    started and whether a later wave of it recorded a host ok (delivered beyond the pilot)."""
+    rows = q(
+        "SELECT ru.rollout_id, ru.source, ru.name, ru.version, w0.started_at AS first_started,"
+        " (SELECT COUNT(*) FROM deploy_results d JOIN rollout_waves w"
+        "  ON w.rollout_id = d.rollout_id AND w.name = d.wave"
+        "  WHERE d.rollout_id = ru.rollout_id AND w.position > 0 AND d.status = 'ok') AS beyond"
+        " FROM rollout_updates ru"
+        " LEFT JOIN rollout_waves w0 ON w0.rollout_id = ru.rollout_id AND w0.position = 0"
+        " ORDER BY ru.rollout_id, ru.uid",
+        {},
+    )
+    return [
+        LineageRollout(
+            rollout_id=int(r["rollout_id"]),
+            source=str(r["source"]),
+            name=str(r["name"]),
+            version=str(r["version"]),
+            first_wave_started_at=_dt(r["first_started"]),
+            delivered_beyond_first=int(r["beyond"] or 0) > 0,
+        )
+        for r in rows
+    ]
 
 
 def node_throughput(q: Query) -> list[NodeThroughput]:

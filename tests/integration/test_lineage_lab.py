@@ -164,7 +164,7 @@ def test_superseded_approved_version_blocks_the_fleet(lineage_lab: LabEnv, tmp_p
     # the pilot has the rollout's version; the successor has no approval recorded yet
     assert by_verify[run.pilot] == by_report[run.pilot] == "compliant"
     if successors == "repilot":
-        assert "follow-up rollout is not built yet" in results[run.fleet[0]]["error"]
+        assert "goes through the pilot of a follow-up rollout first" in results[run.fleet[0]]["error"]
 
 
 def test_successors_install_takes_the_successor(lineage_lab: LabEnv, tmp_path: Path) -> None:
