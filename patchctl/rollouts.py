@@ -25,9 +25,17 @@ from patchctl.decisions import actor, evaluate_catalog
 from patchctl.errors import ConfigError, PolicyBlocked
 from patchctl.rules import waves as rollout
 from patchctl.rules.clock import iso_utc
-from patchctl.rules.lineage import Approved, Offered, Starved, follow_up_successors, follow_up_waves, starved_lineages
+from patchctl.rules.lineage import (
+    Approved,
+    Offered,
+    Starved,
+    follow_up_successors,
+    follow_up_waves,
+    starved_after,
+    starved_lineages,
+)
 from patchctl.rules.model import HOST_BLOCKED
-from patchctl.rules.policy import FAMILY_OF_SOURCE, STATE_APPROVED, Policy
+from patchctl.rules.policy import STATE_APPROVED, Policy
 from patchctl.rules.waves import Promotion
 from patchctl.store import Store
 from patchctl.store import reports as reads
@@ -196,18 +204,6 @@ def _blocked_hosts(rs: RolloutStore, r: Rollout) -> tuple[tuple[BlockedHost, ...
             if h.status == HOST_BLOCKED and h.host not in r.results
         ]
     return tuple(sorted(out, key=lambda b: (b.host, b.rollout))), follow_ups
-
-
-def starved_after(policy: Policy | None) -> dict[str, float]:
-    """Source -> its baseline's ``starved_after_days`` (sources without a baseline: the default)."""
-    if policy is None:
-        return {}
-    out: dict[str, float] = {}
-    for source in FAMILY_OF_SOURCE:
-        baseline = policy.baseline_for(source)
-        if baseline is not None:
-            out[source] = baseline.starved_after_days
-    return out
 
 
 def rollout_status(db_url: str, rollout_id: int | None, now: datetime, policy: Policy | None = None) -> RolloutStatus:

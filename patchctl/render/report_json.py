@@ -12,6 +12,7 @@ from patchctl.rules.report import HostReport, MissingCounts, Report, WaveSummary
 
 REPORT_JSON_SCHEMA = "patchctl.report/1"
 
+
 def _missing_json(m: MissingCounts) -> dict[str, Any]:
     return {"total": m.total, "major": m.major, "by_classification": dict(m.by_class)}
 
@@ -122,9 +123,14 @@ def full_report_json(rep: Report) -> dict[str, Any]:
                        "halted_reason": null, "by_state": {<state>: n, ...}}]
         },
         "rollout_id": 3 | null,                              # the rollout by_wave describes
+        (each host also gets "exposure": {"lineage": "apt:openssl", "since": ..., "days": 12.5}
+         or null: its oldest open exposure, v_host_exposure)
         "top_missing": [{"uid": "apt:openssl:3.0.13", "source": "apt", "name": "openssl",
                          "version": "3.0.13", "classification": "security", "severity": null,
-                         "major": false, "cves": [], "hosts": 2}],
+                         "major": false, "cves": [], "hosts": 2,
+                         "exposure_days": 12.5}],            # the oldest exposure of its lineage
+        "starved": [{"lineage": "apt:chromium", "since": ..., "days": 41.0, "rollouts": [3, 5],
+                     "versions": ["120.1", "120.2"], "reason": "..."}],
         "pending_reboots": [{"host": "web01", "patch_role": "server", "patch_window": "sun-02",
                              "since": "2024-06-01T10:00:00Z", "age_hours": 2.0}],
         "failures": [{"host": "db01", "stage": "scan" | "deploy", "status": "unreachable",
@@ -140,6 +146,10 @@ def full_report_json(rep: Report) -> dict[str, Any]:
     for host in data["hosts"]:
         host["state"] = rep.states.get(host["name"])
         host["wave"] = rep.waves_of.get(host["name"])
+        e = rep.oldest_exposure.get(host["name"])
+        host["exposure"] = (
+            None if e is None else {"lineage": e.lineage, "since": iso_utc(e.since), "days": e.days(rep.generated_at)}
+        )
     data["stale_days"] = rep.stale_days
     data["compliance"] = {
         "percent": rep.compliant_percent,
@@ -159,8 +169,20 @@ def full_report_json(rep: Report) -> dict[str, Any]:
             "major": m.major,
             "cves": list(m.cves),
             "hosts": m.hosts,
+            "exposure_days": rep.exposure_days(m.source, m.name),
         }
         for m in rep.top_missing
+    ]
+    data["starved"] = [
+        {
+            "lineage": f"{x.source}:{x.name}",
+            "since": iso_utc(x.since),
+            "days": x.days,
+            "rollouts": list(x.rollouts),
+            "versions": list(x.versions),
+            "reason": x.reason,
+        }
+        for x in rep.starved
     ]
     data["pending_reboots"] = [
         {

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from patchctl.rules.policy import (
+    FAMILY_OF_SOURCE,
     STATE_APPROVED,
     SUCCESSORS_BLOCK,
     SUCCESSORS_INSTALL,
@@ -284,4 +285,16 @@ def starved_lineages(rows: Iterable[LineageRollout], after_days: Mapping[str, fl
                     tuple(r.version for r in trailing),
                 )
             )
+    return out
+
+
+def starved_after(policy: Policy | None) -> dict[str, float]:
+    """Source -> its baseline's ``starved_after_days`` (sources without a baseline: the default)."""
+    if policy is None:
+        return {}
+    out: dict[str, float] = {}
+    for source in FAMILY_OF_SOURCE:
+        baseline = policy.baseline_for(source)
+        if baseline is not None:
+            out[source] = baseline.starved_after_days
     return out

@@ -14,7 +14,7 @@ widespread missing updates, the history) and fills the input rows (:class:`TopMi
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from patchctl.rules.compliance import (
@@ -29,6 +29,7 @@ from patchctl.rules.compliance import (
     ComplianceFacts,
     compliance_state,
 )
+from patchctl.rules.lineage import Starved
 from patchctl.rules.model import CLASSIFICATIONS, HOST_BLOCKED, HOST_FAILED, HOST_UNREACHABLE
 
 
@@ -301,6 +302,24 @@ class NodeThroughput:
 
 
 @dataclass(frozen=True)
+class Exposure:
+    """Since when a host has lacked a version of a lineage (a row of ``v_host_exposure``): from the
+    first version of the lineage it was found missing, surviving supersedes, ended by an install."""
+
+    host: str
+    source: str
+    name: str
+    since: datetime
+
+    @property
+    def lineage(self) -> str:
+        return f"{self.source}:{self.name}"
+
+    def days(self, now: datetime) -> float:
+        return round(max(0.0, (now - self.since).total_seconds()) / 86400, 1)
+
+
+@dataclass(frozen=True)
 class WaveSummary:
     """One wave of the latest rollout: its progress and the compliance of its hosts."""
 
@@ -329,6 +348,16 @@ class Report:
     failures: tuple[Failure, ...]
     history: tuple[HistoryPoint, ...]
     nodes: tuple[NodeThroughput, ...] = ()  # per execution node throughput
+    # the exposure clock: per host its oldest open exposure; per lineage the oldest of its hosts'
+    oldest_exposure: Mapping[str, Exposure] = field(default_factory=dict)
+    lineage_exposure: Mapping[tuple[str, str], Exposure] = field(default_factory=dict)
+    # lineages never delivered beyond the pilot for longer than starved_after_days
+    starved: tuple[Starved, ...] = ()
+
+    def exposure_days(self, source: str, name: str) -> float | None:
+        """The oldest exposure among the hosts missing a version of the lineage, in days."""
+        e = self.lineage_exposure.get((source, name))
+        return None if e is None else e.days(self.generated_at)
 
     @property
     def compliant_percent(self) -> float:
@@ -350,13 +379,15 @@ def build_report(
     nodes: Sequence[NodeThroughput] = (),
     approved_missing: Mapping[str, int] | None = None,
     blocked: Iterable[DeployFailure] = (),
+    exposures: Iterable[Exposure] = (),
+    starved: Sequence[Starved] = (),
 ) -> Report:
     """The report over ``rows`` (one per host), as of ``generated_at``.
 
     ``waves`` are the waves of one rollout (the latest); ``deploy_failures`` the hosts whose last
     deploy result in it was not ok; ``reboot_since`` and ``windows`` map hosts to the time they
     started to need a reboot and to their maintenance window; ``blocked`` the hosts whose last
-    deploy in any rollout was blocked.
+    deploy in any rollout was blocked; ``exposures`` the open exposures (``v_host_exposure``).
     """
     hosts, totals = _hosts_and_totals(rows)
     now = generated_at
@@ -413,7 +444,20 @@ def build_report(
         Failure(f.host, "deploy", f.status, f.reason, f.at, f.rollout_id, f.wave)
         for f in sorted([*dfail.values(), *dblock.values()], key=lambda f: f.host)
     )
+    oldest: dict[str, Exposure] = {}
+    by_lineage: dict[tuple[str, str], Exposure] = {}
+    for e in exposures:
+        if e.host not in states:
+            continue
+        if e.host not in oldest or e.since < oldest[e.host].since:
+            oldest[e.host] = e
+        key = (e.source, e.name)
+        if key not in by_lineage or e.since < by_lineage[key].since:
+            by_lineage[key] = e
     return Report(
+        oldest_exposure=oldest,
+        lineage_exposure=by_lineage,
+        starved=tuple(starved),
         generated_at=generated_at,
         hosts=hosts,
         totals=totals,

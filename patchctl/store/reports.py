@@ -19,6 +19,7 @@ from patchctl.rules.lineage import LineageRollout
 from patchctl.rules.report import (
     HISTORY_STATES,
     DeployFailure,
+    Exposure,
     HistoryPoint,
     NodeThroughput,
     TopMissing,
@@ -272,6 +273,19 @@ def blocked_hosts(q: Query) -> list[DeployFailure]:
         {},
     )
     return [_failure(r) for r in rows]
+
+
+def exposures(q: Query, hosts: Sequence[str] | None = None) -> list[Exposure]:
+    """The open exposures (``v_host_exposure``): per host and lineage, missing since when."""
+    params: dict[str, Any] = {}
+    where = _host_filter("host_id", hosts, params)
+    rows = q(f"SELECT host, source, name, since FROM v_host_exposure WHERE 1 = 1{where}", params)  # noqa: S608 - only placeholders are interpolated
+    out = []
+    for r in rows:
+        since = _dt(r["since"])
+        if since is not None:
+            out.append(Exposure(str(r["host"]), str(r["source"]), str(r["name"]), since))
+    return out
 
 
 def lineage_rollouts(q: Query) -> list[LineageRollout]:
