@@ -3,7 +3,8 @@
 ``deploy`` computes, per host of the wave, the rollout's updates that apply to it
 (:func:`patchctl.rules.lineage.host_plan` for apt, dnf and zypper: those its last scan shows
 missing are installed, the others only checked, and an approved version no longer offered goes
-by the baseline's ``successors``; Windows and Chocolatey updates the host is missing), passes them
+by the baseline's ``successors``; Windows and Chocolatey updates the host is missing, and a
+Windows update no longer offered and not in the host's install history blocks it), passes them
 to ``playbooks/deploy.yml`` as ``patchctl_deploy``
 (docs/contracts.md) in batches of the wave's ``max_concurrency`` (one Ansible run per batch),
 records each host's result as it arrives, and halts the wave (no further batch starts) when
@@ -47,7 +48,7 @@ from patchctl.report import host_states
 from patchctl.rollouts import PromoteResult, ensure_follow_up, promote, rollout_lock_name, rollout_or_latest
 from patchctl.rules import waves as rollout
 from patchctl.rules.clock import Clock
-from patchctl.rules.lineage import Approved, HostPlan, Offered, below_floor, host_plan
+from patchctl.rules.lineage import Approved, HostPlan, Offered, below_floor, host_plan, windows_unoffered
 from patchctl.rules.model import HOST_BLOCKED, HOST_FAILED, HOST_OK, HOST_UNREACHABLE, ApplyOutcome
 from patchctl.rules.policy import Policy, Wave
 from patchctl.store import Store
@@ -414,6 +415,8 @@ def _deploy_hosts(
                 progress(outcome, len(report.outcomes), len(todo))
 
     work: dict[str, list[dict[str, Any]]] = {}
+    windows_updates = [u for u in r.updates if u.source == "windows"]
+    gone = rs.gone_on_hosts(todo, (u.update_id for u in windows_updates))
     lineages = rs.store.host_lineages(todo)
     by_uid = {u.uid: u for u in r.updates}
     approved = [Approved(u.uid, u.source, u.name, u.version) for u in r.updates]
@@ -432,6 +435,13 @@ def _deploy_hosts(
             lineages.get(host, set()),
             opts.policy,
             clock.now(),
+        )
+        # a Windows update no longer offered and not in the host's install history: blocked
+        plan.blocked.update(
+            windows_unoffered(
+                ((u.uid, u.name) for u in windows_updates if u.update_id not in missing[host]),
+                {u.uid for u in windows_updates if u.update_id in gone.get(host, set())},
+            )
         )
         planned = {e.approved.uid for e in plan.entries} | set(plan.blocked)
         entries = [_linux_entry(by_uid[e.approved.uid], e.uid, e.version, e.install) for e in plan.entries]

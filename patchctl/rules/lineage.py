@@ -15,7 +15,9 @@ a deploy sends the apply module for one host, from its last scan:
 :func:`below_floor` then judges the module's answer, the versions dpkg or rpm report after the
 run: an update whose package is below its floor is not installed, whatever an earlier scan said.
 Versions are ordered by :mod:`patchctl.rules.versions`; sources without an ordering (Windows,
-Chocolatey) are not planned here.
+Chocolatey) are not planned here, but a Windows update of the rollout that Windows Update no
+longer offers a host and that the host's install history does not hold (its ``host_updates``
+row is ``gone``: superseded or hidden) blocks the host (:func:`windows_unoffered`).
 
 With ``successors: repilot`` a blocked update's successor goes through a follow-up rollout of its
 own (:func:`follow_up_successors`, :func:`follow_up_waves`: the policy's waves, the first one
@@ -175,6 +177,20 @@ def below_floor(entries: Iterable[Entry], versions: Mapping[str, str]) -> dict[s
         if older(e.approved.source, have, e.version) is not False:
             out[e.uid] = f"{have} installed after the run, below the approved {e.version}"
     return out
+
+
+def windows_unoffered(approved: Iterable[tuple[str, str]], gone: Collection[str]) -> dict[str, str]:
+    """approved uid -> reason, for each ``(uid, title)`` of the rollout's Windows updates that
+    was missing on the host once and now is neither offered nor in its install history
+    (``gone``): the host lacks it and no deploy can install it, so it is blocked, never ok."""
+    return {
+        uid: (
+            f"approved {title} is no longer offered by Windows Update and is not in the host's install "
+            "history (superseded or hidden): approve its successor"
+        )
+        for uid, title in approved
+        if uid in gone
+    }
 
 
 # --- successors: repilot: the follow-up rollout -----------------------------------------------

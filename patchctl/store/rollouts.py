@@ -441,6 +441,23 @@ class RolloutStore:
                 out.setdefault(row.name, set()).add(int(row.update_id))
         return out
 
+    def gone_on_hosts(self, hosts: Iterable[str], update_ids: Iterable[int]) -> dict[str, set[int]]:
+        """host -> which of ``update_ids`` were missing on it once and are ``gone`` now: no longer
+        offered and not installed (for Windows: not in the install history its scan read)."""
+        h, hu = t.hosts, t.host_updates
+        names, ids = list(hosts), list(update_ids)
+        out: dict[str, set[int]] = {}
+        if not names or not ids:
+            return out
+        with self.store._read() as conn:
+            for row in conn.execute(
+                sa.select(h.c.name, hu.c.update_id)
+                .join(hu, hu.c.host_id == h.c.id)
+                .where(h.c.name.in_(names), hu.c.update_id.in_(ids), hu.c.state == t.STATE_GONE)
+            ):
+                out.setdefault(row.name, set()).add(int(row.update_id))
+        return out
+
     # --- incidents --------------------------------------------------------------------------
 
     def open_incident(self, rollout_id: int, host: str | None, text: str, actor: str, at: datetime) -> int:

@@ -173,8 +173,8 @@ def test_repilot_sends_the_successor_through_a_follow_up_rollout(lineage_lab: La
     rollout status, verify and report say ``blocked`` alike, status naming the follow-up; the
     next promote deploys rollout 2's pilot (1.6-1, read with dpkg), its bake (successor_bake_days
     2) holds the fleet back, then the fleet gets 1.6-1 and all three say compliant. Breaking it:
-    without the follow-up step in promote_and_deploy, follow_up_rollout was null and the next
-    promote found rollout 1 complete (exit 0, nothing deployed; run and failed here)."""
+    without the follow-up step in promote_and_deploy, the first promote's follow_up_rollout was
+    null (run and failed here)."""
     run, later = start(lineage_lab, tmp_path, "repilot", "1.5-1", "1.6-1")
     first = run("rollout", "promote", "--deploy", "--json", now=later, code=1).json()
     assert isinstance(first, dict) and first["follow_up_rollout"] == 2
