@@ -17,10 +17,12 @@ from patchctl.rules.lineage import (
     Approved,
     Entry,
     HostPlan,
+    LineageRollout,
     Offered,
     below_floor,
     follow_up_successors,
     host_plan,
+    starved_lineages,
 )
 from patchctl.rules.model import HOST_BLOCKED, HOST_FAILED, HOST_OK, HOST_UNREACHABLE, ApplyOutcome, Update
 from patchctl.rules.policy import Policy, Wave, parse_policy
@@ -289,3 +291,32 @@ def test_promote_creates_the_follow_up_rollout_of_repilot_blocked_hosts(db_url: 
         status = rollout_status(db_url, shown, t1, pol).as_dict()
         assert [(b["host"], b["rollout"], b["follow_up_rollout"]) for b in status["blocked"]] == [("web02", rid, fid)]
     assert rollout_status(db_url, fid, t1, pol).as_dict()["follows"] == rid
+    # a month after rollout 1's pilot started, its lineage has reached no host beyond the pilot
+    month = T0 + timedelta(days=31)
+    starved = rollout_status(db_url, fid, month, pol).as_dict()["starved"]
+    assert [(x["lineage"], x["rollouts"], x["days"]) for x in starved] == [(f"apt:{APP}", [rid, fid], 31.0)]
+    assert [(x.name, x.rollouts) for x in full_report(db_url, None, month, policy=pol).starved] == [(APP, (rid, fid))]
+    assert rollout_status(db_url, fid, t1, pol).as_dict()["starved"] == []
+
+
+def test_a_lineage_never_beyond_the_pilot_is_starved() -> None:
+    """Rollouts 1-3 each pilot a newer version of the app, none reaches the fleet: 40 days after
+    rollout 1's pilot started the lineage is starved (rollouts 1-3); openssl reached the fleet in
+    rollout 2, so its rollout 3 (pilot only, 5 days) is not. Breaking it: counting from the
+    latest pilot (min -> max of the trailing starts) gave 10 days, not starved (run and failed)."""
+    day = timedelta(days=1)
+    rows = [
+        LineageRollout(1, "apt", APP, "1.1-1", NOW - 40 * day, False),
+        LineageRollout(2, "apt", APP, "1.2-1", NOW - 25 * day, False),
+        LineageRollout(3, "apt", APP, "1.3-1", NOW - 10 * day, False),
+        LineageRollout(1, "apt", "openssl", "3.0.13", NOW - 40 * day, False),
+        LineageRollout(2, "apt", "openssl", "3.0.14", NOW - 25 * day, True),
+        LineageRollout(3, "apt", "openssl", "3.0.15", NOW - 5 * day, False),
+        LineageRollout(4, "apt", "curl", "8.0", None, False),
+    ]
+    starved = starved_lineages(rows, {"apt": 30}, NOW)
+    assert [(s.name, s.days, s.rollouts, s.versions) for s in starved] == [
+        (APP, 40.0, (1, 2, 3), ("1.1-1", "1.2-1", "1.3-1"))
+    ]
+    assert "consider 'successors: install'" in starved[0].reason
+    assert starved_lineages(rows, {"apt": 45}, NOW) == []
