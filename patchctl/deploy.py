@@ -343,13 +343,16 @@ def _deploy_locked(
         else:
             report.state = rollout.FINISHED
             ok = sum(1 for h in hosts if results.get(h) == HOST_OK)
+            blocked = sum(1 for h in hosts if results.get(h) == HOST_BLOCKED)
             rs.set_wave(
                 r.id,
                 target.position,
                 now,
                 who,
                 "wave finished",
-                f"{ok} ok, {failed} failed of {len(hosts)}; baking {wave.bake_days:g} days",
+                f"{ok} ok, {failed} failed"
+                + (f", {blocked} blocked" if blocked else "")
+                + f" of {len(hosts)}; baking {wave.bake_days:g} days",
                 state=rollout.FINISHED,
                 # a retry of a finished wave (a host found missing) does not restart its bake
                 finished_at=target.finished_at or now,

@@ -86,7 +86,7 @@ def rollout_status(app: App, rollout_id: int | None) -> None:
         f"{len(data['updates'])} updates: {', '.join(data['updates'])}"
     )
     waves = Table(title=f"waves at {data['now'][:16]}")
-    for col in ("wave", "hosts", "state", "ok", "failed", "pending", "bake", "until"):
+    for col in ("wave", "hosts", "state", "ok", "failed", "blocked", "pending", "bake", "until"):
         waves.add_column(col)
     for w in data["waves"]:
         state = w["state"]
@@ -97,6 +97,7 @@ def rollout_status(app: App, rollout_id: int | None) -> None:
             state,
             str(w["hosts_ok"]),
             str(w["hosts_failed"]),
+            str(w["hosts_blocked"]),
             str(w["hosts_pending"]) if w["hosts"] else "",
             f"{w['bake_days']:g}d",
             until if state in ("baking", "done") else "",

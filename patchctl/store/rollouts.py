@@ -215,7 +215,7 @@ class RolloutStore:
                     "rollout follow-up",
                     f"rollout {rollout_id}",
                     follows,
-                    f"follow-up rollout {rollout_id}: {why or ''}".rstrip(": "),
+                    why or f"follow-up rollout {rollout_id}",
                 )
             return rollout_id
 

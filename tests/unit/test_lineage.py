@@ -285,7 +285,7 @@ def test_promote_creates_the_follow_up_rollout_of_repilot_blocked_hosts(db_url: 
         trail = [(a.action, a.detail) for a in rs.audit_log(rid)]
         assert (
             "rollout follow-up",
-            f"follow-up rollout {fid}: successors: repilot: {a12.uid} succeeds approved {a11.uid}",
+            f"successors: repilot: {a12.uid} succeeds approved {a11.uid}",
         ) in trail
     for shown in (rid, fid):
         status = rollout_status(db_url, shown, t1, pol).as_dict()
