@@ -43,7 +43,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from patchctl.decisions import POLICY_ACTOR, load_policy  # noqa: E402 - after the sys.path setup
+from patchctl.config import load_policy  # noqa: E402 - after the sys.path setup
+from patchctl.decisions import POLICY_ACTOR  # noqa: E402 - after the sys.path setup
 from patchctl.rules.model import HOST_OK, HOST_UNREACHABLE, HostScan, Update  # noqa: E402 - after the sys.path setup
 from patchctl.rules.policy import (  # noqa: E402 - after the sys.path setup
     STATE_APPROVED,

@@ -29,13 +29,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from patchctl import paths
 from patchctl.errors import ConfigError
 from patchctl.rules.clock import Clock
+
+if TYPE_CHECKING:
+    from patchctl.rules.policy import Policy
 
 CONFIG_ENV = "PATCHCTL_CONFIG"
 SOURCE_DEFAULT = "default"
@@ -362,3 +365,33 @@ def _shown(name: str, value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
     return str(value)
+
+
+# --- the policy file ------------------------------------------------------------------------------
+
+DEFAULT_POLICY_FILE = "default.yml"
+
+
+def default_policy_path() -> Path:
+    return paths.content_root() / "policies" / DEFAULT_POLICY_FILE
+
+
+def load_policy(path: str | None) -> Policy:
+    """The policy file at ``path``; without one, the shipped ``policies/default.yml`` (or the
+    built-in policy when patchctl was installed without it). Here, not in a flow, so that
+    ``patchctl report`` reads it without importing the store's libraries."""
+    from patchctl.rules.policy import BUILTIN, parse_policy
+
+    if path is None:
+        shipped = default_policy_path()
+        if not shipped.is_file():
+            return BUILTIN
+        path = str(shipped)
+    file = Path(path).expanduser()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"policy file {file}: cannot read it ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"policy file {file}: not UTF-8 text (byte {exc.start})") from exc
+    return parse_policy(text, str(file))

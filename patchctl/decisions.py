@@ -12,56 +12,29 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from patchctl import paths
 from patchctl.errors import ConfigError, PolicyBlocked
 from patchctl.rules.apps import TAKE_OVER_SAFE, Catalog, load_catalog
 from patchctl.rules.clock import iso_utc
 from patchctl.rules.model import is_unmanaged_uid
 from patchctl.rules.policy import (
-    BUILTIN,
     STATE_APPROVED,
     STATE_REJECTED,
     STATE_WAITING,
     Policy,
     UpdateFacts,
     evaluate,
-    parse_policy,
 )
 from patchctl.store import Store
 from patchctl.store.rollouts import AuditRow, CatalogEntry, Decision, RolloutStore
 
 POLICY_ACTOR = "policy"
-DEFAULT_POLICY_FILE = "default.yml"
 
 
 def actor() -> str:
     """Who is acting: the OS user (the one behind sudo when run with sudo)."""
     return os.environ.get("SUDO_USER") or getpass.getuser()
-
-
-def default_policy_path() -> Path:
-    return paths.content_root() / "policies" / DEFAULT_POLICY_FILE
-
-
-def load_policy(path: str | None) -> Policy:
-    """The policy file at ``path``; without one, the shipped ``policies/default.yml`` (or the
-    built-in policy when patchctl was installed without it)."""
-    if path is None:
-        shipped = default_policy_path()
-        if not shipped.is_file():
-            return BUILTIN
-        path = str(shipped)
-    file = Path(path).expanduser()
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"policy file {file}: cannot read it ({exc.strerror})") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"policy file {file}: not UTF-8 text (byte {exc.start})") from exc
-    return parse_policy(text, str(file))
 
 
 @dataclass(frozen=True)

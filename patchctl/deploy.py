@@ -3,7 +3,8 @@
 ``deploy`` computes, per host of the wave, the rollout's updates that apply to it
 (:func:`patchctl.rules.lineage.host_plan` for apt, dnf and zypper: those its last scan shows
 missing are installed, the others only checked, and an approved version no longer offered goes
-by the baseline's ``successors``; Windows and Chocolatey updates the host is missing), passes them
+by the baseline's ``successors``; Windows and Chocolatey updates the host is missing, and a
+Windows update no longer offered and not in the host's install history blocks it), passes them
 to ``playbooks/deploy.yml`` as ``patchctl_deploy``
 (docs/contracts.md) in batches of the wave's ``max_concurrency`` (one Ansible run per batch),
 records each host's result as it arrives, and halts the wave (no further batch starts) when
@@ -44,10 +45,10 @@ from patchctl.decisions import actor
 from patchctl.errors import EXIT_HOST_FAILURES, EXIT_OK, ConfigError, PolicyBlocked
 from patchctl.reboot import RebootReport, after_deploy_outcomes
 from patchctl.report import host_states
-from patchctl.rollouts import PromoteResult, promote, rollout_lock_name, rollout_or_latest
+from patchctl.rollouts import PromoteResult, ensure_follow_up, promote, rollout_lock_name, rollout_or_latest
 from patchctl.rules import waves as rollout
 from patchctl.rules.clock import Clock
-from patchctl.rules.lineage import Approved, HostPlan, Offered, below_floor, host_plan
+from patchctl.rules.lineage import Approved, HostPlan, Offered, below_floor, host_plan, windows_unoffered
 from patchctl.rules.model import HOST_BLOCKED, HOST_FAILED, HOST_OK, HOST_UNREACHABLE, ApplyOutcome, is_unmanaged_uid
 from patchctl.rules.policy import Policy, Wave
 from patchctl.store import Store
@@ -97,6 +98,8 @@ class DeployReport:
     # each wave host's compliance state after the deploy and its reboots (rules.compliance)
     compliance: dict[str, str] = field(default_factory=dict)
     notes: dict[str, list[str]] = field(default_factory=dict)  # host -> "installed 1.2-1 (successor of ...)"
+    # successors: repilot: the follow-up rollout holding the successors of the updates it blocked
+    follow_up_rollout: int | None = None
 
     @property
     def exit_code(self) -> int:
@@ -133,6 +136,7 @@ class DeployReport:
             ],
             "reboots": self.reboots.as_dict()["hosts"] if self.reboots is not None else [],
             "compliance": dict(sorted(self.compliance.items())),
+            "follow_up_rollout": self.follow_up_rollout,
         }
 
 
@@ -261,14 +265,21 @@ def promote_and_deploy(
     """``patchctl rollout promote --deploy``: promote the rollout's next wave
     (:func:`patchctl.rollouts.promote`; PolicyBlocked, exit 3, when the rule does not allow it
     yet), then :func:`deploy` that wave, its reboots included. No deploy (``None``) when the
-    rollout is complete. ``promoted`` is told the promotion before the deploy starts."""
-    result = promote(opts.db_url, opts.rollout_id, opts.clock.now())
+    rollout is complete. ``promoted`` is told the promotion before the deploy starts. Hosts the
+    deploy blocked under ``successors: repilot`` get their follow-up rollout at once
+    (:func:`patchctl.rollouts.ensure_follow_up`; :attr:`DeployReport.follow_up_rollout`)."""
+    result = promote(opts.db_url, opts.rollout_id, opts.clock.now(), opts.policy)
     if promoted is not None:
         promoted(result)
     p = result.promotion
     if p.wave is None or p.complete:
         return result, None
-    return result, deploy(replace(opts, rollout_id=result.rollout_id, wave=p.wave.wave.name), progress)
+    report = deploy(replace(opts, rollout_id=result.rollout_id, wave=p.wave.wave.name), progress)
+    # successors: repilot: the hosts this deploy blocked wait for a follow-up rollout, made now
+    if any(o.status == HOST_BLOCKED for o in report.outcomes.values()):
+        follow_up = ensure_follow_up(opts.db_url, report.rollout_id, opts.policy, opts.clock.now())
+        report.follow_up_rollout = follow_up.rollout_id if follow_up is not None else None
+    return result, report
 
 
 def _deploy_locked(
@@ -337,13 +348,16 @@ def _deploy_locked(
         else:
             report.state = rollout.FINISHED
             ok = sum(1 for h in hosts if results.get(h) == HOST_OK)
+            blocked = sum(1 for h in hosts if results.get(h) == HOST_BLOCKED)
             rs.set_wave(
                 r.id,
                 target.position,
                 now,
                 who,
                 "wave finished",
-                f"{ok} ok, {failed} failed of {len(hosts)}; baking {wave.bake_days:g} days",
+                f"{ok} ok, {failed} failed"
+                + (f", {blocked} blocked" if blocked else "")
+                + f" of {len(hosts)}; baking {wave.bake_days:g} days",
                 state=rollout.FINISHED,
                 # a retry of a finished wave (a host found missing) does not restart its bake
                 finished_at=target.finished_at or now,
@@ -409,6 +423,8 @@ def _deploy_hosts(
                 progress(outcome, len(report.outcomes), len(todo))
 
     work: dict[str, list[dict[str, Any]]] = {}
+    windows_updates = [u for u in r.updates if u.source == "windows"]
+    gone = rs.gone_on_hosts(todo, (u.update_id for u in windows_updates))
     lineages = rs.store.host_lineages(todo)
     by_uid = {u.uid: u for u in r.updates}
     approved = [Approved(u.uid, u.source, u.name, u.version) for u in r.updates]
@@ -427,6 +443,13 @@ def _deploy_hosts(
             lineages.get(host, set()),
             opts.policy,
             clock.now(),
+        )
+        # a Windows update no longer offered and not in the host's install history: blocked
+        plan.blocked.update(
+            windows_unoffered(
+                ((u.uid, u.name) for u in windows_updates if u.update_id not in missing[host]),
+                {u.uid for u in windows_updates if u.update_id in gone.get(host, set())},
+            )
         )
         planned = {e.approved.uid for e in plan.entries} | set(plan.blocked)
         entries = [_linux_entry(by_uid[e.approved.uid], e.uid, e.version, e.install) for e in plan.entries]

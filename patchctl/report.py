@@ -8,11 +8,13 @@ fast); any other store through the Store.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from patchctl.errors import ConfigError
 from patchctl.rules.compliance import NEVER_SCANNED
+from patchctl.rules.lineage import starved_after, starved_lineages
+from patchctl.rules.policy import Policy
 from patchctl.rules.report import HostComplianceRow, Report, build_report
 from patchctl.store import fastread
 from patchctl.store import reports as reads
@@ -38,6 +40,7 @@ def _build(
     stale_days: float,
     top: int,
     history_runs: int,
+    starved_after: Mapping[str, float],
 ) -> Report:
     names = None if wanted is None else sorted(wanted)
     rollout = reads.latest_rollout_id(q)
@@ -52,6 +55,9 @@ def _build(
         windows={r.host: getattr(r, "patch_window", None) for r in rows},
         waves=waves,
         deploy_failures=failures,
+        blocked=reads.blocked_hosts(q),
+        exposures=reads.exposures(q, names),
+        starved=starved_lineages(reads.lineage_rollouts(q), starved_after, now),
         stale_days=stale_days,
         nodes=reads.node_throughput(q),
         approved_missing=reads.approved_missing(q, names),
@@ -66,11 +72,13 @@ def full_report(
     stale_days: float = 7,
     top: int = 10,
     history_runs: int = 30,
+    policy: Policy | None = None,
 ) -> Report:
     """Everything ``patchctl report`` shows, for every host (or those matching ``limit``).
 
     Waves and deploy failures are those of the latest rollout, when there is one; the history
-    has one point per scan run, for the last ``history_runs`` runs.
+    has one point per scan run, for the last ``history_runs`` runs. ``policy``: its baselines'
+    ``starved_after_days`` name the starved lineages (without it: 30 days).
     """
     conn = fastread.open_current(db_url)
     if conn is not None:
@@ -78,7 +86,14 @@ def full_report(
             wanted = matching_hosts(fastread.host_names(conn), limit, db_url)
             rows = fastread.host_compliance(conn, wanted)
             return _build(
-                reads.sqlite_query(conn), rows, wanted, now, stale_days=stale_days, top=top, history_runs=history_runs
+                reads.sqlite_query(conn),
+                rows,
+                wanted,
+                now,
+                stale_days=stale_days,
+                top=top,
+                history_runs=history_runs,
+                starved_after=starved_after(policy),
             )
         finally:
             conn.close()
@@ -97,6 +112,7 @@ def full_report(
                 stale_days=stale_days,
                 top=top,
                 history_runs=history_runs,
+                starved_after=starved_after(policy),
             )
 
 

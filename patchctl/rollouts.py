@@ -3,14 +3,21 @@
 A rollout freezes the updates approved at one moment (:func:`create_rollout`); its waves move
 on by the rules of :mod:`patchctl.rules.waves`: a wave that finished bakes, and after its
 ``bake_days`` without an open incident the next wave may be promoted (:func:`promote`, cron-safe:
-two promoters take turns on the rollout's store lock). Deploying a wave is
+two promoters take turns on the rollout's store lock).
+
+``successors: repilot``: hosts blocked because an approved version is no longer offered wait for
+a *follow-up rollout* holding only the successors (:func:`ensure_follow_up`), created by
+:func:`promote` (the cron path) once: it goes through the policy's waves, its first one baking
+``successor_bake_days``, before the blocked hosts get the successor. The audit trail of both
+rollouts names the link; ``rollout status`` shows the blocked hosts with their follow-up and the
+lineages *starved* (never beyond the pilot for ``starved_after_days``). Deploying a wave is
 :mod:`patchctl.deploy`'s; ``patchctl rollout promote --deploy`` is
 :func:`patchctl.deploy.promote_and_deploy`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -18,10 +25,20 @@ from patchctl.decisions import actor, evaluate_catalog
 from patchctl.errors import ConfigError, PolicyBlocked
 from patchctl.rules import waves as rollout
 from patchctl.rules.clock import iso_utc
+from patchctl.rules.lineage import (
+    Approved,
+    Offered,
+    Starved,
+    follow_up_successors,
+    follow_up_waves,
+    starved_after,
+    starved_lineages,
+)
 from patchctl.rules.model import HOST_BLOCKED
 from patchctl.rules.policy import STATE_APPROVED, Policy
 from patchctl.rules.waves import Promotion
 from patchctl.store import Store
+from patchctl.store import reports as reads
 from patchctl.store.locks import store_lock
 from patchctl.store.rollouts import Incident, Rollout, RolloutStore, RolloutUpdate
 
@@ -67,11 +84,35 @@ def create_rollout(db_url: str, policy: Policy, now: datetime) -> tuple[int, lis
 
 
 @dataclass(frozen=True)
+class BlockedHost:
+    """A host whose last deploy in ``rollout`` was blocked, and the follow-up that holds its successors."""
+
+    host: str
+    rollout: int
+    wave: str
+    reason: str
+    follow_up_rollout: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "rollout": self.rollout,
+            "wave": self.wave,
+            "reason": self.reason,
+            "follow_up_rollout": self.follow_up_rollout,
+        }
+
+
+@dataclass(frozen=True)
 class RolloutStatus:
     rollout: Rollout
     now: datetime
     incidents: list[Incident]
     promotion: Promotion
+    # its blocked hosts, and for a follow-up those of the rollout it follows not deployed here yet
+    blocked: tuple[BlockedHost, ...] = ()
+    follow_ups: tuple[int, ...] = ()
+    starved: tuple[Starved, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         r = self.rollout
@@ -114,12 +155,22 @@ class RolloutStatus:
                 }
                 for h in sorted(r.results.values(), key=lambda x: x.host)
             ],
-            # hosts an approved update no longer offered keeps from ok (the baseline's successors);
-            # no follow-up rollout holds their successors yet (successors: repilot is not built)
-            "blocked": [
-                {"host": h.host, "wave": h.wave, "reason": h.error or "", "follow_up_rollout": None}
-                for h in sorted(r.results.values(), key=lambda x: x.host)
-                if h.status == HOST_BLOCKED
+            # hosts an approved update no longer offered keeps from ok (the baseline's successors)
+            # and the follow-up rollout holding their successors (successors: repilot)
+            "blocked": [b.as_dict() for b in self.blocked],
+            "follows": r.follows,
+            "follow_ups": list(self.follow_ups),
+            # lineages never delivered beyond the pilot for longer than starved_after_days
+            "starved": [
+                {
+                    "lineage": f"{x.source}:{x.name}",
+                    "since": iso_utc(x.since),
+                    "days": x.days,
+                    "rollouts": list(x.rollouts),
+                    "versions": list(x.versions),
+                    "reason": x.reason,
+                }
+                for x in self.starved
             ],
             "open_incidents": [
                 {"id": i.id, "host": i.host, "text": i.text, "opened_at": iso_utc(i.opened_at)} for i in self.incidents
@@ -136,12 +187,37 @@ def _blocked(w: rollout.WaveRecord) -> int:
     return sum(1 for h in w.hosts if w.results.get(h) == HOST_BLOCKED)
 
 
-def rollout_status(db_url: str, rollout_id: int | None, now: datetime) -> RolloutStatus:
+def _blocked_hosts(rs: RolloutStore, r: Rollout) -> tuple[tuple[BlockedHost, ...], tuple[int, ...]]:
+    """``r``'s blocked hosts with its follow-up, and, when ``r`` is a follow-up, the hosts of
+    the rollout it follows still blocked there (no result in ``r`` yet); ``r``'s follow-ups."""
+    follow_ups = tuple(rs.follow_ups(r.id))
+    out = [
+        BlockedHost(h.host, r.id, h.wave, h.error or "", follow_ups[0] if follow_ups else None)
+        for h in r.results.values()
+        if h.status == HOST_BLOCKED
+    ]
+    if r.follows is not None:
+        parent = rs.rollout(r.follows)
+        out += [
+            BlockedHost(h.host, parent.id, h.wave, h.error or "", r.id)
+            for h in parent.results.values()
+            if h.status == HOST_BLOCKED and h.host not in r.results
+        ]
+    return tuple(sorted(out, key=lambda b: (b.host, b.rollout))), follow_ups
+
+
+def rollout_status(db_url: str, rollout_id: int | None, now: datetime, policy: Policy | None = None) -> RolloutStatus:
     with Store.open_existing(db_url) as store:
         rs = RolloutStore(store)
         r = rs.rollout(rollout_or_latest(rs, rollout_id))
         incidents = rs.incidents(r.id, open_only=True)
-    return RolloutStatus(r, now, incidents, rollout.can_promote(r.waves, len(incidents), now))
+        blocked, follow_ups = _blocked_hosts(rs, r)
+        with store.engine.connect() as conn:
+            lineages = reads.lineage_rollouts(reads.sqlalchemy_query(conn))
+    starved = tuple(starved_lineages(lineages, starved_after(policy), now))
+    return RolloutStatus(
+        r, now, incidents, rollout.can_promote(r.waves, len(incidents), now), blocked, follow_ups, starved
+    )
 
 
 def rollout_list(db_url: str) -> list[int]:
@@ -157,6 +233,8 @@ class PromoteResult:
     rollout_id: int
     promotion: Promotion
     promoted: bool
+    # the follow-up rollout this promotion created (successors: repilot), promoted in its place
+    follow_up_of: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -165,17 +243,68 @@ class PromoteResult:
             "wave": self.promotion.wave.wave.name if self.promotion.wave else None,
             "reason": self.promotion.reason,
             "complete": self.promotion.complete,
+            "follow_up_of": self.follow_up_of,
         }
 
 
-def promote(db_url: str, rollout_id: int | None, now: datetime) -> PromoteResult:
-    """Promote the next wave when the rule allows it; PolicyBlocked (exit 3) with the reason when not."""
+def promote(db_url: str, rollout_id: int | None, now: datetime, policy: Policy | None = None) -> PromoteResult:
+    """Promote the next wave when the rule allows it; PolicyBlocked (exit 3) with the reason when not.
+
+    With ``policy``: when the rollout (the latest, without ``rollout_id``) has hosts blocked under
+    ``successors: repilot`` and no follow-up yet, the follow-up is created first; without
+    ``rollout_id`` it is the follow-up that is then promoted (its first wave is due)."""
     with Store.open(db_url, create=False) as store:
         rs = RolloutStore(store)
         rid = rollout_or_latest(rs, rollout_id)
+        follow_up = None
+        if policy is not None:
+            with store_lock(store, rollout_lock_name(rid), wait=PROMOTE_LOCK_WAIT):
+                follow_up = _follow_up_locked(rs, rid, policy, now)
+        parent = None
+        if follow_up is not None and follow_up.created and rollout_id is None:
+            parent, rid = rid, follow_up.rollout_id
         # Two promoters (cron on two control nodes) take turns; the second finds it done.
         with store_lock(store, rollout_lock_name(rid), wait=PROMOTE_LOCK_WAIT):
-            return _promote_locked(rs, rid, now)
+            return replace(_promote_locked(rs, rid, now), follow_up_of=parent)
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    rollout_id: int
+    created: bool  # False: it existed before
+
+
+def ensure_follow_up(db_url: str, rollout_id: int, policy: Policy, now: datetime) -> FollowUp | None:
+    """The follow-up rollout of ``rollout_id`` (created now when its hosts blocked under
+    ``successors: repilot`` have successors and it has none yet); None when it needs none."""
+    with Store.open(db_url) as store:
+        rs = RolloutStore(store)
+        with store_lock(store, rollout_lock_name(rollout_id), wait=PROMOTE_LOCK_WAIT):
+            return _follow_up_locked(rs, rollout_id, policy, now)
+
+
+def _follow_up_locked(rs: RolloutStore, rollout_id: int, policy: Policy, now: datetime) -> FollowUp | None:
+    existing = rs.follow_ups(rollout_id)
+    if existing:
+        return FollowUp(existing[0], created=False)
+    r = rs.rollout(rollout_id)
+    blocked_uids = {uid for h in r.results.values() if h.status == HOST_BLOCKED for uid in h.failed}
+    blocked = [Approved(u.uid, u.source, u.name, u.version) for u in r.updates if u.uid in blocked_uids]
+    if not blocked:
+        return None
+    catalog = [e for e in rs.catalog() if e.hosts_missing > 0]
+    offers = [Offered(e.uid, e.source, e.name, e.version, None, e.classification, e.severity, e.major) for e in catalog]
+    successors = follow_up_successors(blocked, offers, policy)
+    if not successors:
+        return None
+    by_uid = {e.uid: e for e in catalog}
+    entries = sorted({by_uid[o.uid] for o in successors.values()}, key=lambda e: e.uid)
+    why = "; ".join(f"{o.uid} succeeds approved {uid}" for uid, o in sorted(successors.items()))
+    waves = follow_up_waves(policy, (e.source for e in entries))
+    fid = rs.create_rollout(
+        now, actor(), policy.source, waves, entries, follows=r.id, why=f"successors: repilot: {why}"
+    )
+    return FollowUp(fid, created=True)
 
 
 def _promote_locked(rs: RolloutStore, rollout_id: int, now: datetime) -> PromoteResult:

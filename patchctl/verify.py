@@ -3,7 +3,7 @@ host and record the answers.
 
 *Is the host compliant with its baseline's approvals?* Its ``state``, by the one rule
 (:func:`patchctl.rules.compliance.compliance_state`, the same call and inputs as ``patchctl
-report``): never_scanned, unreachable, failed, stale, missing, reboot_pending, compliant.
+report``): never_scanned, unreachable, failed, blocked, stale, missing, reboot_pending, compliant.
 
 *Did the started waves deliver what they froze?* Its ``delivery``
 (:data:`patchctl.rules.compliance.DELIVERY_STATES`): the updates *frozen for a host* are those
@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from patchctl.errors import EXIT_HOST_FAILURES, EXIT_OK
 from patchctl.rules.clock import iso_utc
 from patchctl.rules.compliance import (
+    BLOCKED,
     COMPLIANT,
     DELIVERY_STATES,
     FAILED,
@@ -41,7 +42,7 @@ from patchctl.rules.compliance import (
     delivery_state,
 )
 from patchctl.rules.model import HOST_OK
-from patchctl.rules.report import host_facts, host_report
+from patchctl.rules.report import host_facts, host_report, split_deploy_results
 from patchctl.rules.versions import older
 from patchctl.store import MissingUpdateRow, Store
 from patchctl.store import reports as reads
@@ -90,6 +91,7 @@ def state_detail(state: str, facts: ComplianceFacts, error: str | None, delivere
         FAILED: f"last scan failed: {error or 'no message'}"
         if not facts.deploy_failed or error
         else "last deploy in the latest rollout failed",
+        BLOCKED: f"last deploy blocked: {facts.deploy_blocked}",
         STALE: f"no scan since {iso_utc(facts.last_scan_at)}",
         MISSING: f"{facts.approved_missing} approved update(s) not installed",
         REBOOT_PENDING: "approved updates installed; waiting for a reboot",
@@ -241,7 +243,9 @@ def verify(opts: VerifyOptions, progress: ScanProgressFn | None = None) -> Verif
             q = reads.sqlalchemy_query(conn)
             approved_missing = reads.approved_missing(q, targets)
             rollout = reads.latest_rollout_id(q)
-            deploy_failed_hosts = {f.host for f in reads.deploy_failures(q, rollout)} if rollout is not None else set()
+            deploy_failed, deploy_blocked = split_deploy_results(
+                reads.deploy_failures(q, rollout) if rollout is not None else [], reads.blocked_hosts(q), targets
+            )
         frozen, failed, details = frozen_for_hosts(rs, targets)
         missing_ids = rs.missing_on_hosts(targets)
         uid_of = _uids(rs, {i for ids in missing_ids.values() for i in ids})
@@ -256,8 +260,9 @@ def verify(opts: VerifyOptions, progress: ScanProgressFn | None = None) -> Verif
                     hr = dataclasses.replace(hr, last_scan_at=opts.now)
                 facts = host_facts(
                     hr,
-                    deploy_failed=host in deploy_failed_hosts,
+                    deploy_failed=host in deploy_failed,
                     approved_missing=None if approved_missing is None else approved_missing.get(host, 0),
+                    deploy_blocked=deploy_blocked[host].reason if host in deploy_blocked else None,
                 )
                 error = hr.error
             mine = frozen.get(host, set())

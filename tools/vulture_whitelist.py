@@ -39,6 +39,7 @@ CHOCO_ACTIONS  # rules/normalize_windows.py: the module names of a Chocolatey in
 # schema tests; the views themselves are created by the migrations.
 v_update_decisions
 v_wave_progress
+v_host_exposure  # read with plain SQL by store/reports.py exposures() (the fast report path has no SQLAlchemy)
 
 # Ansible's ActionBase reads these of the connection it is given and calls the override
 # (tests/contract/replay.py: the real win_updates action plugin on recorded module output).

@@ -51,7 +51,7 @@ class App:
 
     def policy(self) -> Policy:
         """The configured policy file's policy (without one, the shipped default)."""
-        from patchctl.decisions import load_policy
+        from patchctl.config import load_policy
 
         return load_policy(self.config().policy)
 

@@ -91,6 +91,7 @@ def report(
         stale_days=cfg.stale_days if stale_days is None else stale_days,
         top=top,
         history_runs=history_runs,
+        policy=app.policy(),
     )
     from patchctl.render import text as render
 

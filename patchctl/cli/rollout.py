@@ -77,7 +77,7 @@ def rollout_status(app: App, rollout_id: int | None) -> None:
     from patchctl.rollouts import rollout_status as status
 
     cfg = app.config()
-    st = status(cfg.db, rollout_id, cfg.clock().now())
+    st = status(cfg.db, rollout_id, cfg.clock().now(), app.policy())
     data = st.as_dict()
     if app.json_output:
         app.emit_json(data)
@@ -87,7 +87,7 @@ def rollout_status(app: App, rollout_id: int | None) -> None:
         f"{len(data['updates'])} updates: {', '.join(data['updates'])}"
     )
     waves = Table(title=f"waves at {data['now'][:16]}")
-    for col in ("wave", "hosts", "state", "ok", "failed", "pending", "bake", "until"):
+    for col in ("wave", "hosts", "state", "ok", "failed", "blocked", "pending", "bake", "until"):
         waves.add_column(col)
     for w in data["waves"]:
         state = w["state"]
@@ -98,6 +98,7 @@ def rollout_status(app: App, rollout_id: int | None) -> None:
             state,
             str(w["hosts_ok"]),
             str(w["hosts_failed"]),
+            str(w["hosts_blocked"]),
             str(w["hosts_pending"]) if w["hosts"] else "",
             f"{w['bake_days']:g}d",
             until if state in ("baking", "done") else "",
@@ -111,8 +112,13 @@ def rollout_status(app: App, rollout_id: int | None) -> None:
             failed = "; ".join(f"{uid}: {why}" for uid, why in h["failed"].items()) or (h["error"] or "")
             hosts.add_row(h["host"], h["wave"], h["status"], ", ".join(h["installed"]) or "-", failed)
         print_table(app, hosts)
+    if data["follows"] is not None:
+        click.echo(f"follow-up of rollout {data['follows']} (successors: repilot)")
     for b in data["blocked"]:
-        click.echo(f"blocked: {b['host']} ({b['wave']}): {b['reason']}")
+        follow = f"; follow-up rollout {b['follow_up_rollout']}" if b["follow_up_rollout"] is not None else ""
+        click.echo(f"blocked: {b['host']} (rollout {b['rollout']}, {b['wave']}): {b['reason']}{follow}")
+    for x in data["starved"]:
+        click.echo(f"starved: {x['reason']}")
     for inc in data["open_incidents"]:
         click.echo(f"open incident {inc['id']}" + (f" on {inc['host']}" if inc["host"] else "") + f": {inc['text']}")
     promo = data["promotion"]
@@ -138,6 +144,11 @@ def rollout_promote(app: App, rollout_id: int | None, and_deploy: bool) -> None:
         if app.json_output:
             return
         p = result.promotion
+        if result.follow_up_of is not None:
+            click.echo(
+                f"rollout {result.rollout_id}: created as the follow-up of rollout {result.follow_up_of} "
+                "(successors: repilot: the successors of its blocked updates, through the pilot first)"
+            )
         if result.promoted and p.wave is not None:
             click.echo(f"rollout {result.rollout_id}: promoted wave {p.wave.wave.name}: {p.reason}")
         else:
@@ -147,7 +158,7 @@ def rollout_promote(app: App, rollout_id: int | None, and_deploy: bool) -> None:
         from patchctl.rollouts import promote
 
         cfg = app.config()
-        result = promote(cfg.db, rollout_id, cfg.clock().now())
+        result = promote(cfg.db, rollout_id, cfg.clock().now(), app.policy())
         if app.json_output:
             app.emit_json(result.as_dict())
         say(result)

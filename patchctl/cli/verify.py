@@ -22,7 +22,8 @@ def verify(app: App, limit: str | None, no_scan: bool) -> None:
     """Rescan, then give each host's compliance state (the rule patchctl report uses) and what
     its started rollout waves did not deliver.
 
-    States: compliant, missing, reboot_pending, failed, unreachable, stale (no scan for more than
+    States: compliant, missing, reboot_pending, failed, blocked (an approved update no longer
+    offered, the baseline's successors), unreachable, stale (no scan for more than
     stale_days), never_scanned. Delivery: delivered, undelivered (retried by the next deploy of
     the host's wave), deploy_failed, nothing_started, unknown (the rescan did not succeed).
     Exit code 0 when every host is compliant, else 1.

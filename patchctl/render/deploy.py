@@ -33,6 +33,11 @@ def deploy_lines(data: Mapping[str, Any], quiet: bool = False, only_not_ok: bool
     if data["halted_reason"]:
         summary += f"; halted: {data['halted_reason']}"
     lines.append(summary)
+    if data.get("follow_up_rollout") is not None:
+        lines.append(
+            f"follow-up rollout {data['follow_up_rollout']} holds the successors of the blocked updates "
+            "(successors: repilot): it goes through the pilot first"
+        )
     # host names, errors and update ids come from hosts: nothing of them reaches a terminal raw
     return [printable(line) for line in lines]
 

@@ -16,6 +16,7 @@ from html import escape
 
 from patchctl.render.words import age_text, short_time, state_word
 from patchctl.rules.compliance import (
+    BLOCKED,
     COMPLIANT,
     FAILED,
     MISSING,
@@ -33,6 +34,7 @@ STATE_COLOURS = {
     MISSING: "#e0a019",
     REBOOT_PENDING: "#4c7fe0",
     FAILED: "#d23f3f",
+    BLOCKED: "#b5532a",
     UNREACHABLE: "#8c3b8c",
     STALE: "#8f8f8f",
     NEVER_SCANNED: "#cdd3da",

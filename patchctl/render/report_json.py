@@ -123,9 +123,14 @@ def full_report_json(rep: Report) -> dict[str, Any]:
                        "halted_reason": null, "by_state": {<state>: n, ...}}]
         },
         "rollout_id": 3 | null,                              # the rollout by_wave describes
+        (each host also gets "exposure": {"lineage": "apt:openssl", "since": ..., "days": 12.5}
+         or null: its oldest open exposure, v_host_exposure)
         "top_missing": [{"uid": "apt:openssl:3.0.13", "source": "apt", "name": "openssl",
                          "version": "3.0.13", "classification": "security", "severity": null,
-                         "major": false, "cves": [], "hosts": 2}],
+                         "major": false, "cves": [], "hosts": 2,
+                         "exposure_days": 12.5}],            # the oldest exposure of its lineage
+        "starved": [{"lineage": "apt:chromium", "since": ..., "days": 41.0, "rollouts": [3, 5],
+                     "versions": ["120.1", "120.2"], "reason": "..."}],
         "pending_reboots": [{"host": "web01", "patch_role": "server", "patch_window": "sun-02",
                              "since": "2024-06-01T10:00:00Z", "age_hours": 2.0}],
         "failures": [{"host": "db01", "stage": "scan" | "deploy", "status": "unreachable",
@@ -144,6 +149,10 @@ def full_report_json(rep: Report) -> dict[str, Any]:
         host["wave"] = rep.waves_of.get(host["name"])
         # of host["missing"]["total"]: how many are approved (the compliance rule counts these)
         host["missing_approved"] = rep.missing_approved(by_name[host["name"]])
+        e = rep.oldest_exposure.get(host["name"])
+        host["exposure"] = (
+            None if e is None else {"lineage": e.lineage, "since": iso_utc(e.since), "days": e.days(rep.generated_at)}
+        )
     data["stale_days"] = rep.stale_days
     data["compliance"] = {
         "percent": rep.compliant_percent,
@@ -163,8 +172,20 @@ def full_report_json(rep: Report) -> dict[str, Any]:
             "major": m.major,
             "cves": list(m.cves),
             "hosts": m.hosts,
+            "exposure_days": rep.exposure_days(m.source, m.name),
         }
         for m in rep.top_missing
+    ]
+    data["starved"] = [
+        {
+            "lineage": f"{x.source}:{x.name}",
+            "since": iso_utc(x.since),
+            "days": x.days,
+            "rollouts": list(x.rollouts),
+            "versions": list(x.versions),
+            "reason": x.reason,
+        }
+        for x in rep.starved
     ]
     data["pending_reboots"] = [
         {

@@ -17,6 +17,7 @@ from patchctl.render.report_csv import section_rows
 from patchctl.render.words import age_text, short_time, state_word
 from patchctl.rules.clock import iso_utc
 from patchctl.rules.compliance import (
+    BLOCKED,
     COMPLIANT,
     FAILED,
     MISSING,
@@ -157,6 +158,7 @@ _STATE_STYLE = {
     MISSING: "yellow",
     REBOOT_PENDING: "yellow",
     FAILED: "red",
+    BLOCKED: "red",
     UNREACHABLE: "red",
     STALE: "magenta",
     NEVER_SCANNED: "dim",
@@ -205,20 +207,41 @@ def full_report_tables(rep: Report) -> list[Table]:
     extra: dict[str, Callable[[HostReport], Text | str]] = {"State": state_cell}
     if rep.waves_of:
         extra["Wave"] = lambda h: _text(rep.waves_of.get(h.name, "-"))
+
+    def exposed(h: HostReport) -> Text | str:
+        e = rep.oldest_exposure.get(h.name)
+        return "-" if e is None else _text(f"{e.days(rep.generated_at):g}d {e.lineage}")
+
+    extra["Oldest exposure"] = exposed
     out.append(report_table(rep, extra))
     if rep.top_missing:
         top = Table(title="Most widespread missing updates")
-        for col in ("Update", "Version", "Class", "Major", "Hosts"):
-            top.add_column(col, justify="right" if col == "Hosts" else "left")
+        for col in ("Update", "Version", "Class", "Major", "Hosts", "Exposed"):
+            top.add_column(col, justify="right" if col in ("Hosts", "Exposed") else "left")
         for m in rep.top_missing:
+            days = rep.exposure_days(m.source, m.name)
             top.add_row(
                 _text(f"{m.source}:{m.name}"),
                 _text(m.version),
                 _text(m.classification),
                 "yes" if m.major else "",
                 str(m.hosts),
+                "-" if days is None else f"{days:g}d",
             )
         out.append(top)
+    if rep.starved:
+        starved = Table(title="Starved lineages (never beyond the pilot)")
+        for col in ("Lineage", "Since", "Days", "Rollouts", "Versions"):
+            starved.add_column(col)
+        for x in rep.starved:
+            starved.add_row(
+                _text(f"{x.source}:{x.name}"),
+                short_time(x.since),
+                f"{x.days:g}",
+                ", ".join(map(str, x.rollouts)),
+                _text(", ".join(x.versions) + " (consider successors: install)"),
+            )
+        out.append(starved)
     if rep.pending_reboots:
         reboots = Table(title="Pending reboots")
         for col in ("Host", "Role", "Window", "Since", "Age"):

@@ -10,6 +10,10 @@ what the store knows of the host (:class:`ComplianceFacts`); the states, in orde
     the host's last scan could not reach it;
 ``failed``
     the host's last scan failed on it, or its last deploy (in the latest rollout) failed;
+``blocked``
+    the host's last deploy (in any rollout) left it without an approved update that the
+    repositories no longer offer (the baseline's ``successors``); the reason says which and what
+    is offered instead, e.g. "approved 1.1-1 is no longer offered; the repositories offer 1.2-1";
 ``stale``
     the last scan was fine but is older than ``stale_after`` (config key ``stale_days``);
 ``missing``
@@ -41,8 +45,9 @@ REBOOT_PENDING = "reboot_pending"
 FAILED = "failed"
 UNREACHABLE = "unreachable"
 STALE = "stale"
+BLOCKED = "blocked"
 # Every compliance state, in the order reports show them (DESIGN.md, "compliance state").
-STATES = (COMPLIANT, MISSING, REBOOT_PENDING, FAILED, UNREACHABLE, STALE, NEVER_SCANNED)
+STATES = (COMPLIANT, MISSING, REBOOT_PENDING, FAILED, BLOCKED, UNREACHABLE, STALE, NEVER_SCANNED)
 
 # verify's second question: did the started waves deliver what they froze for the host?
 DELIVERED = "delivered"  # every update they froze for it is installed
@@ -62,6 +67,8 @@ class ComplianceFacts:
     approved_missing: int  # approved updates the host misses (every missing one when none decided)
     reboot_pending: bool
     deploy_failed: bool = False  # the host's last deploy in the latest rollout was not ok
+    # the reason, when the host's last deploy in any rollout was blocked (rules.lineage)
+    deploy_blocked: str | None = None
 
 
 def compliance_state(facts: ComplianceFacts, now: datetime, stale_after: timedelta) -> str:
@@ -72,6 +79,8 @@ def compliance_state(facts: ComplianceFacts, now: datetime, stale_after: timedel
         return UNREACHABLE
     if facts.last_scan != HOST_OK or facts.deploy_failed:
         return FAILED
+    if facts.deploy_blocked is not None:
+        return BLOCKED
     if now - facts.last_scan_at > stale_after:
         return STALE
     if facts.approved_missing > 0:

@@ -15,23 +15,32 @@ a deploy sends the apply module for one host, from its last scan:
 :func:`below_floor` then judges the module's answer, the versions dpkg or rpm report after the
 run: an update whose package is below its floor is not installed, whatever an earlier scan said.
 Versions are ordered by :mod:`patchctl.rules.versions`; sources without an ordering (Windows,
-Chocolatey) are not planned here.
+Chocolatey) are not planned here, but a Windows update of the rollout that Windows Update no
+longer offers a host and that the host's install history does not hold (its ``host_updates``
+row is ``gone``: superseded or hidden) blocks the host (:func:`windows_unoffered`).
+
+With ``successors: repilot`` a blocked update's successor goes through a follow-up rollout of its
+own (:func:`follow_up_successors`, :func:`follow_up_waves`: the policy's waves, the first one
+baking ``successor_bake_days``), created by ``patchctl rollout promote``. A lineage whose
+successors come faster than the pilot's bake never gets beyond it: :func:`starved_lineages`.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from patchctl.rules.policy import (
+    FAMILY_OF_SOURCE,
     STATE_APPROVED,
     SUCCESSORS_BLOCK,
     SUCCESSORS_INSTALL,
     SUCCESSORS_REPILOT,
     Policy,
     UpdateFacts,
+    Wave,
     evaluate,
 )
 from patchctl.rules.versions import DEBIAN_SOURCES, RPM_SOURCES, compare_debian, compare_rpm, older
@@ -146,8 +155,8 @@ def host_plan(
             plan.blocked[a.uid] = f"{why} (successors: install, but the baseline does not approve {successor.uid})"
         elif setting == SUCCESSORS_REPILOT:
             plan.blocked[a.uid] = (
-                f"{why} (successors: repilot: the follow-up rollout is not built yet, so the host is "
-                "blocked as with successors: block; approve the successor or set successors: install)"
+                f"{why} (successors: repilot: {successor.version} goes through the pilot of a follow-up "
+                "rollout first, created by 'patchctl rollout promote')"
             )
         else:
             plan.blocked[a.uid] = f"{why} (successors: block: approve the successor to install it)"
@@ -167,4 +176,141 @@ def below_floor(entries: Iterable[Entry], versions: Mapping[str, str]) -> dict[s
             continue
         if older(e.approved.source, have, e.version) is not False:
             out[e.uid] = f"{have} installed after the run, below the approved {e.version}"
+    return out
+
+
+def windows_unoffered(approved: Iterable[tuple[str, str]], gone: Collection[str]) -> dict[str, str]:
+    """approved uid -> reason, for each ``(uid, title)`` of the rollout's Windows updates that
+    was missing on the host once and now is neither offered nor in its install history
+    (``gone``): the host lacks it and no deploy can install it, so it is blocked, never ok."""
+    return {
+        uid: (
+            f"approved {title} is no longer offered by Windows Update and is not in the host's install "
+            "history (superseded or hidden): approve its successor"
+        )
+        for uid, title in approved
+        if uid in gone
+    }
+
+
+# --- successors: repilot: the follow-up rollout -----------------------------------------------
+
+
+def follow_up_successors(
+    blocked: Iterable[Approved], candidates: Iterable[Offered], policy: Policy
+) -> dict[str, Offered]:
+    """approved uid -> the successor a follow-up rollout holds for it: for each blocked update
+    whose baseline says ``successors: repilot``, the newest non-major version of its lineage
+    newer than the approved one among ``candidates`` (the catalog's updates missing on some
+    host). A major successor is never taken; an update without a successor gets none."""
+    pool = list(candidates)
+    out: dict[str, Offered] = {}
+    for a in blocked:
+        baseline = policy.baseline_for(a.source)
+        if baseline is None or baseline.successors != SUCCESSORS_REPILOT or a.source not in ORDERED_SOURCES:
+            continue
+        newer = (
+            o
+            for o in pool
+            if (o.source, o.name) == (a.source, a.name) and not o.major and older(a.source, a.version, o.version)
+        )
+        successor = _newest(newer)
+        if successor is not None:
+            out[a.uid] = successor
+    return out
+
+
+def follow_up_waves(policy: Policy, sources: Iterable[str]) -> tuple[Wave, ...]:
+    """The waves of a follow-up rollout: the policy's, the first one baking the longest
+    ``successor_bake_days`` of the baselines of ``sources`` (unset: the first wave's own bake)."""
+    waves = tuple(policy.waves)
+    if not waves:
+        return waves
+    bakes = [
+        b.successor_bake_days
+        for b in (policy.baseline_for(src) for src in set(sources))
+        if b is not None and b.successor_bake_days is not None
+    ]
+    if not bakes:
+        return waves
+    return (replace(waves[0], bake_days=max(bakes)), *waves[1:])
+
+
+# --- starved lineages ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LineageRollout:
+    """One rollout holding a version of a lineage: when its first wave started (None: not yet)
+    and whether a later wave of it delivered the version to a host."""
+
+    rollout_id: int
+    source: str
+    name: str
+    version: str
+    first_wave_started_at: datetime | None
+    delivered_beyond_first: bool
+
+
+@dataclass(frozen=True)
+class Starved:
+    """A lineage not delivered beyond the first wave since ``since`` (its rollouts ``rollouts``)."""
+
+    source: str
+    name: str
+    since: datetime
+    days: float
+    rollouts: tuple[int, ...]
+    versions: tuple[str, ...]
+
+    @property
+    def reason(self) -> str:
+        return (
+            f"{self.source}:{self.name}: not delivered beyond the pilot for {self.days:.0f} days "
+            f"(rollouts {', '.join(map(str, self.rollouts))}: {', '.join(self.versions)}); its versions come "
+            "faster than the pilot bakes: consider 'successors: install' for it"
+        )
+
+
+def starved_lineages(rows: Iterable[LineageRollout], after_days: Mapping[str, float], now: datetime) -> list[Starved]:
+    """The lineages whose rollouts since the last one that delivered beyond its first wave have
+    not done so either, the first of them started more than ``after_days[source]`` days ago
+    (default 30): each new version restarted the pilot and none reached the fleet."""
+    by_lineage: dict[tuple[str, str], list[LineageRollout]] = {}
+    for r in rows:
+        by_lineage.setdefault((r.source, r.name), []).append(r)
+    out: list[Starved] = []
+    for (source, name), rollouts in sorted(by_lineage.items()):
+        rollouts.sort(key=lambda r: r.rollout_id)
+        trailing: list[LineageRollout] = []
+        for r in rollouts:
+            trailing = [] if r.delivered_beyond_first else [*trailing, r]
+        started = [r.first_wave_started_at for r in trailing if r.first_wave_started_at is not None]
+        if not started:
+            continue
+        since = min(started)
+        days = (now - since).total_seconds() / 86400
+        if days > after_days.get(source, 30):
+            out.append(
+                Starved(
+                    source,
+                    name,
+                    since,
+                    round(days, 1),
+                    tuple(r.rollout_id for r in trailing),
+                    tuple(r.version for r in trailing),
+                )
+            )
+    return out
+
+
+def starved_after(policy: Policy | None) -> dict[str, float]:
+    """Source -> its baseline's ``starved_after_days`` (sources without a baseline: the default)."""
+    if policy is None:
+        return {}
+    out: dict[str, float] = {}
+    for source in FAMILY_OF_SOURCE:
+        baseline = policy.baseline_for(source)
+        if baseline is not None:
+            out[source] = baseline.starved_after_days
     return out

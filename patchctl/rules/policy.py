@@ -16,6 +16,8 @@ The file (see ``policies/default.yml`` for a commented example)::
         allow: ["openssl"]       # approved at once whatever the classification and age
         successors: repilot      # when a rollout's approved version is no longer offered:
                                  # repilot (the default), install or block (see below)
+        successor_bake_days: 7   # repilot: the follow-up's pilot bake (default: the pilot's)
+        starved_after_days: 30   # a lineage not delivered beyond the pilot for longer is starved
     waves:                     # ordered; each wave's hosts exclude those of earlier waves
       - name: pilot
         hosts: pilot             # an inventory host pattern or group
@@ -32,9 +34,12 @@ not even by ``allow``), then ``major`` (never approved by a rule: only ``patchct
 offered (the repositories superseded it; the host is below it): ``install`` installs the newest
 offered version of the same package when it is not major and the baseline approves its
 classification (no ``approve_after_days`` wait); ``block`` leaves the host ``blocked`` until an
-operator approves the successor; ``repilot`` (the default) is to send the successor through a
-follow-up rollout's pilot first; until that is built it blocks the host as ``block`` does, and
-the host's reason says so. A major successor is never taken.
+operator approves the successor; ``repilot`` (the default) blocks the host too, and ``patchctl
+rollout promote`` sends the successor through a follow-up rollout of its own (only the
+successors; the policy's waves, the first one baking ``successor_bake_days``) before the blocked
+hosts get it. A major successor is never taken. A lineage whose successors come faster than the
+pilot's bake never gets beyond the pilot: after ``starved_after_days`` the report and ``rollout
+status`` name it *starved* and point at ``successors: install``.
 """
 
 from __future__ import annotations
@@ -87,6 +92,10 @@ class Baseline:
     reject: tuple[str, ...] = ()
     allow: tuple[str, ...] = ()
     successors: str = SUCCESSORS_REPILOT  # one of SUCCESSORS
+    # successors: repilot: the follow-up rollout's first wave bakes this long (None: its bake_days)
+    successor_bake_days: float | None = None
+    # a lineage not delivered beyond the first wave for longer than this is starved
+    starved_after_days: float = 30
 
 
 @dataclass(frozen=True)
@@ -276,6 +285,8 @@ def evaluate(policy: Policy, facts: UpdateFacts, now: datetime) -> Evaluation:
 # --- parsing and validation ------------------------------------------------------------------
 
 _BASELINE_KEYS = ("classifications", "severities", "approve_after_days", "reject", "allow", "successors")
+# What becomes of a rollout's lineages when the repositories move on (rules/lineage.py).
+_LINEAGE_KEYS = ("successor_bake_days", "starved_after_days")
 _WAVE_KEYS = ("name", "hosts", "bake_days", "max_concurrency", "max_fail_percent", "min_success_percent")
 _TOP_KEYS = ("version", "baselines", "waves", "windows")
 
@@ -318,7 +329,7 @@ def _classification(doc: YamlDoc) -> Callable[[yaml.Node, str, str], str]:
 
 
 def _baseline(doc: YamlDoc, node: yaml.Node, path: str) -> Baseline:
-    fields = doc.mapping(node, path, _BASELINE_KEYS)
+    fields = doc.mapping(node, path, _BASELINE_KEYS + _LINEAGE_KEYS)
     kwargs: dict[str, Any] = {}
     if "classifications" in fields:
         kwargs["classifications"] = doc.strings(
@@ -337,6 +348,10 @@ def _baseline(doc: YamlDoc, node: yaml.Node, path: str) -> Baseline:
         if value not in SUCCESSORS:
             raise doc.error(snode, f"{path}.successors", f"must be one of {', '.join(SUCCESSORS)}, got {value!r}")
         kwargs["successors"] = value
+    # the lineage keys
+    for name in _LINEAGE_KEYS:
+        if name in fields:
+            kwargs[name] = doc.number(fields[name][1], f"{path}.{name}")
     return Baseline(**kwargs)
 
 

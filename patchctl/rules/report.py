@@ -29,7 +29,8 @@ from patchctl.rules.compliance import (
     ComplianceFacts,
     compliance_state,
 )
-from patchctl.rules.model import CLASSIFICATIONS, HOST_FAILED, HOST_UNREACHABLE
+from patchctl.rules.lineage import Starved
+from patchctl.rules.model import CLASSIFICATIONS, HOST_BLOCKED, HOST_FAILED, HOST_UNREACHABLE
 
 
 @dataclass(frozen=True)
@@ -162,16 +163,31 @@ HISTORY_STATES = (COMPLIANT, MISSING, REBOOT_PENDING, FAILED, UNREACHABLE)
 NO_ROLE = "none"
 
 
-def host_facts(host: HostReport, deploy_failed: bool, approved_missing: int | None) -> ComplianceFacts:
+def host_facts(
+    host: HostReport, deploy_failed: bool, approved_missing: int | None, deploy_blocked: str | None = None
+) -> ComplianceFacts:
     """What the one rule (:func:`patchctl.rules.compliance.compliance_state`) reads of a host of
-    the report. ``approved_missing`` None: nothing was ever decided, every missing update counts."""
+    the report. ``approved_missing`` None: nothing was ever decided, every missing update counts.
+    ``deploy_blocked``: the reason of the host's blocked last deploy, if it was blocked."""
     return ComplianceFacts(
         last_scan=host.reachability,
         last_scan_at=host.last_scan_at,
         approved_missing=host.missing.total if approved_missing is None else approved_missing,
         reboot_pending=host.reboot_pending,
         deploy_failed=deploy_failed,
+        deploy_blocked=deploy_blocked,
     )
+
+
+def split_deploy_results(
+    deploy_failures: Iterable[DeployFailure], blocked: Iterable[DeployFailure], hosts: Iterable[str]
+) -> tuple[dict[str, DeployFailure], dict[str, DeployFailure]]:
+    """(failed, blocked) by host, for ``hosts``: the latest rollout's failed (not blocked) last
+    deploys, and the hosts whose last deploy in any rollout was blocked. verify and the report
+    both read a host's deploy facts through this."""
+    wanted = set(hosts)
+    failed = {f.host: f for f in deploy_failures if f.host in wanted and f.status != HOST_BLOCKED}
+    return failed, {b.host: b for b in blocked if b.host in wanted}
 
 
 def _state_counts(states: Iterable[str]) -> dict[str, int]:
@@ -286,6 +302,24 @@ class NodeThroughput:
 
 
 @dataclass(frozen=True)
+class Exposure:
+    """Since when a host has lacked a version of a lineage (a row of ``v_host_exposure``): from the
+    first version of the lineage it was found missing, surviving supersedes, ended by an install."""
+
+    host: str
+    source: str
+    name: str
+    since: datetime
+
+    @property
+    def lineage(self) -> str:
+        return f"{self.source}:{self.name}"
+
+    def days(self, now: datetime) -> float:
+        return round(max(0.0, (now - self.since).total_seconds()) / 86400, 1)
+
+
+@dataclass(frozen=True)
 class WaveSummary:
     """One wave of the latest rollout: its progress and the compliance of its hosts."""
 
@@ -320,6 +354,16 @@ class Report:
     def missing_approved(self, host: HostReport) -> int:
         """How many of the host's missing updates are approved (all of them when no decision exists)."""
         return self.approved_missing.get(host.name, host.missing.total)
+    # the exposure clock: per host its oldest open exposure; per lineage the oldest of its hosts'
+    oldest_exposure: Mapping[str, Exposure] = field(default_factory=dict)
+    lineage_exposure: Mapping[tuple[str, str], Exposure] = field(default_factory=dict)
+    # lineages never delivered beyond the pilot for longer than starved_after_days
+    starved: tuple[Starved, ...] = ()
+
+    def exposure_days(self, source: str, name: str) -> float | None:
+        """The oldest exposure among the hosts missing a version of the lineage, in days."""
+        e = self.lineage_exposure.get((source, name))
+        return None if e is None else e.days(self.generated_at)
 
     @property
     def compliant_percent(self) -> float:
@@ -340,25 +384,29 @@ def build_report(
     stale_days: float = 7,
     nodes: Sequence[NodeThroughput] = (),
     approved_missing: Mapping[str, int] | None = None,
+    blocked: Iterable[DeployFailure] = (),
+    exposures: Iterable[Exposure] = (),
+    starved: Sequence[Starved] = (),
 ) -> Report:
     """The report over ``rows`` (one per host), as of ``generated_at``.
 
     ``waves`` are the waves of one rollout (the latest); ``deploy_failures`` the hosts whose last
     deploy result in it was not ok; ``reboot_since`` and ``windows`` map hosts to the time they
-    started to need a reboot and to their maintenance window.
+    started to need a reboot and to their maintenance window; ``blocked`` the hosts whose last
+    deploy in any rollout was blocked; ``exposures`` the open exposures (``v_host_exposure``).
     """
     hosts, totals = _hosts_and_totals(rows)
     now = generated_at
     stale_after = timedelta(days=stale_days)
     names = [h.name for h in hosts]
-    wanted = set(names)
-    dfail = {f.host: f for f in deploy_failures if f.host in wanted}
+    dfail, dblock = split_deploy_results(deploy_failures, blocked, names)
     states = {
         h.name: compliance_state(
             host_facts(
                 h,
                 deploy_failed=h.name in dfail,
                 approved_missing=None if approved_missing is None else approved_missing.get(h.name, 0),
+                deploy_blocked=dblock[h.name].reason if h.name in dblock else None,
             ),
             now,
             stale_after,
@@ -400,9 +448,22 @@ def build_report(
     ]
     failures.extend(
         Failure(f.host, "deploy", f.status, f.reason, f.at, f.rollout_id, f.wave)
-        for f in sorted(dfail.values(), key=lambda f: f.host)
+        for f in sorted([*dfail.values(), *dblock.values()], key=lambda f: f.host)
     )
+    oldest: dict[str, Exposure] = {}
+    by_lineage: dict[tuple[str, str], Exposure] = {}
+    for e in exposures:
+        if e.host not in states:
+            continue
+        if e.host not in oldest or e.since < oldest[e.host].since:
+            oldest[e.host] = e
+        key = (e.source, e.name)
+        if key not in by_lineage or e.since < by_lineage[key].since:
+            by_lineage[key] = e
     return Report(
+        oldest_exposure=oldest,
+        lineage_exposure=by_lineage,
+        starved=tuple(starved),
         generated_at=generated_at,
         hosts=hosts,
         totals=totals,

@@ -15,9 +15,11 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from patchctl.rules.lineage import LineageRollout
 from patchctl.rules.report import (
     HISTORY_STATES,
     DeployFailure,
+    Exposure,
     HistoryPoint,
     NodeThroughput,
     TopMissing,
@@ -235,30 +237,81 @@ def wave_rows(q: Query, rollout_id: int) -> list[WaveRow]:
 
 
 def deploy_failures(q: Query, rollout_id: int) -> list[DeployFailure]:
-    """Hosts whose last deploy result in the rollout is not ok, with the reason."""
+    """Hosts whose last deploy result in the rollout is not ok (``blocked`` included), with the reason."""
     rows = q(
         "SELECT d.* FROM deploy_results d"
         " WHERE d.id IN (SELECT MAX(id) FROM deploy_results WHERE rollout_id = :r GROUP BY host)"
         " AND d.status <> 'ok' ORDER BY d.host",
         {"r": rollout_id},
     )
+    return [_failure(r) for r in rows]
+
+
+def _failure(r: Row) -> DeployFailure:
+    failed = _json(r["failed"]) or {}
+    detail = "; ".join(f"{uid}: {why}" for uid, why in sorted(dict(failed).items()))
+    at = _dt(r["finished_at"])
+    assert at is not None
+    return DeployFailure(
+        rollout_id=int(r["rollout_id"]),
+        wave=r["wave"],
+        host=r["host"],
+        status=r["status"],
+        reason=str(r["error"] or detail or r["status"]),
+        at=at,
+    )
+
+
+def blocked_hosts(q: Query) -> list[DeployFailure]:
+    """Hosts whose last deploy result in any rollout is ``blocked`` (an approved update the
+    repositories no longer offer), with the reason; a later result in a newer rollout (the
+    follow-up that delivers the successor) ends it."""
+    rows = q(
+        "SELECT d.* FROM deploy_results d"
+        " WHERE d.id IN (SELECT MAX(id) FROM deploy_results GROUP BY host)"
+        " AND d.status = 'blocked' ORDER BY d.host",
+        {},
+    )
+    return [_failure(r) for r in rows]
+
+
+def exposures(q: Query, hosts: Sequence[str] | None = None) -> list[Exposure]:
+    """The open exposures (``v_host_exposure``): per host and lineage, missing since when."""
+    params: dict[str, Any] = {}
+    where = _host_filter("host_id", hosts, params)
+    rows = q(f"SELECT host, source, name, since FROM v_host_exposure WHERE 1 = 1{where}", params)  # noqa: S608 - only placeholders are interpolated
     out = []
     for r in rows:
-        failed = _json(r["failed"]) or {}
-        detail = "; ".join(f"{uid}: {why}" for uid, why in sorted(dict(failed).items()))
-        at = _dt(r["finished_at"])
-        assert at is not None
-        out.append(
-            DeployFailure(
-                rollout_id=int(r["rollout_id"]),
-                wave=r["wave"],
-                host=r["host"],
-                status=r["status"],
-                reason=str(r["error"] or detail or r["status"]),
-                at=at,
-            )
-        )
+        since = _dt(r["since"])
+        if since is not None:
+            out.append(Exposure(str(r["host"]), str(r["source"]), str(r["name"]), since))
     return out
+
+
+def lineage_rollouts(q: Query) -> list[LineageRollout]:
+    """Each rollout's updates as versions of their lineages: when the rollout's first wave
+    started and whether a later wave of it recorded a host ok (delivered beyond the pilot)."""
+    rows = q(
+        "SELECT ru.rollout_id, ru.source, ru.name, ru.version, w0.started_at AS first_started,"
+        " (SELECT COUNT(*) FROM deploy_results d JOIN rollout_waves w"
+        "  ON w.rollout_id = d.rollout_id AND w.name = d.wave"
+        "  WHERE d.rollout_id = ru.rollout_id AND w.position > 0 AND d.status = 'ok') AS beyond"
+        " FROM rollout_updates ru"
+        " LEFT JOIN rollout_waves w0 ON w0.rollout_id = ru.rollout_id AND w0.position = 0"
+        " ORDER BY ru.rollout_id, ru.uid",
+        {},
+    )
+    return [
+        LineageRollout(
+            rollout_id=int(r["rollout_id"]),
+            source=str(r["source"]),
+            name=str(r["name"]),
+            version=str(r["version"]),
+            first_wave_started_at=_dt(r["first_started"]),
+            delivered_beyond_first=int(r["beyond"] or 0) > 0,
+        )
+        for r in rows
+    ]
 
 
 def node_throughput(q: Query) -> list[NodeThroughput]:

@@ -76,6 +76,7 @@ class Rollout:
     updates: tuple[RolloutUpdate, ...]
     waves: tuple[WaveRecord, ...]
     results: dict[str, HostResult] = field(default_factory=dict)  # host -> its latest result
+    follows: int | None = None  # a follow-up rollout (successors: repilot): the rollout it follows
 
     def wave(self, name: str) -> WaveRecord:
         for rec in self.waves:
@@ -146,7 +147,11 @@ class RolloutStore:
         policy_source: str,
         waves: Sequence[Wave],
         updates: Sequence[CatalogEntry],
+        follows: int | None = None,
+        why: str | None = None,
     ) -> int:
+        """A new rollout of ``updates`` through ``waves``; ``follows``: the rollout it is the
+        follow-up of (its audit trail names the follow-up too, with ``why``)."""
         with self.store._write("create a rollout") as conn:
             result = conn.execute(
                 t.rollouts.insert().values(
@@ -154,6 +159,7 @@ class RolloutStore:
                     created_by=actor,
                     policy_source=policy_source,
                     waves=[w.as_dict() for w in waves],
+                    follows_rollout_id=follows,
                 )
             )
             pk = result.inserted_primary_key
@@ -197,9 +203,30 @@ class RolloutStore:
                 "rollout create",
                 f"rollout {rollout_id}",
                 rollout_id,
-                f"{len(updates)} updates: " + ", ".join(e.uid for e in updates),
+                f"{len(updates)} updates: "
+                + ", ".join(e.uid for e in updates)
+                + (f"; follow-up of rollout {follows}" if follows is not None else ""),
             )
+            if follows is not None:
+                audit_trail.record(
+                    conn,
+                    at,
+                    actor,
+                    "rollout follow-up",
+                    f"rollout {rollout_id}",
+                    follows,
+                    why or f"follow-up rollout {rollout_id}",
+                )
             return rollout_id
+
+    def follow_ups(self, rollout_id: int) -> list[int]:
+        """The rollouts created as follow-ups of ``rollout_id``, oldest first."""
+        r = t.rollouts
+        with self.store._read() as conn:
+            return [
+                int(i)
+                for i in conn.scalars(sa.select(r.c.id).where(r.c.follows_rollout_id == rollout_id).order_by(r.c.id))
+            ]
 
     def latest_rollout_id(self) -> int | None:
         with self.store._read() as conn:
@@ -260,7 +287,16 @@ class RolloutStore:
             )
             for w in wave_rows
         )
-        return Rollout(rollout_id, row.created_at, row.created_by, row.policy_source, updates, waves, results)
+        return Rollout(
+            rollout_id,
+            row.created_at,
+            row.created_by,
+            row.policy_source,
+            updates,
+            waves,
+            results,
+            row.follows_rollout_id,
+        )
 
     def set_wave(
         self,
@@ -401,6 +437,23 @@ class RolloutStore:
                 sa.select(h.c.name, hu.c.update_id)
                 .join(hu, hu.c.host_id == h.c.id)
                 .where(h.c.name.in_(names), hu.c.state == t.STATE_MISSING)
+            ):
+                out.setdefault(row.name, set()).add(int(row.update_id))
+        return out
+
+    def gone_on_hosts(self, hosts: Iterable[str], update_ids: Iterable[int]) -> dict[str, set[int]]:
+        """host -> which of ``update_ids`` were missing on it once and are ``gone`` now: no longer
+        offered and not installed (for Windows: not in the install history its scan read)."""
+        h, hu = t.hosts, t.host_updates
+        names, ids = list(hosts), list(update_ids)
+        out: dict[str, set[int]] = {}
+        if not names or not ids:
+            return out
+        with self.store._read() as conn:
+            for row in conn.execute(
+                sa.select(h.c.name, hu.c.update_id)
+                .join(hu, hu.c.host_id == h.c.id)
+                .where(h.c.name.in_(names), hu.c.update_id.in_(ids), hu.c.state == t.STATE_GONE)
             ):
                 out.setdefault(row.name, set()).add(int(row.update_id))
         return out

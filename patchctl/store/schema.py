@@ -365,6 +365,9 @@ rollouts = sa.Table(
     sa.Column("policy_source", sa.Text, nullable=False),
     sa.Column("waves", JSONText(), nullable=False),  # the policy's waves, frozen
     sa.Column("note", sa.Text),
+    # a follow-up rollout (successors: repilot, migration 0009): the rollout whose blocked
+    # updates' successors it holds
+    sa.Column("follows_rollout_id", sa.Integer),
 )
 
 audit_events = sa.Table(
@@ -633,4 +636,16 @@ v_node_throughput = sa.Table(
     sa.Column("last_forks", sa.Integer),
     sa.Column("last_error", sa.Text),
     sa.Column("last_finished_at", UTCDateTime()),
+)
+
+# --- lineage: the exposure clock (migration 0009) ---------------------------------------------
+
+v_host_exposure = sa.Table(
+    "v_host_exposure",
+    views,
+    sa.Column("host_id", sa.Integer),
+    sa.Column("host", sa.String),
+    sa.Column("source", sa.String),
+    sa.Column("name", sa.String),
+    sa.Column("since", UTCDateTime()),
 )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from patchctl.decisions import load_policy
+from patchctl.config import load_policy
 from patchctl.deploy import DeployOptions, deploy
 from patchctl.rules.clock import Clock
 from patchctl.store import Store

@@ -1,8 +1,9 @@
 """ "ok" means installed, on real apt hosts while the repository moves on: the pilot installs the
 approved version, the repository supersedes it and drops it (`patchctl lab repo publish
---drop-older`), the fleet is promoted. With ``successors: block`` (and ``repilot``, which blocks
-the same way until the follow-up rollout exists) the fleet hosts are ``blocked`` with the reason,
-never ``ok``; with ``successors: install`` they get the successor. A host downgraded by hand is
+--drop-older`), the fleet is promoted. With ``successors: block`` the fleet hosts are
+``blocked`` with the reason, never ``ok``; with ``repilot`` too, and the successor goes through a
+follow-up rollout's pilot and bake before the fleet gets it; with ``successors: install`` they
+get the successor. A host downgraded by hand is
 no longer ``ok`` and its wave's next deploy installs the approved version again. The versions
 each host ends with are read with dpkg-query over SSH; ``rollout status``, ``verify --json`` and
 ``report --json`` are compared host by host.
@@ -53,6 +54,7 @@ class Run:
                     approve_after_days: 0
                     reject: {OTHERS}
                     successors: {successors}
+                    successor_bake_days: 2
                 waves:
                   - {{name: pilot, hosts: {self.pilot}, bake_days: 7, max_concurrency: 1, max_fail_percent: 0}}
                   - {{name: fleet, hosts: all, bake_days: 0, max_concurrency: 2, max_fail_percent: 0}}
@@ -135,7 +137,7 @@ def test_downgraded_host_is_not_ok_and_is_retried(lineage_lab: LabEnv, tmp_path:
     assert by_verify[run.pilot] == "compliant"
 
 
-@pytest.mark.parametrize("successors", ["block", "repilot"])
+@pytest.mark.parametrize("successors", ["block"])
 def test_superseded_approved_version_blocks_the_fleet(lineage_lab: LabEnv, tmp_path: Path, successors: str) -> None:
     """The superseded-update scenario: before, the fleet hosts were recorded ok at 1.0-1 and the wave
     finished at 100%, exit 0. Breaking it: with judge() returning the apply outcome unchecked,
@@ -155,16 +157,52 @@ def test_superseded_approved_version_blocks_the_fleet(lineage_lab: LabEnv, tmp_p
     for host in run.fleet:
         assert results[host]["status"] == "blocked", results[host]
         assert reason in results[host]["error"]
-        # the one rule: a blocked host's last deploy did not succeed, in verify and report alike
-        assert by_verify[host] == by_report[host] == "failed", host
+        # the one rule: verify, report and rollout status say blocked alike
+        assert by_verify[host] == by_report[host] == results[host]["status"] == "blocked", host
     fleet = next(w for w in status["waves"] if w["name"] == "fleet")
     assert fleet["hosts_ok"] == 0 and fleet["hosts_blocked"] == len(run.fleet)
     assert sorted(b["host"] for b in status["blocked"]) == sorted(run.fleet)
     assert results[run.pilot]["status"] == "ok"
     # the pilot has the rollout's version; the successor has no approval recorded yet
     assert by_verify[run.pilot] == by_report[run.pilot] == "compliant"
-    if successors == "repilot":
-        assert "follow-up rollout is not built yet" in results[run.fleet[0]]["error"]
+
+
+def test_repilot_sends_the_successor_through_a_follow_up_rollout(lineage_lab: LabEnv, tmp_path: Path) -> None:
+    """successors: repilot on real hosts: the promoted fleet hosts are blocked and the same
+    ``rollout promote --deploy`` creates follow-up rollout 2 holding only the successor 1.6-1;
+    rollout status, verify and report say ``blocked`` alike, status naming the follow-up; the
+    next promote deploys rollout 2's pilot (1.6-1, read with dpkg), its bake (successor_bake_days
+    2) holds the fleet back, then the fleet gets 1.6-1 and all three say compliant. Breaking it:
+    without the follow-up step in promote_and_deploy, the first promote's follow_up_rollout was
+    null (run and failed here)."""
+    run, later = start(lineage_lab, tmp_path, "repilot", "1.5-1", "1.6-1")
+    first = run("rollout", "promote", "--deploy", "--json", now=later, code=1).json()
+    assert isinstance(first, dict) and first["follow_up_rollout"] == 2
+    assert {h: run.version(h) for h in run.fleet} == dict.fromkeys(run.fleet, "1.0-1")
+    status, by_verify, by_report = run.views(datetime.now(UTC))
+    assert (status["id"], status["follows"], status["updates"]) == (2, 1, [f"apt:{APP}:1.6-1"])
+    blocked = {b["host"]: b for b in status["blocked"]}
+    assert sorted(blocked) == sorted(run.fleet)
+    for host in run.fleet:
+        assert (blocked[host]["rollout"], blocked[host]["follow_up_rollout"]) == (1, 2)
+        assert "approved 1.5-1 is no longer offered; the repositories offer 1.6-1" in blocked[host]["reason"]
+        assert by_verify[host] == by_report[host] == "blocked", host
+    audit = run("audit", "--rollout", "1", "--json").json()
+    assert isinstance(audit, list)
+    assert any(a["action"] == "rollout follow-up" and a["subject"] == "rollout 2" for a in audit)
+
+    pilot = run("rollout", "promote", "--deploy", "--json", now=later).json()
+    assert isinstance(pilot, dict) and (pilot["rollout"], pilot["wave"]) == (2, "pilot")
+    assert run.version(run.pilot) == "1.6-1"
+    held = run("rollout", "promote", now=later + timedelta(days=1), code=3)
+    assert "baking" in held.stdout + held.stderr
+    fleet = run("rollout", "promote", "--deploy", "--json", now=later + timedelta(days=3)).json()
+    assert isinstance(fleet, dict) and (fleet["rollout"], fleet["wave"]) == (2, "fleet")
+    assert {h: run.version(h) for h in run.fleet} == dict.fromkeys(run.fleet, "1.6-1")
+    status, by_verify, by_report = run.views(datetime.now(UTC))
+    assert status["blocked"] == []
+    for host in (run.pilot, *run.fleet):
+        assert by_verify[host] == by_report[host] == "compliant", host
 
 
 def test_successors_install_takes_the_successor(lineage_lab: LabEnv, tmp_path: Path) -> None:

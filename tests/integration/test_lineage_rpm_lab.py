@@ -95,4 +95,4 @@ def test_superseded_approved_version_blocks_the_dnf_and_zypper_fleet(rpm_lineage
     for host in FLEET:
         assert results[host]["status"] == "blocked", results[host]
         assert "approved 1.3-1 is no longer offered; the repositories offer 1.4-1" in results[host]["error"]
-        assert by_verify[host] == by_report[host] == "failed", host
+        assert by_verify[host] == by_report[host] == "blocked", host

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from patchctl.cli import cli
-from patchctl.decisions import load_policy
+from patchctl.config import load_policy
 from patchctl.execution_nodes import CONTROL_NODE, node_hosts
 from patchctl.maintenance_view import windows_view
 from patchctl.render.deploy import deploy_lines

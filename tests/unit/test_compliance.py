@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from patchctl.rules.compliance import (
+    BLOCKED,
     COMPLIANT,
     FAILED,
     MISSING,
@@ -28,11 +29,12 @@ CONDITIONS = {
     NEVER_SCANNED: {"last_scan": NEVER_SCANNED, "last_scan_at": None},
     UNREACHABLE: {"last_scan": "unreachable"},
     FAILED: {"deploy_failed": True},
+    BLOCKED: {"deploy_blocked": "approved 1.1-1 is no longer offered; the repositories offer 1.2-1"},
     STALE: {"last_scan_at": NOW - WEEK - timedelta(seconds=1)},
     MISSING: {"approved_missing": 2},
     REBOOT_PENDING: {"reboot_pending": True},
 }
-PRECEDENCE = (NEVER_SCANNED, UNREACHABLE, FAILED, STALE, MISSING, REBOOT_PENDING, COMPLIANT)
+PRECEDENCE = (NEVER_SCANNED, UNREACHABLE, FAILED, BLOCKED, STALE, MISSING, REBOOT_PENDING, COMPLIANT)
 
 
 def test_every_combination_of_conditions_gives_the_strongest_state() -> None:

@@ -215,12 +215,13 @@ def test_json_keeps_the_report_1_keys_and_adds_sections(rep: Report) -> None:
             assert data[key] == base[key]
     for full_host, base_host in zip(data["hosts"], base["hosts"], strict=True):
         assert {k: full_host[k] for k in base_host} == base_host
-        assert set(full_host) - set(base_host) == {"state", "wave", "missing_approved"}
+        assert set(full_host) - set(base_host) == {"state", "wave", "missing_approved", "exposure"}
     assert list(data)[4:] == [
         "stale_days",
         "compliance",
         "rollout_id",
         "top_missing",
+        "starved",
         "pending_reboots",
         "failures",
         "history",
