@@ -5,14 +5,18 @@ deploy of the same rollout is refused while one runs; scans, reports and status 
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -38,14 +42,36 @@ def dpkg_state(env: LabEnv, host: str) -> dict[str, tuple[str, str]]:
     return {n: (v, s.strip()) for n, v, s in (ln.split(maxsplit=2) for ln in out.splitlines())}
 
 
-def upgrades_logged(env: LabEnv, host: str) -> dict[str, int]:
-    """How many times dpkg unpacked each demo package over its previous version on this host."""
-    out = env.ssh(host, "grep -h ' upgrade patchctl-demo-' /var/log/dpkg.log || true").stdout
-    counts: dict[str, int] = {}
+def dpkg_actions(env: LabEnv, host: str) -> dict[tuple[str, str], int]:
+    """(action, package) -> how many times dpkg's log shows that action landing on the package's
+    target version on this host: ``upgrade``/``install`` (unpacked at it) and ``configure``."""
+    out = env.ssh(host, "cat /var/log/dpkg.log").stdout
+    counts: dict[tuple[str, str], int] = {}
     for line in out.splitlines():
-        name = line.split()[3].split(":")[0]
-        counts[name] = counts.get(name, 0) + 1
+        fields = line.split()
+        if len(fields) < 6 or fields[2] not in ("install", "upgrade", "configure"):
+            continue
+        name = fields[3].split(":")[0]
+        landed = fields[5] if fields[2] in ("install", "upgrade") else fields[4]
+        if TARGET.get(name) == landed:
+            key = ("configure" if fields[2] == "configure" else "unpack", name)
+            counts[key] = counts.get(key, 0) + 1
     return counts
+
+
+APT_GET_LOG = "/var/log/patchctl-test-apt-get.log"
+# Every apt-get the host runs goes through this wrapper (apt-get itself diverted aside with
+# dpkg-divert), which notes its arguments first: what patchctl really ran on the host.
+WATCH_APT_GET = (
+    "dpkg-divert --local --rename --divert /usr/bin/apt-get.real --add /usr/bin/apt-get >/dev/null && "
+    "printf '%s\\n' '#!/bin/sh' 'printf \"%s\\n\" \"$*\" >> " + APT_GET_LOG + "' "
+    "'exec /usr/bin/apt-get.real \"$@\"' > /usr/bin/apt-get && chmod 0755 /usr/bin/apt-get && : > " + APT_GET_LOG
+)
+
+
+def apt_get_installs(env: LabEnv, host: str) -> list[str]:
+    """The ``apt-get install`` command lines the host ran since WATCH_APT_GET."""
+    return [ln for ln in env.ssh(host, f"cat {APT_GET_LOG}").stdout.splitlines() if ln.startswith("install ")]
 
 
 def query(db: Path, sql: str, *params: object) -> list[tuple[object, ...]]:
@@ -174,9 +200,23 @@ def assert_store_matches_hosts(env: LabEnv, cli: Cli) -> dict[str, str]:
 
 
 def test_kill_9_during_deploy_loses_nothing_and_installs_nothing_twice(lab_env: LabEnv, tmp_path: Path) -> None:
+    """Nothing installed twice is read from the hosts: each ran ``apt-get install`` exactly once
+    (a wrapper notes every apt-get the host runs), and dpkg's log shows each package unpacked and
+    configured at its target version exactly once; patchctl ran no apply for a host already done
+    (no later result for it). Seen failing with the deploy's ``already_done`` left out of the
+    hosts it skips (``todo = hosts``: the final run applied again to the hosts done before, a
+    second result row after their ok) and with ``plan`` in the apply module putting present
+    updates in the to-do list (a second ``apt-get install`` on the host killed in flight, while
+    dpkg's log still showed each package unpacked and configured once: apt installing a version
+    that is there does nothing dpkg logs). The refusal of a second deploy names the holder's pid,
+    machine and since; seen failing with the since left out of the lock file's holder. Beside it,
+    ``rollout status`` shows no result and every host pending, ``report`` every host missing."""
     hosts = sorted(h.name for h in lab_env.lab.hosts())
     first, second = hosts[0], hosts[1]
     cli = prepare(lab_env, tmp_path, {first: 25}, concurrency=1, fail_percent=100)
+    for host in hosts:
+        lab_env.ssh(host, WATCH_APT_GET)
+    rollout_id = query(cli.db, "SELECT MAX(id) FROM rollouts")[0][0]
 
     # 1. Killed before the first host: the run is recorded as started, no host is touched.
     proc = cli.start("deploy")
@@ -206,10 +246,25 @@ def test_kill_9_during_deploy_loses_nothing_and_installs_nothing_twice(lab_env: 
     kill9(proc)
     code, _out, err = done[0]
     assert code == 3, err
-    assert "rollout" in err and "in use by" in err and "pid" in err
     assert len(err.strip().splitlines()) == 1
+    held = re.fullmatch(
+        rf"patchctl: error: rollout {rollout_id} is in use by 'patchctl' \(pid {proc.pid} on "
+        rf"{re.escape(socket.gethostname())}, since (\S+)\)(?: \(waited \d+ s\))?: refused; try again when it ends",
+        err.strip(),
+    )
+    assert held, err
+    since = datetime.fromisoformat(held.group(1))
+    assert timedelta(0) <= datetime.now(UTC) - since < timedelta(minutes=5), since
     assert [c for c, _o, _e in done[1:]] == [0, 0, 0], done[1:]
     assert all("Traceback" not in e for _c, _o, e in done)
+    # what they printed beside it: nothing claimed for the host in flight
+    status, report, updates = json.loads(done[1][1]), json.loads(done[2][1]), done[3][1]
+    assert status["id"] == rollout_id and status["results"] == []
+    assert [(w["state"], w["hosts_ok"], w["hosts_pending"]) for w in status["waves"]] == [("deploying", 0, len(hosts))]
+    assert {h["name"]: h["state"] for h in report["hosts"]} == dict.fromkeys(hosts, "missing")
+    assert report["compliance"]["percent"] == 0.0
+    for name in TARGET:
+        assert name in updates, updates
     assert query(cli.db, "SELECT host FROM deploy_results") == []  # nothing claimed for the host in flight
     wait_for(
         f"{first} to finish configuring",
@@ -241,7 +296,21 @@ def test_kill_9_during_deploy_loses_nothing_and_installs_nothing_twice(lab_env: 
     assert len(query(cli.db, "SELECT id FROM audit_events WHERE action = 'deploy run crashed'")) == 3
     for host in hosts:
         assert {n: v for n, (v, _s) in dpkg_state(lab_env, host).items() if n in TARGET} == TARGET, host
-        assert upgrades_logged(lab_env, host) == dict.fromkeys(TARGET, 1), host
+        once = {(a, n): 1 for a in ("unpack", "configure") for n in TARGET}
+        assert dpkg_actions(lab_env, host) == once, host
+        installs = apt_get_installs(lab_env, host)
+        assert len(installs) == 1, (host, installs)
+        assert {f"{n}={v}" for n, v in TARGET.items()} <= set(installs[0].split()), installs
+    # what patchctl ran: no apply for a host after its ok result (the last run skipped the second
+    # host), and the host killed in flight found everything present when its apply ran again
+    rows = query(cli.db, "SELECT run_id, host, status, installed, present FROM deploy_results ORDER BY id")
+    for host in hosts:
+        mine = [r for r in rows if r[1] == host]
+        assert [r[2] for r in mine] == ["ok"], (host, mine)
+    last_run = query(cli.db, "SELECT MAX(id) FROM deploy_runs")[0][0]
+    assert sorted(r[1] for r in rows if r[0] == last_run) == sorted(set(hosts) - {first, second})
+    ((_run, _h, _s, installed, present),) = [r for r in rows if r[1] == first]
+    assert json.loads(str(installed)) == [] and len(json.loads(str(present))) == len(TARGET)
     assert query(cli.db, "PRAGMA integrity_check") == [("ok",)]
 
 
