@@ -187,6 +187,10 @@ def test_major_upgrade_only_with_major_flag(lab_env: LabEnv, tmp_path: Path) -> 
 def test_failed_install_halts_the_wave_at_zero_percent(
     lab_env: LabEnv, tmp_path: Path, webhook: tuple[str, Inbox], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The host's failure is dpkg's error text (its state and the postinst's exit), in the deploy's
+    result, its error and rollout status. Seen failing with the apply module's ``outcome`` giving
+    only "dpkg state iF" (the deploy's ``failed`` reason compared unequal), where the old check of
+    the uid key alone stayed green."""
     url, inbox = webhook
     monkeypatch.setitem(lab_env.env, "PATCHCTL_NOTIFY_WEBHOOK_URL", url)
     one_at_a_time = """
@@ -206,16 +210,24 @@ def test_failed_install_halts_the_wave_at_zero_percent(
     ran = {h["host"]: h for h in report["hosts"]}
     assert list(ran) == [hosts[0]], "no further host may start after the first failure"
     assert ran[hosts[0]]["status"] == "failed"
-    assert "apt:patchctl-demo-broken:1.1-1" in ran[hosts[0]]["failed"]
+    # dpkg's own error, as the host printed it: the state dpkg left and the failed postinst
+    dpkg_error = (
+        "dpkg state iF after install: dpkg: error processing package patchctl-demo-broken (--configure): "
+        "installed patchctl-demo-broken package post-installation script subprocess returned error exit status 1"
+    )
+    assert ran[hosts[0]]["failed"] == {"apt:patchctl-demo-broken:1.1-1": dpkg_error}, ran[hosts[0]]
+    assert dpkg_error in ran[hosts[0]]["error"], ran[hosts[0]]
     assert sorted(report["not_started"]) == hosts[1:]
-    assert versions(lab_env, hosts[0])["patchctl-demo-broken"].startswith("1.1-1 (i")  # half-configured
+    assert versions(lab_env, hosts[0])["patchctl-demo-broken"] == "1.1-1 (iF)"  # half-configured
     for host in hosts[1:]:
         assert versions(lab_env, host) == BASE, host
 
     status = ok(pc("rollout", "status", "--json")).json()
     assert isinstance(status, dict)
     assert status["waves"][0]["state"] == "halted"
-    assert json.dumps(status["results"]).count('"failed"') >= 1
+    assert [(r["host"], r["status"], r["failed"]) for r in status["results"]] == [
+        (hosts[0], "failed", {"apt:patchctl-demo-broken:1.1-1": dpkg_error})
+    ]
     blocked = pc("rollout", "promote")
     assert blocked.code == 3 and "halted" in blocked.stderr
 
