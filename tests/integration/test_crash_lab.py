@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from patchctl.lab.repo import SLOW_MARKER, SLOW_SECONDS_FILE
+from patchctl.store import Store
 
 from .conftest import CliResult, LabEnv
 
@@ -314,17 +315,69 @@ def test_kill_9_during_deploy_loses_nothing_and_installs_nothing_twice(lab_env: 
     assert query(cli.db, "PRAGMA integrity_check") == [("ok",)]
 
 
+# Makes the second host's transaction last: once a second scans row is there (visible only inside
+# the transaction writing it), each host_updates row it inserts spins over SPIN x SPIN rows.
+SLOW_SECOND_HOST = """
+CREATE TABLE test_spin (x INTEGER);
+INSERT INTO test_spin WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 20000) SELECT x FROM c;
+CREATE TRIGGER test_slow_second_host AFTER INSERT ON host_updates WHEN (SELECT COUNT(*) FROM scans) >= 2
+BEGIN SELECT sum(a.x * b.x) FROM test_spin a, test_spin b; END;
+"""
+
+
+def write_transaction_open(db: Path) -> bool:
+    """Whether another connection holds the store's write lock (an open write transaction)."""
+    conn = sqlite3.connect(db, timeout=0, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+        return False
+    except sqlite3.OperationalError as exc:
+        assert "locked" in str(exc), exc
+        return True
+    finally:
+        conn.close()
+
+
 def test_kill_9_during_scan_keeps_the_hosts_it_finished(lab_env: LabEnv, tmp_path: Path) -> None:
+    """The kill lands inside the second host's transaction (held open by a trigger on the store:
+    its scans row and catalog rows written, its host_updates being written, the write lock held
+    for over a second): that host has no row at all afterwards, the first its whole scan. Seen
+    failing with ``write_scan`` committing after the host's scans row (before its host_updates):
+    the host in flight kept its scans row, two where one must be."""
     lab_env.lab.reset()
     policy = tmp_path / "policy.yml"
     policy.write_text("---\nbaselines: {}\n")
     cli = Cli(lab_env, tmp_path / "store.db", policy)
+    Store.open(f"sqlite:///{cli.db}").close()
+    with sqlite3.connect(cli.db) as conn:
+        conn.executescript(SLOW_SECOND_HOST)
+    hosts_before = query(cli.db, "SELECT COUNT(*) FROM hosts")
+    assert hosts_before == [(0,)]
     proc = cli.start("scan", "--forks", "1")
-    wait_for("a host's scan", lambda: tmp_path.joinpath("store.db").exists() and _scans(cli.db) > 0, every=0.02)
+    wait_for("the first host's scan", lambda: _scans(cli.db) > 0, every=0.02, proc=proc)
+
+    def second_in_its_transaction() -> bool:
+        # held for a second or more: not one of the short writes between hosts
+        for _ in range(5):
+            if not write_transaction_open(cli.db):
+                return False
+            time.sleep(0.25)
+        return True
+
+    wait_for("the second host's open transaction", second_in_its_transaction, every=0.1, proc=proc)
+    assert _scans(cli.db) == 1
     kill9(proc)
     done = query(cli.db, "SELECT h.name, s.status, s.missing_total FROM scans s JOIN hosts h ON h.id = s.host_id")
-    assert done and all(status == "ok" and missing == 5 for _h, status, missing in done), done
+    assert len(done) == 1 and all(status == "ok" and missing == 5 for _h, status, missing in done), done
     assert query(cli.db, "SELECT status FROM scan_runs") == [("running",)]
+    # the host in flight left nothing: one host, its rows only; the catalog holds its updates alone
+    ((first,),) = query(cli.db, "SELECT name FROM hosts")
+    assert first == done[0][0]
+    assert query(cli.db, "SELECT COUNT(DISTINCT host_id) FROM host_updates") == [(1,)]
+    assert query(cli.db, "SELECT COUNT(*) FROM updates") == [(5,)]
+    with sqlite3.connect(cli.db) as conn:
+        conn.executescript("DROP TRIGGER test_slow_second_host; DROP TABLE test_spin;")
     # every recorded host has its whole scan: one row per missing update
     for host, _status, missing in done:
         rows = query(
