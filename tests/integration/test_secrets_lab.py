@@ -5,11 +5,16 @@ in the inventory (its password from a file named by ANSIBLE_VAULT_PASSWORD_FILE)
 vault, on a Windows host that cannot be reached), and an environment variable read by a lookup.
 Then every file patchctl wrote ($PATCHCTL_HOME: store, logs, locks), every store row, every
 JSON output, the runner's temporary directories, what appeared in /tmp and in Ansible's local
-temp dir, and the hosts' temporary and log directories are searched: no secret anywhere. The
-store and the logs are owner-only (0600)."""
+temp dir, and every host's temporary, home and log directories are searched: no secret
+anywhere. The store and the logs are owner-only (0600). A task evaluates the vaulted token and
+the environment lookup (the pilot server's pre-reboot command, whose digest of both is read back
+from the host); the become password is decrypted with the vault but no task evaluates it (the
+lab logs in as root, no Linux play uses become). Seen failing with that command also writing the
+token to /var/log on the host (found by the hosts' search)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import sqlite3
@@ -28,6 +33,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.lab]
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_READ = 50 * 1024 * 1024
+TOKEN_DIGEST = "/root/patchctl-test-token.sha256"
 
 
 def make_secrets() -> dict[str, str]:
@@ -110,6 +116,20 @@ def write_inventory(env: LabEnv, inv: Path, secret: dict[str, str], ansible_env:
             """
         )
     )
+    # A task that evaluates the vaulted token and the environment lookup: the servers' pre-reboot
+    # command (shell by design) hands both to a command that leaves their digest on the host, so
+    # the test sees them evaluated. (The become password is decrypted with the vault but evaluated
+    # by no task: the lab logs in as root and no play uses become.)
+    (inv / "group_vars" / "servers.yml").write_text(
+        yaml.safe_dump(
+            {
+                "patch_reboot_pre_commands": [
+                    "printf '%s %s' '{{ patchctl_lab_api_token }}' '{{ patchctl_lab_env_token }}'"
+                    f" | sha256sum | cut -d' ' -f1 > {TOKEN_DIGEST}"
+                ]
+            }
+        )
+    )
     # the example inventory's Windows connection and workgroup files, as they are
     example = ROOT / "inventories" / "example" / "group_vars"
     (inv / "group_vars" / "windows" / "connection.yml").write_text((example / "windows" / "connection.yml").read_text())
@@ -150,9 +170,11 @@ def test_no_secret_in_logs_store_output_artifacts_or_temp_files(lab_env: LabEnv,
               debian:
                 classifications: [security, bugfix, other]
                 approve_after_days: 0
-                reject: [patchctl-demo-broken, patchctl-demo-kernel]
+                reject: [patchctl-demo-broken]
             waves:
               - {name: pilot, hosts: pilot, bake_days: 0, max_concurrency: 2, max_fail_percent: 0}
+            windows:
+              - {name: lab-nightly, start: "* * * * *", duration: 2h, timezone: UTC}
             """
         )
     )
@@ -185,6 +207,12 @@ def test_no_secret_in_logs_store_output_artifacts_or_temp_files(lab_env: LabEnv,
         assert proc.returncode == 0, (args, proc.stderr)
         assert proc.stdout.strip()[:1] in ("{", "["), (args, proc.stdout[:200])
     assert "1.1-1" in lab_env.ssh("srv-01", "dpkg-query -W -f '${Version}' patchctl-demo-app").stdout
+    # the deploy rebooted the pilot server (the kernel update, its window open): its pre-reboot
+    # command ran with the token and the environment lookup evaluated
+    digest = hashlib.sha256(f"{secret['vaulted token']} {secret['env token']}".encode()).hexdigest()
+    assert lab_env.ssh("srv-01", f"cat {TOKEN_DIGEST}").stdout.strip() == digest
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT host, status FROM reboots").fetchall() == [("srv-01", "ok")]
 
     # 1. every JSON and text output of every command
     assert [k for k, v in secret.items() if any(v in out for out in outputs)] == []
@@ -208,7 +236,7 @@ def test_no_secret_in_logs_store_output_artifacts_or_temp_files(lab_env: LabEnv,
     assert leaks(files_under(*new), secret) == []
     # 5. the hosts: no temp dirs left behind by the scan's download check, no secret in their
     # temp, home or log directories
-    for host in ("srv-01", "cli-01"):
+    for host in sorted(h.name for h in lab.hosts()):
         left = lab_env.ssh(host, "find /tmp /var/tmp /root -name 'patchctl-verify-*' -o -name 'ansible-tmp-*'").stdout
         assert left.strip() == "", (host, left)
         pattern = "|".join(secret.values())
