@@ -29,7 +29,7 @@ TOOLS_ENV    := PATH="$(CURDIR)/$(BIN):$$PATH"
 MOLECULE_ENV := $(TOOLS_ENV) ANSIBLE_HOME="$(CURDIR)/.ansible"
 SCENARIO  ?=
 
-.PHONY: help deps venv collections lint molecule test demo docs clean distclean pg pg-stop
+.PHONY: help deps venv collections lint molecule test demo docs clean distclean pg pg-stop mutation
 
 help:
 	@echo "make deps         system packages (root, Debian 12; quick when already installed)"
@@ -39,6 +39,7 @@ help:
 	@echo "make pg           start this checkout's PostgreSQL test cluster (tools/pg.sh; pg-stop stops it)"
 	@echo "make docs         the documentation site into site/ (mkdocs, strict: broken links or anchors fail)"
 	@echo "make molecule     every Molecule scenario's full sequence on lab hosts (SCENARIO=name: one)"
+	@echo "make mutation     mutmut over the rules modules with their unit tests (by hand; docs/mutation.md)"
 	@echo "make test         deps + venv + collections, lint, docs, pytest tests/, then make molecule"
 	@echo "make demo         deps + venv + collections, then lab up (6 hosts) and tools/demo.sh: scan, waves, report"
 	@echo "make clean        build outputs and tool caches (distclean: also .venv, .collections)"
@@ -94,6 +95,14 @@ lint: venv collections
 	$(BIN)/lint-imports
 	$(BIN)/vulture
 
+# Mutation testing, by hand (not part of make test): mutmut over the rules modules with their unit
+# tests ([tool.mutmut] in pyproject.toml; its working copy in mutants/); the surviving mutants per
+# module are recorded in docs/mutation.md. `mutmut show NAME` prints one.
+mutation: venv
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children 2
+	$(BIN)/mutmut results
+
 # Each lab scenario: destroy, syntax, create (its own lab), prepare, converge, idempotence,
 # verify, destroy (see .config/molecule/config.yml); needs root, like the lab. One scenario
 # after the other, all of them even when one fails (`molecule test --all` stops at the first).
@@ -135,7 +144,7 @@ demo: deps venv collections
 	PATCHCTL=$(BIN)/patchctl tools/demo.sh
 
 clean:
-	rm -rf build dist *.egg-info patchctl.egg-info .pytest_cache .mypy_cache .ruff_cache site docs/index.md
+	rm -rf build dist *.egg-info patchctl.egg-info .pytest_cache .mypy_cache .ruff_cache site docs/index.md mutants
 	find . -path ./.venv -prune -o -path ./.collections -prune -o \
 	  -name __pycache__ -type d -prune -exec rm -rf {} +
 

@@ -9,15 +9,21 @@ from datetime import UTC, datetime, timedelta
 from patchctl.rules.compliance import (
     BLOCKED,
     COMPLIANT,
+    DELIVERED,
+    DEPLOY_FAILED,
     FAILED,
     MISSING,
     NEVER_SCANNED,
+    NOTHING_STARTED,
     REBOOT_PENDING,
     STALE,
     STATES,
+    UNDELIVERED,
+    UNKNOWN,
     UNREACHABLE,
     ComplianceFacts,
     compliance_state,
+    delivery_state,
 )
 
 NOW = datetime(2025, 6, 1, 2, 0, tzinfo=UTC)
@@ -59,3 +65,21 @@ def test_a_failed_scan_is_failed_and_the_stale_edge() -> None:
     assert compliance_state(replace(CLEAN, last_scan="weird"), NOW, WEEK) == FAILED
     assert compliance_state(replace(CLEAN, last_scan_at=NOW - WEEK), NOW, WEEK) == COMPLIANT
     assert compliance_state(replace(CLEAN, last_scan_at=None), NOW, WEEK) == NEVER_SCANNED
+
+
+def test_one_approved_missing_update_is_missing() -> None:
+    """One approved update missing is enough. Found by mutation testing: ``approved_missing > 1``
+    survived (every case here missed two or more or none)."""
+    assert compliance_state(replace(CLEAN, approved_missing=1), NOW, WEEK) == MISSING
+    assert compliance_state(replace(CLEAN, approved_missing=0), NOW, WEEK) == COMPLIANT
+
+
+def test_delivery_state_answers_each_case() -> None:
+    """verify's delivery answer, case by case. Found by mutation testing: every mutant of
+    ``delivery_state`` had no unit test (each condition negated, ``undelivered`` ignored)."""
+    assert delivery_state(True, 0, 0, 0) == NOTHING_STARTED
+    assert delivery_state(False, 0, 0, 0) == NOTHING_STARTED
+    assert delivery_state(False, 2, 1, 0) == UNKNOWN
+    assert delivery_state(True, 2, 1, 1) == DEPLOY_FAILED
+    assert delivery_state(True, 2, 1, 0) == UNDELIVERED
+    assert delivery_state(True, 2, 0, 0) == DELIVERED

@@ -19,6 +19,7 @@ from patchctl.rules.waves import (
     can_promote,
     next_due,
     over_fail_threshold,
+    percent,
 )
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -123,3 +124,13 @@ def test_next_due_wave() -> None:
     assert due is not None and due.wave.name == "fleet"
     due = next_due([finished_pilot(state=HALTED), fleet()])
     assert due is not None and due.wave.name == "pilot"
+
+
+def test_a_one_host_wave_halts_on_its_failure_and_an_empty_one_never() -> None:
+    """Found by mutation testing: ``total > 1`` in over_fail_threshold and ``percent`` of nothing
+    (``1.0``, or dividing by zero) survived. ``total >= 0`` is equivalent (0 of 0 is 0%, never
+    past a threshold, which the policy keeps at 0 or more)."""
+    assert over_fail_threshold(PILOT, 1, 1)
+    assert not over_fail_threshold(PILOT, 0, 0)
+    assert percent(0, 0) == 0.0
+    assert percent(1, 4) == 25.0
