@@ -13,6 +13,7 @@ from patchctl.rules.waves import (
     FINISHED,
     HALTED,
     PENDING,
+    Promotion,
     WaveRecord,
     assign_hosts,
     batches,
@@ -134,3 +135,56 @@ def test_a_one_host_wave_halts_on_its_failure_and_an_empty_one_never() -> None:
     assert not over_fail_threshold(PILOT, 0, 0)
     assert percent(0, 0) == 0.0
     assert percent(1, 4) == 25.0
+
+
+def test_every_promotion_answer_whole() -> None:
+    """Each branch of the promotion rule, its whole answer compared (allowed, reason, wave,
+    complete, already), the reasons operators read included. Found by mutation testing: 29
+    mutants of ``can_promote`` survived the substring checks above (``None`` for ``False``, a
+    reason dropped or changed, ``records[1]`` for the first wave, 101% for an empty wave)."""
+    later = T0 + timedelta(days=30)
+    pilot, nothing_yet = finished_pilot(), finished_pilot(state=PENDING, finished_at=None, started_at=None)
+    assert can_promote([], 0, T0) == Promotion(False, "the rollout has no waves")
+    assert can_promote([nothing_yet, fleet()], 0, T0) == Promotion(
+        True, "wave pilot is due and not deployed yet: run 'patchctl deploy'", nothing_yet, already=True
+    )
+    assert can_promote([finished_pilot(state=DEPLOYING), fleet()], 0, T0) == Promotion(
+        False, "wave pilot is still deploying (or was interrupted: run 'patchctl deploy')"
+    )
+    halted = finished_pilot(state=HALTED, results={"srv-01": "failed"})
+    assert can_promote([halted, fleet()], 0, later) == Promotion(
+        False, "wave pilot is halted: 1 of 1 hosts failed (max_fail_percent 0)"
+    )
+    done = fleet(state=FINISHED, hosts=("cli-01",), finished_at=T0, results={"cli-01": "ok"}, promoted_at=T0)
+    assert can_promote([pilot, done], 0, T0) == Promotion(
+        False, "every wave of the rollout has been deployed", complete=True
+    )
+    half = finished_pilot(hosts=("srv-01", "cli-01"), results={"srv-01": "ok", "cli-01": "failed"})
+    assert can_promote([half, fleet()], 0, later) == Promotion(
+        False, "wave pilot succeeded on 50% of its hosts (1 of 2), below min_success_percent 100"
+    )
+    assert can_promote([pilot, fleet()], 0, T0 + timedelta(days=6, hours=23)) == Promotion(
+        False, "wave pilot is baking until 2025-03-08T12:00+00:00 (1h 0m left of 7 days)"
+    )
+    assert can_promote([pilot, fleet()], 2, later) == Promotion(
+        False, "2 open incident(s) on the rollout: close them first"
+    )
+    nxt = fleet()
+    assert can_promote([pilot, nxt], 0, later) == Promotion(
+        True, "wave pilot finished with 100% success and baked 7 days without incident", nxt
+    )
+    # a finished wave of no hosts counts as 100% successful
+    empty = finished_pilot(hosts=(), results={})
+    assert can_promote([empty, nxt], 0, later).reason == (
+        "wave pilot finished with 100% success and baked 7 days without incident"
+    )
+    # the time left of a bake: days and hours, else hours and minutes
+    assert can_promote([pilot, nxt], 0, T0 + timedelta(days=6)).reason.endswith("(1d 0h left of 7 days)")
+    left = can_promote([pilot, nxt], 0, T0 + timedelta(days=7, minutes=-30)).reason
+    assert left.endswith("(0h 30m left of 7 days)")
+
+
+def test_each_later_wave_excludes_every_earlier_waves_hosts() -> None:
+    """Found by mutation testing: ``taken = set(hosts)`` (only the previous wave's hosts kept out)
+    survived, every case having two waves."""
+    assert assign_hosts([PILOT, FLEET, FLEET], [["a"], ["b"], ["a", "b", "c"]]) == [("a",), ("b",), ("c",)]
