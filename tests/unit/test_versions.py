@@ -140,3 +140,48 @@ def test_rpm_order_agrees_with_rpm() -> None:
     assert len(expected) == len(pairs)
     for (a, b), want in zip(pairs, expected, strict=True):
         assert compare_rpm(a, b) == want, (a, b)
+
+
+DEBIAN_EDGES = [
+    ("1", "1.0"),  # no epoch: a bare number is no epoch
+    ("1:2:3-1", "2-1"),  # the epoch ends at the first colon
+    ("1-2-3", "1-10"),  # the revision starts after the last hyphen
+    ("1.0~rc1-1", "1.0-1"),
+    ("1.0a-1", "1.0-1"),
+    ("1.0+b1", "1.0"),
+    ("2:1.0", "1:9.0"),
+]
+RPM_EDGES = [
+    ("1-2-3", "1-10"),  # the release starts after the last hyphen
+    ("1.0", "1.0-1"),  # no release
+    ("1.0-1", "1.0"),
+    ("1.0^1-1", "1.0-1"),
+    ("1.0-1", "1.0^1-1"),
+    ("1.0^1-1", "1.0.1-1"),
+    ("1.0~rc1-1", "1.0-1"),
+    ("1.0.1.1-1", "1.0.1.2-1"),
+    ("1.a.2-1", "1.a.10-1"),
+    ("2:1.0-1", "1:9.0-1"),
+]
+
+
+def test_edge_versions_agree_with_dpkg_and_rpm() -> None:
+    """Edge pairs, each way round, against the real tools (``make deps`` installs both: this
+    fails without them): dpkg --compare-versions, and rpm's own [epoch:]version-release parse
+    (``rpm.ver``). Found by mutation testing: an epoch read up to the last colon, a revision or
+    release split at the first hyphen, a bare number taken as an epoch, ``^`` compared only when
+    on both sides survived the random pairs above."""
+    for a, b in DEBIAN_EDGES + [(b, a) for a, b in DEBIAN_EDGES]:
+        lt = subprocess.run(["dpkg", "--compare-versions", a, "lt", b], check=False).returncode == 0
+        eq = subprocess.run(["dpkg", "--compare-versions", a, "eq", b], check=False).returncode == 0
+        assert compare_debian(a, b) == (-1 if lt else 0 if eq else 1), (a, b)
+    pairs = RPM_EDGES + [(b, a) for a, b in RPM_EDGES]
+    lua = "".join(
+        f'local a, b = rpm.ver("{a}"), rpm.ver("{b}"); print(((a < b) and -1 or (a == b) and 0 or 1) .. ",") '
+        for a, b in pairs
+    )
+    out = subprocess.run(["rpm", "--eval", f"%{{lua: {lua}}}"], capture_output=True, text=True, check=True).stdout
+    expected = [int(x) for x in out.replace("\n", "").split(",") if x]
+    assert len(expected) == len(pairs)
+    for (a, b), want in zip(pairs, expected, strict=True):
+        assert compare_rpm(a, b) == want, (a, b, want)
