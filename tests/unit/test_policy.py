@@ -17,6 +17,7 @@ from patchctl.rules.policy import (
     STATE_REJECTED,
     STATE_WAITING,
     Concurrency,
+    Evaluation,
     Policy,
     UpdateFacts,
     evaluate,
@@ -194,3 +195,32 @@ def test_successors_default_repilot_and_parsed() -> None:
     assert parse_policy("baselines:\n  debian: {}\n", "p.yml").baselines["debian"].successors == "repilot"
     parsed = parse_policy("baselines:\n  debian:\n    successors: install\n  redhat:\n    successors: block\n", "p")
     assert (parsed.baselines["debian"].successors, parsed.baselines["redhat"].successors) == ("install", "block")
+
+
+def test_every_evaluation_whole(policy: Policy) -> None:
+    """Each branch of the policy's decision, its whole answer compared (state, reason, approve_at):
+    the reasons are what `patchctl updates` shows in its "why" column. Found by mutation testing:
+    23 mutants of ``evaluate`` (reasons dropped or changed, ``approve_at`` lost, the family of an
+    unknown source dropped) survived the state checks above."""
+    later, at = SEEN + timedelta(days=30), SEEN + timedelta(days=3)
+    flatpak = facts(source="flatpak", uid="flatpak:curl:2.0-1")
+    assert evaluate(policy, flatpak, later) == Evaluation(STATE_NEW, "no baseline for flatpak in policy.yml")
+    assert evaluate(policy, facts("curl-dbg"), later) == Evaluation(STATE_REJECTED, "matches reject pattern '*-dbg'")
+    assert evaluate(policy, facts(unmanaged=True), later) == Evaluation(
+        STATE_MANUAL, "installed outside Chocolatey: only 'patchctl approve ID --take-over' approves it"
+    )
+    assert evaluate(policy, facts(major=True), later) == Evaluation(
+        STATE_MANUAL, "major upgrade: only 'patchctl approve ID --major' approves it"
+    )
+    assert evaluate(policy, facts("openssl"), SEEN) == Evaluation(STATE_APPROVED, "matches allow pattern 'openssl'")
+    assert evaluate(policy, facts(classification="feature"), later) == Evaluation(
+        STATE_NEW, "classification 'feature' is not approved by the policy"
+    )
+    low = facts(source="windows", uid="windows:kb1:1", severity="Low")
+    assert evaluate(policy, low, later) == Evaluation(STATE_NEW, "severity 'Low' is not approved by the policy")
+    assert evaluate(policy, facts(), SEEN) == Evaluation(
+        STATE_WAITING, "security, approved 3 days after first seen", at
+    )
+    assert evaluate(policy, facts(), later) == Evaluation(
+        STATE_APPROVED, "security, 3 days since first seen have passed", at
+    )
