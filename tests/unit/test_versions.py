@@ -92,6 +92,7 @@ def test_older_by_source() -> None:
     assert older("apt", "1.0-1", "1.1-1") is True
     assert older("apt", "1.1-1", "1.1-1") is False
     assert older("dnf", "1.2-1", "1.1-1") is False
+    assert older("dnf", "1.1-1", "1.1-1") is False  # seen failing with "<= 0" and "< 1"
     assert older("zypper", "1.0-1", "1.0-2") is True
     assert older("chocolatey", "1.0", "2.0") is None
     assert older("windows", "1", "2") is None
@@ -162,6 +163,9 @@ RPM_EDGES = [
     ("1.0.1.1-1", "1.0.1.2-1"),
     ("1.a.2-1", "1.a.10-1"),
     ("2:1.0-1", "1:9.0-1"),
+    ("1.0^1-1", "1.0A-1"),  # "^" before a further segment, even one ("A") below "^" in ASCII
+    ("2.0", "1.0-5"),  # no release on one side: its whole text is the version
+    ("1.0", "1.0-A"),  # no release sorts before a release ("A") below any letter of a filler
 ]
 
 
@@ -170,7 +174,10 @@ def test_edge_versions_agree_with_dpkg_and_rpm() -> None:
     fails without them): dpkg --compare-versions, and rpm's own [epoch:]version-release parse
     (``rpm.ver``). Found by mutation testing: an epoch read up to the last colon, a revision or
     release split at the first hyphen, a bare number taken as an epoch, ``^`` compared only when
-    on both sides survived the random pairs above."""
+    on both sides survived the random pairs above; so did ``^`` left to the letter comparison
+    (``1.0^1`` above ``1.0A``), a version without a release split as all release (``2.0`` below
+    ``1.0-5``) and a missing release filled with letters (``1.0`` above ``1.0-A``), each seen
+    failing by its mutant."""
     for a, b in DEBIAN_EDGES + [(b, a) for a, b in DEBIAN_EDGES]:
         lt = subprocess.run(["dpkg", "--compare-versions", a, "lt", b], check=False).returncode == 0
         eq = subprocess.run(["dpkg", "--compare-versions", a, "eq", b], check=False).returncode == 0
