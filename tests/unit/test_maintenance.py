@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -10,6 +12,7 @@ import yaml
 
 from patchctl.errors import ConfigError
 from patchctl.rules.maintenance import (
+    Occurrence,
     Window,
     hosts_by_window,
     load_windows,
@@ -304,3 +307,96 @@ def test_policy_file_carries_its_windows_and_their_errors() -> None:
     assert exc.value.message.startswith(
         "policy file /etc/patchctl/policy.yml, line 5: windows[0] (nightly).start: invalid cron expression"
     )
+
+
+# --- answers whole (found by mutation testing: each case below was seen failing by its mutant) ----
+
+
+@pytest.fixture
+def machine_zone(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
+    """Set the process's own time zone (TZ) for one test, restored after."""
+
+    def set_zone(name: str) -> None:
+        monkeypatch.setenv("TZ", name)
+        time.tzset()
+
+    yield set_zone
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_times_are_utc_whatever_the_machine_zone(machine_zone: Callable[[str], None]) -> None:
+    """Every instant is computed in the window's zone and returned in UTC, never in the machine's
+    own zone. Seen failing with ``astimezone(None)`` for ``astimezone(UTC)`` in ``_utc`` and
+    ``local_start``, and for ``astimezone(tz)`` in ``starts_between`` (the local dates searched
+    taken in the machine's zone: a start 25 hours of offset away is then missed)."""
+    machine_zone("Pacific/Kiritimati")  # UTC+14
+    instant, how = local_start(date(2025, 6, 1), 1, 0, BERLIN)
+    assert (instant, how) == (utc(2025, 5, 31, 23), "")
+    assert instant.tzinfo is UTC
+    reboot_at = window("0 1 * * *", "4h").next_reboot_start(berlin(2025, 6, 1, 4))
+    assert reboot_at == utc(2025, 6, 1, 2)
+    assert reboot_at is not None and reboot_at.tzinfo is UTC
+    # 23:45 on 31 May in Pago Pago (UTC-11) is 10:45 UTC on 1 June, 00:45 on 2 June in Kiritimati
+    pago = window("45 23 * * *", "1h", "Pacific/Pago_Pago")
+    assert pago.starts_between(utc(2025, 6, 1, 10, 30), utc(2025, 6, 1, 11)) == [utc(2025, 6, 1, 10, 45)]
+    machine_zone("Pacific/Pago_Pago")
+    # 00:15 on 2 June in Kiritimati is 10:15 UTC on 1 June, 23:15 on 31 May in Pago Pago
+    kiri = window("15 0 * * *", "1h", "Pacific/Kiritimati")
+    assert kiri.starts_between(utc(2025, 6, 1, 10), utc(2025, 6, 1, 10, 30)) == [utc(2025, 6, 1, 10, 15)]
+
+
+def test_naive_times_are_refused_with_their_reason() -> None:
+    """Seen failing with the message dropped or changed."""
+    with pytest.raises(ValueError) as exc:
+        window("0 1 * * *", "4h").is_open_at(datetime(2025, 6, 1, 2))
+    assert str(exc.value) == "a naive datetime: give maintenance rules aware times"
+
+
+def test_next_starts_three_by_default_and_one_microsecond_after() -> None:
+    """Seen failing with a default of 4 and with the search starting 2 microseconds after."""
+    w = window("0 1 * * *", "1h")
+    assert w.next_starts(utc(2025, 6, 1, 0)) == [utc(2025, 6, 1, 1), utc(2025, 6, 2, 1), utc(2025, 6, 3, 1)]
+    assert w.next_starts(utc(2025, 6, 1, 1) - timedelta(microseconds=1), 1) == [utc(2025, 6, 1, 1)]
+
+
+def test_a_window_that_never_closes_is_extended_16_times() -> None:
+    """Every minute for 2 minutes never closes: the span found at 01:00 (from 00:59) is extended
+    one start at a time, 16 times (01:02 to 01:18), and answers. Seen failing with 17."""
+    w = window("* * * * *", "2m", min_left="1m")
+    assert w.current(utc(2025, 6, 1, 1)) == Occurrence(utc(2025, 6, 1, 0, 59), utc(2025, 6, 1, 1, 18))
+
+
+def test_duration_and_min_left_bounds_are_inclusive() -> None:
+    """1 minute and 7 days are allowed durations, ``min_left`` equal to the duration is allowed,
+    and a given ``min_left`` is kept. Seen failing with ``<`` for ``<=`` at either bound, with 2
+    minutes for 1, with ``>=`` for ``>`` and with ``min_left`` dropped from the window."""
+    assert window("0 1 * * *", "1m", min_left="1m").duration == timedelta(minutes=1)
+    assert window("0 1 * * *", "7d").duration == timedelta(days=7)
+    assert window("0 1 * * *", "4h", min_left="4h").min_left == timedelta(hours=4)
+    assert window("0 1 * * *", "4h", min_left="1h").as_dict()["min_left"] == "1h"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("- a\n", "line 1: (top level): must be a mapping"),
+        ("windows:\n  - nightly\n", "line 2: windows[0]: must be a mapping (name, start, duration, timezone)"),
+        ('windows:\n  - start: "0 1 * * *"\n    duration: 1h\n', "line 2: windows[0].name: missing"),
+        (
+            'windows:\n  - name: n\n    start: "0 1 * * *"\n    duration: 1h\n    timezone: " "\n',
+            "line 5: windows[0] (n).timezone: must be an IANA time zone name, got ' '",
+        ),
+        (
+            'windows:\n  - name: n\n    start: "0 1 * * *"\n    duration: 1h\n    timezone: 5\n',
+            "line 5: windows[0] (n).timezone: must be an IANA time zone name, got 5",
+        ),
+    ],
+)
+def test_window_errors_whole(text: str, expected: str) -> None:
+    """The whole message, line and field included. Seen failing with the node, the field or the
+    problem dropped or changed, the expected shape of an entry dropped, and ``and`` for ``or``
+    in the time zone check (a blank name then reported as an unknown zone)."""
+    with pytest.raises(ConfigError) as exc:
+        load_windows(text, "p.yml")
+    assert exc.value.message == f"policy file p.yml, {expected}"
