@@ -20,6 +20,7 @@ from patchctl.rules.policy import (
     Evaluation,
     Policy,
     UpdateFacts,
+    Wave,
     evaluate,
     parse_policy,
 )
@@ -224,3 +225,141 @@ def test_every_evaluation_whole(policy: Policy) -> None:
     assert evaluate(policy, facts(), later) == Evaluation(
         STATE_APPROVED, "security, 3 days since first seen have passed", at
     )
+
+
+# --- answers whole (found by mutation testing: each case below was seen failing by its mutant) ----
+
+_B = "baselines: {debian: {}}\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", ": the file is empty (expected baselines: and waves:)"),
+        ("bogus: 1\n" + _B, ", line 1: bogus: unknown field (known: version, baselines, waves, windows)"),
+        ("version: 2\n" + _B, ", line 1: version: must be 1, got 2"),
+        ("waves: []\n", ", line 1: baselines: missing (a mapping of OS family to baseline)"),
+        ("baselines: {}\n", ", line 1: baselines: must name at least one OS family"),
+        (_B + "waves: []\n", ", line 2: waves: must be a non-empty list of waves"),
+        (_B + "waves: {a: 1}\n", ", line 2: waves: must be a non-empty list of waves"),
+        (_B + "waves:\n  - name: a\n", ", line 3: waves[0].hosts: missing"),
+        (
+            _B + "waves:\n  - {name: a, hosts: all, foo: 1}\n",
+            ", line 3: waves[0].foo: unknown field (known: name, hosts, bake_days, max_concurrency, "
+            "max_fail_percent, min_success_percent)",
+        ),
+        (_B + "waves:\n  - {name: [1], hosts: all}\n", ", line 3: waves[0].name: must be a non-empty string, got [1]"),
+        (
+            _B + "waves:\n  - {name: a, hosts: [1]}\n",
+            ", line 3: waves[0] (a).hosts: must be a non-empty string, got [1]",
+        ),
+        (
+            _B + "waves:\n  - {name: a, hosts: all, bake_days: x}\n",
+            ", line 3: waves[0] (a).bake_days: must be a number at least 0, got 'x'",
+        ),
+        (
+            _B + "waves:\n  - {name: a, hosts: all, max_concurrency: 0}\n",
+            ", line 3: waves[0] (a).max_concurrency: must be a host count >= 1 or a percentage like '25%', got 0",
+        ),
+        (
+            "baselines: {debian: {classifications: [bogus]}}\n",
+            ", line 1: baselines.debian.classifications[0]: unknown classification 'bogus' (known: security, critical, "
+            "bugfix, enhancement, feature, rollup, definition, driver, other)",
+        ),
+        (
+            "baselines: {debian: {foo: 1}}\n",
+            ", line 1: baselines.debian.foo: unknown field (known: classifications, severities, "
+            "approve_after_days, reject, allow, successors, successor_bake_days, starved_after_days)",
+        ),
+        ("baselines: {debian: {severities: 5}}\n", ", line 1: baselines.debian.severities: must be a list of strings"),
+        (
+            "baselines: {debian: {successors: [1]}}\n",
+            ", line 1: baselines.debian.successors: must be a non-empty string, got [1]",
+        ),
+        (
+            "baselines: {debian: {successor_bake_days: x}}\n",
+            ", line 1: baselines.debian.successor_bake_days: must be a number at least 0, got 'x'",
+        ),
+        (
+            "baselines: {debian: {starved_after_days: x}}\n",
+            ", line 1: baselines.debian.starved_after_days: must be a number at least 0, got 'x'",
+        ),
+    ],
+)
+def test_policy_errors_whole(text: str, expected: str) -> None:
+    """Every refusal's whole message: line, field and problem. Seen failing with the node, the
+    field or the problem dropped or changed, the version check skipped, the known fields of the
+    top level, a baseline or a wave dropped (anything then accepted) or their path dropped,
+    ``and`` for ``or`` in the waves check, and the classifications joined otherwise."""
+    with pytest.raises(ConfigError) as exc:
+        parse_policy(text, "p.yml")
+    assert exc.value.message == f"policy file p.yml{expected}"
+
+
+def test_parsed_policy_whole() -> None:
+    """Seen failing with the built-in waves lost (``None``) when the file has none, the source
+    dropped, the waves given dropped, ``bake_days`` or ``min_success_percent`` not read, and a
+    lineage number not read (``None``, or the key node read for the value)."""
+    default = parse_policy(_B, "p.yml")
+    assert (default.source, default.waves) == ("p.yml", BUILTIN.waves)
+    text = (
+        "baselines: {debian: {successor_bake_days: 3, starved_after_days: 40}}\n"
+        "waves:\n  - {name: a, hosts: all, bake_days: 2, max_fail_percent: 10, min_success_percent: 50}\n"
+    )
+    policy = parse_policy(text, "p.yml")
+    assert policy.waves == (
+        Wave("a", "all", bake_days=2, max_concurrency=Concurrency(1), max_fail_percent=10, min_success_percent=50),
+    )
+    baseline = policy.baselines["debian"]
+    assert (baseline.successor_bake_days, baseline.starved_after_days) == (3, 40)
+
+
+def test_a_source_without_its_family_falls_back_to_default() -> None:
+    """Seen failing with the fallback baseline looked up as ``None``, ``XXdefaultXX`` or
+    ``DEFAULT``."""
+    policy = parse_policy("baselines: {default: {approve_after_days: 5}, redhat: {}}\n", "p.yml")
+    assert policy.baseline_for("apt") is policy.baselines["default"]
+    assert policy.baseline_for("dnf") is policy.baselines["redhat"]
+
+
+def test_concurrency_hosts_and_parse_exact() -> None:
+    """Seen failing with ``< 0`` or ``<= 1`` for ``<= 0``, 1 host for an empty wave, every count
+    read as a percentage, ``/ 101``, ``>= 100`` or ``> 101`` for the percentage bound, and the
+    refused text dropped from the error."""
+    assert Concurrency(5).hosts(0) == 0
+    assert Concurrency(5).hosts(1) == 1
+    assert Concurrency(3).hosts(10) == 3
+    assert Concurrency(100, percent=True).hosts(101) == 101
+    assert Concurrency.parse("100%") == Concurrency(100, percent=True)
+    with pytest.raises(ValueError) as exc:
+        Concurrency.parse("101%")
+    assert str(exc.value) == "101%"
+
+
+def test_waiting_days_exact() -> None:
+    """Seen failing with ``and`` for ``or`` (a date of an approved update counted), 1 for 0, and
+    ``/ 86401``."""
+    now = SEEN
+    later = now + timedelta(days=1, seconds=1)
+    assert Evaluation(STATE_APPROVED, "r", approve_at=later).waiting_days(now) == 0
+    assert Evaluation(STATE_WAITING, "r").waiting_days(now) == 0
+    assert Evaluation(STATE_WAITING, "r", approve_at=later).waiting_days(now) == 2
+
+
+def test_a_wave_as_stored_and_read_back_whole() -> None:
+    """A wave frozen into a rollout (``as_dict``) and read back (``from_dict``): every field, the
+    concurrency as written (``25%``, ``2``). Seen failing with a key renamed or dropped on either
+    side and the percent sign dropped from the concurrency."""
+    pct = Wave("b", "web", bake_days=1.5, max_concurrency=Concurrency(25, percent=True), max_fail_percent=5.0)
+    assert pct.as_dict() == {
+        "name": "b",
+        "hosts": "web",
+        "bake_days": 1.5,
+        "max_concurrency": "25%",
+        "max_fail_percent": 5.0,
+        "min_success_percent": 100,
+    }
+    count = Wave("c", "db", bake_days=0, max_concurrency=Concurrency(2), min_success_percent=90.0)
+    assert count.as_dict()["max_concurrency"] == "2"
+    for wave in (pct, count):
+        assert Wave.from_dict(wave.as_dict()) == wave
