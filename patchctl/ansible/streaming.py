@@ -215,9 +215,10 @@ class _Attachment:
 
     def close(self) -> int:
         """Wait for the session to end (kill it after 30 s); its exit code."""
-        if self.proc.stdout is not None:
-            with contextlib.suppress(OSError):
-                self.proc.stdout.close()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
         try:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
