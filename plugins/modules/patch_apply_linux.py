@@ -63,6 +63,10 @@ notes:
     says; there is no option to turn them off. An unsigned repository, an unknown key or a
     package whose checksum does not match installs nothing and fails with a message starting
     C(integrity:)."
+  - "dnf and zypper: every dnf command forces C(gpgcheck) and C(repo_gpgcheck) on for every
+    repository (C(--setopt=*.gpgcheck=1) ...); a zypper configuration that turns a check off is
+    refused before anything is fetched (zypper has no option to force them). A signature or
+    checksum that does not hold fails with a message starting C(integrity:), nothing installed."
   - dnf installs with C(dnf install NAME-VERSION) (weak dependencies off); zypper with
     C(zypper install --no-recommends NAME=VERSION) (exit 102/103, reboot or zypper restart
     needed, count as success). Reboot needed is C(dnf needs-restarting -r) exiting 1 or

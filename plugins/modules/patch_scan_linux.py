@@ -75,7 +75,9 @@ options:
         only at install time. A tampered or unauthenticated package fails the scan with a
         message starting C(integrity:). Off by default: it fetches every pending update on every
         scan; apt verifies each package at install time anyway."
-      - Ignored for dnf and zypper (they check signatures when they install).
+      - "dnf and zypper: the same, with C(dnf download --destdir) and C(zypper --pkg-cache-dir
+        TMP download) (a throwaway package cache, so the install fetches and checks the file
+        again)."
     type: bool
     default: false
 attributes:
@@ -91,6 +93,12 @@ notes:
     source marked C(trusted=yes) or C(allow-insecure=yes), an unsigned repository, one signed by an
     unknown key, and an index or package whose checksum does not match fail the module with a
     message starting C(integrity:)."
+  - "Integrity for dnf: every dnf command carries C(--setopt=gpgcheck=1 --setopt=repo_gpgcheck=1
+    --setopt=localpkg_gpgcheck=1 --setopt=*.gpgcheck=1 --setopt=*.repo_gpgcheck=1), whatever the
+    repository files say. zypper has no such switch: a C(zypp.conf) or repository file that sets
+    C(gpgcheck), C(repo_gpgcheck) or C(pkg_gpgcheck) off fails the module before zypper runs, and
+    zypper never gets C(--no-gpg-checks) or C(--gpg-auto-import-keys). Unsigned metadata, an
+    unknown key, a bad signature or checksum fail with a message starting C(integrity:)."
   - Commands run with C(LANG=C) so that their output can be parsed.
   - apt refreshes with C(apt-get update -q --error-on=any), retries set from O(refresh_retries)
     through C(Acquire::Retries). On an apt too old for C(--error-on) the warnings that mean a

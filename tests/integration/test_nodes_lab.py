@@ -342,6 +342,7 @@ def test_a_dropped_pipe_to_a_node_loses_no_result(node_lab: NodeLab, tmp_path: P
                 proc.communicate(timeout=30)
     assert proc.returncode == 0, out + err
     done = json.loads(out)
+    print("cut pipe deploy:", json.dumps({"hosts": done["hosts"], "nodes": done["nodes"]}, indent=1))
     outcome = {h["host"]: h for h in done["hosts"]}
     expected = {**BASE, **APPROVED, "patchctl-demo-slow": "1.1-1"}
     for host in (fast, slow):
