@@ -46,3 +46,7 @@ v_host_exposure  # read with plain SQL by store/reports.py exposures() (the fast
 tmpdir
 transport
 _execute_module
+
+# io.RawIOBase protocol: io.BufferedReader calls these (ansible/streaming.py: SpoolStream).
+readable
+readinto

@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from patchctl.errors import ConfigError, LabError
-from patchctl.lab import repo
-from patchctl.lab.fleet import APT_SOURCES, Lab, apt_sources
+from patchctl.lab import repo, rpm
+from patchctl.lab.fleet import APT_SOURCES, Lab, apt_sources, rpm_url
 
 
 def power_off(lab: Lab, name: str, timeout: float = 10.0) -> None:
@@ -73,15 +73,24 @@ def mount_tmpfs(lab: Lab, name: str, path: str, size: str = "4k", mkdirs: tuple[
 
 
 def break_repo(lab: Lab, name: str, kind: str) -> None:
-    """Point the host's apt source at a broken copy of the lab repository (lab.repo.VARIANTS:
-    unsigned, signed by an unknown key, or with tampered package files), until restore_repo or
-    a reset. The other hosts keep the real one."""
-    lab.host(name)
-    repo.build_variant(lab.dir / "repo", kind)
-    lab.host_path(name, APT_SOURCES).write_text(apt_sources(f"{repo.VARIANTS_DIR}/{kind}/debian"))
+    """Point the host's apt source (or dnf/zypper repository) at a broken copy of the lab
+    repository (lab.repo.VARIANTS: unsigned, signed by an unknown key, or with tampered package
+    files), until restore_repo or a reset. The other hosts keep the real one."""
+    host = lab.host(name)
+    if host.pkg_mgr == "apt":
+        repo.build_variant(lab.dir / "repo", kind)
+        lab.host_path(name, APT_SOURCES).write_text(apt_sources(f"{repo.VARIANTS_DIR}/{kind}/debian"))
+        return
+    rpm.build_variant(lab.dir / "repo", kind)
+    path, text = rpm.repo_file(host.pkg_mgr, rpm_url(f"{repo.VARIANTS_DIR}/{kind}/{rpm.REPO_SUBDIR}"))
+    lab.host_path(name, "/" + path).write_text(text)
 
 
 def restore_repo(lab: Lab, name: str) -> None:
-    """The host's apt source back to the real lab repository."""
-    lab.host(name)
-    lab.host_path(name, APT_SOURCES).write_text(apt_sources())
+    """The host's apt source (or dnf/zypper repository) back to the real lab repository."""
+    host = lab.host(name)
+    if host.pkg_mgr == "apt":
+        lab.host_path(name, APT_SOURCES).write_text(apt_sources())
+        return
+    path, text = rpm.repo_file(host.pkg_mgr, rpm_url())
+    lab.host_path(name, "/" + path).write_text(text)

@@ -77,6 +77,11 @@ def apt_sources(path: str = "debian") -> str:
     )
 
 
+def rpm_url(path: str = rpm.REPO_SUBDIR) -> str:
+    """The base URL of the lab's RPM repository (``path`` under the served directory)."""
+    return f"http://{REPO_NAME}:{REPO_PORT}/{path}/"
+
+
 # RPM-family hosts: name prefix and inventory groups per package manager.
 RPM_HOSTS = {"dnf": ("dnf", ("dnf", "redhat")), "zypper": ("zyp", ("zypper", "suse"))}
 
@@ -311,13 +316,13 @@ class Lab:
         self._prepare_base(keyring, repo_addr)
         variants = [mgr for mgr in ("dnf", "zypper") if any(h.pkg_mgr == mgr for h in hosts)]
         if variants:
-            rpm.build_repo(self.dir / "repo")
+            rpm.build_repo(self.dir / "repo", self.dir / "repo-gnupg")
         for variant in variants:
             root = self.dir / base_dir_name(variant)
             image.extract(rpm.build_image(self.cache_dir, variant), root)
             self._prepare_common(root, repo_addr)
-            url = f"http://{REPO_NAME}:{REPO_PORT}/{rpm.REPO_SUBDIR}/"
-            rpm.prepare_root(root, variant, url, rpm.base_rpms(self.dir / "repo"))
+            url = rpm_url()
+            rpm.prepare_root(root, variant, url, rpm.base_rpms(self.dir / "repo"), self.dir / "repo" / rpm.KEY_FILE)
 
         self.init_path.write_text(resources.files("patchctl.lab").joinpath("init.sh").read_text())
         self.init_path.chmod(0o755)

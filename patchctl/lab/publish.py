@@ -123,7 +123,7 @@ def publish(lab: Lab, req: PublishRequest) -> PublishResult:
                 f"lab: no RPM repository in {lab.dir} (it is built for a lab with --dnf-hosts or --zypper-hosts)",
                 EXIT_USAGE,
             )
-        return publish_rpm(repo_dir, req)
+        return publish_rpm(repo_dir, lab.dir / "repo-gnupg", req)
 
 
 @contextmanager
@@ -226,8 +226,9 @@ def _load_advisories(repo_dir: Path) -> list[dict[str, Any]]:
     return data
 
 
-def publish_rpm(repo_dir: Path, req: PublishRequest) -> PublishResult:
-    """Build ``req``'s package into the RPM repository and re-index it with its advisories."""
+def publish_rpm(repo_dir: Path, gnupg: Path, req: PublishRequest) -> PublishResult:
+    """Build ``req``'s package into the RPM repository, sign it with the key in ``gnupg`` and
+    re-index (and re-sign) the repository with its advisories."""
     match = _VERSION.fullmatch(req.version)
     assert match is not None  # validated
     version, release = match["upstream"], match["revision"]
@@ -260,7 +261,10 @@ def publish_rpm(repo_dir: Path, req: PublishRequest) -> PublishResult:
         pkg = rpm.RpmPackage(req.name, version, release, f"demo package {req.name} (published in the lab)")
         work = repo_dir / ".publish-rpmbuild"
         try:
-            rpm.build_rpm(rpm.spec(pkg.name, pkg.version, pkg.release, pkg.summary), pkg.filename, packages, work)
+            built = rpm.build_rpm(
+                rpm.spec(pkg.name, pkg.version, pkg.release, pkg.summary), pkg.filename, packages, work
+            )
+            rpm.sign_rpms(gnupg, [built])
         finally:
             shutil.rmtree(work, ignore_errors=True)
     if advisory_changed:
@@ -270,7 +274,10 @@ def publish_rpm(repo_dir: Path, req: PublishRequest) -> PublishResult:
         tmp.write_text(json.dumps(published, indent=2) + "\n")
         tmp.replace(repo_dir / ADVISORIES_FILE)
     advisories = (*rpm.ADVISORIES, *(_advisory_from(a) for a in published))
-    rpm.index_repo(repo_dir, advisories, exclude={have[v].name for v in dropped})
+    try:
+        rpm.index_repo(repo_dir, advisories, gnupg, exclude={have[v].name for v in dropped})
+    finally:
+        _kill_agent(gnupg)
     for v in dropped:
         have[v].unlink()
     return PublishResult("rpm", req.name, req.version, None, added, tuple(dropped), advisory_id, True)

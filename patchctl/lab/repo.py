@@ -3,13 +3,14 @@ signed with a throwaway GPG key, served over HTTP on a loopback address by the s
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,7 +130,8 @@ def build_deb(pkg: DemoPackage, out_dir: Path, work: Path) -> Path:
     return target
 
 
-def _gpg(homedir: Path, *args: str) -> list[str]:
+def gpg_command(homedir: Path, *args: str) -> list[str]:
+    """gpg's argv over the key in ``homedir``, in batch mode, the key without a passphrase."""
     return [
         "gpg",
         "--batch",
@@ -226,18 +228,17 @@ def build_repo(repo_dir: Path, gnupg: Path, arch: str) -> Path:
     gnupg.mkdir(parents=True, mode=0o700)
     try:
         _run(
-            _gpg(
+            gpg_command(
                 gnupg, "--quick-gen-key", "patchctl lab repository <lab@patchctl.invalid>", "ed25519", "sign", "never"
             ),
             "creating the lab repository key",
         )
         keyring = repo_dir / KEYRING_NAME
-        _run(_gpg(gnupg, "--output", str(keyring), "--export"), "exporting the lab repository key")
+        _run(gpg_command(gnupg, "--output", str(keyring), "--export"), "exporting the lab repository key")
         for suite in SUITES:
             index_suite(debian, suite, arch, gnupg)
     finally:
-        # gpg starts an agent: never leave it running.
-        subprocess.run(["gpgconf", "--homedir", str(gnupg), "--kill", "all"], capture_output=True, check=False)
+        kill_agent(gnupg)
     return keyring
 
 
@@ -257,17 +258,43 @@ VARIANT_TAMPERED = "tampered"
 VARIANTS = (VARIANT_UNSIGNED, VARIANT_UNKNOWN_KEY, VARIANT_TAMPERED)
 
 
+def kill_agent(gnupg: Path) -> None:
+    """gpg starts an agent: never leave it running."""
+    subprocess.run(["gpgconf", "--homedir", str(gnupg), "--kill", "all"], capture_output=True, check=False)
+
+
+@contextlib.contextmanager
+def foreign_key() -> Iterator[Path]:
+    """A throwaway signing key that no lab host trusts (its gnupg home, removed afterwards)."""
+    with tempfile.TemporaryDirectory(prefix="patchctl-lab-otherkey-") as tmp:
+        other = Path(tmp)
+        other.chmod(0o700)
+        try:
+            _run(
+                gpg_command(
+                    other, "--quick-gen-key", "someone else <other@patchctl.invalid>", "ed25519", "sign", "never"
+                ),
+                "creating an unknown key",
+            )
+            yield other
+        finally:
+            kill_agent(other)
+
+
 def _sign(gnupg: Path, dist: Path) -> None:
     for name in ("InRelease", "Release.gpg"):
         (dist / name).unlink(missing_ok=True)
-    _run(_gpg(gnupg, "--clearsign", "--output", str(dist / "InRelease"), str(dist / "Release")), "signing InRelease")
     _run(
-        _gpg(gnupg, "--armor", "--detach-sign", "--output", str(dist / "Release.gpg"), str(dist / "Release")),
+        gpg_command(gnupg, "--clearsign", "--output", str(dist / "InRelease"), str(dist / "Release")),
+        "signing InRelease",
+    )
+    _run(
+        gpg_command(gnupg, "--armor", "--detach-sign", "--output", str(dist / "Release.gpg"), str(dist / "Release")),
         "signing Release",
     )
 
 
-def _tamper(deb: Path) -> None:
+def tamper(deb: Path) -> None:
     """Change the package file the way a compromised mirror would: same name and size, other
     bytes (inside its compressed data), so only the checksums tell."""
     data = bytearray(deb.read_bytes())
@@ -293,30 +320,12 @@ def build_variant(repo_dir: Path, kind: str) -> Path:
                 (dist / "InRelease").unlink(missing_ok=True)
                 (dist / "Release.gpg").unlink(missing_ok=True)
         elif kind == VARIANT_UNKNOWN_KEY:
-            with tempfile.TemporaryDirectory(prefix="patchctl-lab-otherkey-") as tmp:
-                other = Path(tmp)
-                other.chmod(0o700)
-                try:
-                    _run(
-                        _gpg(
-                            other,
-                            "--quick-gen-key",
-                            "someone else <other@patchctl.invalid>",
-                            "ed25519",
-                            "sign",
-                            "never",
-                        ),
-                        "creating an unknown key",
-                    )
-                    for dist in dists:
-                        _sign(other, dist)
-                finally:
-                    subprocess.run(
-                        ["gpgconf", "--homedir", str(other), "--kill", "all"], capture_output=True, check=False
-                    )
+            with foreign_key() as other:
+                for dist in dists:
+                    _sign(other, dist)
         else:
             for deb in (staging / "pool").rglob("*.deb"):
-                _tamper(deb)
+                tamper(deb)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

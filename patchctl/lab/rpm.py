@@ -11,6 +11,11 @@ Each variant is cached as a zstd tarball next to the base image (built in about 
 
 The repository holds the same cases as the apt one, as noarch packages built with ``rpmbuild``,
 indexed with ``createrepo_c`` and given advisories with ``modifyrepo_c --mdtype=updateinfo``.
+It is signed with the lab's repository key (the one of the apt repository, :mod:`patchctl.lab.repo`):
+each package with ``rpm --addsign``, the metadata with a detached ``repodata/repomd.xml.asc``.
+Hosts trust that key alone (imported into their rpm database, named by ``gpgkey=``), and their
+repository definition asks for both checks. Broken copies (unsigned, an unknown key, tampered
+packages) are built by :func:`build_variant` for the integrity tests.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
 from patchctl.errors import LabError
-from patchctl.lab import image
+from patchctl.lab import image, repo
 
 VARIANTS: dict[str, tuple[str, ...]] = {
     "dnf": ("rpm", "dnf", "python3-dnf", "dnf-plugins-core"),
@@ -34,13 +39,17 @@ VARIANTS: dict[str, tuple[str, ...]] = {
 }
 # Bump when the recipe below changes so that an old cached image is not reused.
 RECIPE_VERSION = "1"
-REQUIRED_TOOLS = ("rpmbuild", "createrepo_c", "modifyrepo_c")
+REQUIRED_TOOLS = ("rpmbuild", "rpmsign", "createrepo_c", "modifyrepo_c", "gpg")
 REPO_SUBDIR = "rpm"
 REPO_ID = "patchctl-lab"
 RELEASE_PACKAGE = "patchctl-lab-release"
 RELEASEVER = "9"
 # The package that makes a host need a reboot, named in the managers' reboot lists.
 REBOOT_PACKAGE = "patchctl-demo-kernel"
+# The lab key as the hosts hold it (ASCII armoured: what rpm --import and gpgkey= read).
+KEY_FILE = "RPM-GPG-KEY-patchctl-lab"
+HOST_KEY_PATH = f"/etc/pki/rpm-gpg/{KEY_FILE}"
+REPOMD_SIGNATURE = "repomd.xml.asc"
 
 # Ansible reads /etc/redhat-release before /etc/os-release; os-release alone decides for SUSE.
 IDENTITY: dict[str, dict[str, str]] = {
@@ -261,28 +270,71 @@ def updateinfo_xml(advisories: tuple[Advisory, ...] = ADVISORIES) -> str:
     return "\n".join(out) + "\n"
 
 
-def build_repo(repo_dir: Path) -> Path:
-    """Build the RPM repository under ``repo_dir/rpm`` (served at ``/rpm/``); return its path."""
+def sign_rpms(gnupg: Path, rpms: Iterable[Path], replace: bool = False) -> None:
+    """Sign package files in place with the key in ``gnupg`` (``rpm --addsign``; ``replace``:
+    ``--resign``, which drops the signatures they had)."""
+    files = [str(p) for p in rpms]
+    if not files:
+        return
+    listing = _run(repo.gpg_command(gnupg, "--list-secret-keys", "--with-colons"), "reading the lab key")
+    fingerprint = next((line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:")), None)
+    if fingerprint is None:
+        raise LabError(f"lab: no signing key in {gnupg}")
+    _run(
+        [
+            "rpmsign",
+            "--resign" if replace else "--addsign",
+            "--define",
+            f"_gpg_path {gnupg}",
+            "--define",
+            f"_gpg_name {fingerprint}",
+            "--define",
+            f"__gpg {shutil.which('gpg') or 'gpg'}",
+            "--define",
+            "_gpg_sign_cmd_extra_args --batch --pinentry-mode loopback --passphrase ''",
+            *files,
+        ],
+        "signing the lab RPM packages",
+    )
+
+
+def export_key(gnupg: Path, target: Path) -> Path:
+    """The public lab key, ASCII armoured, into ``target``."""
+    target.unlink(missing_ok=True)
+    _run(repo.gpg_command(gnupg, "--armor", "--output", str(target), "--export"), "exporting the lab RPM key")
+    return target
+
+
+def build_repo(repo_dir: Path, gnupg: Path) -> Path:
+    """Build the RPM repository under ``repo_dir/rpm`` (served at ``/rpm/``), signed with the key
+    in ``gnupg``; return its path. The public key is written to ``repo_dir/KEY_FILE``."""
     check_tools()
     root = repo_dir / REPO_SUBDIR
     shutil.rmtree(root, ignore_errors=True)
     work = repo_dir / ".rpmbuild"
     try:
-        for pkg in PACKAGES:
+        built = [
             build_rpm(spec(pkg.name, pkg.version, pkg.release, pkg.summary), pkg.filename, root / "Packages", work)
+            for pkg in PACKAGES
+        ]
+        sign_rpms(gnupg, built)
+        export_key(gnupg, repo_dir / KEY_FILE)
+        index_repo(repo_dir, ADVISORIES, gnupg)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    index_repo(repo_dir, ADVISORIES)
+        repo.kill_agent(gnupg)
     return root
 
 
-def index_repo(repo_dir: Path, advisories: Iterable[Advisory], exclude: Collection[str] = ()) -> None:
+def index_repo(
+    repo_dir: Path, advisories: Iterable[Advisory], gnupg: Path | None, exclude: Collection[str] = ()
+) -> None:
     """Index ``repo_dir/rpm/Packages`` (less the file names in ``exclude``) with the advisories of
-    the packages it keeps.
+    the packages it keeps, and sign ``repomd.xml`` with the key in ``gnupg`` (None: unsigned).
 
     The metadata is made in a staging directory; its files have their checksum in their names
-    (createrepo_c's default), so they are copied beside the old ones and ``repomd.xml`` is
-    renamed over the old one last: a host reads the old metadata or the new, never a mix.
+    (createrepo_c's default), so they are copied beside the old ones, then ``repomd.xml`` and its
+    signature are renamed over the old ones last, one right after the other.
     """
     root = repo_dir / REPO_SUBDIR
     staging = repo_dir / ".rpm-staging"
@@ -318,11 +370,61 @@ def index_repo(repo_dir: Path, advisories: Iterable[Advisory], exclude: Collecti
                 tmp = live / f".{path.name}.tmp"
                 shutil.copyfile(path, tmp)
                 os.replace(tmp, live / path.name)
+        if gnupg is not None:
+            _run(
+                repo.gpg_command(
+                    gnupg,
+                    "--armor",
+                    "--detach-sign",
+                    "--output",
+                    str(new / REPOMD_SIGNATURE),
+                    str(new / "repomd.xml"),
+                ),
+                "signing the lab RPM repository metadata",
+            )
         tmp = live / ".repomd.xml.tmp"
         shutil.copyfile(new / "repomd.xml", tmp)
         os.replace(tmp, live / "repomd.xml")
+        if gnupg is not None:
+            os.replace(new / REPOMD_SIGNATURE, live / REPOMD_SIGNATURE)
+        else:
+            (live / REPOMD_SIGNATURE).unlink(missing_ok=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def build_variant(repo_dir: Path, kind: str) -> Path:
+    """Build (once) the broken copy ``kind`` (lab.repo.VARIANTS) of the RPM repository under
+    ``repo_dir/variants/KIND/rpm``; return it. Unsigned: packages and metadata without a
+    signature. Unknown key: both signed by a throwaway key no host trusts. Tampered: the lab
+    key's signed metadata kept, every package file changed after indexing."""
+    if kind not in repo.VARIANTS:
+        raise LabError(f"lab: no repository variant {kind!r} (known: {', '.join(repo.VARIANTS)})")
+    target = repo_dir / repo.VARIANTS_DIR / kind / REPO_SUBDIR
+    if (target / "repodata" / "repomd.xml").is_file():
+        return target
+    work = repo_dir / repo.VARIANTS_DIR / f".{kind}-{REPO_SUBDIR}.tmp"
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(repo_dir / REPO_SUBDIR, work / REPO_SUBDIR)
+    packages = sorted((work / REPO_SUBDIR / "Packages").glob("*.rpm"))
+    try:
+        if kind == repo.VARIANT_UNSIGNED:
+            _run(["rpmsign", "--delsign", *[str(p) for p in packages]], "removing the RPM signatures")
+            shutil.rmtree(work / REPO_SUBDIR / "repodata")
+            index_repo(work, ADVISORIES, None)
+        elif kind == repo.VARIANT_UNKNOWN_KEY:
+            with repo.foreign_key() as other:
+                sign_rpms(other, packages, replace=True)
+                shutil.rmtree(work / REPO_SUBDIR / "repodata")
+                index_repo(work, ADVISORIES, other)
+        else:
+            for path in packages:
+                repo.tamper(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (work / REPO_SUBDIR).rename(target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
 
 
 def base_rpms(repo_dir: Path) -> list[Path]:
@@ -430,18 +532,23 @@ def repo_file(variant: str, url: str) -> tuple[str, str]:
     """(path inside the host, content) of the repository definition pointing at the lab repo."""
     body = (
         f"[{REPO_ID}]\nname=patchctl lab repository\nbaseurl={url}\nenabled=1\n"
-        # The packages are unsigned: the lab proves the managers' behaviour, not RPM signing.
-        "gpgcheck=0\nrepo_gpgcheck=0\n"
+        # packages and metadata both signed with the lab key, the only key the host trusts
+        f"gpgcheck=1\nrepo_gpgcheck=1\ngpgkey=file://{HOST_KEY_PATH}\n"
     )
     if variant == "dnf":
         return "etc/yum.repos.d/patchctl-lab.repo", body + "metadata_expire=0\n"
     return "etc/zypp/repos.d/patchctl-lab.repo", body + "autorefresh=1\ntype=rpm-md\nkeeppackages=0\n"
 
 
-def prepare_root(root: Path, variant: str, url: str, rpms: list[Path]) -> None:
-    """Make an extracted variant image the lower layer of one lab: its repo and base packages."""
+def prepare_root(root: Path, variant: str, url: str, rpms: list[Path], key: Path) -> None:
+    """Make an extracted variant image the lower layer of one lab: its repo, the lab key (in the
+    rpm database: the one key the host trusts) and the base packages."""
     path, text = repo_file(variant, url)
     (root / path).write_text(text)
+    host_key = root / HOST_KEY_PATH.lstrip("/")
+    host_key.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(key, host_key)
+    _run(["chroot", str(root), "rpm", "--import", HOST_KEY_PATH], f"importing the lab key into the {variant} image")
     staging = root / "tmp/patchctl-base-rpms"
     staging.mkdir(parents=True, exist_ok=True)
     for rpm in rpms:

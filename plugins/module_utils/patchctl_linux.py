@@ -92,6 +92,82 @@ APT_VERIFY_OPTIONS = (
     "Acquire::AllowDowngradeToInsecureRepositories=false",
 )
 
+# Forced on every dnf command of the modules, for the main configuration and every repository
+# (``*.``): package signatures and signed metadata are checked whatever the host's files say.
+DNF_VERIFY_OPTIONS = (
+    "--setopt=gpgcheck=1",
+    "--setopt=repo_gpgcheck=1",
+    "--setopt=localpkg_gpgcheck=1",
+    "--setopt=*.gpgcheck=1",
+    "--setopt=*.repo_gpgcheck=1",
+)
+# What dnf (librepo, rpm) and zypper (libzypp) say when a signature or checksum does not hold.
+RPM_INTEGRITY_MARKERS = (
+    "GPG verification is enabled, but GPG signature is not available",
+    "GPG signature verification error",
+    "Bad GPG signature",
+    "GPG check FAILED",
+    "checksum doesn't match",
+    "Public key for",
+    "is not signed",
+    "is unsigned",
+    "signed with an unknown key",
+    "Signature verification failed",
+    "Digest verification failed",
+    "NOKEY",
+)
+# zypper has no command-line switch that forces the checks on: a host whose configuration turns
+# one off is refused instead (zypp.conf and the repository files; "on" is libzypp's default).
+ZYPP_ETC = "/etc/zypp"
+ZYPPER_CHECKS = ("gpgcheck", "repo_gpgcheck", "pkg_gpgcheck")
+_OFF = ("0", "off", "no", "false")
+
+
+def rpm_integrity_problems(text):
+    """The lines of dnf/zypper output that say a signature or checksum failed, without zypper's
+    question and answer ("..., continue? [yes/no] (no): no"), each once."""
+    found = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not any(m.lower() in line.lower() for m in RPM_INTEGRITY_MARKERS):
+            continue
+        low = line.lower()
+        for cut in (", continue?", ". continue?", " continue? ["):
+            at = low.find(cut)
+            if at >= 0:
+                line = line[:at]
+                low = low[:at]
+        line = line[:300]
+        if line not in found:
+            found.append(line)
+    return found
+
+
+def insecure_zypp_conf(path, text):
+    """``path: key=value`` for each line of a zypp.conf or .repo file that turns a check off."""
+    found = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";", "[")) or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        key, value = key.strip().lower(), value.strip().lower()
+        if key in ZYPPER_CHECKS and value in _OFF:
+            found.append(f"{path}: {key}={value}")
+    return found
+
+
+def zypper_config_problems(etc=None):
+    """What in zypper's configuration turns a signature check off (empty: nothing)."""
+    base = Path(etc or ZYPP_ETC)
+    found = []
+    for path in [base / "zypp.conf", *sorted((base / "repos.d").glob("*.repo"))]:
+        text = _read(str(path)) if path.is_file() else None
+        if text is not None:
+            found += insecure_zypp_conf(str(path), text)
+    return found
+
+
 # The one rpm query format of the modules: name, arch and [epoch:]version-release, tab separated.
 RPM_QUERY_FORMAT = "%{NAME}\\t%{ARCH}\\t%{EPOCHNUM}\\t%{VERSION}\\t%{RELEASE}\\n"
 

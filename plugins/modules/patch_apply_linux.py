@@ -63,6 +63,10 @@ notes:
     says; there is no option to turn them off. An unsigned repository, an unknown key or a
     package whose checksum does not match installs nothing and fails with a message starting
     C(integrity:)."
+  - "dnf and zypper: every dnf command forces C(gpgcheck) and C(repo_gpgcheck) on for every
+    repository (C(--setopt=*.gpgcheck=1) ...); a zypper configuration that turns a check off is
+    refused before anything is fetched (zypper has no option to force them). A signature or
+    checksum that does not hold fails with a message starting C(integrity:), nothing installed."
   - dnf installs with C(dnf install NAME-VERSION) (weak dependencies off); zypper with
     C(zypper install --no-recommends NAME=VERSION) (exit 102/103, reboot or zypper restart
     needed, count as success). Reboot needed is C(dnf needs-restarting -r) exiting 1 or
@@ -119,6 +123,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.patchctl_linux import (
     APT_VERIFY_OPTIONS,
     C_LOCALE,
+    DNF_VERIFY_OPTIONS,
     INTEGRITY,
     INTEGRITY_MARKERS,
     REBOOT_REQUIRED,
@@ -126,6 +131,8 @@ from ansible.module_utils.patchctl_linux import (
     detect_pkg_mgr,
     parse_rpm_query,
     read_os,
+    rpm_integrity_problems,
+    zypper_config_problems,
 )
 
 SCHEMA = 1
@@ -233,6 +240,9 @@ class Apt:
                 found.add((name, line.split(":", 1)[1].strip()))
         return all((u["name"], u["version"]) in found for u in updates)
 
+    def check_config(self):
+        """apt's checks are forced on by its options: nothing to refuse here."""
+
     def refresh(self):
         rc, out, err = self.run(["apt-get", "update", "-q", "--error-on=any", *APT_VERIFY_OPTIONS])
         if rc != 0:
@@ -298,20 +308,42 @@ class Rpm(Apt):
     def known(self, updates):
         return True  # dnf and zypper refresh expired metadata themselves
 
+    def dnf(self, *args):
+        """A dnf command with the signature checks forced on (DNF_VERIFY_OPTIONS)."""
+        return self.run(["dnf", *DNF_VERIFY_OPTIONS, *args])
+
+    def check_config(self):
+        """zypper has no option that forces the checks on: refuse a host whose configuration
+        turns one off, before anything is fetched."""
+        if self.pkg_mgr != "zypper":
+            return
+        found = zypper_config_problems()
+        if found:
+            self.module.fail_json(
+                msg=f"{INTEGRITY}signature checks are turned off on this host: {' | '.join(found)}; nothing installed",
+                patchctl_apply=result_of([], [], {}, self.pkg_mgr),
+            )
+
     def refresh(self):
         if self.pkg_mgr == "dnf":
-            rc, out, err = self.run(["dnf", "-q", "-y", "makecache", "--refresh"])
+            rc, out, err = self.dnf("-q", "-y", "makecache", "--refresh")
         else:
             rc, out, err = self.run(["zypper", "--non-interactive", "--quiet", "refresh"])
         if rc != 0:
+            problems = rpm_integrity_problems(err + "\n" + out)
             self.module.fail_json(
-                msg="{} refresh failed: {}".format(self.pkg_mgr, last_error(err + "\n" + out)),
+                msg=(
+                    f"{INTEGRITY}{self.pkg_mgr} refresh: {' | '.join(problems)}; nothing installed"
+                    if problems
+                    else "{} refresh failed: {}".format(self.pkg_mgr, last_error(err + "\n" + out))
+                ),
                 patchctl_apply=result_of([], [], {}, self.pkg_mgr),
             )
 
     def install(self, updates):
         if self.pkg_mgr == "dnf":
-            args = ["dnf", "-y", "-q", "--setopt=install_weak_deps=False", "install"]
+            # not -q: librepo's "[MIRROR] ... checksum doesn't match" lines say why a download failed
+            args = ["dnf", *DNF_VERIFY_OPTIONS, "-y", "--setopt=install_weak_deps=False", "install"]
             args += ["{}-{}".format(u["name"], u["version"]) for u in updates]
             ok = (0,)
         else:
@@ -319,11 +351,14 @@ class Rpm(Apt):
             args += ["{}={}".format(u["name"], u["version"]) for u in updates]
             ok = ZYPPER_OK
         rc, out, err = self.run(args)
+        problems = rpm_integrity_problems(err + "\n" + out)
+        if problems:
+            return rc, INTEGRITY + " | ".join(problems)
         return rc, last_error(err + "\n" + out) if rc not in ok else ""
 
     def reboot_required(self):
         if self.pkg_mgr == "dnf":
-            rc, out, _err = self.run(["dnf", "-q", "-C", "needs-restarting", "-r"])
+            rc, out, _err = self.dnf("-q", "-C", "needs-restarting", "-r")
             return rc == 1 and "Reboot is required" in out
         rc, out, _err = self.run(["zypper", "--non-interactive", "needs-rebooting"])
         return rc == 102
@@ -384,6 +419,7 @@ def main():
             module.fail_json(msg=f"{len(failed)} update(s) failed", changed=False, patchctl_apply=res)
         module.exit_json(changed=bool(installed), patchctl_apply=res)
 
+    apt.check_config()
     refresh = module.params["refresh"]
     if refresh == "always" or (refresh == "auto" and not apt.known(todo)):
         apt.refresh()

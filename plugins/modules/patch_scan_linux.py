@@ -75,7 +75,9 @@ options:
         only at install time. A tampered or unauthenticated package fails the scan with a
         message starting C(integrity:). Off by default: it fetches every pending update on every
         scan; apt verifies each package at install time anyway."
-      - Ignored for dnf and zypper (they check signatures when they install).
+      - "dnf and zypper: the same, with C(dnf download --destdir) and C(zypper --pkg-cache-dir
+        TMP download) (a throwaway package cache, so the install fetches and checks the file
+        again)."
     type: bool
     default: false
 attributes:
@@ -91,6 +93,12 @@ notes:
     source marked C(trusted=yes) or C(allow-insecure=yes), an unsigned repository, one signed by an
     unknown key, and an index or package whose checksum does not match fail the module with a
     message starting C(integrity:)."
+  - "Integrity for dnf: every dnf command carries C(--setopt=gpgcheck=1 --setopt=repo_gpgcheck=1
+    --setopt=localpkg_gpgcheck=1 --setopt=*.gpgcheck=1 --setopt=*.repo_gpgcheck=1), whatever the
+    repository files say. zypper has no such switch: a C(zypp.conf) or repository file that sets
+    C(gpgcheck), C(repo_gpgcheck) or C(pkg_gpgcheck) off fails the module before zypper runs, and
+    zypper never gets C(--no-gpg-checks) or C(--gpg-auto-import-keys). Unsigned metadata, an
+    unknown key, a bad signature or checksum fail with a message starting C(integrity:)."
   - Commands run with C(LANG=C) so that their output can be parsed.
   - apt refreshes with C(apt-get update -q --error-on=any), retries set from O(refresh_retries)
     through C(Acquire::Retries). On an apt too old for C(--error-on) the warnings that mean a
@@ -295,6 +303,82 @@ APT_VERIFY_OPTIONS = (
     "-o",
     "Acquire::AllowDowngradeToInsecureRepositories=false",
 )
+
+# Forced on every dnf command of the modules, for the main configuration and every repository
+# (``*.``): package signatures and signed metadata are checked whatever the host's files say.
+DNF_VERIFY_OPTIONS = (
+    "--setopt=gpgcheck=1",
+    "--setopt=repo_gpgcheck=1",
+    "--setopt=localpkg_gpgcheck=1",
+    "--setopt=*.gpgcheck=1",
+    "--setopt=*.repo_gpgcheck=1",
+)
+# What dnf (librepo, rpm) and zypper (libzypp) say when a signature or checksum does not hold.
+RPM_INTEGRITY_MARKERS = (
+    "GPG verification is enabled, but GPG signature is not available",
+    "GPG signature verification error",
+    "Bad GPG signature",
+    "GPG check FAILED",
+    "checksum doesn't match",
+    "Public key for",
+    "is not signed",
+    "is unsigned",
+    "signed with an unknown key",
+    "Signature verification failed",
+    "Digest verification failed",
+    "NOKEY",
+)
+# zypper has no command-line switch that forces the checks on: a host whose configuration turns
+# one off is refused instead (zypp.conf and the repository files; "on" is libzypp's default).
+ZYPP_ETC = "/etc/zypp"
+ZYPPER_CHECKS = ("gpgcheck", "repo_gpgcheck", "pkg_gpgcheck")
+_OFF = ("0", "off", "no", "false")
+
+
+def rpm_integrity_problems(text):
+    """The lines of dnf/zypper output that say a signature or checksum failed, without zypper's
+    question and answer ("..., continue? [yes/no] (no): no"), each once."""
+    found = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not any(m.lower() in line.lower() for m in RPM_INTEGRITY_MARKERS):
+            continue
+        low = line.lower()
+        for cut in (", continue?", ". continue?", " continue? ["):
+            at = low.find(cut)
+            if at >= 0:
+                line = line[:at]
+                low = low[:at]
+        line = line[:300]
+        if line not in found:
+            found.append(line)
+    return found
+
+
+def insecure_zypp_conf(path, text):
+    """``path: key=value`` for each line of a zypp.conf or .repo file that turns a check off."""
+    found = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";", "[")) or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        key, value = key.strip().lower(), value.strip().lower()
+        if key in ZYPPER_CHECKS and value in _OFF:
+            found.append(f"{path}: {key}={value}")
+    return found
+
+
+def zypper_config_problems(etc=None):
+    """What in zypper's configuration turns a signature check off (empty: nothing)."""
+    base = Path(etc or ZYPP_ETC)
+    found = []
+    for path in [base / "zypp.conf", *sorted((base / "repos.d").glob("*.repo"))]:
+        text = _read(str(path)) if path.is_file() else None
+        if text is not None:
+            found += insecure_zypp_conf(str(path), text)
+    return found
+
 
 # The one rpm query format of the modules: name, arch and [epoch:]version-release, tab separated.
 RPM_QUERY_FORMAT = "%{NAME}\\t%{ARCH}\\t%{EPOCHNUM}\\t%{VERSION}\\t%{RELEASE}\\n"
@@ -1064,7 +1148,38 @@ class AptBackend(Backend):
 
 
 class RpmBackend(Backend):
-    """What dnf and zypper hosts share: the rpm database."""
+    """What dnf and zypper hosts share: the rpm database, and failures told apart: a signature or
+    checksum that does not hold is an integrity problem, not an outage."""
+
+    def run(self, args, ok_rcs=(0,)):
+        rc, out, err = self.module.run_command(args, environ_update=C_LOCALE)
+        if rc not in ok_rcs:
+            problems = rpm_integrity_problems(err + "\n" + out)
+            command = next((a for a in args[1:] if not a.startswith("-")), "")
+            what = f"{Path(args[0]).name} {command}".strip()
+            self.module.fail_json(
+                msg=(
+                    f"{INTEGRITY}{what}: {' | '.join(problems)}"
+                    if problems
+                    else f"{' '.join(args)} failed (rc={rc}): {_last_line(err or out)}"
+                ),
+                rc=rc,
+                stdout=out,
+                stderr=err,
+            )
+        return rc, out, err
+
+    def download_problems(self, args, cwd=None):
+        """Run a download of the updates; fail with ``integrity:`` when the output says a file did
+        not verify (zypper's download exits 0 even then), else on a failed exit."""
+        rc, out, err = self.module.run_command(args, environ_update=C_LOCALE, cwd=cwd)
+        problems = rpm_integrity_problems(err + "\n" + out)
+        if problems:
+            self.module.fail_json(msg=f"{INTEGRITY}package download check: {' | '.join(problems)}")
+        if rc != 0:
+            self.module.fail_json(
+                msg=f"{self.name} download (checking the updates) failed (rc={rc}): {_last_line(err or out)}"
+            )
 
     def installed_rpms(self, names):
         if not names:
@@ -1102,7 +1217,20 @@ class DnfBackend(RpmBackend):
     name = "dnf"
 
     def dnf(self, *args, ok_rcs=(0,)):
-        return self.run([self.module.get_bin_path("dnf", required=True), *args], ok_rcs=ok_rcs)
+        return self.run([self.module.get_bin_path("dnf", required=True), *DNF_VERIFY_OPTIONS, *args], ok_rcs=ok_rcs)
+
+    def verify_downloads(self, updates):
+        """Download every update's package into a throwaway directory: dnf checks its checksum
+        against the signed metadata (and, forced on, the package signature at install)."""
+        if not updates:
+            return
+        dnf = self.module.get_bin_path("dnf", required=True)
+        specs = [f"{u['name']}-{u['version']}" for u in updates]
+        tmp = tempfile.mkdtemp(prefix="patchctl-verify-")
+        try:
+            self.download_problems([dnf, *DNF_VERIFY_OPTIONS, "download", "--destdir", tmp, *specs], cwd=tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def refresh(self, retries):
         self.dnf("-q", "-y", "makecache", "--refresh", f"--setopt=retries={retries}")
@@ -1119,7 +1247,14 @@ class DnfBackend(RpmBackend):
         return self.parsed(dnf_updates, check, installed, listed, info)
 
     def reboot_required(self):
-        args = [self.module.get_bin_path("dnf", required=True), "-q", "-C", "needs-restarting", "-r"]
+        args = [
+            self.module.get_bin_path("dnf", required=True),
+            *DNF_VERIFY_OPTIONS,
+            "-q",
+            "-C",
+            "needs-restarting",
+            "-r",
+        ]
         rc, out, err = self.module.run_command(args, environ_update=C_LOCALE)
         result = parse_dnf_needs_restarting(rc, out)
         if result is None:
@@ -1139,8 +1274,31 @@ class ZypperBackend(RpmBackend):
     def zypper(self, *args, ok_rcs=(0,)):
         return self.run([self.module.get_bin_path("zypper", required=True), "--non-interactive", *args], ok_rcs=ok_rcs)
 
+    def check_config(self):
+        """Fail when zypper's configuration turns a signature check off (zypper has no option
+        that forces them on)."""
+        found = zypper_config_problems()
+        if found:
+            self.module.fail_json(msg=f"{INTEGRITY}signature checks are turned off on this host: {' | '.join(found)}")
+
     def refresh(self, retries):
         self.zypper("--quiet", "refresh")
+
+    def verify_downloads(self, updates):
+        """Download every update's package into a throwaway package cache: zypper checks its
+        checksum against the signed metadata. Not zypper's own cache, which would keep a file for
+        the install without fetching it again."""
+        if not updates:
+            return
+        zypper = self.module.get_bin_path("zypper", required=True)
+        specs = [f"{u['name']}={u['version']}" for u in updates]
+        tmp = tempfile.mkdtemp(prefix="patchctl-verify-")
+        try:
+            self.download_problems(
+                [zypper, "--non-interactive", "--pkg-cache-dir", tmp, "--no-refresh", "download", *specs]
+            )
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def upgradable(self):
         # 100/101: patches (security patches) are needed: information, not failure.
@@ -1174,7 +1332,7 @@ def scan(module):
     pkg_mgr = detect_pkg_mgr(module, params["pkg_mgr"], os_fields["family"])
     backend = BACKENDS[pkg_mgr](module)
 
-    if pkg_mgr == "apt":
+    if pkg_mgr in ("apt", "zypper"):
         backend.check_config()
     refreshed = False
     if params["refresh"] and not module.check_mode:
@@ -1185,7 +1343,7 @@ def scan(module):
             refreshed = True
 
     updates = backend.upgradable()
-    if pkg_mgr == "apt" and params["verify_downloads"] and not module.check_mode:
+    if params["verify_downloads"] and not module.check_mode:
         backend.verify_downloads(updates)
     reboot, reboot_pkgs = backend.reboot_required()
     return {

@@ -7,8 +7,10 @@ Its own small lab on PATCHCTL_TEST_SUBNET2 (default 127.79), so the session lab 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -22,9 +24,11 @@ import yaml
 
 from patchctl.lab import faults
 from patchctl.lab.fleet import Lab
+from patchctl.lab.repo import SLOW_MARKER, SLOW_SECONDS_FILE
 from patchctl.store import Store
 from patchctl.store.rollouts import RolloutStore
 from tests.integration.conftest import stop_stale_labs
+from tests.integration.test_crash_lab import APT
 from tests.integration.test_rollout_lab import APPROVED, BASE, write_policy
 from tests.pg import pg_base_url, pg_url  # noqa: F401 - fixtures, used by name
 
@@ -252,3 +256,105 @@ def test_a_deploy_through_nodes_stores_and_installs_what_a_local_deploy_does(
         assert rows[(node, "deploy")]["hosts"] == len(node_lab.sites[node])
         assert rows[(node, "deploy")]["hosts_per_minute"] > 0
         assert rows[(node, "scan")]["parts"] == 2  # the scan before and after the deploy
+
+
+def _node_pipes(node_address: str) -> list[int]:
+    """Pids of this machine's ssh processes that started a job (``ansible-runner worker``) on the
+    node at ``node_address``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        words = [a.decode(errors="replace") for a in argv if a]
+        ours = words and Path(words[0]).name == "ssh" and any(node_address in w for w in words)
+        if ours and any("ansible-runner worker" in w for w in words):
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_dropped_pipe_to_a_node_loses_no_result(node_lab: NodeLab, tmp_path: Path) -> None:
+    """The SSH pipe to a node is cut (its ssh killed here) while the node's hosts install: the
+    node's worker goes on (detached, its events spooled in the job directory), the control node
+    re-attaches to the spool, and every host is recorded with what really happened, which dpkg on
+    the host confirms. Nothing stays "outcome unknown", and the job directory is removed after.
+
+    Seen failing with the worker attached to the pipe (``ansible-runner worker`` reading and
+    writing the SSH session, as before the spool): both hosts came back "unreachable", "execution
+    node srv-01: ssh exited -9 (outcome unknown: rescan)", and the wave halted."""
+    lab = node_lab.lab
+    node_a = node_lab.nodes[0]
+    fast, slow = node_lab.sites[node_a]
+    slow_seconds = {fast: 2, slow: 12}
+    lab.reset()
+    boot = node_lab.cli("node", "bootstrap", node_a)
+    assert boot.returncode == 0, boot.stderr
+    for host, seconds in slow_seconds.items():
+        h = lab.host(host)
+        subprocess.run(
+            [
+                "ssh", "-i", str(lab.key_path), "-o", f"UserKnownHostsFile={lab.known_hosts_path}",
+                "-o", "BatchMode=yes", "-o", "ControlPath=none", "-p", str(h.port), f"root@{h.address}",
+                f"{APT} update >/dev/null && {APT} install patchctl-demo-slow=1.0-1 >/dev/null 2>&1 && "
+                f"echo {seconds} > {SLOW_SECONDS_FILE}",
+            ],
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300, check=True,
+        )  # fmt: skip
+    policy = write_policy(
+        tmp_path / "policy.yml",
+        waves=f"""
+          - {{name: site, hosts: "{fast},{slow}", bake_days: 0, max_concurrency: 2, max_fail_percent: 0,
+              min_success_percent: 100}}
+        """,
+    )
+    db = f"sqlite:///{tmp_path / 'cut.db'}"
+    glob = ["--db", db, "--policy", str(policy)]
+    scan = node_lab.cli(*glob, "scan", "--limit", f"{fast},{slow}")
+    assert scan.returncode == 0, scan.stderr
+    created = node_lab.cli(*glob, "rollout", "create")
+    assert created.returncode == 0, created.stderr
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "patchctl", *glob, "deploy", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=node_lab.env,
+    )  # fmt: skip
+    cut: list[int] = []
+    try:
+        deadline = time.monotonic() + 240
+        marker = lab.host_path(slow, SLOW_MARKER)
+        while not marker.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert marker.exists(), "the slow host never started configuring"
+        cut = _node_pipes(lab.host(node_a).address)
+        assert cut, "no ssh to the node found"
+        for pid in cut:
+            os.kill(pid, signal.SIGKILL)
+        # the host is still installing: its outcome cannot have reached the control node yet
+        assert marker.exists()
+        out, err = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):  # its ssh-agent may hold the pipes
+                proc.communicate(timeout=30)
+    assert proc.returncode == 0, out + err
+    done = json.loads(out)
+    print("cut pipe deploy:", json.dumps({"hosts": done["hosts"], "nodes": done["nodes"]}, indent=1))
+    outcome = {h["host"]: h for h in done["hosts"]}
+    expected = {**BASE, **APPROVED, "patchctl-demo-slow": "1.1-1"}
+    for host in (fast, slow):
+        assert outcome[host]["status"] == "ok", outcome[host]
+        assert "outcome unknown" not in (outcome[host]["error"] or ""), outcome[host]
+        assert _versions(lab, host) == expected, host
+    results = _deploy_results(db)
+    for host in (fast, slow):
+        status, installed, _present, error = results[host]
+        assert status == "ok" and error is None, results[host]
+        assert "apt:patchctl-demo-slow:1.1-1" in installed, results[host]
+    # the ssh killed was the job's own, and the job directory is gone from the node once read
+    assert not _node_pipes(lab.host(node_a).address)
+    jobs = lab.host_path(node_a, "/opt/patchctl-node/jobs")
+    assert not jobs.exists() or not any(jobs.iterdir()), list(jobs.iterdir())

@@ -27,7 +27,7 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A lab's repositories (apt with its key, RPM with its advisories), built once."""
     base = tmp_path_factory.mktemp("publish-pristine")
     repo.build_repo(base / "repo", base / "repo-gnupg", ARCH)
-    rpm.build_repo(base / "repo")
+    rpm.build_repo(base / "repo", base / "repo-gnupg")
     return base
 
 
@@ -109,10 +109,10 @@ def test_publishing_the_same_version_twice_changes_nothing(lab_dir: Path) -> Non
     req = PublishRequest(APP, "1.2-1", drop_older=True)
     publish_deb(lab_dir / "repo", lab_dir / "repo-gnupg", req)
     rpm_req = PublishRequest(APP, "1.2-1", "dnf", drop_older=True, classification="bugfix")
-    publish_rpm(lab_dir / "repo", rpm_req)
+    publish_rpm(lab_dir / "repo", lab_dir / "repo-gnupg", rpm_req)
     served = snapshot(lab_dir / "repo")
     again = publish_deb(lab_dir / "repo", lab_dir / "repo-gnupg", req)
-    again_rpm = publish_rpm(lab_dir / "repo", rpm_req)
+    again_rpm = publish_rpm(lab_dir / "repo", lab_dir / "repo-gnupg", rpm_req)
     assert not again.changed and not again.added
     assert not again_rpm.changed and not again_rpm.added
     assert snapshot(lab_dir / "repo") == served
@@ -145,7 +145,7 @@ def test_rpm_publish_drop_older_with_an_advisory(lab_dir: Path) -> None:
     the new repodata over the old removes the metadata a host holding the old repomd.xml fetches."""
     old_files = set((lab_dir / "repo/rpm/repodata").iterdir())
     req = PublishRequest(APP, "1.2-1", "zypper", drop_older=True, classification="security", severity="Important")
-    result = publish_rpm(lab_dir / "repo", req)
+    result = publish_rpm(lab_dir / "repo", lab_dir / "repo-gnupg", req)
     assert (result.added, result.dropped, result.advisory) == (True, ("1.0-1", "1.1-1"), f"PLAB-PUB-{APP}-1.2-1")
     versions, advisories = rpm_metadata(lab_dir)
     assert versions[APP] == ["1.2-1"]
