@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 
 import click
 
@@ -41,9 +42,12 @@ def windows(app: App, count: int) -> None:
             if w["open"]
             else "closed"
         )
-        click.echo(f"{w['name']}: '{w['start']}' {w['timezone']}, {w['duration']} (min_left {w['min_left']}): {state}")
+        head = f"{w['name']}: '{w['schedule']}' {w['timezone']}, {w['duration']} (min_left {w['min_left']})"
+        click.echo(f"{head}: {state}")
         for utc, local in zip(w["next_starts"], w["next_starts_local"], strict=True):
-            click.echo(f"  next {local[:16].replace('T', ' ')} {w['timezone']}  ({utc[:16].replace('T', ' ')} UTC)")
+            day = datetime.fromisoformat(local).strftime("%a")
+            when = f"{day} {local[:16].replace('T', ' ')} {w['timezone']}"
+            click.echo(f"  next {when}  ({utc[:16].replace('T', ' ')} UTC)")
         click.echo(f"  hosts: {', '.join(w['hosts']) or '(none)'}")
     for name, hosts in sorted(data["undefined"].items()):
         click.echo(f"error: window {name!r} is not defined in {data['policy']} (used by {', '.join(hosts)})", err=True)
