@@ -47,12 +47,15 @@ from patchctl.reboot import RebootReport, after_deploy_outcomes
 from patchctl.report import host_states
 from patchctl.rollouts import PromoteResult, ensure_follow_up, promote, rollout_lock_name, rollout_or_latest
 from patchctl.rules import waves as rollout
-from patchctl.rules.clock import Clock
+from patchctl.rules.clock import Clock, iso_utc
+from patchctl.rules.exceptions import UpdateException, excepted_on_host
 from patchctl.rules.lineage import Approved, HostPlan, Offered, below_floor, host_plan, windows_unoffered
 from patchctl.rules.model import HOST_BLOCKED, HOST_FAILED, HOST_OK, HOST_UNREACHABLE, ApplyOutcome, is_unmanaged_uid
 from patchctl.rules.policy import Policy, Wave
 from patchctl.store import Store
+from patchctl.store.exception_reads import exceptions
 from patchctl.store.locks import store_lock
+from patchctl.store.reports import sqlalchemy_query
 from patchctl.store.rollouts import Rollout, RolloutStore, RolloutUpdate
 from patchctl.verify import below_frozen
 
@@ -423,6 +426,10 @@ def _deploy_hosts(
                 progress(outcome, len(report.outcomes), len(todo))
 
     work: dict[str, list[dict[str, Any]]] = {}
+    # exceptions valid now keep the updates they name off their hosts (rules.exceptions)
+    valid = _valid_exceptions(rs, clock.now())
+    if valid and inventory is None:
+        inventory = load_inventory(opts.inventory)
     windows_updates = [u for u in r.updates if u.source == "windows"]
     gone = rs.gone_on_hosts(todo, (u.update_id for u in windows_updates))
     lineages = rs.store.host_lineages(todo)
@@ -433,12 +440,27 @@ def _deploy_hosts(
             record(ApplyOutcome(host, HOST_FAILED, error="no successful scan of this host: run 'patchctl scan' first"))
             continue
         rows = rs.store.missing_updates(host)
+        kept_off: dict[str, UpdateException] = {}
+        if valid:
+            assert inventory is not None
+            kept_off = excepted_on_host(
+                valid,
+                host,
+                inventory.groups_of(host),
+                [(u.uid, u.name, u.kbs) for u in r.updates] + [(m.uid, m.name, ()) for m in rows],
+            )
+            if kept_off:
+                report.notes.setdefault(host, []).extend(
+                    f"excepted {uid} (exception {e.id}, owner {e.owner}, until {iso_utc(e.until)})"
+                    for uid, e in sorted(kept_off.items())
+                )
         plan = host_plan(
-            approved,
-            {m.uid for m in rows},
+            [a for a in approved if a.uid not in kept_off],
+            {m.uid for m in rows if m.uid not in kept_off},
             [
                 Offered(m.uid, m.source, m.name, m.version, m.installed_version, m.classification, m.severity, m.major)
                 for m in rows
+                if m.uid not in kept_off
             ],
             lineages.get(host, set()),
             opts.policy,
@@ -453,10 +475,14 @@ def _deploy_hosts(
         )
         planned = {e.approved.uid for e in plan.entries} | set(plan.blocked)
         entries = [_linux_entry(by_uid[e.approved.uid], e.uid, e.version, e.install) for e in plan.entries]
-        entries += [_contract_entry(u) for u in r.updates if u.update_id in missing[host] and u.uid not in planned]
+        entries += [
+            _contract_entry(u)
+            for u in r.updates
+            if u.update_id in missing[host] and u.uid not in planned and u.uid not in kept_off
+        ]
         notes = [e.note for e in plan.entries if e.note]
         if notes:
-            report.notes[host] = notes
+            report.notes.setdefault(host, []).extend(notes)
         plans[host] = plan
         if not entries:
             record(ApplyOutcome(host, HOST_OK), present=[])
@@ -517,6 +543,15 @@ def _deploy_hosts(
             if host not in report.outcomes:
                 record(ApplyOutcome(host, HOST_FAILED, error="no result: the deploy playbook did not reach this host"))
     report.halted_reason = over()
+
+
+def _valid_exceptions(rs: RolloutStore, now: datetime) -> list[UpdateException]:
+    """The exceptions valid at ``now``, after recording the expiries that came due (audited)."""
+    from patchctl.exceptions import record_expiries
+
+    record_expiries(rs.store, now)
+    with rs.store.engine.connect() as conn:
+        return [e for e in exceptions(sqlalchemy_query(conn)) if e.valid_at(now)]
 
 
 WINDOWS_SOURCES = ("windows", "chocolatey")

@@ -18,6 +18,7 @@ from patchctl.rules.policy import Policy
 from patchctl.rules.report import HostComplianceRow, Report, build_report
 from patchctl.store import fastread
 from patchctl.store import reports as reads
+from patchctl.store.exception_reads import excepted_now, exceptions
 
 
 def matching_hosts(names: list[str], limit: str | None, where: str) -> set[str] | None:
@@ -46,6 +47,7 @@ def _build(
     rollout = reads.latest_rollout_id(q)
     waves = reads.wave_rows(q, rollout) if rollout is not None else []
     failures = reads.deploy_failures(q, rollout) if rollout is not None else []
+    valid, covered = excepted_now(q, exceptions(q), now, names)
     return build_report(
         rows,
         now,
@@ -61,6 +63,8 @@ def _build(
         stale_days=stale_days,
         nodes=reads.node_throughput(q),
         approved_missing=reads.approved_missing(q, names),
+        exceptions=valid,
+        excepted=covered,
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from patchctl.rules.clock import iso_utc
+from patchctl.rules.exceptions import covered_by
 from patchctl.rules.report import HostReport, MissingCounts, Report, WaveSummary
 
 REPORT_JSON_SCHEMA = "patchctl.report/1"
@@ -131,6 +132,10 @@ def full_report_json(rep: Report) -> dict[str, Any]:
                          "exposure_days": 12.5}],            # the oldest exposure of its lineage
         "starved": [{"lineage": "apt:chromium", "since": ..., "days": 41.0, "rollouts": [3, 5],
                      "versions": ["120.1", "120.2"], "reason": "..."}],
+        "exceptions": [{"id": 1, "target": "web*", "pattern": "openssl", "reason": "...",
+                        "owner": "ops", "until": ..., "created_at": ..., "created_by": "alice",
+                        "covers": {"web01": ["apt:openssl:3.0.13"]}}],   # in force now
+        (each host also gets "excepted": the uids of its missing updates exceptions cover)
         "pending_reboots": [{"host": "web01", "patch_role": "server", "patch_window": "sun-02",
                              "since": "2024-06-01T10:00:00Z", "age_hours": 2.0}],
         "failures": [{"host": "db01", "stage": "scan" | "deploy", "status": "unreachable",
@@ -146,6 +151,8 @@ def full_report_json(rep: Report) -> dict[str, Any]:
     by_name = {h.name: h for h in rep.hosts}
     for host in data["hosts"]:
         host["state"] = rep.states.get(host["name"])
+        # the missing updates valid exceptions cover (not counted by the compliance rule)
+        host["excepted"] = sorted(rep.excepted.get(host["name"], {}))
         host["wave"] = rep.waves_of.get(host["name"])
         # of host["missing"]["total"]: how many are approved (the compliance rule counts these)
         host["missing_approved"] = rep.missing_approved(by_name[host["name"]])
@@ -186,6 +193,20 @@ def full_report_json(rep: Report) -> dict[str, Any]:
             "reason": x.reason,
         }
         for x in rep.starved
+    ]
+    data["exceptions"] = [
+        {
+            "id": e.id,
+            "target": e.target,
+            "pattern": e.pattern,
+            "reason": e.reason,
+            "owner": e.owner,
+            "until": iso_utc(e.until),
+            "created_at": iso_utc(e.created_at),
+            "created_by": e.created_by,
+            "covers": covered_by(rep.excepted, e.id),
+        }
+        for e in rep.exceptions
     ]
     data["pending_reboots"] = [
         {
