@@ -19,6 +19,7 @@ from patchctl.rules.report import HostComplianceRow, Report, build_report
 from patchctl.store import fastread
 from patchctl.store import reports as reads
 from patchctl.store.exception_reads import excepted_now, exceptions
+from patchctl.store.hold_reads import holds
 
 
 def matching_hosts(names: list[str], limit: str | None, where: str) -> set[str] | None:
@@ -65,6 +66,7 @@ def _build(
         approved_missing=reads.approved_missing(q, names),
         exceptions=valid,
         excepted=covered,
+        holds=holds(q, names),
     )
 
 

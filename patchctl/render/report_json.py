@@ -135,7 +135,9 @@ def full_report_json(rep: Report) -> dict[str, Any]:
         "exceptions": [{"id": 1, "target": "web*", "pattern": "openssl", "reason": "...",
                         "owner": "ops", "until": ..., "created_at": ..., "created_by": "alice",
                         "covers": {"web01": ["apt:openssl:3.0.13"]}}],   # in force now
-        (each host also gets "excepted": the uids of its missing updates exceptions cover)
+        (each host also gets "excepted": the uids of its missing updates exceptions cover;
+         "held": [{"uid": ..., "state": "held", "hold": "apt-mark hold"}] and "holds":
+         [{"name": "openssl", "by": "apt-mark hold"}], its package holds)
         "pending_reboots": [{"host": "web01", "patch_role": "server", "patch_window": "sun-02",
                              "since": "2024-06-01T10:00:00Z", "age_hours": 2.0}],
         "failures": [{"host": "db01", "stage": "scan" | "deploy", "status": "unreachable",
@@ -153,6 +155,10 @@ def full_report_json(rep: Report) -> dict[str, Any]:
         host["state"] = rep.states.get(host["name"])
         # the missing updates valid exceptions cover (not counted by the compliance rule)
         host["excepted"] = sorted(rep.excepted.get(host["name"], {}))
+        # updates a package hold keeps back (state held: not missing, never deployed), and the holds
+        hh = rep.holds.get(host["name"])
+        host["held"] = [] if hh is None else [{"uid": u.uid, "state": "held", "hold": u.by} for u in hh.updates]
+        host["holds"] = [] if hh is None else [{"name": n, "by": by} for n, by in hh.holds]
         host["wave"] = rep.waves_of.get(host["name"])
         # of host["missing"]["total"]: how many are approved (the compliance rule counts these)
         host["missing_approved"] = rep.missing_approved(by_name[host["name"]])

@@ -243,6 +243,14 @@ def full_report_tables(rep: Report) -> list[Table]:
                 _text(", ".join(x.versions) + " (consider successors: install)"),
             )
         out.append(starved)
+    held = [u for hh in rep.holds.values() for u in hh.updates]
+    if held:
+        holds = Table(title="Held updates (a package hold keeps them back: never deployed)")
+        for col in ("Host", "Update", "Installed", "Hold"):
+            holds.add_column(col)
+        for u in held:
+            holds.add_row(_text(u.host), _text(u.uid), _text(u.installed_version or "-"), _text(f"held by {u.by}"))
+        out.append(holds)
     if rep.exceptions:
         excepted = Table(title="Exceptions in force")
         for col in ("Id", "Hosts", "Updates", "Owner", "Until", "Reason", "Covers now"):
@@ -328,10 +336,10 @@ def full_report_lines(rep: Report) -> list[str]:
     First exactly :func:`report_lines` (the per-host lines and the ``TOTAL`` line); then, for
     each other section that has rows, an empty line, ``# <section>``, a tab-separated header
     and one tab-separated line per row. Sections: summary, waves, missing, reboots, failures,
-    history, nodes, exceptions (see :func:`section_rows`).
+    history, nodes, held, exceptions (see :func:`section_rows`).
     """
     lines = report_lines(rep)
-    for section in ("summary", "waves", "missing", "exceptions", "reboots", "failures", "history", "nodes"):
+    for section in ("summary", "waves", "missing", "held", "exceptions", "reboots", "failures", "history", "nodes"):
         header, rows = section_rows(rep, section)
         if not rows:
             continue

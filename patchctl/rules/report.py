@@ -30,6 +30,7 @@ from patchctl.rules.compliance import (
     compliance_state,
 )
 from patchctl.rules.exceptions import UpdateException, state_label
+from patchctl.rules.holds import HostHolds
 from patchctl.rules.lineage import Starved
 from patchctl.rules.model import CLASSIFICATIONS, HOST_BLOCKED, HOST_FAILED, HOST_UNREACHABLE
 
@@ -370,6 +371,8 @@ class Report:
     # the exceptions valid now, and per host the missing updates they cover (uid -> exception id)
     exceptions: tuple[UpdateException, ...] = ()
     excepted: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    # per host its package holds and the updates they keep back (reported held, never missing)
+    holds: Mapping[str, HostHolds] = field(default_factory=dict)
 
     def state_label(self, host: str, word: Callable[[str], str] = str) -> str:
         """The host's state as it reads (``word`` writes the state): ``compliant (2 excepted)``."""
@@ -404,6 +407,7 @@ def build_report(
     starved: Sequence[Starved] = (),
     exceptions: Sequence[UpdateException] = (),
     excepted: Mapping[str, Mapping[str, int]] | None = None,
+    holds: Mapping[str, HostHolds] | None = None,
 ) -> Report:
     """The report over ``rows`` (one per host), as of ``generated_at``.
 
@@ -481,6 +485,7 @@ def build_report(
             by_lineage[key] = e
     return Report(
         exceptions=tuple(exceptions),
+        holds={h: v for h, v in (holds or {}).items() if h in states},
         excepted={h: dict(v) for h, v in (excepted or {}).items() if h in states},
         oldest_exposure=oldest,
         lineage_exposure=by_lineage,

@@ -169,6 +169,9 @@ hosts = sa.Table(
     # Of those, how many are approved (their latest decision approves them; migration 0008): kept
     # by the same writers, and by the writer of decisions for the hosts missing what it changes.
     sa.Column("missing_approved", sa.Integer, nullable=False, server_default="0"),
+    # The host's package holds and the updates they keep back, as its last successful scan found
+    # them (migration 0012): {"holds": [{name, by}], "updates": [{uid, name, version, ...}]}
+    sa.Column("holds", JSONText()),
 )
 
 scan_runs = sa.Table(

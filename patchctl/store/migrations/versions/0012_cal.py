@@ -1,4 +1,5 @@
-"""Exceptions: an accepted, owned, expiring reason why hosts may lack updates (``patchctl except``).
+"""Package holds of each host (``hosts.holds``) and exceptions (``patchctl except``): accepted,
+owned, expiring reasons why hosts may lack updates.
 
 ``update_exceptions``: one row per exception: ``target`` (a host or group pattern), ``pattern``
 (an update name, uid or KB pattern), ``reason``, ``owner``, ``until`` (it ends by itself then),
@@ -45,8 +46,11 @@ def upgrade() -> None:
         sa.Column("end_reason", sa.String(16)),
     )
     op.create_index("ix_update_exceptions_open", "update_exceptions", ["ended_at"])
+    # the package holds of the host's last successful scan and the updates they keep back (JSON)
+    op.add_column("hosts", sa.Column("holds", sa.Text))
 
 
 def downgrade() -> None:
+    op.drop_column("hosts", "holds")
     op.drop_index("ix_update_exceptions_open", table_name="update_exceptions")
     op.drop_table("update_exceptions")
