@@ -32,7 +32,7 @@ reboots (:attr:`DeployReport.reboots`), so a library caller gets what ``patchctl
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -42,18 +42,20 @@ from patchctl.ansible.fleet import PartStats, merge_parts, run_split
 from patchctl.ansible.inventory import Inventory, load_inventory
 from patchctl.ansible.runner import HostEvent, result_message
 from patchctl.decisions import actor
-from patchctl.errors import EXIT_HOST_FAILURES, EXIT_OK, ConfigError, PolicyBlocked
+from patchctl.errors import EXIT_HOST_FAILURES, EXIT_OK, EXIT_POLICY_BLOCKED, ConfigError, PolicyBlocked
 from patchctl.reboot import RebootReport, after_deploy_outcomes
 from patchctl.report import host_states
 from patchctl.rollouts import PromoteResult, ensure_follow_up, promote, rollout_lock_name, rollout_or_latest
 from patchctl.rules import waves as rollout
 from patchctl.rules.clock import Clock, iso_utc
 from patchctl.rules.exceptions import UpdateException, excepted_on_host
+from patchctl.rules.freezes import STOP_DEPLOY, Freeze, FreezeHit, freeze_for
 from patchctl.rules.lineage import Approved, HostPlan, Offered, below_floor, host_plan, windows_unoffered
 from patchctl.rules.model import HOST_BLOCKED, HOST_FAILED, HOST_OK, HOST_UNREACHABLE, ApplyOutcome, is_unmanaged_uid
 from patchctl.rules.policy import Policy, Wave
 from patchctl.store import Store
 from patchctl.store.exception_reads import exceptions
+from patchctl.store.freezes import record_transitions
 from patchctl.store.locks import store_lock
 from patchctl.store.reports import sqlalchemy_query
 from patchctl.store.rollouts import Rollout, RolloutStore, RolloutUpdate
@@ -103,11 +105,18 @@ class DeployReport:
     notes: dict[str, list[str]] = field(default_factory=dict)  # host -> "installed 1.2-1 (successor of ...)"
     # successors: repilot: the follow-up rollout holding the successors of the updates it blocked
     follow_up_rollout: int | None = None
+    # hosts a freeze kept out of this run (host -> the freeze and until when); the wave halted by a
+    # freeze alone (no host failed) exits 3, as a promotion a freeze holds back
+    frozen: dict[str, str] = field(default_factory=dict)
+    halted_by_freeze: bool = False
 
     @property
     def exit_code(self) -> int:
         """1 when a host failed, the wave halted or a reboot after the deploy failed, else 0."""
-        if self.halted_reason or any(o.status != HOST_OK for o in self.outcomes.values()):
+        failed = any(o.status != HOST_OK for o in self.outcomes.values())
+        if self.halted_by_freeze and not failed:
+            return EXIT_POLICY_BLOCKED
+        if self.halted_reason or failed:
             return EXIT_HOST_FAILURES
         if self.reboots is not None and self.reboots.exit_code != EXIT_OK:
             return self.reboots.exit_code
@@ -140,6 +149,7 @@ class DeployReport:
             "reboots": self.reboots.as_dict()["hosts"] if self.reboots is not None else [],
             "compliance": dict(sorted(self.compliance.items())),
             "follow_up_rollout": self.follow_up_rollout,
+            "frozen": dict(sorted(self.frozen.items())),
         }
 
 
@@ -318,6 +328,9 @@ def _deploy_locked(
 
     report.already_done = [h for h in hosts if still_done(h)]
     todo = [h for h in hosts if h not in report.already_done]
+    if opts.policy.freezes and todo:
+        inventory = inventory or load_inventory(opts.inventory)
+        todo = _leave_frozen_out(rs, r.id, wave.name, todo, inventory, opts, report)
     if not todo and target.state == rollout.FINISHED:
         report.state = rollout.FINISHED
         report.message = f"wave {wave.name} is already deployed on all its {len(hosts)} hosts: nothing to do"
@@ -334,6 +347,11 @@ def _deploy_locked(
         # Hosts to retry start afresh: only this run's failures count towards the threshold.
         results = {h: res.status for h, res in r.results.items() if h in hosts and h not in todo}
         _deploy_hosts(rs, r, wave, run_id, hosts, todo, results, report, opts, progress, inventory)
+        if report.frozen and not report.halted_reason:
+            # the hosts a freeze kept out wait: the wave is not finished (a later deploy resumes it)
+            reason = next(iter(report.frozen.values()))
+            report.halted_reason = f"{len(report.frozen)} host(s) wait: {reason}"
+            report.halted_by_freeze = True
         failed = sum(1 for h in hosts if results.get(h) in (HOST_FAILED, HOST_UNREACHABLE))
         now = clock.now()
         if report.halted_reason:
@@ -509,6 +527,14 @@ def _deploy_hosts(
             report.halted_reason = reason
             report.not_started = [h for h in queue if h not in report.outcomes]
             return
+        # a freeze that began while the deploy ran: no new batch starts
+        assert inventory is not None
+        hit = _frozen_batch(opts.policy.freezes, clock.now(), batch, inventory, wave.name)
+        if hit is not None:
+            report.halted_reason = f"{hit.reason}: no new batch started"
+            report.halted_by_freeze = True
+            report.not_started = [h for h in queue if h not in report.outcomes]
+            return
         if opts.on_batch is not None:
             opts.on_batch(wave.name, number, len(batches))
         handler = _BatchHandler({h: work[h] for h in batch}, record)
@@ -543,6 +569,45 @@ def _deploy_hosts(
             if host not in report.outcomes:
                 record(ApplyOutcome(host, HOST_FAILED, error="no result: the deploy playbook did not reach this host"))
     report.halted_reason = over()
+
+
+# --- freezes (patchctl.rules.freezes) --------------------------------------------------------------
+
+
+def _leave_frozen_out(
+    rs: RolloutStore,
+    rollout_id: int,
+    wave: str,
+    todo: list[str],
+    inventory: Inventory,
+    opts: DeployOptions,
+    report: DeployReport,
+) -> list[str]:
+    """``todo`` without the hosts a freeze that stops deploys covers now (kept in ``report.frozen``);
+    PolicyBlocked (exit 3, nothing recorded) when it covers them all. Freeze starts and ends are
+    audited first."""
+    now = opts.clock.now()
+    freezes = opts.policy.freezes
+    with rs.store.engine.begin() as conn:
+        record_transitions(conn, freezes, now)
+    for host in todo:
+        hit = freeze_for(freezes, STOP_DEPLOY, now, host, inventory.groups_of(host), wave)
+        if hit is not None:
+            report.frozen[host] = hit.reason
+    if report.frozen and len(report.frozen) == len(todo):
+        reason = next(iter(report.frozen.values()))
+        raise PolicyBlocked(f"rollout {rollout_id}: wave {wave}: nothing deployed: {reason} ({len(todo)} host(s))")
+    return [h for h in todo if h not in report.frozen]
+
+
+def _frozen_batch(
+    freezes: Sequence[Freeze], now: datetime, batch: Sequence[str], inventory: Inventory, wave: str
+) -> FreezeHit | None:
+    for host in batch:
+        hit = freeze_for(freezes, STOP_DEPLOY, now, host, inventory.groups_of(host), wave)
+        if hit is not None:
+            return hit
+    return None
 
 
 def _valid_exceptions(rs: RolloutStore, now: datetime) -> list[UpdateException]:

@@ -5,12 +5,12 @@ For each window of the policy: whether it is open at the (possibly simulated) cu
 until when, whether a reboot is still allowed in it (``min_left``), its next starts in UTC and in
 its own time zone, and the inventory hosts whose ``patch_window`` names it; then the windows the
 inventory names but the policy does not define (a configuration error: exit 2), and the hosts
-without a window (never rebooted automatically).
+without a window (never rebooted automatically); then the policy's freezes, active now or next.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +18,7 @@ from patchctl.ansible.inventory import load_inventory
 from patchctl.errors import EXIT_OK, EXIT_USAGE
 from patchctl.rules.clock import iso_utc
 from patchctl.rules.durations import format_duration
+from patchctl.rules.freezes import active_and_next
 from patchctl.rules.maintenance import hosts_by_window
 from patchctl.rules.policy import Policy
 
@@ -29,6 +30,7 @@ class WindowsView:
     windows: list[dict[str, Any]]  # per window, by name
     undefined: dict[str, list[str]]  # window name -> the hosts naming it
     hosts_without_window: list[str]
+    freezes: list[dict[str, Any]] = field(default_factory=list)  # each with its active and next span
 
     @property
     def exit_code(self) -> int:
@@ -42,6 +44,7 @@ class WindowsView:
             "windows": self.windows,
             "undefined": self.undefined,
             "hosts_without_window": self.hosts_without_window,
+            "freezes": [{k: iso_utc(v) if isinstance(v, datetime) else v for k, v in f.items()} for f in self.freezes],
         }
 
 
@@ -72,4 +75,5 @@ def windows_view(policy: Policy, inventory_path: str, now: datetime, count: int)
         windows=rows,
         undefined={name: hosts for name, hosts in used.items() if name not in policy.windows},
         hosts_without_window=sorted(h for h in inventory.hosts if not inventory.var(h, "patch_window")),
+        freezes=active_and_next(policy.freezes, now),
     )

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from patchctl.errors import ConfigError
 from patchctl.rules.compliance import NEVER_SCANNED
+from patchctl.rules.freezes import Freeze, active_and_next
 from patchctl.rules.lineage import starved_after, starved_lineages
 from patchctl.rules.policy import Policy
 from patchctl.rules.report import HostComplianceRow, Report, build_report
@@ -43,6 +44,7 @@ def _build(
     top: int,
     history_runs: int,
     starved_after: Mapping[str, float],
+    freezes: Sequence[Freeze] = (),
 ) -> Report:
     names = None if wanted is None else sorted(wanted)
     rollout = reads.latest_rollout_id(q)
@@ -67,6 +69,7 @@ def _build(
         exceptions=valid,
         excepted=covered,
         holds=holds(q, names),
+        freezes=[f for f in active_and_next(freezes, now) if f["active"] or f["next_start"]],
     )
 
 
@@ -100,6 +103,7 @@ def full_report(
                 top=top,
                 history_runs=history_runs,
                 starved_after=starved_after(policy),
+                freezes=policy.freezes if policy is not None else (),
             )
         finally:
             conn.close()
@@ -119,6 +123,7 @@ def full_report(
                 top=top,
                 history_runs=history_runs,
                 starved_after=starved_after(policy),
+                freezes=policy.freezes if policy is not None else (),
             )
 
 

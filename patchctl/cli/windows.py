@@ -53,4 +53,22 @@ def windows(app: App, count: int) -> None:
         click.echo(f"error: window {name!r} is not defined in {data['policy']} (used by {', '.join(hosts)})", err=True)
     if data["hosts_without_window"]:
         click.echo(f"no window (never rebooted automatically): {', '.join(data['hosts_without_window'])}")
+    for f in data["freezes"]:
+        span = f"{f['from']} to {f['to']}" if "from" in f else f"'{f['schedule']}' for {f['duration']}"
+        head = f"freeze {f['name']}: {span} {f['timezone']}, {f['scope']}, stops {', '.join(f['stops'])}"
+        if f["active"]:
+            click.echo(f"{head}: ACTIVE until {_local(f['active_until'], f['timezone'])}")
+        elif f["next_start"]:
+            click.echo(
+                f"{head}: next {_local(f['next_start'], f['timezone'])} to {_local(f['next_end'], f['timezone'])}"
+            )
+        else:
+            click.echo(f"{head}: over")
     sys.exit(code)
+
+
+def _local(utc_text: str, tz: str) -> str:
+    """``2026-12-19 00:00`` in ``tz`` for an ISO UTC time."""
+    from zoneinfo import ZoneInfo
+
+    return datetime.fromisoformat(utc_text.replace("Z", "+00:00")).astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")

@@ -5,6 +5,7 @@ Nothing here writes: the CLI decides where the document goes.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from patchctl.rules.clock import iso_utc
@@ -214,6 +215,7 @@ def full_report_json(rep: Report) -> dict[str, Any]:
         }
         for e in rep.exceptions
     ]
+    data["freezes"] = [{k: iso_utc(v) if isinstance(v, datetime) else v for k, v in f.items()} for f in rep.freezes]
     data["pending_reboots"] = [
         {
             "host": r.host,

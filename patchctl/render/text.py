@@ -243,6 +243,25 @@ def full_report_tables(rep: Report) -> list[Table]:
                 _text(", ".join(x.versions) + " (consider successors: install)"),
             )
         out.append(starved)
+    if rep.freezes:
+        freezes = Table(title="Change freezes")
+        for col in ("Freeze", "Span", "Scope", "Stops", "Now"):
+            freezes.add_column(col)
+        for fz in rep.freezes:
+            span = f"{fz['from']} to {fz['to']}" if "from" in fz else f"{fz['schedule']} for {fz['duration']}"
+            now_text = (
+                f"ACTIVE until {short_time(fz['active_until'])}"
+                if fz["active"]
+                else f"next {short_time(fz['next_start'])} to {short_time(fz['next_end'])}"
+            )
+            freezes.add_row(
+                _text(fz["name"]),
+                _text(f"{span} {fz['timezone']}"),
+                _text(fz["scope"]),
+                ", ".join(fz["stops"]),
+                now_text,
+            )
+        out.append(freezes)
     held = [u for hh in rep.holds.values() for u in hh.updates]
     if held:
         holds = Table(title="Held updates (a package hold keeps them back: never deployed)")

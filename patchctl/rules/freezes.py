@@ -41,8 +41,8 @@ STOP_PROMOTE = "promote"
 STOPS = (STOP_DEPLOY, STOP_REBOOT, STOP_PROMOTE)
 MAX_FREEZE = timedelta(days=366)
 
-_KEYS = ("name", "from", "to", "rrule", "after", "offset_days", "dtstart", "start", "duration", "timezone")
-_KEYS += ("hosts", "waves", "stops")
+_KEYS: tuple[str, ...] = ("name", "from", "to", "rrule", "after", "offset_days", "dtstart", "start", "duration")
+_KEYS += ("timezone", "hosts", "waves", "stops")
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,9 @@ class Freeze:
         return wave is not None and wave in self.waves
 
     def scope_text(self) -> str:
-        parts = ([f"hosts {self.hosts}"] if self.hosts else []) + ([f"waves {', '.join(self.waves)}"] if self.waves else [])
+        parts = ([f"hosts {self.hosts}"] if self.hosts else []) + (
+            [f"waves {', '.join(self.waves)}"] if self.waves else []
+        )
         return " or ".join(parts) or "all hosts"
 
     def as_dict(self) -> dict[str, Any]:
@@ -128,7 +130,9 @@ def freeze_for(
     return None
 
 
-def freeze_for_wave(freezes: Sequence[Freeze], stop: str, t: datetime, wave: str, hosts: Sequence[str]) -> FreezeHit | None:
+def freeze_for_wave(
+    freezes: Sequence[Freeze], stop: str, t: datetime, wave: str, hosts: Sequence[str]
+) -> FreezeHit | None:
     """The first freeze active at ``t`` stopping ``stop`` that covers the wave or any of its hosts."""
     for f in freezes:
         if stop not in f.stops:
@@ -229,7 +233,9 @@ def _freeze(doc: YamlDoc, entry: Any, name: str, fields: dict[str, Any], path: s
         stops = doc.strings(fields["stops"], f"{path}.stops")
         bad = [s for s in stops if s not in STOPS]
         if bad or not stops:
-            raise doc.error(fields["stops"], f"{path}.stops", f"must list some of {', '.join(STOPS)}, got {list(stops)}")
+            raise doc.error(
+                fields["stops"], f"{path}.stops", f"must list some of {', '.join(STOPS)}, got {list(stops)}"
+            )
         kwargs["stops"] = tuple(s for s in STOPS if s in stops)
     return Freeze(**kwargs)
 

@@ -53,6 +53,7 @@ from typing import Any
 
 import yaml
 
+from patchctl.rules.freezes import Freeze, parse_freezes
 from patchctl.rules.maintenance import Window, parse_windows
 from patchctl.rules.model import CLASSIFICATIONS
 from patchctl.rules.yamldoc import YamlDoc
@@ -178,6 +179,8 @@ class Policy:
     waves: tuple[Wave, ...] = DEFAULT_WAVES
     # maintenance windows by name (the file's ``windows:``, see patchctl.rules.maintenance)
     windows: dict[str, Window] = field(default_factory=dict)
+    # change freezes (the file's ``freezes:``, see patchctl.rules.freezes)
+    freezes: tuple[Freeze, ...] = ()
 
     def baseline_for(self, source: str) -> Baseline | None:
         """The baseline deciding updates of ``source`` (apt, dnf, ...), else ``default``."""
@@ -288,7 +291,7 @@ _BASELINE_KEYS = ("classifications", "severities", "approve_after_days", "reject
 # What becomes of a rollout's lineages when the repositories move on (rules/lineage.py).
 _LINEAGE_KEYS = ("successor_bake_days", "starved_after_days")
 _WAVE_KEYS = ("name", "hosts", "bake_days", "max_concurrency", "max_fail_percent", "min_success_percent")
-_TOP_KEYS = ("version", "baselines", "waves", "windows")
+_TOP_KEYS = ("version", "baselines", "waves", "windows", "freezes")
 
 
 def parse_policy(text: str, filename: str) -> Policy:
@@ -316,7 +319,14 @@ def parse_policy(text: str, filename: str) -> Policy:
     windows: dict[str, Window] = {}
     if "windows" in top:
         windows = parse_windows(top["windows"][1], filename)
-    return Policy(source=filename, baselines=baselines, waves=waves, windows=windows)
+    return Policy(source=filename, baselines=baselines, waves=waves, windows=windows, freezes=_policy_freezes(doc, top))
+
+
+# --- freezes (patchctl.rules.freezes) ---------------------------------------------------------------
+
+
+def _policy_freezes(doc: YamlDoc, top: dict[str, Any]) -> tuple[Freeze, ...]:
+    return parse_freezes(doc, top["freezes"][1]) if "freezes" in top else ()
 
 
 def _classification(doc: YamlDoc) -> Callable[[yaml.Node, str, str], str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from patchctl.rules.compliance import (
     COMPLIANT,
@@ -373,6 +374,8 @@ class Report:
     excepted: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     # per host its package holds and the updates they keep back (reported held, never missing)
     holds: Mapping[str, HostHolds] = field(default_factory=dict)
+    # the policy's freezes active now or coming (rules.freezes.active_and_next)
+    freezes: tuple[Mapping[str, Any], ...] = ()
 
     def state_label(self, host: str, word: Callable[[str], str] = str) -> str:
         """The host's state as it reads (``word`` writes the state): ``compliant (2 excepted)``."""
@@ -408,6 +411,7 @@ def build_report(
     exceptions: Sequence[UpdateException] = (),
     excepted: Mapping[str, Mapping[str, int]] | None = None,
     holds: Mapping[str, HostHolds] | None = None,
+    freezes: Sequence[Mapping[str, Any]] = (),
 ) -> Report:
     """The report over ``rows`` (one per host), as of ``generated_at``.
 
@@ -486,6 +490,7 @@ def build_report(
     return Report(
         exceptions=tuple(exceptions),
         holds={h: v for h, v in (holds or {}).items() if h in states},
+        freezes=tuple(freezes),
         excepted={h: dict(v) for h, v in (excepted or {}).items() if h in states},
         oldest_exposure=oldest,
         lineage_exposure=by_lineage,

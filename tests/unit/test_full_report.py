@@ -231,6 +231,7 @@ def test_json_keeps_the_report_1_keys_and_adds_sections(rep: Report) -> None:
         "top_missing",
         "starved",
         "exceptions",
+        "freezes",
         "pending_reboots",
         "failures",
         "history",
