@@ -301,6 +301,10 @@ def _deploy_locked(
     clock = opts.clock
     # Holding the lock, a run still marked running died without finishing (kill -9): say so.
     rs.close_dead_runs(rollout_id, clock.now(), who)
+    # exceptions that came due end now in the audit trail (also when a freeze then stops the deploy)
+    from patchctl.exceptions import record_expiries
+
+    record_expiries(rs.store, clock.now())
     r = rs.rollout(rollout_id)
     target = _choose_wave(rs, r, opts.wave, clock.now())
     wave = target.wave
