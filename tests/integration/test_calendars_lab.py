@@ -92,3 +92,75 @@ def test_an_exception_and_a_hold_keep_an_update_off_until_the_exception_expires(
     assert isinstance(audit, list)
     expired = [e for e in audit if e["action"] == "exception expired"]
     assert [(e["actor"], e["at"]) for e in expired] == [("patchctl", iso_utc(until))]
+
+
+def freeze_policy(pc: Patchctl, freeze: str) -> None:
+    """The lab policy with one wave of one host at a time, and ``freeze`` (YAML) as freezes:."""
+    text = pc.policy.read_text().replace("max_concurrency: 4", "max_concurrency: 1")
+    pc.policy.write_text(text + "freezes:\n" + freeze)
+
+
+def test_a_freeze_that_begins_during_a_deploy_stops_it_between_batches(lab_env: LabEnv, tmp_path: Path) -> None:
+    """Real time: a daily freeze begins at the next full minute, and the deploy (one host a batch)
+    starts three seconds before it. The batch running when the freeze begins finishes; no new one
+    starts; the wave halts naming the freeze (exit 3, no host failed); the hosts not started are
+    untouched (dpkg), and a deploy inside the freeze installs nothing (exit 3).
+    Seen failing with the between-batches check removed (every host ok, exit 0)."""
+    import time
+    from datetime import UTC, datetime
+
+    lab_env.lab.reset()
+    pc = Patchctl(lab_env, tmp_path)
+    ok(pc("scan"))
+    ok(pc("rollout", "create"))
+    now = datetime.now(UTC)
+    at = (now + timedelta(minutes=1 if now.second < 45 else 2)).replace(second=0, microsecond=0)
+    freeze_policy(
+        pc,
+        f'  - {{name: change-stop, rrule: "FREQ=DAILY", start: "{at:%H:%M}", duration: 10m, stops: [deploy]}}\n',
+    )
+    time.sleep(max(0.0, (at - datetime.now(UTC)).total_seconds() - 3))
+    result = pc("deploy", "--json")
+    data = result.json()
+    assert isinstance(data, dict)
+    assert result.code == 3, data
+    assert data["state"] == "halted"
+    assert data["halted_reason"].startswith("freeze change-stop until ")
+    assert data["halted_reason"].endswith(": no new batch started")
+    done = [h["host"] for h in data["hosts"] if h["status"] == "ok"]
+    assert 1 <= len(done) < 4 and data["not_started"]
+    for host in data["not_started"]:
+        assert version(lab_env, host) == "1.0-1"
+    for host in done:
+        assert version(lab_env, host) == "1.1-1"
+    inside = pc("deploy", "--json")
+    assert inside.code == 3 and "nothing deployed: freeze change-stop until" in inside.stderr
+    for host in data["not_started"]:
+        assert version(lab_env, host) == "1.0-1"
+
+
+def test_a_freeze_holds_a_reboot_back_inside_an_open_window(lab_env: LabEnv, tmp_path: Path) -> None:
+    """lab-nightly is open (INSIDE) and the kernel update wants a reboot; a freeze that stops only
+    reboots lets the deploy install and keeps the servers up: reboot pending with the freeze named,
+    boot ids unchanged. Seen failing with plan_host's freeze check removed (srv-01 rebooted)."""
+    from .test_reboot_lab import boot_ids
+
+    lab_env.lab.reset()
+    pc = Patchctl(lab_env, tmp_path)
+    day = INSIDE.date()
+    freeze_policy(pc, f"  - {{name: quiet, from: {day}, to: {day}, timezone: Europe/Berlin, stops: [reboot]}}\n")
+    before = boot_ids(lab_env)
+    ok(pc("scan"))
+    ok(pc("rollout", "create", now=INSIDE))
+    data = pc("deploy", "--json", now=INSIDE).json()
+    assert isinstance(data, dict)
+    assert {h["host"]: h["status"] for h in data["hosts"]} == dict.fromkeys(
+        ("srv-01", "srv-02", "cli-01", "cli-02"), "ok"
+    )
+    reboots = {r["host"]: r for r in data["reboots"]}
+    for server in ("srv-01", "srv-02"):
+        assert reboots[server]["action"] == "pending", reboots[server]
+        assert reboots[server]["reason"].startswith("freeze quiet until "), reboots[server]
+        assert reboots[server]["reason"].endswith(": the reboot waits")
+    assert boot_ids(lab_env) == before
+    assert version(lab_env, "srv-01", "patchctl-demo-kernel") == "1.1-1"
