@@ -100,42 +100,55 @@ def freeze_policy(pc: Patchctl, freeze: str) -> None:
     pc.policy.write_text(text + "freezes:\n" + freeze)
 
 
-def test_a_freeze_that_begins_during_a_deploy_stops_it_between_batches(lab_env: LabEnv, tmp_path: Path) -> None:
-    """Real time: a daily freeze begins at the next full minute, and the deploy (one host a batch)
-    starts three seconds before it. The batch running when the freeze begins finishes; no new one
-    starts; the wave halts naming the freeze (exit 3, no host failed); the hosts not started are
-    untouched (dpkg), and a deploy inside the freeze installs nothing (exit 3).
+def test_a_freeze_that_begins_during_a_deploy_stops_it_between_batches(
+    lab_env: LabEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deploy flow on the real hosts (one host a batch) with a simulated clock that the first
+    batch's start moves into a freeze (as time passing would): that batch finishes, no new one
+    starts, the wave halts naming the freeze (exit 3, no host failed), the hosts not started are
+    untouched (dpkg); a deploy inside the freeze installs nothing (exit 3).
     Seen failing with the between-batches check removed (every host ok, exit 0)."""
-    import time
-    from datetime import UTC, datetime
+    from patchctl.config import load_policy
+    from patchctl.deploy import DeployOptions, deploy
+    from patchctl.rules.clock import Clock
 
+    for key, value in lab_env.env.items():
+        monkeypatch.setenv(key, value)
     lab_env.lab.reset()
     pc = Patchctl(lab_env, tmp_path)
-    ok(pc("scan"))
-    ok(pc("rollout", "create"))
-    now = datetime.now(UTC)
-    at = (now + timedelta(minutes=1 if now.second < 45 else 2)).replace(second=0, microsecond=0)
+    before, frozen = INSIDE, INSIDE + timedelta(days=1)
     freeze_policy(
-        pc,
-        f'  - {{name: change-stop, rrule: "FREQ=DAILY", start: "{at:%H:%M}", duration: 10m, stops: [deploy]}}\n',
+        pc, f"  - {{name: change-stop, from: {frozen.date()}, to: {frozen.date()}, timezone: Europe/Berlin}}\n"
     )
-    time.sleep(max(0.0, (at - datetime.now(UTC)).total_seconds() - 3))
-    result = pc("deploy", "--json")
-    data = result.json()
-    assert isinstance(data, dict)
-    assert result.code == 3, data
-    assert data["state"] == "halted"
-    assert data["halted_reason"].startswith("freeze change-stop until ")
-    assert data["halted_reason"].endswith(": no new batch started")
-    done = [h["host"] for h in data["hosts"] if h["status"] == "ok"]
-    assert 1 <= len(done) < 4 and data["not_started"]
-    for host in data["not_started"]:
+    ok(pc("scan"))
+    ok(pc("rollout", "create", now=before))
+    clock = Clock(before)
+
+    def into_the_freeze(_wave: str, number: int, _total: int) -> None:
+        if number == 1:
+            clock.fixed = frozen
+
+    opts = DeployOptions(
+        inventory=str(lab_env.inventory),
+        db_url=f"sqlite:///{pc.db}",
+        clock=clock,
+        policy=load_policy(str(pc.policy)),
+        on_batch=into_the_freeze,
+    )
+    report = deploy(opts)
+    assert report.exit_code == 3, report.as_dict()
+    assert report.state == "halted"
+    assert report.halted_reason is not None
+    assert report.halted_reason.startswith("freeze change-stop until ")
+    assert report.halted_reason.endswith(": no new batch started")
+    done = [h for h, o in report.outcomes.items() if o.status == "ok"]
+    assert len(done) == 1 and len(report.not_started) == 3
+    assert version(lab_env, done[0]) == "1.1-1"
+    for host in report.not_started:
         assert version(lab_env, host) == "1.0-1"
-    for host in done:
-        assert version(lab_env, host) == "1.1-1"
-    inside = pc("deploy", "--json")
-    assert inside.code == 3 and "nothing deployed: freeze change-stop until" in inside.stderr
-    for host in data["not_started"]:
+    inside = pc("deploy", "--json", now=frozen)
+    assert inside.code == 3 and "nothing deployed: freeze change-stop until" in inside.stderr, inside
+    for host in report.not_started:
         assert version(lab_env, host) == "1.0-1"
 
 
