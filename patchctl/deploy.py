@@ -50,6 +50,7 @@ from patchctl.rules import waves as rollout
 from patchctl.rules.clock import Clock, iso_utc
 from patchctl.rules.exceptions import UpdateException, excepted_on_host
 from patchctl.rules.freezes import STOP_DEPLOY, Freeze, FreezeHit, freeze_for
+from patchctl.rules.install_windows import HOST_VAR, install_window_for, waiting
 from patchctl.rules.lineage import Approved, HostPlan, Offered, below_floor, host_plan, windows_unoffered
 from patchctl.rules.model import HOST_BLOCKED, HOST_FAILED, HOST_OK, HOST_UNREACHABLE, ApplyOutcome, is_unmanaged_uid
 from patchctl.rules.policy import Policy, Wave
@@ -109,12 +110,15 @@ class DeployReport:
     # freeze alone (no host failed) exits 3, as a promotion a freeze holds back
     frozen: dict[str, str] = field(default_factory=dict)
     halted_by_freeze: bool = False
+    # hosts outside their install window (host -> "waiting for install window NAME (opens ...)"),
+    # left for a later deploy; a wave waiting for them alone exits 3 as a freeze does
+    waiting: dict[str, str] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
         """1 when a host failed, the wave halted or a reboot after the deploy failed, else 0."""
         failed = any(o.status != HOST_OK for o in self.outcomes.values())
-        if self.halted_by_freeze and not failed:
+        if (self.halted_by_freeze or self.waiting) and not failed:
             return EXIT_POLICY_BLOCKED
         if self.halted_reason or failed:
             return EXIT_HOST_FAILURES
@@ -150,6 +154,7 @@ class DeployReport:
             "compliance": dict(sorted(self.compliance.items())),
             "follow_up_rollout": self.follow_up_rollout,
             "frozen": dict(sorted(self.frozen.items())),
+            "waiting": dict(sorted(self.waiting.items())),
         }
 
 
@@ -335,6 +340,9 @@ def _deploy_locked(
     if opts.policy.freezes and todo:
         inventory = inventory or load_inventory(opts.inventory)
         todo = _leave_frozen_out(rs, r.id, wave.name, todo, inventory, opts, report)
+    if opts.policy.windows and todo:
+        inventory = inventory or load_inventory(opts.inventory)
+        todo = _leave_outside_window(r.id, wave.name, todo, inventory, opts, report)
     if not todo and target.state == rollout.FINISHED:
         report.state = rollout.FINISHED
         report.message = f"wave {wave.name} is already deployed on all its {len(hosts)} hosts: nothing to do"
@@ -356,6 +364,10 @@ def _deploy_locked(
             reason = next(iter(report.frozen.values()))
             report.halted_reason = f"{len(report.frozen)} host(s) wait: {reason}"
             report.halted_by_freeze = True
+        if report.waiting and not report.halted_reason:
+            # the hosts outside their install window wait: a later deploy inside it resumes the wave
+            reason = next(iter(report.waiting.values()))
+            report.halted_reason = f"{len(report.waiting)} host(s) {reason}"
         failed = sum(1 for h in hosts if results.get(h) in (HOST_FAILED, HOST_UNREACHABLE))
         now = clock.now()
         if report.halted_reason:
@@ -602,6 +614,39 @@ def _leave_frozen_out(
         reason = next(iter(report.frozen.values()))
         raise PolicyBlocked(f"rollout {rollout_id}: wave {wave}: nothing deployed: {reason} ({len(todo)} host(s))")
     return [h for h in todo if h not in report.frozen]
+
+
+# --- install windows (patchctl.rules.install_windows) ----------------------------------------------
+
+
+def _leave_outside_window(
+    rollout_id: int, wave: str, todo: list[str], inventory: Inventory, opts: DeployOptions, report: DeployReport
+) -> list[str]:
+    """``todo`` without the hosts whose install window is closed now (kept in ``report.waiting``);
+    PolicyBlocked (exit 3, nothing recorded) when they all wait."""
+    now = opts.clock.now()
+    policy = opts.policy
+    for host in todo:
+        chosen = install_window_for(
+            inventory.var(host, HOST_VAR),
+            policy.wave_install_window(wave),
+            inventory.var(host, "patch_role"),
+            policy.role_install_windows,
+        )
+        if chosen is None:
+            continue
+        window = policy.windows.get(chosen.name)
+        if window is None:
+            raise ConfigError(
+                f"{opts.inventory}: {host}: {HOST_VAR}: window {chosen.name!r} is not defined in {policy.source}"
+            )
+        wait = waiting(window, now)
+        if wait is not None:
+            report.waiting[host] = wait.reason
+    if report.waiting and len(report.waiting) == len(todo):
+        reason = next(iter(report.waiting.values()))
+        raise PolicyBlocked(f"rollout {rollout_id}: wave {wave}: nothing deployed: {len(todo)} host(s) {reason}")
+    return [h for h in todo if h not in report.waiting]
 
 
 def _frozen_batch(

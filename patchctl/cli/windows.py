@@ -19,7 +19,9 @@ from patchctl.cli.app import App, handle_errors, inventory_option, json_option
 def windows(app: App, count: int) -> None:
     """Maintenance windows: open now?, next occurrences (UTC and local), and which hosts use each.
 
-    Exit code 2 when a host's patch_window names a window the policy does not define.
+    Each window also lists whom it is the install window of (waves, hosts by patch_install_window
+    or patch_role). Exit code 2 when a host's patch_window or patch_install_window names a window
+    the policy does not define.
     """
     from patchctl.maintenance_view import windows_view
 
@@ -49,6 +51,9 @@ def windows(app: App, count: int) -> None:
             when = f"{day} {local[:16].replace('T', ' ')} {w['timezone']}"
             click.echo(f"  next {when}  ({utc[:16].replace('T', ' ')} UTC)")
         click.echo(f"  hosts: {', '.join(w['hosts']) or '(none)'}")
+        if w["install_waves"] or w["install_hosts"]:
+            who = [f"wave {name}" for name in w["install_waves"]] + w["install_hosts"]
+            click.echo(f"  install window of: {', '.join(who)}")
     for name, hosts in sorted(data["undefined"].items()):
         click.echo(f"error: window {name!r} is not defined in {data['policy']} (used by {', '.join(hosts)})", err=True)
     if data["hosts_without_window"]:

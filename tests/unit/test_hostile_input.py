@@ -79,7 +79,7 @@ VALID_POLICY: dict[str, Any] = {
     "windows": [{"name": "nightly", "start": "0 1 * * *", "duration": "4h", "timezone": "Europe/Berlin"}],
 }
 TOP_KEYS = ("version", "baselines", "waves", "windows")
-WAVE_KEYS = ("name", "hosts", "bake_days", "max_concurrency", "max_fail_percent", "min_success_percent")
+WAVE_KEYS = ("name", "hosts", "bake_days", "max_concurrency", "max_fail_percent", "min_success_percent", "install_window")
 BASELINE_KEYS = ("classifications", "severities", "approve_after_days", "reject", "allow")
 
 
