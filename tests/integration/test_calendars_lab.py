@@ -177,3 +177,37 @@ def test_a_freeze_holds_a_reboot_back_inside_an_open_window(lab_env: LabEnv, tmp
         assert reboots[server]["reason"].endswith(": the reboot waits")
     assert boot_ids(lab_env) == before
     assert version(lab_env, "srv-01", "patchctl-demo-kernel") == "1.1-1"
+
+
+def test_a_wave_outside_its_install_window_waits_until_promote_deploy_runs_inside_it(
+    lab_env: LabEnv, tmp_path: Path
+) -> None:
+    """The wave names lab-nightly as its install window. A deploy at noon installs nothing on the
+    real hosts (dpkg over SSH: still 1.0-1) and exits 3 naming the window and its next opening;
+    cron's ``rollout promote --deploy`` inside the window installs the update on every host.
+    Seen failing with the install-window step left out of the deploy (exit 0 at noon, 1.1-1
+    installed at once)."""
+    from .test_reboot_lab import OUTSIDE
+
+    lab_env.lab.reset()
+    pc = Patchctl(lab_env, tmp_path)
+    text = pc.policy.read_text().replace("bake_days: 0,", "bake_days: 0, install_window: lab-nightly,")
+    pc.policy.write_text(
+        text.replace("reject: [patchctl-demo-broken]", "reject: [patchctl-demo-broken, patchctl-demo-kernel]")
+    )
+    hosts = [h.name for h in lab_env.lab.hosts()]
+    ok(pc("scan"))
+    ok(pc("rollout", "create", now=OUTSIDE))
+    listed = ok(pc("windows", now=OUTSIDE)).stdout
+    assert "  install window of: wave all" in listed.splitlines()
+
+    waited = pc("deploy", now=OUTSIDE)
+    assert waited.code == 3, f"exit {waited.code}: {waited.stdout}\n{waited.stderr}"
+    night = INSIDE + timedelta(days=1)  # the next night after noon
+    opens = iso_utc(night.replace(hour=1))
+    assert f"waiting for install window lab-nightly (opens {opens})" in waited.stderr
+    assert {h: version(lab_env, h) for h in hosts} == dict.fromkeys(hosts, "1.0-1")
+
+    promoted = ok(pc("rollout", "promote", "--deploy", now=night))
+    assert "installed" in promoted.stdout
+    assert {h: version(lab_env, h) for h in hosts} == dict.fromkeys(hosts, "1.1-1")
