@@ -32,7 +32,7 @@ reboots (:attr:`DeployReport.reboots`), so a library caller gets what ``patchctl
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -42,17 +42,23 @@ from patchctl.ansible.fleet import PartStats, merge_parts, run_split
 from patchctl.ansible.inventory import Inventory, load_inventory
 from patchctl.ansible.runner import HostEvent, result_message
 from patchctl.decisions import actor
-from patchctl.errors import EXIT_HOST_FAILURES, EXIT_OK, ConfigError, PolicyBlocked
+from patchctl.errors import EXIT_HOST_FAILURES, EXIT_OK, EXIT_POLICY_BLOCKED, ConfigError, PolicyBlocked
 from patchctl.reboot import RebootReport, after_deploy_outcomes
 from patchctl.report import host_states
 from patchctl.rollouts import PromoteResult, ensure_follow_up, promote, rollout_lock_name, rollout_or_latest
 from patchctl.rules import waves as rollout
-from patchctl.rules.clock import Clock
+from patchctl.rules.clock import Clock, iso_utc
+from patchctl.rules.exceptions import UpdateException, excepted_on_host
+from patchctl.rules.freezes import STOP_DEPLOY, Freeze, FreezeHit, freeze_for
+from patchctl.rules.install_windows import HOST_VAR, install_window_for, waiting
 from patchctl.rules.lineage import Approved, HostPlan, Offered, below_floor, host_plan, windows_unoffered
 from patchctl.rules.model import HOST_BLOCKED, HOST_FAILED, HOST_OK, HOST_UNREACHABLE, ApplyOutcome, is_unmanaged_uid
 from patchctl.rules.policy import Policy, Wave
 from patchctl.store import Store
+from patchctl.store.exception_reads import exceptions
+from patchctl.store.freezes import record_transitions
 from patchctl.store.locks import store_lock
+from patchctl.store.reports import sqlalchemy_query
 from patchctl.store.rollouts import Rollout, RolloutStore, RolloutUpdate
 from patchctl.verify import below_frozen
 
@@ -100,11 +106,21 @@ class DeployReport:
     notes: dict[str, list[str]] = field(default_factory=dict)  # host -> "installed 1.2-1 (successor of ...)"
     # successors: repilot: the follow-up rollout holding the successors of the updates it blocked
     follow_up_rollout: int | None = None
+    # hosts a freeze kept out of this run (host -> the freeze and until when); the wave halted by a
+    # freeze alone (no host failed) exits 3, as a promotion a freeze holds back
+    frozen: dict[str, str] = field(default_factory=dict)
+    halted_by_freeze: bool = False
+    # hosts outside their install window (host -> "waiting for install window NAME (opens ...)"),
+    # left for a later deploy; a wave waiting for them alone exits 3 as a freeze does
+    waiting: dict[str, str] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
         """1 when a host failed, the wave halted or a reboot after the deploy failed, else 0."""
-        if self.halted_reason or any(o.status != HOST_OK for o in self.outcomes.values()):
+        failed = any(o.status != HOST_OK for o in self.outcomes.values())
+        if (self.halted_by_freeze or self.waiting) and not failed:
+            return EXIT_POLICY_BLOCKED
+        if self.halted_reason or failed:
             return EXIT_HOST_FAILURES
         if self.reboots is not None and self.reboots.exit_code != EXIT_OK:
             return self.reboots.exit_code
@@ -137,6 +153,8 @@ class DeployReport:
             "reboots": self.reboots.as_dict()["hosts"] if self.reboots is not None else [],
             "compliance": dict(sorted(self.compliance.items())),
             "follow_up_rollout": self.follow_up_rollout,
+            "frozen": dict(sorted(self.frozen.items())),
+            "waiting": dict(sorted(self.waiting.items())),
         }
 
 
@@ -288,6 +306,10 @@ def _deploy_locked(
     clock = opts.clock
     # Holding the lock, a run still marked running died without finishing (kill -9): say so.
     rs.close_dead_runs(rollout_id, clock.now(), who)
+    # exceptions that came due end now in the audit trail (also when a freeze then stops the deploy)
+    from patchctl.exceptions import record_expiries
+
+    record_expiries(rs.store, clock.now())
     r = rs.rollout(rollout_id)
     target = _choose_wave(rs, r, opts.wave, clock.now())
     wave = target.wave
@@ -315,6 +337,12 @@ def _deploy_locked(
 
     report.already_done = [h for h in hosts if still_done(h)]
     todo = [h for h in hosts if h not in report.already_done]
+    if opts.policy.freezes and todo:
+        inventory = inventory or load_inventory(opts.inventory)
+        todo = _leave_frozen_out(rs, r.id, wave.name, todo, inventory, opts, report)
+    if opts.policy.windows and todo:
+        inventory = inventory or load_inventory(opts.inventory)
+        todo = _leave_outside_window(r.id, wave.name, todo, inventory, opts, report)
     if not todo and target.state == rollout.FINISHED:
         report.state = rollout.FINISHED
         report.message = f"wave {wave.name} is already deployed on all its {len(hosts)} hosts: nothing to do"
@@ -331,6 +359,15 @@ def _deploy_locked(
         # Hosts to retry start afresh: only this run's failures count towards the threshold.
         results = {h: res.status for h, res in r.results.items() if h in hosts and h not in todo}
         _deploy_hosts(rs, r, wave, run_id, hosts, todo, results, report, opts, progress, inventory)
+        if report.frozen and not report.halted_reason:
+            # the hosts a freeze kept out wait: the wave is not finished (a later deploy resumes it)
+            reason = next(iter(report.frozen.values()))
+            report.halted_reason = f"{len(report.frozen)} host(s) wait: {reason}"
+            report.halted_by_freeze = True
+        if report.waiting and not report.halted_reason:
+            # the hosts outside their install window wait: a later deploy inside it resumes the wave
+            reason = next(iter(report.waiting.values()))
+            report.halted_reason = f"{len(report.waiting)} host(s) {reason}"
         failed = sum(1 for h in hosts if results.get(h) in (HOST_FAILED, HOST_UNREACHABLE))
         now = clock.now()
         if report.halted_reason:
@@ -423,6 +460,10 @@ def _deploy_hosts(
                 progress(outcome, len(report.outcomes), len(todo))
 
     work: dict[str, list[dict[str, Any]]] = {}
+    # exceptions valid now keep the updates they name off their hosts (rules.exceptions)
+    valid = _valid_exceptions(rs, clock.now())
+    if valid and inventory is None:
+        inventory = load_inventory(opts.inventory)
     windows_updates = [u for u in r.updates if u.source == "windows"]
     gone = rs.gone_on_hosts(todo, (u.update_id for u in windows_updates))
     lineages = rs.store.host_lineages(todo)
@@ -433,12 +474,27 @@ def _deploy_hosts(
             record(ApplyOutcome(host, HOST_FAILED, error="no successful scan of this host: run 'patchctl scan' first"))
             continue
         rows = rs.store.missing_updates(host)
+        kept_off: dict[str, UpdateException] = {}
+        if valid:
+            assert inventory is not None
+            kept_off = excepted_on_host(
+                valid,
+                host,
+                inventory.groups_of(host),
+                [(u.uid, u.name, u.kbs) for u in r.updates] + [(m.uid, m.name, ()) for m in rows],
+            )
+            if kept_off:
+                report.notes.setdefault(host, []).extend(
+                    f"excepted {uid} (exception {e.id}, owner {e.owner}, until {iso_utc(e.until)})"
+                    for uid, e in sorted(kept_off.items())
+                )
         plan = host_plan(
-            approved,
-            {m.uid for m in rows},
+            [a for a in approved if a.uid not in kept_off],
+            {m.uid for m in rows if m.uid not in kept_off},
             [
                 Offered(m.uid, m.source, m.name, m.version, m.installed_version, m.classification, m.severity, m.major)
                 for m in rows
+                if m.uid not in kept_off
             ],
             lineages.get(host, set()),
             opts.policy,
@@ -453,10 +509,14 @@ def _deploy_hosts(
         )
         planned = {e.approved.uid for e in plan.entries} | set(plan.blocked)
         entries = [_linux_entry(by_uid[e.approved.uid], e.uid, e.version, e.install) for e in plan.entries]
-        entries += [_contract_entry(u) for u in r.updates if u.update_id in missing[host] and u.uid not in planned]
+        entries += [
+            _contract_entry(u)
+            for u in r.updates
+            if u.update_id in missing[host] and u.uid not in planned and u.uid not in kept_off
+        ]
         notes = [e.note for e in plan.entries if e.note]
         if notes:
-            report.notes[host] = notes
+            report.notes.setdefault(host, []).extend(notes)
         plans[host] = plan
         if not entries:
             record(ApplyOutcome(host, HOST_OK), present=[])
@@ -481,6 +541,14 @@ def _deploy_hosts(
         reason = over()
         if reason:
             report.halted_reason = reason
+            report.not_started = [h for h in queue if h not in report.outcomes]
+            return
+        # a freeze that began while the deploy ran: no new batch starts
+        assert inventory is not None
+        hit = _frozen_batch(opts.policy.freezes, clock.now(), batch, inventory, wave.name)
+        if hit is not None:
+            report.halted_reason = f"{hit.reason}: no new batch started"
+            report.halted_by_freeze = True
             report.not_started = [h for h in queue if h not in report.outcomes]
             return
         if opts.on_batch is not None:
@@ -517,6 +585,87 @@ def _deploy_hosts(
             if host not in report.outcomes:
                 record(ApplyOutcome(host, HOST_FAILED, error="no result: the deploy playbook did not reach this host"))
     report.halted_reason = over()
+
+
+# --- freezes (patchctl.rules.freezes) --------------------------------------------------------------
+
+
+def _leave_frozen_out(
+    rs: RolloutStore,
+    rollout_id: int,
+    wave: str,
+    todo: list[str],
+    inventory: Inventory,
+    opts: DeployOptions,
+    report: DeployReport,
+) -> list[str]:
+    """``todo`` without the hosts a freeze that stops deploys covers now (kept in ``report.frozen``);
+    PolicyBlocked (exit 3, nothing recorded) when it covers them all. Freeze starts and ends are
+    audited first."""
+    now = opts.clock.now()
+    freezes = opts.policy.freezes
+    with rs.store.engine.begin() as conn:
+        record_transitions(conn, freezes, now)
+    for host in todo:
+        hit = freeze_for(freezes, STOP_DEPLOY, now, host, inventory.groups_of(host), wave)
+        if hit is not None:
+            report.frozen[host] = hit.reason
+    if report.frozen and len(report.frozen) == len(todo):
+        reason = next(iter(report.frozen.values()))
+        raise PolicyBlocked(f"rollout {rollout_id}: wave {wave}: nothing deployed: {reason} ({len(todo)} host(s))")
+    return [h for h in todo if h not in report.frozen]
+
+
+# --- install windows (patchctl.rules.install_windows) ----------------------------------------------
+
+
+def _leave_outside_window(
+    rollout_id: int, wave: str, todo: list[str], inventory: Inventory, opts: DeployOptions, report: DeployReport
+) -> list[str]:
+    """``todo`` without the hosts whose install window is closed now (kept in ``report.waiting``);
+    PolicyBlocked (exit 3, nothing recorded) when they all wait."""
+    now = opts.clock.now()
+    policy = opts.policy
+    for host in todo:
+        chosen = install_window_for(
+            inventory.var(host, HOST_VAR),
+            policy.wave_install_window(wave),
+            inventory.var(host, "patch_role"),
+            policy.role_install_windows,
+        )
+        if chosen is None:
+            continue
+        window = policy.windows.get(chosen.name)
+        if window is None:
+            raise ConfigError(
+                f"{opts.inventory}: {host}: {HOST_VAR}: window {chosen.name!r} is not defined in {policy.source}"
+            )
+        wait = waiting(window, now)
+        if wait is not None:
+            report.waiting[host] = wait.reason
+    if report.waiting and len(report.waiting) == len(todo):
+        reason = next(iter(report.waiting.values()))
+        raise PolicyBlocked(f"rollout {rollout_id}: wave {wave}: nothing deployed: {len(todo)} host(s) {reason}")
+    return [h for h in todo if h not in report.waiting]
+
+
+def _frozen_batch(
+    freezes: Sequence[Freeze], now: datetime, batch: Sequence[str], inventory: Inventory, wave: str
+) -> FreezeHit | None:
+    for host in batch:
+        hit = freeze_for(freezes, STOP_DEPLOY, now, host, inventory.groups_of(host), wave)
+        if hit is not None:
+            return hit
+    return None
+
+
+def _valid_exceptions(rs: RolloutStore, now: datetime) -> list[UpdateException]:
+    """The exceptions valid at ``now``, after recording the expiries that came due (audited)."""
+    from patchctl.exceptions import record_expiries
+
+    record_expiries(rs.store, now)
+    with rs.store.engine.connect() as conn:
+        return [e for e in exceptions(sqlalchemy_query(conn)) if e.valid_at(now)]
 
 
 WINDOWS_SOURCES = ("windows", "chocolatey")

@@ -35,12 +35,21 @@ from patchctl.ansible.inventory import Inventory, load_inventory
 from patchctl.ansible.runner import HostEvent, PlaybookRunner, result_message
 from patchctl.errors import EXIT_HOST_FAILURES, EXIT_OK, ConfigError
 from patchctl.rules.clock import iso_utc
+from patchctl.rules.freezes import STOP_REBOOT, Freeze, freeze_for
 from patchctl.rules.maintenance import Window
 from patchctl.rules.model import HOST_OK, ApplyOutcome
 from patchctl.rules.policy import Policy, Wave
-from patchctl.rules.reboot_policy import ACTION_NONE, ACTION_REBOOT, RebootDecision, reboot_decision, reboot_mode
+from patchctl.rules.reboot_policy import (
+    ACTION_NONE,
+    ACTION_PENDING,
+    ACTION_REBOOT,
+    RebootDecision,
+    reboot_decision,
+    reboot_mode,
+)
 from patchctl.rules.waves import assign_hosts
 from patchctl.store import Store
+from patchctl.store.freezes import record_transitions
 from patchctl.store.locks import LockBusy, store_lock
 from patchctl.store.reboots import REBOOT_FAILED, REBOOT_OK, REBOOT_UNREACHABLE, RebootStore
 
@@ -137,9 +146,11 @@ def plan_host(
     *,
     reboot_required: bool = True,
     changed: bool = False,
+    freezes: Sequence[Freeze] = (),
 ) -> HostPlan:
     """The reboot policy's verdict on ``host`` at ``now`` (inventory variables ``patch_role``,
-    ``patch_window``, ``patch_reboot``)."""
+    ``patch_window``, ``patch_reboot``); a freeze that stops reboots and covers the host (by its
+    name or groups, or every host) turns a reboot into a wait."""
     role = inventory.var(host, "patch_role")
     window_name = inventory.var(host, "patch_window")
     try:
@@ -150,6 +161,10 @@ def plan_host(
     decision: RebootDecision = reboot_decision(
         mode, reboot_required, window, now, changed=changed, window_name=window_name
     )
+    if decision.action == ACTION_REBOOT:
+        hit = freeze_for(freezes, STOP_REBOOT, now, host, inventory.groups_of(host))
+        if hit is not None:
+            return HostPlan(host, role, mode, window_name, ACTION_PENDING, f"{hit.reason}: the reboot waits")
     return HostPlan(host, role, mode, window_name, decision.action, decision.reason)
 
 
@@ -321,7 +336,12 @@ def reboot_pending(opts: RebootOptions, progress: ProgressFn | None = None) -> R
             held.enter_context(store_lock(store, REBOOT_LOCK))
         pending = [p for p in RebootStore(store).pending() if p.host in targets and p.host in inventory.hostvars]
         report = RebootReport(now=opts.now, dry_run=opts.dry_run)
-        report.plans = [plan_host(inventory, p.host, opts.policy.windows, opts.now) for p in pending]
+        if not opts.dry_run:
+            with store.engine.begin() as conn:
+                record_transitions(conn, opts.policy.freezes, opts.now)
+        report.plans = [
+            plan_host(inventory, p.host, opts.policy.windows, opts.now, freezes=opts.policy.freezes) for p in pending
+        ]
         if not opts.dry_run:
             report.results = run_reboots(
                 inventory_path=opts.inventory,
@@ -362,6 +382,7 @@ def after_deploy(
                 now,
                 reboot_required=reboot_required[host],
                 changed=changed.get(host, False),
+                freezes=policy.freezes,
             )
             if plan.action == ACTION_NONE:
                 continue

@@ -13,11 +13,14 @@ from datetime import datetime
 
 from patchctl.errors import ConfigError
 from patchctl.rules.compliance import NEVER_SCANNED
+from patchctl.rules.freezes import Freeze, active_and_next
 from patchctl.rules.lineage import starved_after, starved_lineages
 from patchctl.rules.policy import Policy
 from patchctl.rules.report import HostComplianceRow, Report, build_report
 from patchctl.store import fastread
 from patchctl.store import reports as reads
+from patchctl.store.exception_reads import excepted_now, exceptions
+from patchctl.store.hold_reads import holds
 
 
 def matching_hosts(names: list[str], limit: str | None, where: str) -> set[str] | None:
@@ -41,11 +44,13 @@ def _build(
     top: int,
     history_runs: int,
     starved_after: Mapping[str, float],
+    freezes: Sequence[Freeze] = (),
 ) -> Report:
     names = None if wanted is None else sorted(wanted)
     rollout = reads.latest_rollout_id(q)
     waves = reads.wave_rows(q, rollout) if rollout is not None else []
     failures = reads.deploy_failures(q, rollout) if rollout is not None else []
+    valid, covered = excepted_now(q, exceptions(q), now, names)
     return build_report(
         rows,
         now,
@@ -61,6 +66,10 @@ def _build(
         stale_days=stale_days,
         nodes=reads.node_throughput(q),
         approved_missing=reads.approved_missing(q, names),
+        exceptions=valid,
+        excepted=covered,
+        holds=holds(q, names),
+        freezes=[f for f in active_and_next(freezes, now) if f["active"] or f["next_start"]],
     )
 
 
@@ -94,6 +103,7 @@ def full_report(
                 top=top,
                 history_runs=history_runs,
                 starved_after=starved_after(policy),
+                freezes=policy.freezes if policy is not None else (),
             )
         finally:
             conn.close()
@@ -113,6 +123,7 @@ def full_report(
                 top=top,
                 history_runs=history_runs,
                 starved_after=starved_after(policy),
+                freezes=policy.freezes if policy is not None else (),
             )
 
 

@@ -17,6 +17,7 @@ lineages *starved* (never beyond the pilot for ``starved_after_days``). Deployin
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ from patchctl.decisions import actor, evaluate_catalog
 from patchctl.errors import ConfigError, PolicyBlocked
 from patchctl.rules import waves as rollout
 from patchctl.rules.clock import iso_utc
+from patchctl.rules.freezes import STOP_PROMOTE, Freeze, freeze_for_wave
 from patchctl.rules.lineage import (
     Approved,
     Offered,
@@ -39,6 +41,7 @@ from patchctl.rules.policy import STATE_APPROVED, Policy
 from patchctl.rules.waves import Promotion
 from patchctl.store import Store
 from patchctl.store import reports as reads
+from patchctl.store.freezes import record_transitions
 from patchctl.store.locks import store_lock
 from patchctl.store.rollouts import Incident, Rollout, RolloutStore, RolloutUpdate
 
@@ -265,7 +268,10 @@ def promote(db_url: str, rollout_id: int | None, now: datetime, policy: Policy |
             parent, rid = rid, follow_up.rollout_id
         # Two promoters (cron on two control nodes) take turns; the second finds it done.
         with store_lock(store, rollout_lock_name(rid), wait=PROMOTE_LOCK_WAIT):
-            return replace(_promote_locked(rs, rid, now), follow_up_of=parent)
+            freezes = policy.freezes if policy is not None else ()
+            with store.engine.begin() as conn:
+                record_transitions(conn, freezes, now)
+            return replace(_promote_locked(rs, rid, now, freezes), follow_up_of=parent)
 
 
 @dataclass(frozen=True)
@@ -307,7 +313,7 @@ def _follow_up_locked(rs: RolloutStore, rollout_id: int, policy: Policy, now: da
     return FollowUp(fid, created=True)
 
 
-def _promote_locked(rs: RolloutStore, rollout_id: int, now: datetime) -> PromoteResult:
+def _promote_locked(rs: RolloutStore, rollout_id: int, now: datetime, freezes: Sequence[Freeze] = ()) -> PromoteResult:
     r = rs.rollout(rollout_id)
     p = rollout.can_promote(r.waves, len(rs.incidents(r.id, open_only=True)), now)
     if p.complete:
@@ -316,6 +322,10 @@ def _promote_locked(rs: RolloutStore, rollout_id: int, now: datetime) -> Promote
         raise PolicyBlocked(f"rollout {r.id}: not promoted: {p.reason}")
     if p.already:
         return PromoteResult(r.id, p, promoted=False)
+    # a freeze that stops promote and covers the wave (by name, or its hosts pattern): wait (exit 3)
+    hit = freeze_for_wave(freezes, STOP_PROMOTE, now, p.wave.wave.name, [p.wave.wave.hosts])
+    if hit is not None:
+        raise PolicyBlocked(f"rollout {r.id}: wave {p.wave.wave.name} not promoted: {hit.reason}")
     rs.set_wave(r.id, p.wave.position, now, actor(), "promote", p.reason, promoted_at=now)
     return PromoteResult(r.id, p, promoted=True)
 

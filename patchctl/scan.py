@@ -157,6 +157,8 @@ def run_scan(opts: ScanOptions, progress: ProgressFn | None = None) -> ScanSumma
                 reboot_required=found.reboot_required,
                 updates=list(found.updates),
                 installed=dict(found.installed),
+                held=list(found.held) if isinstance(found, normalize.LinuxScan) else [],
+                holds=found.holds if isinstance(found, normalize.LinuxScan) else (),
             )
 
         def record(scan: HostScan) -> None:

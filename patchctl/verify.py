@@ -46,6 +46,7 @@ from patchctl.rules.report import host_facts, host_report, split_deploy_results
 from patchctl.rules.versions import older
 from patchctl.store import MissingUpdateRow, Store
 from patchctl.store import reports as reads
+from patchctl.store.exception_reads import excepted_now, exceptions
 from patchctl.store.reboots import RebootStore, VerifyRow
 from patchctl.store.rollouts import RolloutStore, RolloutUpdate
 
@@ -93,11 +94,13 @@ def state_detail(state: str, facts: ComplianceFacts, error: str | None, delivere
         else "last deploy in the latest rollout failed",
         BLOCKED: f"last deploy blocked: {facts.deploy_blocked}",
         STALE: f"no scan since {iso_utc(facts.last_scan_at)}",
-        MISSING: f"{facts.approved_missing} approved update(s) not installed",
+        MISSING: f"{facts.approved_missing - facts.excepted} approved update(s) not installed",
         REBOOT_PENDING: "approved updates installed; waiting for a reboot",
         COMPLIANT: "approved updates installed",
     }
     text = words.get(state, state)
+    if facts.excepted:
+        text += f" ({facts.excepted} excepted)"
     if delivered.undelivered:
         text += f"; undelivered by the started waves: {', '.join(delivered.undelivered)}"
     for uid, reason in delivered.deploy_failed.items():
@@ -217,6 +220,7 @@ def verify(opts: VerifyOptions, progress: ScanProgressFn | None = None) -> Verif
     """Rescan (unless ``opts.rescan`` is False), compare, record and return each host's state;
     ``progress`` is called for each host the rescan records."""
     from patchctl.ansible.inventory import load_inventory
+    from patchctl.exceptions import record_expiries
     from patchctl.scan import ScanOptions, run_scan
 
     scan_run: int | None = None
@@ -237,11 +241,13 @@ def verify(opts: VerifyOptions, progress: ScanProgressFn | None = None) -> Verif
     # without a rescan there must be a store to compare with: none is created
     with Store.open(opts.db_url, create=opts.rescan) as store:
         rs = RolloutStore(store)
+        record_expiries(store, opts.now)
         rows = {r.host: r for r in store.host_compliance(targets)}
         # The one rule's inputs, read as patchctl report reads them.
         with store.engine.connect() as conn:
             q = reads.sqlalchemy_query(conn)
             approved_missing = reads.approved_missing(q, targets)
+            _valid, covered = excepted_now(q, exceptions(q), opts.now, targets)
             rollout = reads.latest_rollout_id(q)
             deploy_failed, deploy_blocked = split_deploy_results(
                 reads.deploy_failures(q, rollout) if rollout is not None else [], reads.blocked_hosts(q), targets
@@ -263,9 +269,11 @@ def verify(opts: VerifyOptions, progress: ScanProgressFn | None = None) -> Verif
                     deploy_failed=host in deploy_failed,
                     approved_missing=None if approved_missing is None else approved_missing.get(host, 0),
                     deploy_blocked=deploy_blocked[host].reason if host in deploy_blocked else None,
+                    excepted=len(covered.get(host, {})),
                 )
                 error = hr.error
-            mine = frozen.get(host, set())
+            # what an exception covers is not to be delivered while it holds
+            mine = frozen.get(host, set()) - set(covered.get(host, {}))
             scan_ok = row is not None and row.reachability == HOST_OK
             below = below_frozen(mine, details, store.missing_updates(host)) if row and mine else set()
             delivered = delivery(

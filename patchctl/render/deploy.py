@@ -25,6 +25,7 @@ def deploy_lines(data: Mapping[str, Any], quiet: bool = False, only_not_ok: bool
         lines += [_host_line(h) for h in hosts if not (only_not_ok and h["status"] == "ok")]
         if data["already_done"]:
             lines.append(f"already done before: {', '.join(data['already_done'])}")
+        lines += [f"{host}: {why}" for host, why in data.get("waiting", {}).items()]
         if data["not_started"]:
             lines.append(f"not started: {', '.join(data['not_started'])}")
         lines += reboot_lines(data["reboots"])

@@ -9,10 +9,11 @@ import io
 
 from patchctl.rules.clock import iso_utc
 from patchctl.rules.compliance import COMPLIANT, NEVER_SCANNED, STATES
+from patchctl.rules.exceptions import covered_by
 from patchctl.rules.model import CLASSIFICATIONS
 from patchctl.rules.report import HISTORY_STATES, Report
 
-CSV_SECTIONS = ("hosts", "missing", "reboots", "failures", "history", "waves", "summary", "nodes")
+CSV_SECTIONS = ("hosts", "missing", "reboots", "failures", "history", "waves", "summary", "nodes", "exceptions", "held")
 
 
 def section_rows(rep: Report, section: str) -> tuple[list[str], list[list[object]]]:
@@ -148,6 +149,18 @@ def section_rows(rep: Report, section: str) -> tuple[list[str], list[list[object
                 iso_utc(n.last_finished_at) or "",
             ]
             for n in rep.nodes
+        ]
+    if section == "exceptions":
+        return ["id", "target", "pattern", "owner", "until", "reason", "hosts", "updates"], [
+            [e.id, e.target, e.pattern, e.owner, iso_utc(e.until), e.reason, len(cov), sum(map(len, cov.values()))]
+            for e in rep.exceptions
+            for cov in [covered_by(rep.excepted, e.id)]
+        ]
+    if section == "held":
+        return ["host", "uid", "name", "version", "installed_version", "hold"], [
+            [u.host, u.uid, u.name, u.version, u.installed_version or "", u.by]
+            for hh in rep.holds.values()
+            for u in hh.updates
         ]
     raise ValueError(f"unknown report section {section!r} (known: {', '.join(CSV_SECTIONS)})")
 

@@ -5,9 +5,11 @@ Nothing here writes: the CLI decides where the document goes.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from patchctl.rules.clock import iso_utc
+from patchctl.rules.exceptions import covered_by
 from patchctl.rules.report import HostReport, MissingCounts, Report, WaveSummary
 
 REPORT_JSON_SCHEMA = "patchctl.report/1"
@@ -131,6 +133,12 @@ def full_report_json(rep: Report) -> dict[str, Any]:
                          "exposure_days": 12.5}],            # the oldest exposure of its lineage
         "starved": [{"lineage": "apt:chromium", "since": ..., "days": 41.0, "rollouts": [3, 5],
                      "versions": ["120.1", "120.2"], "reason": "..."}],
+        "exceptions": [{"id": 1, "target": "web*", "pattern": "openssl", "reason": "...",
+                        "owner": "ops", "until": ..., "created_at": ..., "created_by": "alice",
+                        "covers": {"web01": ["apt:openssl:3.0.13"]}}],   # in force now
+        (each host also gets "excepted": the uids of its missing updates exceptions cover;
+         "held": [{"uid": ..., "state": "held", "hold": "apt-mark hold"}] and "holds":
+         [{"name": "openssl", "by": "apt-mark hold"}], its package holds)
         "pending_reboots": [{"host": "web01", "patch_role": "server", "patch_window": "sun-02",
                              "since": "2024-06-01T10:00:00Z", "age_hours": 2.0}],
         "failures": [{"host": "db01", "stage": "scan" | "deploy", "status": "unreachable",
@@ -146,6 +154,12 @@ def full_report_json(rep: Report) -> dict[str, Any]:
     by_name = {h.name: h for h in rep.hosts}
     for host in data["hosts"]:
         host["state"] = rep.states.get(host["name"])
+        # the missing updates valid exceptions cover (not counted by the compliance rule)
+        host["excepted"] = sorted(rep.excepted.get(host["name"], {}))
+        # updates a package hold keeps back (state held: not missing, never deployed), and the holds
+        hh = rep.holds.get(host["name"])
+        host["held"] = [] if hh is None else [{"uid": u.uid, "state": "held", "hold": u.by} for u in hh.updates]
+        host["holds"] = [] if hh is None else [{"name": n, "by": by} for n, by in hh.holds]
         host["wave"] = rep.waves_of.get(host["name"])
         # of host["missing"]["total"]: how many are approved (the compliance rule counts these)
         host["missing_approved"] = rep.missing_approved(by_name[host["name"]])
@@ -187,6 +201,21 @@ def full_report_json(rep: Report) -> dict[str, Any]:
         }
         for x in rep.starved
     ]
+    data["exceptions"] = [
+        {
+            "id": e.id,
+            "target": e.target,
+            "pattern": e.pattern,
+            "reason": e.reason,
+            "owner": e.owner,
+            "until": iso_utc(e.until),
+            "created_at": iso_utc(e.created_at),
+            "created_by": e.created_by,
+            "covers": covered_by(rep.excepted, e.id),
+        }
+        for e in rep.exceptions
+    ]
+    data["freezes"] = [{k: iso_utc(v) if isinstance(v, datetime) else v for k, v in f.items()} for f in rep.freezes]
     data["pending_reboots"] = [
         {
             "host": r.host,

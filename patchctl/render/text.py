@@ -27,6 +27,7 @@ from patchctl.rules.compliance import (
     STATES,
     UNREACHABLE,
 )
+from patchctl.rules.exceptions import covered_by
 from patchctl.rules.model import HOST_FAILED, HOST_OK, HOST_UNREACHABLE
 from patchctl.rules.report import HISTORY_STATES, HostReport, Report
 
@@ -202,7 +203,7 @@ def full_report_tables(rep: Report) -> list[Table]:
 
     def state_cell(h: HostReport) -> Text:
         state = rep.states.get(h.name, NEVER_SCANNED)
-        return Text(state_word(state), style=_STATE_STYLE.get(state, ""))
+        return Text(rep.state_label(h.name, state_word), style=_STATE_STYLE.get(state, ""))
 
     extra: dict[str, Callable[[HostReport], Text | str]] = {"State": state_cell}
     if rep.waves_of:
@@ -242,6 +243,49 @@ def full_report_tables(rep: Report) -> list[Table]:
                 _text(", ".join(x.versions) + " (consider successors: install)"),
             )
         out.append(starved)
+    if rep.freezes:
+        freezes = Table(title="Change freezes")
+        for col in ("Freeze", "Span", "Scope", "Stops", "Now"):
+            freezes.add_column(col)
+        for fz in rep.freezes:
+            span = f"{fz['from']} to {fz['to']}" if "from" in fz else f"{fz['schedule']} for {fz['duration']}"
+            now_text = (
+                f"ACTIVE until {short_time(fz['active_until'])}"
+                if fz["active"]
+                else f"next {short_time(fz['next_start'])} to {short_time(fz['next_end'])}"
+            )
+            freezes.add_row(
+                _text(fz["name"]),
+                _text(f"{span} {fz['timezone']}"),
+                _text(fz["scope"]),
+                ", ".join(fz["stops"]),
+                now_text,
+            )
+        out.append(freezes)
+    held = [u for hh in rep.holds.values() for u in hh.updates]
+    if held:
+        holds = Table(title="Held updates (a package hold keeps them back: never deployed)")
+        for col in ("Host", "Update", "Installed", "Hold"):
+            holds.add_column(col)
+        for u in held:
+            holds.add_row(_text(u.host), _text(u.uid), _text(u.installed_version or "-"), _text(f"held by {u.by}"))
+        out.append(holds)
+    if rep.exceptions:
+        excepted = Table(title="Exceptions in force")
+        for col in ("Id", "Hosts", "Updates", "Owner", "Until", "Reason", "Covers now"):
+            excepted.add_column(col)
+        for e in rep.exceptions:
+            cov = covered_by(rep.excepted, e.id)
+            excepted.add_row(
+                str(e.id),
+                _text(e.target),
+                _text(e.pattern),
+                _text(e.owner),
+                short_time(e.until),
+                _text(e.reason),
+                _text(", ".join(f"{h} ({len(u)})" for h, u in cov.items()) or "-"),
+            )
+        out.append(excepted)
     if rep.pending_reboots:
         reboots = Table(title="Pending reboots")
         for col in ("Host", "Role", "Window", "Since", "Age"):
@@ -311,10 +355,10 @@ def full_report_lines(rep: Report) -> list[str]:
     First exactly :func:`report_lines` (the per-host lines and the ``TOTAL`` line); then, for
     each other section that has rows, an empty line, ``# <section>``, a tab-separated header
     and one tab-separated line per row. Sections: summary, waves, missing, reboots, failures,
-    history, nodes (see :func:`section_rows`).
+    history, nodes, held, exceptions (see :func:`section_rows`).
     """
     lines = report_lines(rep)
-    for section in ("summary", "waves", "missing", "reboots", "failures", "history", "nodes"):
+    for section in ("summary", "waves", "missing", "held", "exceptions", "reboots", "failures", "history", "nodes"):
         header, rows = section_rows(rep, section)
         if not rows:
             continue

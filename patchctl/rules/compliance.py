@@ -18,7 +18,8 @@ what the store knows of the host (:class:`ComplianceFacts`); the states, in orde
     the last scan was fine but is older than ``stale_after`` (config key ``stale_days``);
 ``missing``
     approved updates are not installed (``approved_missing`` > 0; when no policy was ever
-    evaluated, nothing is known to be approved and every missing update counts);
+    evaluated, nothing is known to be approved and every missing update counts), beyond those a
+    valid exception covers (``excepted``, :mod:`patchctl.rules.exceptions`: they do not count);
 ``reboot_pending``
     everything approved is installed but the host waits for a reboot;
 ``compliant``
@@ -69,6 +70,8 @@ class ComplianceFacts:
     deploy_failed: bool = False  # the host's last deploy in the latest rollout was not ok
     # the reason, when the host's last deploy in any rollout was blocked (rules.lineage)
     deploy_blocked: str | None = None
+    # of approved_missing, how many a valid exception covers (rules.exceptions): not counted
+    excepted: int = 0
 
 
 def compliance_state(facts: ComplianceFacts, now: datetime, stale_after: timedelta) -> str:
@@ -83,7 +86,7 @@ def compliance_state(facts: ComplianceFacts, now: datetime, stale_after: timedel
         return BLOCKED
     if now - facts.last_scan_at > stale_after:
         return STALE
-    if facts.approved_missing > 0:
+    if facts.approved_missing - facts.excepted > 0:
         return MISSING
     if facts.reboot_pending:
         return REBOOT_PENDING

@@ -10,11 +10,28 @@ zone), a duration and an IANA time zone. It is written in the policy file's ``wi
         timezone: Europe/Berlin   # IANA name; default UTC
         min_left: 30m             # a reboot starts only with this much of the window left
 
+Or, for calendars a cron expression cannot write ("the second Tuesday": cron matches day-of-month
+*or* day-of-week), the days of an RFC 5545 recurrence, or of a named day shifted by whole days,
+at one wall-clock time (:mod:`patchctl.rules.recurrence`, expanded by python-dateutil)::
+
+      - name: second-tuesday
+        rrule: "FREQ=MONTHLY;BYDAY=TU;BYSETPOS=2"
+        start: "22:00"            # the time of day; DST as below
+        duration: 4h
+        timezone: America/New_York
+      - name: patch-tuesday-plus-3
+        after: patch-tuesday      # the second Tuesday of the month ...
+        offset_days: 3            # ... + 3 days (across month and year ends; negative: before)
+        start: "22:00"
+        duration: 6h
+
 The start is read by :mod:`patchctl.rules.cron` (the classic Vixie cron / POSIX dialect), the
 durations by :mod:`patchctl.rules.durations`, the file with its line numbers by
 :mod:`patchctl.rules.yamldoc`.
 
-Daylight-saving time (tested on the Europe/Berlin switch days):
+Daylight-saving time (tested on the Europe/Berlin and America/New_York switch days, for the cron
+and the recurrence forms alike: both name a local day and a wall-clock time, and
+:func:`local_start` alone turns that into an instant):
 
 - The start is a *wall-clock* time in the window's zone, so a ``0 1 * * *`` window starts at
   01:00 local time in winter and in summer.
@@ -36,7 +53,7 @@ Whether a host reboots, and whether its window lets it now, is the reboot policy
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -46,6 +63,7 @@ import yaml
 
 from patchctl.rules.cron import Cron, parse_cron
 from patchctl.rules.durations import format_duration, parse_duration
+from patchctl.rules.recurrence import DEFAULT_DTSTART, Recurrence, parse_time_of_day, recurrence
 from patchctl.rules.yamldoc import YamlDoc
 
 # --- windows ----------------------------------------------------------------------------------
@@ -90,10 +108,35 @@ class Window:
     """A named maintenance window. Every time given to or returned by it is an aware datetime."""
 
     name: str
-    cron: Cron
+    cron: Cron | None  # a cron start, or
     duration: timedelta
     timezone: str = "UTC"
     min_left: timedelta = DEFAULT_MIN_LEFT
+    # ... the days of a recurrence (rrule: or after:, with offset_days) at one time of day
+    recurrence: Recurrence | None = None
+    at: tuple[int, int] = (0, 0)
+
+    def days_and_times(self, first: date, last: date) -> Iterator[tuple[date, int, int]]:
+        """(local day, hour, minute) of every start on the days ``first..last``, in order."""
+        if self.recurrence is not None:
+            for day in self.recurrence.days_between(first, last):
+                yield day, self.at[0], self.at[1]
+            return
+        assert self.cron is not None
+        day = first
+        while day <= last:
+            if self.cron.matches_day(day):
+                for hour, minute in self.cron.times():
+                    yield day, hour, minute
+            day += timedelta(days=1)
+
+    @property
+    def schedule(self) -> str:
+        """The start as written: the cron expression, or ``patch-tuesday + 3 days at 22:00``."""
+        if self.recurrence is not None:
+            return f"{self.recurrence.describe()} at {self.at[0]:02d}:{self.at[1]:02d}"
+        assert self.cron is not None
+        return self.cron.text
 
     @property
     def tz(self) -> ZoneInfo:
@@ -107,13 +150,10 @@ class Window:
         day = begin.astimezone(tz).date() - timedelta(days=1)
         last = end.astimezone(tz).date() + timedelta(days=1)
         out: set[datetime] = set()
-        while day <= last:
-            if self.cron.matches_day(day):
-                for hour, minute in self.cron.times():
-                    instant, _ = local_start(day, hour, minute, tz)
-                    if begin <= instant < end:
-                        out.add(instant)
-            day += timedelta(days=1)
+        for local_day, hour, minute in self.days_and_times(day, last):
+            instant, _ = local_start(local_day, hour, minute, tz)
+            if begin <= instant < end:
+                out.add(instant)
         return sorted(out)
 
     def occurrences_between(self, begin: datetime, end: datetime) -> list[Occurrence]:
@@ -169,18 +209,31 @@ class Window:
         return nxt[0] if nxt else None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "start": self.cron.text,
-            "duration": format_duration(self.duration),
-            "timezone": self.timezone,
-            "min_left": format_duration(self.min_left),
-        }
+        out: dict[str, Any] = {"name": self.name}
+        if self.recurrence is not None:
+            rec = self.recurrence
+            out["start"] = f"{self.at[0]:02d}:{self.at[1]:02d}"
+            out["after" if rec.after else "rrule"] = rec.after or rec.rule
+            out["offset_days"] = rec.offset_days
+            if rec.dtstart != DEFAULT_DTSTART:
+                out["dtstart"] = rec.dtstart.isoformat()
+        else:
+            assert self.cron is not None
+            out["start"] = self.cron.text
+        out.update(
+            {
+                "duration": format_duration(self.duration),
+                "timezone": self.timezone,
+                "min_left": format_duration(self.min_left),
+                "schedule": self.schedule,
+            }
+        )
+        return out
 
 
 # --- parsing the policy file's windows: section -------------------------------------------------
 
-_WINDOW_KEYS = ("name", "start", "duration", "timezone", "min_left")
+_WINDOW_KEYS = ("name", "start", "duration", "timezone", "min_left", "rrule", "after", "offset_days", "dtstart")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -237,13 +290,26 @@ def _windows(doc: YamlDoc, data: Any) -> dict[str, Window]:
 
 
 def _window(doc: YamlDoc, name: str, fields: dict[str, Any], path: str) -> Window:
+    cron: Cron | None = None
+    rec: Recurrence | None = None
+    time_of_day = (0, 0)
     start = doc.value(fields["start"])
-    if not isinstance(start, str):
-        raise doc.error(fields["start"], f"{path}.start", f"must be a cron expression in quotes, got {start!r}")
-    try:
-        cron = parse_cron(start)
-    except ValueError as exc:
-        raise doc.error(fields["start"], f"{path}.start", f"invalid cron expression {start!r}: {exc}") from None
+    if "rrule" in fields or "after" in fields:
+        rec = parse_recurrence(doc, fields, path)
+        try:
+            time_of_day = parse_time_of_day(start)
+        except ValueError as exc:
+            raise doc.error(fields["start"], f"{path}.start", str(exc)) from None
+    else:
+        for key in ("offset_days", "dtstart"):
+            if key in fields:
+                raise doc.error(fields[key], f"{path}.{key}", "only with rrule: or after: (a cron start has no days)")
+        if not isinstance(start, str):
+            raise doc.error(fields["start"], f"{path}.start", f"must be a cron expression in quotes, got {start!r}")
+        try:
+            cron = parse_cron(start)
+        except ValueError as exc:
+            raise doc.error(fields["start"], f"{path}.start", f"invalid cron expression {start!r}: {exc}") from None
     durations: dict[str, timedelta] = {}
     for key, default in (("duration", None), ("min_left", DEFAULT_MIN_LEFT)):
         if key not in fields:
@@ -283,7 +349,37 @@ def _window(doc: YamlDoc, name: str, fields: dict[str, Any], path: str) -> Windo
                 f"{path}.timezone",
                 f"unknown time zone {tzname!r} (an IANA name like Europe/Berlin)",
             ) from None
-    return Window(name=name, cron=cron, duration=duration, timezone=tzname, min_left=min_left)
+    return Window(
+        name=name, cron=cron, duration=duration, timezone=tzname, min_left=min_left, recurrence=rec, at=time_of_day
+    )
+
+
+def parse_recurrence(doc: YamlDoc, fields: dict[str, Any], path: str) -> Recurrence:
+    """The ``rrule:`` or ``after:`` of a window or freeze with its ``offset_days`` and ``dtstart``;
+    errors name the field."""
+    if "rrule" in fields and "after" in fields:
+        raise doc.error(fields["after"], f"{path}.after", "give either rrule: or after:, not both")
+    offset = doc.int_value(fields["offset_days"], f"{path}.offset_days", -366, 366) if "offset_days" in fields else 0
+    first: date | None = None
+    if "dtstart" in fields:
+        raw = doc.value(fields["dtstart"])
+        try:
+            first = raw if isinstance(raw, date) and not isinstance(raw, datetime) else date.fromisoformat(str(raw))
+        except ValueError:
+            raise doc.error(
+                fields["dtstart"], f"{path}.dtstart", f"must be a date like 2026-01-05, got {raw!r}"
+            ) from None
+    key = "rrule" if "rrule" in fields else "after"
+    raw_rule = doc.value(fields[key])
+    if not isinstance(raw_rule, str):
+        raise doc.error(fields[key], f"{path}.{key}", f"must be a string, got {raw_rule!r}")
+    try:
+        if key == "rrule":
+            return recurrence(raw_rule, None, offset, first)
+        return recurrence(None, raw_rule.strip(), offset, first)
+    except ValueError as exc:
+        what = f"invalid recurrence {raw_rule!r}: {exc}" if key == "rrule" else str(exc)
+        raise doc.error(fields[key], f"{path}.{key}", what) from None
 
 
 def hosts_by_window(patch_windows: Mapping[str, str | None]) -> dict[str, list[str]]:

@@ -57,6 +57,9 @@ class Update:
     # would install over that copy, so it is an update of its own (uid ending UNMANAGED_SUFFIX)
     # that only an operator approves (patchctl approve ID --take-over)
     unmanaged: bool = False
+    # the package hold that keeps it from installing (apt-mark hold, dnf versionlock, zypper
+    # lock): a held update is reported held, never missing, never deployed
+    held: str | None = None
 
     @property
     def uid(self) -> str:
@@ -93,6 +96,10 @@ class HostScan:
     updates: list[Update] = field(default_factory=list)
     # installed versions of packages the store asked about (name -> version)
     installed: dict[str, str] = field(default_factory=dict)
+    # updates a package hold keeps back (Update.held): not missing, never deployed; and the
+    # host's holds as (package name or glob, kind of hold)
+    held: list[Update] = field(default_factory=list)
+    holds: tuple[tuple[str, str], ...] = ()
     # inventory facts about the host, for the store
     groups: tuple[str, ...] = ()
     address: str | None = None

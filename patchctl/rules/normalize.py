@@ -45,6 +45,9 @@ class LinuxScan:
     reboot_required_pkgs: tuple[str, ...] = ()
     updates: list[Update] = field(default_factory=list)
     installed: dict[str, str] = field(default_factory=dict)
+    # updates a package hold keeps back (never missing, never deployed), and the holds
+    held: list[Update] = field(default_factory=list)
+    holds: tuple[tuple[str, str], ...] = ()
 
 
 class _Checker:
@@ -144,6 +147,7 @@ def normalize_update(item: object, pkg_mgr: str, path: str, *, host: str | None 
         severity=check.optional_text(data.get("severity"), f"{path}.severity"),
         cves=check.texts(data.get("cves", []), f"{path}.cves"),
         advisory_ids=check.texts(data.get("advisory_ids", []), f"{path}.advisory_ids"),
+        held=check.optional_text(data.get("held"), f"{path}.held"),
     )
 
 
@@ -187,7 +191,17 @@ def normalize_scan(result: object, *, host: str | None = None) -> LinuxScan:
         for name, version in raw_installed.items()
     }
 
+    raw_holds = data.get("holds", [])
+    if not isinstance(raw_holds, list):
+        raise check.fail("holds", f"must be a list, got {_kind(raw_holds)}")
+    holds = []
+    for i, item in enumerate(raw_holds):
+        hold = check.mapping(item, f"holds[{i}]")
+        holds.append((check.text(hold.get("name"), f"holds[{i}].name"), check.text(hold.get("by"), f"holds[{i}].by")))
+
     return LinuxScan(
+        held=[u for u in updates if u.held],
+        holds=tuple(holds),
         pkg_mgr=pkg_mgr,
         os_family=os_fields["family"],
         distribution=os_fields["distribution"],
@@ -196,7 +210,7 @@ def normalize_scan(result: object, *, host: str | None = None) -> LinuxScan:
         refreshed=check.flag(get("refreshed"), "refreshed"),
         reboot_required=check.flag(get("reboot_required"), "reboot_required"),
         reboot_required_pkgs=check.texts(data.get("reboot_required_pkgs", []), "reboot_required_pkgs"),
-        updates=updates,
+        updates=[u for u in updates if not u.held],
         installed=installed,
     )
 
@@ -220,4 +234,6 @@ def host_scan(host: str, scanned_at: datetime, result: object) -> HostScan:
         reboot_required=scan.reboot_required,
         updates=list(scan.updates),
         installed=dict(scan.installed),
+        held=list(scan.held),
+        holds=scan.holds,
     )

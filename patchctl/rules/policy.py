@@ -53,6 +53,7 @@ from typing import Any
 
 import yaml
 
+from patchctl.rules.freezes import Freeze, parse_freezes
 from patchctl.rules.maintenance import Window, parse_windows
 from patchctl.rules.model import CLASSIFICATIONS
 from patchctl.rules.yamldoc import YamlDoc
@@ -134,9 +135,11 @@ class Wave:
     max_concurrency: Concurrency = field(default_factory=lambda: Concurrency(1))
     max_fail_percent: float = 0
     min_success_percent: float = 100
+    install_window: str | None = None  # a window of the policy (patchctl.rules.install_windows)
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            **({"install_window": self.install_window} if self.install_window else {}),
             "name": self.name,
             "hosts": self.hosts,
             "bake_days": self.bake_days,
@@ -155,6 +158,7 @@ class Wave:
             max_concurrency=Concurrency.parse(str(data["max_concurrency"])),
             max_fail_percent=float(data["max_fail_percent"]),
             min_success_percent=float(data["min_success_percent"]),
+            install_window=data.get("install_window"),
         )
 
 
@@ -178,6 +182,13 @@ class Policy:
     waves: tuple[Wave, ...] = DEFAULT_WAVES
     # maintenance windows by name (the file's ``windows:``, see patchctl.rules.maintenance)
     windows: dict[str, Window] = field(default_factory=dict)
+    # change freezes (the file's ``freezes:``, see patchctl.rules.freezes)
+    freezes: tuple[Freeze, ...] = ()
+    # patch_role -> install window name (the file's ``roles:``, see patchctl.rules.install_windows)
+    role_install_windows: dict[str, str] = field(default_factory=dict)
+
+    def wave_install_window(self, wave: str) -> str | None:
+        return next((w.install_window for w in self.waves if w.name == wave), None)
 
     def baseline_for(self, source: str) -> Baseline | None:
         """The baseline deciding updates of ``source`` (apt, dnf, ...), else ``default``."""
@@ -287,8 +298,16 @@ def evaluate(policy: Policy, facts: UpdateFacts, now: datetime) -> Evaluation:
 _BASELINE_KEYS = ("classifications", "severities", "approve_after_days", "reject", "allow", "successors")
 # What becomes of a rollout's lineages when the repositories move on (rules/lineage.py).
 _LINEAGE_KEYS = ("successor_bake_days", "starved_after_days")
-_WAVE_KEYS = ("name", "hosts", "bake_days", "max_concurrency", "max_fail_percent", "min_success_percent")
-_TOP_KEYS = ("version", "baselines", "waves", "windows")
+_WAVE_KEYS: tuple[str, ...] = (
+    "name",
+    "hosts",
+    "bake_days",
+    "max_concurrency",
+    "max_fail_percent",
+    "min_success_percent",
+)
+_WAVE_KEYS += ("install_window",)
+_TOP_KEYS = ("version", "baselines", "waves", "windows", "freezes", "roles")
 
 
 def parse_policy(text: str, filename: str) -> Policy:
@@ -316,7 +335,48 @@ def parse_policy(text: str, filename: str) -> Policy:
     windows: dict[str, Window] = {}
     if "windows" in top:
         windows = parse_windows(top["windows"][1], filename)
-    return Policy(source=filename, baselines=baselines, waves=waves, windows=windows)
+    for i, w in enumerate(waves):
+        if w.install_window is not None and w.install_window not in windows:
+            node = top["waves"][1].value[i]
+            raise doc.error(node, f"waves[{i}] ({w.name}).install_window", _undefined(w.install_window))
+    return Policy(
+        source=filename,
+        baselines=baselines,
+        waves=waves,
+        windows=windows,
+        freezes=_policy_freezes(doc, top),
+        role_install_windows=_roles(doc, top, windows),
+    )
+
+
+# --- install windows (patchctl.rules.install_windows) -----------------------------------------------
+
+
+def _undefined(name: str) -> str:
+    return f"window {name!r} is not defined in windows:"
+
+
+def _roles(doc: YamlDoc, top: dict[str, Any], windows: dict[str, Window]) -> dict[str, str]:
+    if "roles" not in top:
+        return {}
+    out: dict[str, str] = {}
+    for role, (_rk, rnode) in doc.mapping(top["roles"][1], "roles", ()).items():
+        path = f"roles.{role}"
+        fields = doc.mapping(rnode, path, ("install_window",))
+        if "install_window" not in fields:
+            raise doc.error(rnode, f"{path}.install_window", "missing")
+        name = doc.string(fields["install_window"][1], f"{path}.install_window")
+        if name not in windows:
+            raise doc.error(fields["install_window"][1], f"{path}.install_window", _undefined(name))
+        out[str(role)] = name
+    return out
+
+
+# --- freezes (patchctl.rules.freezes) ---------------------------------------------------------------
+
+
+def _policy_freezes(doc: YamlDoc, top: dict[str, Any]) -> tuple[Freeze, ...]:
+    return parse_freezes(doc, top["freezes"][1]) if "freezes" in top else ()
 
 
 def _classification(doc: YamlDoc) -> Callable[[yaml.Node, str, str], str]:
@@ -390,5 +450,7 @@ def _waves(doc: YamlDoc, node: yaml.Node) -> tuple[Wave, ...]:
                     f"{path}.max_concurrency",
                     f"must be a host count >= 1 or a percentage like '25%', got {raw!r}",
                 ) from None
+        if "install_window" in fields:
+            kwargs["install_window"] = doc.string(fields["install_window"][1], f"{path}.install_window")
         waves.append(Wave(**kwargs))
     return tuple(waves)

@@ -13,9 +13,10 @@ widespread missing updates, the history) and fills the input rows (:class:`TopMi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from patchctl.rules.compliance import (
     COMPLIANT,
@@ -29,6 +30,8 @@ from patchctl.rules.compliance import (
     ComplianceFacts,
     compliance_state,
 )
+from patchctl.rules.exceptions import UpdateException, state_label
+from patchctl.rules.holds import HostHolds
 from patchctl.rules.lineage import Starved
 from patchctl.rules.model import CLASSIFICATIONS, HOST_BLOCKED, HOST_FAILED, HOST_UNREACHABLE
 
@@ -164,12 +167,18 @@ NO_ROLE = "none"
 
 
 def host_facts(
-    host: HostReport, deploy_failed: bool, approved_missing: int | None, deploy_blocked: str | None = None
+    host: HostReport,
+    deploy_failed: bool,
+    approved_missing: int | None,
+    deploy_blocked: str | None = None,
+    excepted: int = 0,
 ) -> ComplianceFacts:
     """What the one rule (:func:`patchctl.rules.compliance.compliance_state`) reads of a host of
     the report. ``approved_missing`` None: nothing was ever decided, every missing update counts.
-    ``deploy_blocked``: the reason of the host's blocked last deploy, if it was blocked."""
+    ``deploy_blocked``: the reason of the host's blocked last deploy, if it was blocked.
+    ``excepted``: how many of those missing updates valid exceptions cover."""
     return ComplianceFacts(
+        excepted=excepted,
         last_scan=host.reachability,
         last_scan_at=host.last_scan_at,
         approved_missing=host.missing.total if approved_missing is None else approved_missing,
@@ -354,11 +363,23 @@ class Report:
     def missing_approved(self, host: HostReport) -> int:
         """How many of the host's missing updates are approved (all of them when no decision exists)."""
         return self.approved_missing.get(host.name, host.missing.total)
+
     # the exposure clock: per host its oldest open exposure; per lineage the oldest of its hosts'
     oldest_exposure: Mapping[str, Exposure] = field(default_factory=dict)
     lineage_exposure: Mapping[tuple[str, str], Exposure] = field(default_factory=dict)
     # lineages never delivered beyond the pilot for longer than starved_after_days
     starved: tuple[Starved, ...] = ()
+    # the exceptions valid now, and per host the missing updates they cover (uid -> exception id)
+    exceptions: tuple[UpdateException, ...] = ()
+    excepted: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    # per host its package holds and the updates they keep back (reported held, never missing)
+    holds: Mapping[str, HostHolds] = field(default_factory=dict)
+    # the policy's freezes active now or coming (rules.freezes.active_and_next)
+    freezes: tuple[Mapping[str, Any], ...] = ()
+
+    def state_label(self, host: str, word: Callable[[str], str] = str) -> str:
+        """The host's state as it reads (``word`` writes the state): ``compliant (2 excepted)``."""
+        return state_label(word(self.states.get(host, NEVER_SCANNED)), len(self.excepted.get(host, {})))
 
     def exposure_days(self, source: str, name: str) -> float | None:
         """The oldest exposure among the hosts missing a version of the lineage, in days."""
@@ -387,13 +408,18 @@ def build_report(
     blocked: Iterable[DeployFailure] = (),
     exposures: Iterable[Exposure] = (),
     starved: Sequence[Starved] = (),
+    exceptions: Sequence[UpdateException] = (),
+    excepted: Mapping[str, Mapping[str, int]] | None = None,
+    holds: Mapping[str, HostHolds] | None = None,
+    freezes: Sequence[Mapping[str, Any]] = (),
 ) -> Report:
     """The report over ``rows`` (one per host), as of ``generated_at``.
 
     ``waves`` are the waves of one rollout (the latest); ``deploy_failures`` the hosts whose last
     deploy result in it was not ok; ``reboot_since`` and ``windows`` map hosts to the time they
     started to need a reboot and to their maintenance window; ``blocked`` the hosts whose last
-    deploy in any rollout was blocked; ``exposures`` the open exposures (``v_host_exposure``).
+    deploy in any rollout was blocked; ``exposures`` the open exposures (``v_host_exposure``);
+    ``exceptions`` those valid now and ``excepted`` per host the missing updates they cover.
     """
     hosts, totals = _hosts_and_totals(rows)
     now = generated_at
@@ -407,6 +433,7 @@ def build_report(
                 deploy_failed=h.name in dfail,
                 approved_missing=None if approved_missing is None else approved_missing.get(h.name, 0),
                 deploy_blocked=dblock[h.name].reason if h.name in dblock else None,
+                excepted=len((excepted or {}).get(h.name, {})),
             ),
             now,
             stale_after,
@@ -461,6 +488,10 @@ def build_report(
         if key not in by_lineage or e.since < by_lineage[key].since:
             by_lineage[key] = e
     return Report(
+        exceptions=tuple(exceptions),
+        holds={h: v for h, v in (holds or {}).items() if h in states},
+        freezes=tuple(freezes),
+        excepted={h: dict(v) for h, v in (excepted or {}).items() if h in states},
         oldest_exposure=oldest,
         lineage_exposure=by_lineage,
         starved=tuple(starved),

@@ -147,6 +147,11 @@ def can_promote(records: Sequence[WaveRecord], open_incidents: int, now: datetim
         return Promotion(
             False, f"wave {current.wave.name} is still deploying (or was interrupted: run 'patchctl deploy')"
         )
+    if current.state == HALTED and current.ok_hosts < len(current.hosts) and not current.failed_hosts:
+        # halted by hosts that wait (a freeze, an install window), none failed: deploy resumes it
+        return Promotion(
+            True, f"wave {current.wave.name} waits for hosts, none failed: run 'patchctl deploy'", current, already=True
+        )
     if current.state == HALTED:
         return Promotion(
             False,

@@ -439,6 +439,7 @@ class _ScanWrite:
         if scan.groups or row is None:
             values["groups"] = t.json_text(list(scan.groups))
         if ok:
+            values["holds"] = held_json(scan)
             values["last_ok_scan_at"] = at
             values["reboot_required"] = bool(scan.reboot_required)
             if not scan.reboot_required:
@@ -571,3 +572,22 @@ class _ScanWrite:
         hosts = {int(r[0]) for r in self._rows_in(_HOSTS_MISSING_SQL, (), elsewhere)}
         hosts.discard(host_id)
         return sorted(hosts)
+
+
+def held_json(scan: HostScan) -> str:
+    """``hosts.holds`` (migration 0012): the host's package holds and the updates they keep back."""
+    return t.json_text(
+        {
+            "holds": [{"name": name, "by": by} for name, by in scan.holds],
+            "updates": [
+                {
+                    "uid": u.uid,
+                    "name": u.name,
+                    "version": u.version,
+                    "installed_version": u.installed_version,
+                    "by": u.held,
+                }
+                for u in scan.held
+            ],
+        }
+    )

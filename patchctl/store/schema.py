@@ -169,6 +169,9 @@ hosts = sa.Table(
     # Of those, how many are approved (their latest decision approves them; migration 0008): kept
     # by the same writers, and by the writer of decisions for the hosts missing what it changes.
     sa.Column("missing_approved", sa.Integer, nullable=False, server_default="0"),
+    # The host's package holds and the updates they keep back, as its last successful scan found
+    # them (migration 0012): {"holds": [{name, by}], "updates": [{uid, name, version, ...}]}
+    sa.Column("holds", JSONText()),
 )
 
 scan_runs = sa.Table(
@@ -457,6 +460,26 @@ incidents = sa.Table(
     sa.Column("closed_by", sa.String(128)),
     sa.Column("close_reason", sa.Text),
     sa.Index("ix_incidents_rollout", "rollout_id", "closed_at"),
+)
+
+# Exceptions (migration 0012): accepted, owned, expiring reasons why hosts may lack updates.
+EXCEPTION_REMOVED = "removed"
+EXCEPTION_EXPIRED = "expired"
+update_exceptions = sa.Table(
+    "update_exceptions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("target", sa.String(255), nullable=False),  # a host or group pattern
+    sa.Column("pattern", sa.String(255), nullable=False),  # an update name, uid or KB pattern
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("owner", sa.String(128), nullable=False),
+    sa.Column("until", UTCDateTime(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("ended_at", UTCDateTime()),
+    sa.Column("ended_by", sa.String(128)),
+    sa.Column("end_reason", sa.String(16)),  # EXCEPTION_REMOVED or EXCEPTION_EXPIRED
+    sa.Index("ix_update_exceptions_open", "ended_at"),
 )
 
 v_update_decisions = sa.Table(

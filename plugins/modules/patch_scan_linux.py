@@ -193,6 +193,10 @@ patchctl_scan:
             patch names that cover the update.
           type: list
           elements: str
+        held:
+          description: Present when a hold keeps the package where it is, naming the hold
+            (C(apt-mark hold), C(dnf versionlock), C(zypper lock)). patchctl never deploys it.
+          type: str
     reboot_required:
       description: Whether the host asks for a reboot (apt C(/var/run/reboot-required) exists,
         C(dnf needs-restarting -r) exits 1, C(zypper needs-rebooting) exits 102).
@@ -207,8 +211,16 @@ patchctl_scan:
         installed is absent.
       type: dict
       sample: {openssl: 3.0.15-1~deb12u1}
+    holds:
+      description: The package holds of the host (apt C(apt-mark showhold), dnf the versionlock
+        plugin's C(/etc/dnf/plugins/versionlock.list), zypper C(/etc/zypp/locks)); C(name) may
+        be a glob for zypper.
+      type: list
+      elements: dict
+      sample: [{name: openssl, by: apt-mark hold}]
 """
 
+import fnmatch
 import json
 import os
 import re
@@ -982,6 +994,61 @@ def zypper_updates(updates_xml, patches_xml, info_text):
 
 
 # --------------------------------------------------------------------------------------------
+# Package holds: what the package manager will not upgrade (apt-mark hold, dnf versionlock,
+# zypper locks). A held package's update is reported with ``held`` naming the hold.
+# --------------------------------------------------------------------------------------------
+
+HOLD_APT = "apt-mark hold"
+HOLD_DNF = "dnf versionlock"
+HOLD_ZYPPER = "zypper lock"
+DNF_VERSIONLOCK_LIST = "/etc/dnf/plugins/versionlock.list"
+ZYPPER_LOCKS = "/etc/zypp/locks"
+
+
+def parse_apt_showhold(text):
+    """``apt-mark showhold``: one package name a line (a foreign architecture as C(name:arch))."""
+    return sorted({line.strip() for line in (text or "").splitlines() if line.strip()})
+
+
+def parse_dnf_versionlock(text):
+    """The versionlock plugin's list: one C(name-[epoch:]version-release.arch) pattern a line;
+    C(#) comments and C(!) (excluded versions, not a lock) skipped. The package names."""
+    names = set()
+    for raw in (text or "").splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", "!")):
+            continue
+        parts = line.rsplit("-", 2)
+        names.add(parts[0] if len(parts) == 3 else line)
+    return sorted(names)
+
+
+def parse_zypper_locks(text):
+    """``/etc/zypp/locks``: blocks of C(key: value) lines; the C(solvable_name) of each package
+    lock (a name or a glob)."""
+    names = set()
+    for block in re.split(r"\n\s*\n", text or ""):
+        fields = {}
+        for line in block.splitlines():
+            key, sep, value = line.partition(":")
+            if sep:
+                fields[key.strip()] = value.strip()
+        if fields.get("solvable_name") and fields.get("type", "package") == "package":
+            names.add(fields["solvable_name"])
+    return sorted(names)
+
+
+def mark_held(updates, holds, kind):
+    """Each update whose package a hold names gets ``held``: the kind of hold (shell wildcards
+    in the hold's name, as zypper locks have them)."""
+    for upd in updates:
+        name = upd["name"].split(":", 1)[0] if kind == HOLD_APT else upd["name"]
+        if any(fnmatch.fnmatchcase(upd["name"], h) or fnmatch.fnmatchcase(name, h) for h in holds):
+            upd["held"] = kind
+    return updates
+
+
+# --------------------------------------------------------------------------------------------
 # Backends: one class per package manager. dnf and zypper slot in beside apt.
 # --------------------------------------------------------------------------------------------
 
@@ -1027,6 +1094,20 @@ class Backend:
         """(required, packages)."""
         self.not_implemented()
         return False, []
+
+    def holds(self):
+        """(the kind of hold, the package names or globs it holds)."""
+        return "", []
+
+    def read_file(self, path):
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+        except OSError as exc:
+            self.module.fail_json(msg=f"cannot read {path}: {exc}")
+        return ""
 
 
 class AptBackend(Backend):
@@ -1128,6 +1209,11 @@ class AptBackend(Backend):
         except ValueError as exc:
             self.module.fail_json(msg=str(exc))
         return []
+
+    def holds(self):
+        apt_mark = self.module.get_bin_path("apt-mark", required=True)
+        _rc, out, _err = self.run([apt_mark, "showhold"])
+        return HOLD_APT, parse_apt_showhold(out)
 
     def installed(self, names):
         if not names:
@@ -1268,8 +1354,15 @@ class DnfBackend(RpmBackend):
         return result
 
 
+    def holds(self):
+        return HOLD_DNF, parse_dnf_versionlock(self.read_file(DNF_VERSIONLOCK_LIST))
+
+
 class ZypperBackend(RpmBackend):
     name = "zypper"
+
+    def holds(self):
+        return HOLD_ZYPPER, parse_zypper_locks(self.read_file(ZYPPER_LOCKS))
 
     def zypper(self, *args, ok_rcs=(0,)):
         return self.run([self.module.get_bin_path("zypper", required=True), "--non-interactive", *args], ok_rcs=ok_rcs)
@@ -1343,8 +1436,10 @@ def scan(module):
             refreshed = True
 
     updates = backend.upgradable()
+    kind, held = backend.holds()
+    mark_held(updates, held, kind)
     if params["verify_downloads"] and not module.check_mode:
-        backend.verify_downloads(updates)
+        backend.verify_downloads([u for u in updates if not u.get("held")])
     reboot, reboot_pkgs = backend.reboot_required()
     return {
         "schema": SCHEMA,
@@ -1355,6 +1450,7 @@ def scan(module):
         "reboot_required": reboot,
         "reboot_required_pkgs": reboot_pkgs,
         "installed": backend.installed(list(dict.fromkeys(params["watch"] or []))),
+        "holds": [{"name": h, "by": kind} for h in held],
     }
 
 

@@ -215,13 +215,23 @@ def test_json_keeps_the_report_1_keys_and_adds_sections(rep: Report) -> None:
             assert data[key] == base[key]
     for full_host, base_host in zip(data["hosts"], base["hosts"], strict=True):
         assert {k: full_host[k] for k in base_host} == base_host
-        assert set(full_host) - set(base_host) == {"state", "wave", "missing_approved", "exposure"}
+        assert set(full_host) - set(base_host) == {
+            "state",
+            "wave",
+            "missing_approved",
+            "exposure",
+            "excepted",
+            "held",
+            "holds",
+        }
     assert list(data)[4:] == [
         "stale_days",
         "compliance",
         "rollout_id",
         "top_missing",
         "starved",
+        "exceptions",
+        "freezes",
         "pending_reboots",
         "failures",
         "history",

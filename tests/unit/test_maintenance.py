@@ -236,6 +236,7 @@ def test_load_windows_from_policy_text() -> None:
         "duration": "4h",
         "timezone": "Europe/Berlin",
         "min_left": "30m",
+        "schedule": "0 1 * * *",
     }
     assert load_windows("baselines: {}\n", "p.yml") == {}
     assert load_windows("", "p.yml") == {}

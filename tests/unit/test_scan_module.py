@@ -295,7 +295,8 @@ class FakeHost:
     def __init__(self, tmp_path: Path) -> None:
         self.calls: list[Call] = []
         self.envs: list[dict[str, str]] = []
-        self.binaries = {"apt-get", "apt", "dpkg", "dpkg-query"}
+        self.binaries = {"apt-get", "apt", "apt-mark", "dpkg", "dpkg-query"}
+        self.showhold = ""  # `apt-mark showhold`: one held package a line
         self.update: list[tuple[int, str, str]] = [
             (0, data("apt_get_update_good.stdout"), data("apt_get_update_good.stderr"))
         ]
@@ -319,6 +320,9 @@ class FakeHost:
             return 0, self.list_out, data("apt_list_upgradable.stderr")
         if tool == "dpkg":
             return 0, "amd64\n", ""
+        if tool == "apt-mark":
+            assert args[1:] == ["showhold"]
+            return 0, self.showhold, ""
         if tool == "dpkg-query":
             return 1, data("dpkg_query_watch.stdout"), data("dpkg_query_watch.stderr")
         raise AssertionError(f"unexpected command {args}")
@@ -365,7 +369,9 @@ def test_main_scans_and_refreshes(host: FakeHost, capsys: pytest.CaptureFixture[
         "reboot_required",
         "reboot_required_pkgs",
         "installed",
+        "holds",
     }
+    assert scan["holds"] == []
     assert scan["schema"] == 1
     assert scan["pkg_mgr"] == "apt"
     assert scan["os"] == {
@@ -545,3 +551,15 @@ def test_module_runs_commands_and_finds_binaries(tmp_path: Path, monkeypatch: py
     monkeypatch.setenv("PATH", str(tmp_path))
     assert module.get_bin_path("tool") == str(tool)
     assert module.get_bin_path("no-such-tool") is None
+
+
+def test_main_names_the_hold_of_a_held_update(host: FakeHost, capsys: pytest.CaptureFixture[str]) -> None:
+    """``apt-mark showhold`` lists openssl: its update carries ``held`` and the hold is listed.
+    Seen failing with scan() not calling mark_held (no ``held`` on the update)."""
+    host.showhold = "openssl\n"
+    scan = run_module({}, capsys)["patchctl_scan"]
+    updates = by_name(scan["updates"])
+    assert updates["openssl"]["held"] == "apt-mark hold"
+    assert [n for n, u in updates.items() if u.get("held")] == ["openssl"]
+    assert scan["holds"] == [{"name": "openssl", "by": "apt-mark hold"}]
+
