@@ -158,6 +158,13 @@ def apply_outcome(host: str, event: HostEvent) -> tuple[ApplyOutcome, list[str]]
             reboot_required=bool(data.get("reboot_required")),
             error=None if ok else result_message(res),
             versions={str(k): str(v) for k, v in (data.get("versions") or {}).items()},
+            hooks=[h for h in data.get("hooks") or [] if isinstance(h, dict)],
+            health=[c for c in data.get("health") or [] if isinstance(c, dict)],
+            restart_pending=(
+                [p for p in data["restart_pending"] if isinstance(p, dict)]
+                if isinstance(data.get("restart_pending"), list)
+                else None
+            ),
         )
         return outcome, [str(u) for u in data.get("present") or []]
     if event.status == "unreachable":
@@ -523,6 +530,8 @@ WINDOWS_SOURCES = ("windows", "chocolatey")
 # The patch_apply_windows role's result fact (docs/contracts.md): its win_updates install result
 # (null when it did not run) and its win_chocolatey items. Read as data, never by task name.
 WIN_RESULT_FACT = "patch_apply_windows_result"
+# The hooks the role ran (phase, name, rc, ok, output), set as each phase ends.
+WIN_HOOKS_FACT = "patch_apply_windows_hook_results"
 
 
 class _BatchHandler:
@@ -544,6 +553,7 @@ class _BatchHandler:
         self._win_result: dict[str, dict[str, Any]] = {}
         self._choco: dict[str, list[dict[str, Any]]] = {}
         self._win_error: dict[str, str] = {}
+        self._hooks: dict[str, list[dict[str, Any]]] = {}
         self._done: set[str] = set()
         self._lock = threading.Lock()
 
@@ -567,6 +577,8 @@ class _BatchHandler:
         if event.status == "unreachable":
             self._done.add(host)
             self.record(ApplyOutcome(host, HOST_UNREACHABLE, error=result_message(event.result)), [])
+        elif event.status == "ok" and not event.item and isinstance(hooks := _fact(event, WIN_HOOKS_FACT), list):
+            self._hooks[host] = [h for h in hooks if isinstance(h, dict)]
         elif event.status == "ok" and not event.item and isinstance(data := _fact(event, WIN_RESULT_FACT), dict):
             result, items = data.get("win_updates"), data.get("chocolatey")
             if isinstance(result, dict):
@@ -583,13 +595,12 @@ class _BatchHandler:
             if host not in self._win_result and host not in self._choco and host not in self._win_error:
                 continue  # no event at all: the caller records "did not reach this host"
             outcome = windows_outcome(host, self.work[host], self._win_result.get(host), self._choco.get(host, []))
+            outcome = replace(outcome, hooks=self._hooks.get(host, []))
             if host in self._win_error:
                 # the failed task's message (the role's check, a failed pre-install search) is kept
                 # beside what the results say, whether or not they already failed the host
                 error = "; ".join(e for e in (outcome.error, self._win_error[host]) if e)
-                outcome = ApplyOutcome(
-                    host, HOST_FAILED, outcome.installed, outcome.failed, outcome.reboot_required, error
-                )
+                outcome = replace(outcome, status=HOST_FAILED, error=error)
             self._done.add(host)
             self.record(outcome, [])
 

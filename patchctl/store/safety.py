@@ -1,0 +1,68 @@
+"""Change safety in the store: health check results (``health_results``) and the services a host
+still runs from replaced files (``hosts.restart_pending``). Written in the transaction of the run
+result they belong to (a deploy's host result, a reboot, a restart, a health run)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from patchctl.store import schema as t
+
+
+def write_health(
+    conn: sa.Connection,
+    host: str,
+    context: str,
+    checks: Sequence[dict[str, Any]],
+    at: datetime,
+    rollout_id: int | None = None,
+    wave: str | None = None,
+) -> None:
+    """One row per check of one run on ``host`` (nothing when it ran no checks)."""
+    rows = [
+        {
+            "host": host,
+            "context": context,
+            "rollout_id": rollout_id,
+            "wave": wave,
+            "name": str(c.get("name") or c.get("kind") or "check")[:255],
+            "kind": str(c.get("kind") or "command")[:32],
+            "state": str(c.get("state") or t.HEALTH_FAILED)[:16],
+            "before": str(c["before"])[:16] if c.get("before") is not None else None,
+            "message": str(c.get("message") or "")[:2000],
+            "checked_at": at,
+        }
+        for c in checks
+    ]
+    if rows:
+        conn.execute(t.health_results.insert(), rows)
+
+
+def write_restart_pending(conn: sa.Connection, host: str, services: Sequence[dict[str, Any]], at: datetime) -> None:
+    """What ``host`` still runs from replaced files, as a change found it: an empty list clears
+    it; the since-time is kept while something stays pending."""
+    h = t.hosts
+    if not services:
+        conn.execute(h.update().where(h.c.name == host).values(restart_pending=None, restart_pending_since=None))
+        return
+    conn.execute(
+        h.update()
+        .where(h.c.name == host)
+        .values(
+            restart_pending=list(services),
+            restart_pending_since=sa.func.coalesce(h.c.restart_pending_since, at),
+        )
+    )
+
+
+def restart_pending(conn: sa.Connection, hosts: Iterable[str] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """host -> the services it still runs from replaced files, for hosts with any."""
+    h = t.hosts
+    q = sa.select(h.c.name, h.c.restart_pending).where(h.c.restart_pending.is_not(None))
+    if hosts is not None:
+        q = q.where(h.c.name.in_(list(hosts)))
+    return {name: list(value) for name, value in conn.execute(q) if value}

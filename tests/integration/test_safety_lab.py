@@ -1,0 +1,147 @@
+"""Change safety against the real lab: hooks around the install, health checks before and after
+it, services still running replaced code. What a host has installed is read with dpkg over SSH,
+processes and boot ids from the host and the lab, never from patchctl."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from .conftest import CliResult, LabEnv
+from .test_crash_lab import dpkg_state
+
+pytestmark = [pytest.mark.integration, pytest.mark.lab]
+
+APT = "DEBIAN_FRONTEND=noninteractive apt-get -q -y"
+SECRET = "s3cr3t-hook-token-4711"
+
+
+def policy(tmp_path: Path, *, reject: tuple[str, ...], concurrency: int = 4, fail_percent: int = 100) -> Path:
+    path = tmp_path / "policy.yml"
+    path.write_text(
+        textwrap.dedent(
+            f"""\
+            ---
+            baselines:
+              debian:
+                classifications: [security, bugfix, other]
+                approve_after_days: 0
+                reject: [{", ".join(reject)}]
+            waves:
+              - {{name: fleet, hosts: all, bake_days: 0, max_concurrency: {concurrency},
+                  max_fail_percent: {fail_percent}, min_success_percent: 0}}
+            windows:
+              - {{name: lab-nightly, start: "0 1 * * *", duration: 4h, timezone: Europe/Berlin}}
+            """
+        )
+    )
+    return path
+
+
+def inventory_with(env: LabEnv, tmp_path: Path, hostvars: dict[str, dict[str, Any]]) -> Path:
+    """The lab's inventory with ``hostvars`` added to its hosts."""
+    inv = yaml.safe_load(env.inventory.read_text())
+    for host, extra in hostvars.items():
+        inv["all"]["hosts"][host].update(extra)
+    path = tmp_path / "inventory.yml"
+    path.write_text(yaml.safe_dump(inv, sort_keys=False))
+    return path
+
+
+class Run:
+    def __init__(self, env: LabEnv, tmp_path: Path, inventory: Path, policy: Path) -> None:
+        self.env, self.inventory, self.policy = env, inventory, policy
+        self.db = tmp_path / "safety.db"
+
+    def __call__(self, *args: str) -> CliResult:
+        res = self.env.cli("-i", str(self.inventory), "--policy", str(self.policy), *args, db=self.db)
+        assert "Traceback" not in res.stderr, res.stderr
+        return res
+
+    def query(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
+        with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True) as conn:
+            return list(conn.execute(sql, params))
+
+
+def test_failing_pre_install_hook_installs_nothing_and_counts_toward_the_threshold(
+    lab_env: LabEnv, tmp_path: Path
+) -> None:
+    """The first host's pre_install hook fails: dpkg on it still shows every package at its old
+    version, the host is failed with the hook's output, and that failure (1 of 4 > 20%) halts the
+    wave before the next batch. The secret in the hook's environment is nowhere in the output or
+    the store; a post_install hook that fails with must_succeed false does not fail its host.
+
+    Seen failing with the module's pre_install abort removed (the host installed 1.1-1 and was
+    ok, the wave went on) and with the hook's ``environment`` not declared no_log (the secret
+    showed in the stored error)."""
+    lab_env.lab.reset()
+    hosts = sorted(h.name for h in lab_env.lab.hosts())  # the wave's order
+    first, second = hosts[0], hosts[1]
+    inv = inventory_with(
+        lab_env,
+        tmp_path,
+        {
+            first: {
+                "patch_hooks": {
+                    "pre_install": [
+                        {
+                            "name": "drain",
+                            "command": 'echo "draining with $TOKEN"; echo LB refused >&2; exit 3',
+                            "environment": {"TOKEN": SECRET},
+                            "timeout": 30,
+                        },
+                    ]
+                }
+            },
+            second: {"patch_hooks": {"post_install": [{"name": "notify", "command": "exit 1", "must_succeed": False}]}},
+        },
+    )
+    run = Run(
+        lab_env,
+        tmp_path,
+        inv,
+        policy(tmp_path, reject=("patchctl-demo-broken", "patchctl-demo-kernel"), concurrency=1, fail_percent=20),
+    )
+    assert run("scan").code == 0
+    assert run("rollout", "create").code == 0
+    res = run("--json", "deploy")
+    assert res.code == 1, res.stderr
+    report = json.loads(res.stdout)
+    by_host = {h["host"]: h for h in report["hosts"]}
+    assert set(by_host) == {first}, report
+    assert by_host[first]["status"] == "failed"
+    assert "pre_install hook drain failed (exit 3)" in by_host[first]["error"]
+    assert "LB refused" in by_host[first]["error"]
+    assert "nothing installed" in by_host[first]["error"]
+    assert report["state"] == "halted"
+    assert "1 of 4 hosts failed" in report["halted_reason"]
+    assert sorted(report["not_started"]) == sorted(hosts[1:])
+    assert dpkg_state(lab_env, first)["patchctl-demo-app"] == ("1.0-1", "ii")
+    assert dpkg_state(lab_env, first)["patchctl-demo-ssl"] == ("1.0-1", "ii")
+    assert SECRET not in res.stdout + res.stderr
+    stored = run.query("SELECT error, hooks FROM deploy_results")
+    assert stored and all(SECRET not in str(row) for row in stored)
+    (hooks,) = [json.loads(r[1]) for r in stored]
+    assert [(h["phase"], h["name"], h["rc"], h["ok"]) for h in hooks] == [("pre_install", "drain", 3, False)]
+
+    # the rest of the wave, the hook gone from the first host: the second host's failing
+    # post_install hook may fail (must_succeed false), so it is ok with the new versions
+    run.inventory = inventory_with(lab_env, tmp_path, {second: inv_hooks(inv, second)})
+    again = run("--json", "deploy")
+    data = json.loads(again.stdout)
+    by_host = {h["host"]: h for h in data["hosts"]}
+    assert by_host[second]["status"] == "ok", by_host[second]
+    assert dpkg_state(lab_env, second)["patchctl-demo-app"] == ("1.1-1", "ii")
+    post = run.query("SELECT hooks FROM deploy_results WHERE host = ?", second)
+    assert [(h["phase"], h["ok"]) for h in json.loads(post[-1][0])] == [("post_install", False)]
+
+
+def inv_hooks(inv: Path, host: str) -> dict[str, Any]:
+    hv: dict[str, Any] = yaml.safe_load(inv.read_text())["all"]["hosts"][host]
+    return {"patch_hooks": hv["patch_hooks"]}
