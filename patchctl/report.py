@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from patchctl.errors import ConfigError
@@ -18,6 +19,7 @@ from patchctl.rules.policy import Policy
 from patchctl.rules.report import HostComplianceRow, Report, build_report
 from patchctl.store import fastread
 from patchctl.store import reports as reads
+from patchctl.store import safety_reads as safety
 
 
 def matching_hosts(names: list[str], limit: str | None, where: str) -> set[str] | None:
@@ -46,7 +48,7 @@ def _build(
     rollout = reads.latest_rollout_id(q)
     waves = reads.wave_rows(q, rollout) if rollout is not None else []
     failures = reads.deploy_failures(q, rollout) if rollout is not None else []
-    return build_report(
+    report = build_report(
         rows,
         now,
         top_missing=reads.top_missing(q, top, names),
@@ -61,6 +63,12 @@ def _build(
         stale_days=stale_days,
         nodes=reads.node_throughput(q),
         approved_missing=reads.approved_missing(q, names),
+    )
+    # change safety: the latest health checks and the services pending restart
+    return replace(
+        report,
+        health=tuple(safety.health_checks(q, names)),
+        restart_pending=tuple(safety.restart_pending_hosts(q, names)),
     )
 
 

@@ -4,7 +4,7 @@ result they belong to (a deploy's host result, a reboot, a restart, a health run
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -57,12 +57,3 @@ def write_restart_pending(conn: sa.Connection, host: str, services: Sequence[dic
             restart_pending_since=sa.func.coalesce(h.c.restart_pending_since, at),
         )
     )
-
-
-def restart_pending(conn: sa.Connection, hosts: Iterable[str] | None = None) -> dict[str, list[dict[str, Any]]]:
-    """host -> the services it still runs from replaced files, for hosts with any."""
-    h = t.hosts
-    q = sa.select(h.c.name, h.c.restart_pending).where(h.c.restart_pending.is_not(None))
-    if hosts is not None:
-        q = q.where(h.c.name.in_(list(hosts)))
-    return {name: list(value) for name, value in conn.execute(q) if value}

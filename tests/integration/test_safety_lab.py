@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
+from patchctl.lab.repo import WEBD, WEBD_PIDFILE
+
 from .conftest import CliResult, LabEnv
 from .test_crash_lab import dpkg_state
 
@@ -145,3 +147,71 @@ def test_failing_pre_install_hook_installs_nothing_and_counts_toward_the_thresho
 def inv_hooks(inv: Path, host: str) -> dict[str, Any]:
     hv: dict[str, Any] = yaml.safe_load(inv.read_text())["all"]["hosts"][host]
     return {"patch_hooks": hv["patch_hooks"]}
+
+
+def start_webd(env: LabEnv, host: str, port: int) -> int:
+    """Install the lab daemon 1.0-1 (and its library) on ``host`` and start it on its own address."""
+    address = env.lab.host(host).address
+    env.ssh(
+        host,
+        f"{APT} update >/dev/null && {APT} install patchctl-demo-lib=1.0-1 patchctl-demo-web=1.0-1 >/dev/null 2>&1"
+        f" && {WEBD} {address} {port} </dev/null >/dev/null 2>&1 && sleep 0.5",
+    )
+    return int(env.ssh(host, f"cat {WEBD_PIDFILE}").stdout)
+
+
+def test_a_service_the_update_stops_fails_its_host_and_a_pre_existing_failure_does_not(
+    lab_env: LabEnv, tmp_path: Path
+) -> None:
+    """The lab daemon's update stops it (its postinst): the tcp check that passed before the
+    install fails after it, and its host fails with the check's message although dpkg shows the
+    update installed. On the second host the same check already failed before (its daemon never
+    started): reported pre_existing, the host is ok. Both are in the store and the report.
+
+    Seen failing with ``compare`` counting every failure after the install as new (the second
+    host failed too) and with the module's health error dropped (the first host was ok)."""
+    lab_env.lab.reset()
+    hosts = sorted(h.name for h in lab_env.lab.hosts())
+    broken, already = hosts[0], hosts[1]
+    start_webd(lab_env, broken, 8085)
+    lab_env.ssh(already, f"{APT} update >/dev/null && {APT} install patchctl-demo-web=1.0-1 >/dev/null 2>&1")
+
+    def checks(host: str) -> list[dict[str, Any]]:
+        address = lab_env.lab.host(host).address
+        return [
+            {"name": "webd", "kind": "tcp", "host": address, "port": 8085, "timeout": 3},
+            {"name": "etc", "kind": "command", "command": "test -d /etc"},
+        ]
+
+    inv = inventory_with(lab_env, tmp_path, {h: {"patch_health": checks(h)} for h in (broken, already)})
+    run = Run(lab_env, tmp_path, inv, policy(tmp_path, reject=("patchctl-demo-broken", "patchctl-demo-kernel")))
+    assert run("scan").code == 0
+    assert run("rollout", "create").code == 0
+    res = run("--json", "deploy")
+    assert res.code == 1, res.stdout + res.stderr
+    by_host = {h["host"]: h for h in json.loads(res.stdout)["hosts"]}
+    assert by_host[broken]["status"] == "failed"
+    assert "health check failed after the install: webd:" in by_host[broken]["error"]
+    assert "refused" in by_host[broken]["error"]
+    assert "apt:patchctl-demo-web:1.1-1" in by_host[broken]["installed"]
+    assert dpkg_state(lab_env, broken)["patchctl-demo-web"] == ("1.1-1", "ii")
+    assert by_host[already]["status"] == "ok", by_host[already]
+    assert dpkg_state(lab_env, already)["patchctl-demo-web"] == ("1.1-1", "ii")
+
+    stored = {
+        (h, n): (s, b)
+        for h, n, s, b in run.query("SELECT host, name, state, before FROM health_results WHERE context = 'deploy'")
+    }
+    assert stored == {
+        (broken, "webd"): ("failed", "passed"),
+        (broken, "etc"): ("passed", "passed"),
+        (already, "webd"): ("pre_existing", "failed"),
+        (already, "etc"): ("passed", "passed"),
+    }
+    report = run("--json", "report")
+    assert report.code in (0, 1), report.stderr
+    health = {(c["host"], c["name"]): c["state"] for c in json.loads(report.stdout)["health"]}
+    assert health[(broken, "webd")] == "failed"
+    assert health[(already, "webd")] == "pre_existing"
+    text = run("report")
+    assert f"{broken}: webd failed" in text.stdout

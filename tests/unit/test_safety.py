@@ -1,0 +1,157 @@
+"""Change safety: hooks and health checks as the host-side code runs them, the results in the
+store (SQLite and PostgreSQL) and in the report (text, JSON, HTML)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from patchctl.render.report_html import render_html
+from patchctl.render.report_json import full_report_json
+from patchctl.render.text import full_report_lines
+from patchctl.report import full_report
+from patchctl.rules.model import HOST_FAILED, HOST_OK, ApplyOutcome
+from patchctl.rules.policy import Wave
+from patchctl.rules.report import restart_services
+from patchctl.store import Store
+from patchctl.store.rollouts import Decision, RolloutStore
+from tests.unit.test_scan_module import load_plugin_module
+from tests.unit.test_store import OPENSSL, T0, ok_scan
+
+
+def _safety() -> Any:
+    return load_plugin_module("patch_apply_linux").__dict__["run_hooks"].__globals__
+
+
+def test_hooks_stop_at_the_first_failure_that_must_succeed_and_keep_secrets_out() -> None:
+    """Seen failing with ``must_succeed`` ignored (the optional hook stopped the phase) and with
+    the no_log output kept (the secret in the result)."""
+    s = _safety()
+    results, error = s["run_hooks"](
+        [
+            {"name": "optional", "command": "echo soft; exit 1", "must_succeed": False},
+            {"name": "secret", "command": 'echo "$TOKEN"', "environment": {"TOKEN": "t0p"}, "no_log": True},
+            {"name": "drain", "command": "echo refused >&2; exit 4"},
+            {"name": "never", "command": "touch /nonexistent/never"},
+        ],
+        "pre_install",
+    )
+    assert [(r["name"], r["rc"], r["ok"]) for r in results] == [
+        ("optional", 1, False),
+        ("secret", 0, True),
+        ("drain", 4, False),
+    ]
+    assert error == "pre_install hook drain failed (exit 4): refused"
+    assert "t0p" not in json.dumps(results)
+    assert "command" not in results[0]
+
+
+def test_a_hook_past_its_timeout_is_killed_with_its_children() -> None:
+    s = _safety()
+    results, error = s["run_hooks"]([{"name": "slow", "command": "sleep 30 & sleep 30", "timeout": 1}], "post_install")
+    assert results[0]["timed_out"] and results[0]["rc"] == 124
+    assert results[0]["seconds"] < 10
+    assert error is not None and "timed out after 1s" in error
+
+
+def test_health_compare_new_failures_fail_pre_existing_do_not() -> None:
+    """Seen failing with a failure after the change counted new whatever the baseline said."""
+    s = _safety()
+    before = [
+        {"name": "web", "kind": "tcp", "ok": True, "message": "ok"},
+        {"name": "db", "kind": "tcp", "ok": False, "message": "refused"},
+    ]
+    after = [
+        {"name": "web", "kind": "tcp", "ok": False, "message": "127.0.0.1:80 refused a connection"},
+        {"name": "db", "kind": "tcp", "ok": False, "message": "refused"},
+        {"name": "new", "kind": "command", "ok": True, "message": "exit 0"},
+    ]
+    compared = s["compare"](before, after)
+    assert [(c["name"], c["state"], c["before"]) for c in compared] == [
+        ("web", "failed", "passed"),
+        ("db", "pre_existing", "failed"),
+        ("new", "passed", None),
+    ]
+    assert s["health_error"](compared, "after the install") == (
+        "health check failed after the install: web: 127.0.0.1:80 refused a connection"
+    )
+    assert s["health_error"](compared[1:], "after the install") is None
+
+
+def test_health_check_kinds_on_this_machine() -> None:
+    s = _safety()
+    ok, message = s["run_check"]({"kind": "command", "command": "exit 3"})
+    assert (ok, message) == (False, "exit 3")
+    ok, message = s["run_check"]({"kind": "tcp", "host": "127.0.0.1", "port": 9, "timeout": 2})
+    assert not ok and "127.0.0.1:9 refused a connection" in message
+    assert s["check_name"]({"kind": "http", "url": "http://127.0.0.1/health"}) == "http http://127.0.0.1/health"
+
+
+def test_restart_services_names_units_else_processes() -> None:
+    entries = [
+        {"unit": "nginx.service", "processes": [{"pid": 10, "comm": "nginx"}]},
+        {"unit": None, "processes": [{"pid": 11, "comm": "webd"}]},
+        {"unit": "ssh.service", "processes": []},
+    ]
+    assert restart_services(entries) == ("nginx", "ssh", "webd")
+
+
+def test_health_and_restart_pending_in_the_store_and_the_report(db_url: str) -> None:
+    """A deploy result's health checks and restart pending go to the store in its transaction and
+    come back in the report's text, JSON and HTML, on both backends; a later result without
+    services pending clears them. Seen failing with write_health left out of
+    record_deploy_result (no health checks in the report) and with the empty restart list not
+    clearing the host's (nginx still pending after the later result)."""
+    with Store.open(db_url) as store:
+        run = store.start_run("scan", "inv", None, 1, now=T0)
+        store.record_host_scan(run, ok_scan("web01", T0, [OPENSSL]))
+        store.finish_run(run, "ok", now=T0)
+        rs = RolloutStore(store)
+        entries = rs.catalog()
+        rs.record_decisions([(e, Decision("approved", "tester", "test", T0), False) for e in entries])
+        rid = rs.create_rollout(T0, "tester", "policy.yml", [Wave("fleet", "all", bake_days=0)], entries)
+        deploy_run = rs.start_deploy_run(rid, "fleet", "tester", T0)
+        outcome = ApplyOutcome(
+            "web01",
+            HOST_FAILED,
+            installed=[OPENSSL.uid],
+            error="health check failed after the install: webd: 10.0.0.1:80 refused a connection",
+            hooks=[{"phase": "pre_install", "name": "drain", "rc": 0, "ok": True, "output": "drained"}],
+            health=[
+                {"name": "webd", "kind": "tcp", "state": "failed", "before": "passed", "message": "refused"},
+                {"name": "db", "kind": "tcp", "state": "pre_existing", "before": "failed", "message": "down"},
+                {"name": "etc", "kind": "command", "state": "passed", "before": "passed", "message": "exit 0"},
+            ],
+            restart_pending=[{"unit": "nginx.service", "processes": [{"pid": 7, "comm": "nginx"}]}],
+        )
+        rs.record_deploy_result(deploy_run, rid, "fleet", outcome, T0)
+
+    rep = full_report(db_url, None, T0 + timedelta(hours=1))
+    assert [(c.name, c.state) for c in rep.health] == [("webd", "failed"), ("db", "pre_existing"), ("etc", "passed")]
+    assert [(r.host, r.services) for r in rep.restart_pending] == [("web01", ("nginx",))]
+    lines = full_report_lines(rep)
+    assert "web01: webd failed (before: passed, deploy): refused" in lines
+    assert "web01: db pre_existing (before: failed, deploy): down" in lines
+    assert "web01: restart pending: nginx" in lines
+    data = full_report_json(rep)
+    assert data["restart_pending"] == [{"host": "web01", "services": ["nginx"], "since": "2024-06-01T10:00:00Z"}]
+    assert {c["name"]: c["state"] for c in data["health"]} == {"webd": "failed", "db": "pre_existing", "etc": "passed"}
+    html = render_html(rep)
+    assert 'id="health"' in html and 'id="restart-pending"' in html
+
+    # a later change's result: its checks are the host's latest, nothing pending any more
+    later = T0 + timedelta(minutes=30)
+    with Store.open(db_url) as store:
+        rs = RolloutStore(store)
+        run2 = rs.start_deploy_run(rid, "fleet", "tester", later)
+        ok = ApplyOutcome(
+            "web01",
+            HOST_OK,
+            health=[{"name": "webd", "kind": "tcp", "state": "passed", "before": "failed", "message": "ok"}],
+            restart_pending=[],
+        )
+        rs.record_deploy_result(run2, rid, "fleet", ok, later)
+    rep = full_report(db_url, None, T0 + timedelta(hours=1))
+    assert [(c.name, c.state) for c in rep.health] == [("webd", "passed")]
+    assert rep.restart_pending == ()
