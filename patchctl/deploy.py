@@ -45,6 +45,7 @@ from patchctl.decisions import actor
 from patchctl.errors import EXIT_HOST_FAILURES, EXIT_OK, ConfigError, PolicyBlocked
 from patchctl.reboot import RebootReport, after_deploy_outcomes
 from patchctl.report import host_states
+from patchctl.restart import RestartReport, after_deploy_restarts
 from patchctl.rollouts import PromoteResult, ensure_follow_up, promote, rollout_lock_name, rollout_or_latest
 from patchctl.rules import waves as rollout
 from patchctl.rules.clock import Clock
@@ -95,6 +96,8 @@ class DeployReport:
     parts: list[PartStats] = field(default_factory=list)  # per node (and the control node), all batches
     controller_cpu_seconds: float = 0.0
     reboots: RebootReport | None = None  # the reboots after the deploy (None until they are done)
+    # services still running replaced files: restarted in the window, or left pending (patch_restart)
+    restarts: RestartReport | None = None
     # each wave host's compliance state after the deploy and its reboots (rules.compliance)
     compliance: dict[str, str] = field(default_factory=dict)
     notes: dict[str, list[str]] = field(default_factory=dict)  # host -> "installed 1.2-1 (successor of ...)"
@@ -108,6 +111,8 @@ class DeployReport:
             return EXIT_HOST_FAILURES
         if self.reboots is not None and self.reboots.exit_code != EXIT_OK:
             return self.reboots.exit_code
+        if self.restarts is not None and self.restarts.failed:
+            return EXIT_HOST_FAILURES
         return EXIT_OK
 
     def as_dict(self) -> dict[str, Any]:
@@ -135,6 +140,7 @@ class DeployReport:
                 for o in sorted(self.outcomes.values(), key=lambda o: o.host)
             ],
             "reboots": self.reboots.as_dict()["hosts"] if self.reboots is not None else [],
+            "restarts": [r.as_dict() for _h, r in sorted(self.restarts.hosts.items())] if self.restarts else [],
             "compliance": dict(sorted(self.compliance.items())),
             "follow_up_rollout": self.follow_up_rollout,
         }
@@ -259,6 +265,10 @@ def deploy(opts: DeployOptions, progress: ProgressFn | None = None) -> DeployRep
             report = _deploy_locked(rs, rollout_id, opts, who, progress)
     # With the rollout's lock released: the reboots may wait for another reboot run's lock.
     report.reboots = after_deploy_outcomes(opts.inventory, opts.db_url, opts.policy, opts.clock.now(), report.outcomes)
+    # the services still running replaced files: restarted in the window, or left pending
+    report.restarts = after_deploy_restarts(
+        opts.inventory, opts.db_url, opts.policy, opts.clock.now(), report.outcomes, report.reboots
+    )
     # The last word on each host of the wave: its compliance state by the one rule, as report says it.
     report.compliance = host_states(opts.db_url, report.wave_hosts, opts.clock.now(), stale_days=opts.stale_days)
     return report

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from patchctl.store import schema as t
+from patchctl.store.db import Store
 
 
 def write_health(
@@ -57,3 +58,18 @@ def write_restart_pending(conn: sa.Connection, host: str, services: Sequence[dic
             restart_pending_since=sa.func.coalesce(h.c.restart_pending_since, at),
         )
     )
+
+
+class SafetyStore:
+    """The writes of a restart run: what still runs replaced files on a host and its health
+    checks, in one transaction per host."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def record_restart(
+        self, host: str, pending: Sequence[dict[str, Any]], health: Sequence[dict[str, Any]], at: datetime
+    ) -> None:
+        with self.store._write(f"record the restart of {host}") as conn:
+            write_restart_pending(conn, host, pending, at)
+            write_health(conn, host, "restart", health, at)

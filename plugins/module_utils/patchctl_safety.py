@@ -212,3 +212,108 @@ def health_error(compared, when):
     if not bad:
         return None
     return "health check failed {}: {}".format(when, "; ".join("{}: {}".format(c["name"], c["message"]) for c in bad))
+
+
+# --- services still running replaced files --------------------------------------------------
+
+# mappings that are no replaced code: shared memory, anonymous files, temporary files
+_NOT_CODE = (
+    "/dev/",
+    "/memfd:",
+    "/SYSV",
+    "/tmp/",  # noqa: S108 - a prefix to ignore, no file is made there
+    "/var/tmp/",  # noqa: S108 - a prefix to ignore, no file is made there
+    "/run/",
+    "/proc/",
+    "/sys/",
+)
+COMM_LEN = 15  # the kernel keeps 15 characters of a process name
+
+
+def deleted_mappings(maps_text):
+    """The files a process maps that were deleted (replaced by an update) from /proc/PID/maps."""
+    found = set()
+    for line in maps_text.splitlines():
+        if not line.endswith(" (deleted)"):
+            continue
+        parts = line.split(None, 5)
+        if len(parts) < 6:
+            continue
+        path = parts[5][: -len(" (deleted)")].strip()
+        if path.startswith("/") and not path.startswith(_NOT_CODE):
+            found.add(path)
+    return sorted(found)
+
+
+def unit_of(cgroup_text):
+    """The systemd service of a process from /proc/PID/cgroup, else None."""
+    for line in cgroup_text.splitlines():
+        for part in reversed(line.rsplit(":", 1)[-1].split("/")):
+            if part.endswith(".service") and not part.startswith(("user@", "session-")):
+                return part
+    return None
+
+
+def process_name(comm, cmdline):
+    """A process's name: its comm, or where the kernel cut it, the full name of the argument it
+    stands for (a script run by its interpreter: /usr/sbin/some-long-daemon)."""
+    if len(comm) < COMM_LEN:
+        return comm
+    for arg in cmdline:
+        base = os.path.basename(arg)
+        if base.startswith(comm):
+            return base
+    return comm
+
+
+def _read(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+def restart_pending(proc="/proc", skip=()):
+    """[{unit, name, processes: [{pid, name}], files}] of the processes still mapping deleted
+    files, grouped by systemd unit (or, without one, by process name)."""
+    groups = {}
+    for entry in sorted(os.listdir(proc), key=lambda e: (len(e), e)):
+        if not entry.isdigit() or int(entry) in skip:
+            continue
+        maps = _read(os.path.join(proc, entry, "maps"))
+        files = deleted_mappings(maps or "")
+        if not files:
+            continue
+        comm = (_read(os.path.join(proc, entry, "comm")) or "?").strip()
+        cmdline = (_read(os.path.join(proc, entry, "cmdline")) or "").split("\0")
+        name = process_name(comm, cmdline)
+        unit = unit_of(_read(os.path.join(proc, entry, "cgroup")) or "")
+        key = unit or name
+        g = groups.setdefault(key, {"unit": unit, "name": key.rsplit(".service", 1)[0], "processes": [], "files": []})
+        g["processes"].append({"pid": int(entry), "comm": name})
+        g["files"] = sorted(set(g["files"]) | set(files))[:10]
+    return [groups[k] for k in sorted(groups)]
+
+
+def needrestart_services(text):
+    """The units ``needrestart -b`` names (``NEEDRESTART-SVC: nginx.service``)."""
+    return sorted(
+        {line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("NEEDRESTART-SVC:")} - {""}
+    )
+
+
+def find_restart_pending(run_command=None):
+    """What still runs replaced files: /proc, with the units ``needrestart -b`` adds where it is
+    installed (``run_command``: the module's, a list argv -> (rc, out, err))."""
+    found = restart_pending(skip=(os.getpid(), os.getppid()))
+    if run_command is not None and any(
+        os.access(os.path.join(d, "needrestart"), os.X_OK) for d in ("/usr/sbin", "/usr/bin", "/sbin")
+    ):
+        rc, out, _err = run_command(["needrestart", "-b", "-r", "l"])
+        if rc == 0:
+            known = {g["unit"] for g in found if g["unit"]}
+            for unit in needrestart_services(out):
+                if unit not in known:
+                    found.append({"unit": unit, "name": unit.rsplit(".service", 1)[0], "processes": [], "files": []})
+    return found

@@ -214,6 +214,13 @@ patchctl_apply:
         C(passed), C(failed) or C(pre_existing), before, message).
       type: list
       elements: dict
+    restart_pending:
+      description: After an install, the services still running files it replaced (read from
+        C(/proc/PID/maps), plus the units C(needrestart -b) names where it is installed), each
+        unit, name, processes (pid, comm) and files.
+      type: list
+      elements: dict
+      returned: when something was installed
 """
 
 import os
@@ -230,7 +237,13 @@ from ansible.module_utils.patchctl_linux import (
     parse_rpm_query,
     read_os,
 )
-from ansible.module_utils.patchctl_safety import compare, health_error, run_checks, run_hooks
+from ansible.module_utils.patchctl_safety import (
+    compare,
+    find_restart_pending,
+    health_error,
+    run_checks,
+    run_hooks,
+)
 
 SCHEMA = 1
 APT_ENV = dict(C_LOCALE, DEBIAN_FRONTEND="noninteractive", APT_LISTCHANGES_FRONTEND="none")
@@ -560,6 +573,9 @@ def main():
     post, post_error = run_hooks(hooks.get("post_install"), "post_install")
     compared = compare(baseline, run_checks(health))
     res.update(hooks=ran + post, health=compared)
+    if installed:
+        # the processes still running the replaced files (a library, an executable)
+        res["restart_pending"] = find_restart_pending(lambda args: module.run_command(args, environ_update=C_LOCALE))
     after_errors = [e for e in (post_error, health_error(compared, "after the install")) if e]
     if failed:
         detail = "; ".join(f"{uid}: {why}" for uid, why in sorted(failed.items()))

@@ -17,6 +17,7 @@ from patchctl.lab.repo import WEBD, WEBD_PIDFILE
 
 from .conftest import CliResult, LabEnv
 from .test_crash_lab import dpkg_state
+from .test_reboot_lab import INSIDE
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 
@@ -215,3 +216,64 @@ def test_a_service_the_update_stops_fails_its_host_and_a_pre_existing_failure_do
     assert health[(already, "webd")] == "pre_existing"
     text = run("report")
     assert f"{broken}: webd failed" in text.stdout
+
+
+def test_a_daemon_running_a_replaced_library_is_restarted_in_its_window_without_a_reboot(
+    lab_env: LabEnv, tmp_path: Path
+) -> None:
+    """The lab daemon maps the lab library; the library's update replaces the file, so the
+    daemon runs the deleted one: the server, inside its window (``patch_restart`` defaults to
+    services there), gets the daemon restarted with its restart command: a new pid mapping no
+    deleted file, the tcp health check passing after it, the same boot id (no reboot). The client
+    is only reported: ``restart pending: patchctl-demo-webd`` in the deploy and the report.
+
+    Seen failing with the apply module's restart_pending left out (no restart, the old pid
+    still running the deleted library) and with the window rule ignored (the client restarted)."""
+    lab_env.lab.reset()
+    server, client = "srv-01", "cli-01"
+    port = 8087
+    pids = {h: start_webd(lab_env, h, port) for h in (server, client)}
+    boot_before = {h: lab_env.lab.boot_id(h) for h in (server, client)}
+
+    def vars_of(host: str) -> dict[str, Any]:
+        address = lab_env.lab.host(host).address
+        restart = f"kill $(cat {WEBD_PIDFILE}); sleep 0.5; {WEBD} {address} {port} </dev/null >/dev/null 2>&1"
+        return {
+            "patch_restart_commands": {"patchctl-demo-webd": restart},
+            "patch_health": [{"name": "webd", "kind": "tcp", "host": address, "port": port, "timeout": 3}],
+        }
+
+    inv = inventory_with(lab_env, tmp_path, {h: vars_of(h) for h in (server, client)})
+    run = Run(
+        lab_env,
+        tmp_path,
+        inv,
+        policy(tmp_path, reject=("patchctl-demo-broken", "patchctl-demo-kernel", "patchctl-demo-web")),
+    )
+    assert run("scan").code == 0
+    assert run("--now", INSIDE.isoformat(), "rollout", "create").code == 0
+    res = run("--json", "--now", INSIDE.isoformat(), "deploy")
+    assert res.code == 0, res.stdout + res.stderr
+    data = json.loads(res.stdout)
+    restarts = {r["host"]: r for r in data["restarts"]}
+    assert restarts[server]["action"] == "restart", restarts
+    assert restarts[server]["status"] == "ok", restarts[server]
+    assert restarts[server]["restarted"] == ["patchctl-demo-webd"]
+    assert restarts[server]["still_pending"] == []
+    assert [(c["name"], c["state"]) for c in restarts[server]["health"]] == [("webd", "passed")]
+    assert restarts[client]["action"] == "pending"
+    assert restarts[client]["services"] == ["patchctl-demo-webd"]
+
+    new_pid = int(lab_env.ssh(server, f"cat {WEBD_PIDFILE}").stdout)
+    assert new_pid != pids[server]
+    assert lab_env.ssh(server, f"test -d /proc/{pids[server]}", check=False).returncode != 0
+    assert "(deleted)" not in lab_env.ssh(server, f"cat /proc/{new_pid}/maps").stdout
+    assert "(deleted)" in lab_env.ssh(client, f"cat /proc/{pids[client]}/maps").stdout
+    assert {h: lab_env.lab.boot_id(h) for h in (server, client)} == boot_before
+    assert dpkg_state(lab_env, server)["patchctl-demo-lib"] == ("1.0-2", "ii")
+
+    text = run("report").stdout
+    assert f"{client}: restart pending: patchctl-demo-webd" in text
+    assert f"{server}: restart pending" not in text
+    plain = run("deploy").stdout  # nothing to do now; the deploy's lines come from the first run
+    assert plain
