@@ -225,10 +225,11 @@ def test_a_daemon_running_a_replaced_library_is_restarted_in_its_window_without_
     daemon runs the deleted one: the server, inside its window (``patch_restart`` defaults to
     services there), gets the daemon restarted with its restart command: a new pid mapping no
     deleted file, the tcp health check passing after it, the same boot id (no reboot). The client
-    is only reported: ``restart pending: patchctl-demo-webd`` in the deploy and the report.
+    is only reported: ``restart pending: patchctl-demo-webd`` in the deploy, the report and verify.
 
     Seen failing with the apply module's restart_pending left out (no restart, the old pid
-    still running the deleted library) and with the window rule ignored (the client restarted)."""
+    still running the deleted library), with the window rule ignored (the client restarted) and
+    with verify reading no services (no restart pending on the client's line)."""
     lab_env.lab.reset()
     server, client = "srv-01", "cli-01"
     port = 8087
@@ -275,5 +276,7 @@ def test_a_daemon_running_a_replaced_library_is_restarted_in_its_window_without_
     text = run("report").stdout
     assert f"{client}: restart pending: patchctl-demo-webd" in text
     assert f"{server}: restart pending" not in text
-    plain = run("deploy").stdout  # nothing to do now; the deploy's lines come from the first run
-    assert plain
+    # verify shows it beside the state (the client is compliant: its updates are installed)
+    verified = run("--now", INSIDE.isoformat(), "verify")
+    assert f"{client}: compliant: approved updates installed; restart pending: patchctl-demo-webd" in verified.stdout
+    assert f"{server}: compliant: approved updates installed\n" in verified.stdout  # nothing pending
