@@ -280,3 +280,34 @@ def test_a_daemon_running_a_replaced_library_is_restarted_in_its_window_without_
     verified = run("--now", INSIDE.isoformat(), "verify")
     assert f"{client}: compliant: approved updates installed; restart pending: patchctl-demo-webd" in verified.stdout
     assert f"{server}: compliant: approved updates installed\n" in verified.stdout  # nothing pending
+
+
+def test_a_failing_post_reboot_hook_fails_the_reboot_and_a_passing_one_runs_after_it(
+    lab_env: LabEnv, tmp_path: Path
+) -> None:
+    """Both servers reboot in their window after the kernel update; srv-01's post_reboot hook
+    exits 4: its reboot is failed with the hook's output; srv-02's writes a marker with the new
+    boot id (it ran after the reboot). Seen failing with the hook tasks removed from the role
+    (both reboots ok, no marker)."""
+    lab_env.lab.reset()
+    bad, good = "srv-01", "srv-02"
+    marker = "/root/post-reboot-hook-ran"
+    inv = inventory_with(
+        lab_env,
+        tmp_path,
+        {
+            bad: {"patch_hooks": {"post_reboot": [{"name": "warmup", "command": "echo cache cold >&2; exit 4"}]}},
+            good: {"patch_hooks": {"post_reboot": [{"command": f"cat /proc/sys/kernel/random/boot_id > {marker}"}]}},
+        },
+    )
+    run = Run(lab_env, tmp_path, inv, policy(tmp_path, reject=("patchctl-demo-broken",)))
+    assert run("scan").code == 0
+    assert run("--now", INSIDE.isoformat(), "rollout", "create").code == 0
+    res = run("--json", "--now", INSIDE.isoformat(), "deploy")
+    reboots = {r["host"]: r["result"] for r in json.loads(res.stdout)["reboots"] if r["result"]}
+    assert reboots[bad]["status"] == "failed", reboots
+    assert "post_reboot hook warmup failed (exit 4): cache cold" in reboots[bad]["error"]
+    assert reboots[good]["status"] == "ok", reboots[good]
+    after = lab_env.lab.boot_id(good)
+    assert lab_env.ssh(good, f"cat {marker}").stdout.strip() == after == reboots[good]["boot_id_after"]
+    assert res.code == 1

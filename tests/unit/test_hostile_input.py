@@ -829,6 +829,7 @@ OPERATOR_SHELLS = {
     ),
     ("ansible.builtin.shell", "{{ item }}", "{{ patch_reboot_pre_commands }}"),
     ("ansible.builtin.shell", "{{ item }}", "{{ patch_reboot_post_commands }}"),
+    ("ansible.builtin.shell", "{{ item.command }}", "{{ patch_reboot_hooks }}"),
     ("ansible.windows.win_shell", "{{ item }}", "{{ patch_reboot_pre_commands }}"),
     ("ansible.windows.win_shell", "{{ item }}", "{{ patch_reboot_post_commands }}"),
     (
