@@ -45,6 +45,7 @@ from patchctl.decisions import actor
 from patchctl.errors import EXIT_HOST_FAILURES, EXIT_OK, EXIT_POLICY_BLOCKED, ConfigError, PolicyBlocked
 from patchctl.reboot import RebootReport, after_deploy_outcomes
 from patchctl.report import host_states
+from patchctl.restart import RestartReport, after_deploy_restarts
 from patchctl.rollouts import PromoteResult, ensure_follow_up, promote, rollout_lock_name, rollout_or_latest
 from patchctl.rules import waves as rollout
 from patchctl.rules.clock import Clock, iso_utc
@@ -101,6 +102,8 @@ class DeployReport:
     parts: list[PartStats] = field(default_factory=list)  # per node (and the control node), all batches
     controller_cpu_seconds: float = 0.0
     reboots: RebootReport | None = None  # the reboots after the deploy (None until they are done)
+    # services still running replaced files: restarted in the window, or left pending (patch_restart)
+    restarts: RestartReport | None = None
     # each wave host's compliance state after the deploy and its reboots (rules.compliance)
     compliance: dict[str, str] = field(default_factory=dict)
     notes: dict[str, list[str]] = field(default_factory=dict)  # host -> "installed 1.2-1 (successor of ...)"
@@ -124,6 +127,8 @@ class DeployReport:
             return EXIT_HOST_FAILURES
         if self.reboots is not None and self.reboots.exit_code != EXIT_OK:
             return self.reboots.exit_code
+        if self.restarts is not None and self.restarts.failed:
+            return EXIT_HOST_FAILURES
         return EXIT_OK
 
     def as_dict(self) -> dict[str, Any]:
@@ -151,6 +156,7 @@ class DeployReport:
                 for o in sorted(self.outcomes.values(), key=lambda o: o.host)
             ],
             "reboots": self.reboots.as_dict()["hosts"] if self.reboots is not None else [],
+            "restarts": [r.as_dict() for _h, r in sorted(self.restarts.hosts.items())] if self.restarts else [],
             "compliance": dict(sorted(self.compliance.items())),
             "follow_up_rollout": self.follow_up_rollout,
             "frozen": dict(sorted(self.frozen.items())),
@@ -176,6 +182,13 @@ def apply_outcome(host: str, event: HostEvent) -> tuple[ApplyOutcome, list[str]]
             reboot_required=bool(data.get("reboot_required")),
             error=None if ok else result_message(res),
             versions={str(k): str(v) for k, v in (data.get("versions") or {}).items()},
+            hooks=[h for h in data.get("hooks") or [] if isinstance(h, dict)],
+            health=[c for c in data.get("health") or [] if isinstance(c, dict)],
+            restart_pending=(
+                [p for p in data["restart_pending"] if isinstance(p, dict)]
+                if isinstance(data.get("restart_pending"), list)
+                else None
+            ),
         )
         return outcome, [str(u) for u in data.get("present") or []]
     if event.status == "unreachable":
@@ -270,6 +283,10 @@ def deploy(opts: DeployOptions, progress: ProgressFn | None = None) -> DeployRep
             report = _deploy_locked(rs, rollout_id, opts, who, progress)
     # With the rollout's lock released: the reboots may wait for another reboot run's lock.
     report.reboots = after_deploy_outcomes(opts.inventory, opts.db_url, opts.policy, opts.clock.now(), report.outcomes)
+    # the services still running replaced files: restarted in the window, or left pending
+    report.restarts = after_deploy_restarts(
+        opts.inventory, opts.db_url, opts.policy, opts.clock.now(), report.outcomes, report.reboots
+    )
     # The last word on each host of the wave: its compliance state by the one rule, as report says it.
     report.compliance = host_states(opts.db_url, report.wave_hosts, opts.clock.now(), stale_days=opts.stale_days)
     return report
@@ -672,6 +689,8 @@ WINDOWS_SOURCES = ("windows", "chocolatey")
 # The patch_apply_windows role's result fact (docs/contracts.md): its win_updates install result
 # (null when it did not run) and its win_chocolatey items. Read as data, never by task name.
 WIN_RESULT_FACT = "patch_apply_windows_result"
+# The hooks the role ran (phase, name, rc, ok, output), set as each phase ends.
+WIN_HOOKS_FACT = "patch_apply_windows_hook_results"
 
 
 class _BatchHandler:
@@ -693,6 +712,7 @@ class _BatchHandler:
         self._win_result: dict[str, dict[str, Any]] = {}
         self._choco: dict[str, list[dict[str, Any]]] = {}
         self._win_error: dict[str, str] = {}
+        self._hooks: dict[str, list[dict[str, Any]]] = {}
         self._done: set[str] = set()
         self._lock = threading.Lock()
 
@@ -716,6 +736,8 @@ class _BatchHandler:
         if event.status == "unreachable":
             self._done.add(host)
             self.record(ApplyOutcome(host, HOST_UNREACHABLE, error=result_message(event.result)), [])
+        elif event.status == "ok" and not event.item and isinstance(hooks := _fact(event, WIN_HOOKS_FACT), list):
+            self._hooks[host] = [h for h in hooks if isinstance(h, dict)]
         elif event.status == "ok" and not event.item and isinstance(data := _fact(event, WIN_RESULT_FACT), dict):
             result, items = data.get("win_updates"), data.get("chocolatey")
             if isinstance(result, dict):
@@ -732,13 +754,12 @@ class _BatchHandler:
             if host not in self._win_result and host not in self._choco and host not in self._win_error:
                 continue  # no event at all: the caller records "did not reach this host"
             outcome = windows_outcome(host, self.work[host], self._win_result.get(host), self._choco.get(host, []))
+            outcome = replace(outcome, hooks=self._hooks.get(host, []))
             if host in self._win_error:
                 # the failed task's message (the role's check, a failed pre-install search) is kept
                 # beside what the results say, whether or not they already failed the host
                 error = "; ".join(e for e in (outcome.error, self._win_error[host]) if e)
-                outcome = ApplyOutcome(
-                    host, HOST_FAILED, outcome.installed, outcome.failed, outcome.reboot_required, error
-                )
+                outcome = replace(outcome, status=HOST_FAILED, error=error)
             self._done.add(host)
             self.record(outcome, [])
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from patchctl.errors import ConfigError
@@ -21,6 +22,7 @@ from patchctl.store import fastread
 from patchctl.store import reports as reads
 from patchctl.store.exception_reads import excepted_now, exceptions
 from patchctl.store.hold_reads import holds
+from patchctl.store import safety_reads as safety
 
 
 def matching_hosts(names: list[str], limit: str | None, where: str) -> set[str] | None:
@@ -51,7 +53,7 @@ def _build(
     waves = reads.wave_rows(q, rollout) if rollout is not None else []
     failures = reads.deploy_failures(q, rollout) if rollout is not None else []
     valid, covered = excepted_now(q, exceptions(q), now, names)
-    return build_report(
+    report = build_report(
         rows,
         now,
         top_missing=reads.top_missing(q, top, names),
@@ -70,6 +72,12 @@ def _build(
         excepted=covered,
         holds=holds(q, names),
         freezes=[f for f in active_and_next(freezes, now) if f["active"] or f["next_start"]],
+    )
+    # change safety: the latest health checks and the services pending restart
+    return replace(
+        report,
+        health=tuple(safety.health_checks(q, names)),
+        restart_pending=tuple(safety.restart_pending_hosts(q, names)),
     )
 
 

@@ -347,6 +347,34 @@ def open_incident(
     return incident_id
 
 
+def open_incidents_from_alert(
+    db_url: str, text: str, source: str, rollout_id: int | None, now: datetime, notifier: Notifier | None = None
+) -> list[tuple[int, int, str | None, str]]:
+    """``patchctl incident open --from-alert``: one incident per firing alert of an Alertmanager
+    webhook payload, or the one a plain ``{rollout, host, text}`` asks for
+    (:func:`patchctl.rules.alerts.parse_alert`); each on its own rollout, else ``rollout_id``,
+    else the latest. The payload is read whole before anything is written. Returns
+    (incident, rollout, host, text) per incident opened (none when nothing is firing)."""
+    from patchctl.rules.alerts import parse_alert
+
+    wanted = parse_alert(text, source)
+    if not wanted:
+        return []
+    with Store.open(db_url, create=False) as store:
+        rs = RolloutStore(store)
+        default = rollout_or_latest(rs, rollout_id) if any(a.rollout is None for a in wanted) else None
+        targets = [(a.rollout if a.rollout is not None else default, a) for a in wanted]
+        for rid, _a in targets:
+            assert rid is not None
+            rs.rollout(rid)  # an unknown rollout fails before any incident is written
+        who = actor()
+        opened = [(rs.open_incident(rid, a.host, a.text, who, now), rid, a.host, a.text) for rid, a in targets if rid]
+    for incident_id, rid, host, body in opened:
+        if notifier is not None:
+            notifier("incident.opened", {"incident": incident_id, "rollout": rid, "host": host, "text": body})
+    return opened
+
+
 def close_incident(db_url: str, incident_id: int, reason: str | None, now: datetime) -> Incident:
     with Store.open(db_url, create=False) as store:
         return RolloutStore(store).close_incident(incident_id, reason, actor(), now)

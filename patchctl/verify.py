@@ -44,7 +44,7 @@ from patchctl.rules.compliance import (
 from patchctl.rules.model import HOST_OK
 from patchctl.rules.report import host_facts, host_report, split_deploy_results
 from patchctl.rules.versions import older
-from patchctl.store import MissingUpdateRow, Store
+from patchctl.store import MissingUpdateRow, Store, safety_reads
 from patchctl.store import reports as reads
 from patchctl.store.exception_reads import excepted_now, exceptions
 from patchctl.store.reboots import RebootStore, VerifyRow
@@ -112,6 +112,8 @@ def state_detail(state: str, facts: ComplianceFacts, error: str | None, delivere
 class VerifiedHost:
     row: VerifyRow  # what the store keeps: the state, and the delivery in its missing/failed
     delivery: str
+    # services still running files a change replaced (beside reboot pending; not a state)
+    restart_pending: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         r = self.row
@@ -123,6 +125,7 @@ class VerifiedHost:
             "undelivered": list(r.missing),
             "deploy_failed": dict(r.failed),
             "verified_at": iso_utc(r.verified_at),
+            "restart_pending": list(self.restart_pending),
         }
 
 
@@ -249,6 +252,7 @@ def verify(opts: VerifyOptions, progress: ScanProgressFn | None = None) -> Verif
             approved_missing = reads.approved_missing(q, targets)
             _valid, covered = excepted_now(q, exceptions(q), opts.now, targets)
             rollout = reads.latest_rollout_id(q)
+            restarts = {r.host: r.services for r in safety_reads.restart_pending_hosts(q, targets)}
             deploy_failed, deploy_blocked = split_deploy_results(
                 reads.deploy_failures(q, rollout) if rollout is not None else [], reads.blocked_hosts(q), targets
             )
@@ -299,6 +303,7 @@ def verify(opts: VerifyOptions, progress: ScanProgressFn | None = None) -> Verif
                         run_id=scan_run,
                     ),
                     delivered.state,
+                    restarts.get(host, ()),
                 )
             )
         RebootStore(store).record_verify([h.row for h in report.hosts])

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TextIO
+
 import click
 
 from patchctl.cli.app import App, db_option, handle_errors, json_option
+from patchctl.errors import ConfigError
 from patchctl.rules.clock import iso_utc
 
 
@@ -14,18 +17,48 @@ def incident() -> None:
 
 
 @incident.command("open")
-@click.option("--rollout", "rollout_id", type=int, required=True, metavar="ID", help="The rollout it concerns.")
+@click.option(
+    "--rollout",
+    "rollout_id",
+    type=int,
+    metavar="ID",
+    help="The rollout it concerns (with --from-alert: for alerts naming none; default the latest).",
+)
 @click.option("--host", metavar="HOST", help="The host it concerns, if one.")
-@click.argument("text", nargs=-1, required=True)
+@click.option(
+    "--from-alert",
+    "alert",
+    type=click.File("r", encoding="utf-8"),
+    metavar="FILE|-",
+    help="An Alertmanager webhook payload, or a JSON {rollout, host, text}: one incident per firing alert.",
+)
+@click.argument("text", nargs=-1)
 @db_option
 @json_option
 @click.pass_obj
 @handle_errors
-def incident_open(app: App, rollout_id: int, host: str | None, text: tuple[str, ...]) -> None:
-    """Open an incident on a rollout."""
-    from patchctl.rollouts import open_incident
+def incident_open(
+    app: App, rollout_id: int | None, host: str | None, alert: TextIO | None, text: tuple[str, ...]
+) -> None:
+    """Open an incident on a rollout (TEXT), or those an alert asks for (--from-alert)."""
+    from patchctl.rollouts import open_incident, open_incidents_from_alert
 
     cfg = app.config()
+    if alert is not None:
+        if text or host:
+            raise ConfigError("--from-alert: the alert gives the text and host: give no TEXT or --host")
+        source = "-" if getattr(alert, "name", "-") == "<stdin>" else str(getattr(alert, "name", "-"))
+        opened = open_incidents_from_alert(cfg.db, alert.read(), source, rollout_id, cfg.clock().now(), app.notifier())
+        if app.json_output:
+            app.emit_json([{"incident": i, "rollout": r, "host": h, "text": t} for i, r, h, t in opened])
+        elif not opened:
+            click.echo(f"{source}: no firing alert: no incident opened")
+        for i, r, h, t in [] if app.json_output else opened:
+            on = f" (host {h})" if h else ""
+            click.echo(f"incident {i} opened on rollout {r}{on}: {t}: promotion is blocked until it is closed")
+        return
+    if rollout_id is None or not text:
+        raise ConfigError("incident open: give --rollout ID and the incident's TEXT, or --from-alert FILE|-")
     incident_id = open_incident(cfg.db, rollout_id, host, " ".join(text), cfg.clock().now(), app.notifier())
     if app.json_output:
         app.emit_json({"incident": incident_id, "rollout": rollout_id})

@@ -50,9 +50,10 @@ def verify(app: App, limit: str | None, no_scan: bool) -> None:
         app.emit_json(report.as_dict())
         sys.exit(report.exit_code)
     for h in report.hosts:
-        if not app.shows_host("ok" if h.row.state == "compliant" else h.row.state, live):
+        if not app.shows_host("ok" if h.row.state == "compliant" else h.row.state, live) and not h.restart_pending:
             continue
-        click.echo(printable(f"{h.row.host}: {h.row.state.replace('_', ' ')}: {h.row.detail}"))
+        restart = f"; restart pending: {', '.join(h.restart_pending)}" if h.restart_pending else ""
+        click.echo(printable(f"{h.row.host}: {h.row.state.replace('_', ' ')}: {h.row.detail}{restart}"))
     counts = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in report.counts().items() if n)
     click.echo(f"verify: {counts or 'no hosts'}")
     sys.exit(report.exit_code)

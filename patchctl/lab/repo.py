@@ -29,6 +29,9 @@ class DemoPackage:
     postinst: str | None = None
     # installed in every host's base image (the version hosts start from)
     base: bool = False
+    # files the package ships: path -> (mode, text)
+    files: tuple[tuple[str, int, str], ...] = ()
+    depends: str | None = None
 
 
 REBOOT_POSTINST = """#!/bin/sh
@@ -64,6 +67,47 @@ fi
 exit 0
 """
 
+# A small daemon for the change-safety tests (health checks, services pending restart): it
+# listens on ADDRESS:PORT (the lab's hosts share the machine's network, so each listens on its own
+# loopback address), maps the lab library (as a process maps a shared library it is linked
+# against) and keeps its pid in WEBD_PIDFILE. Package scripts never start it (policy-rc.d); a
+# test starts it. Version 1.1-1's postinst stops it: an update that breaks a service.
+WEBD = "/usr/sbin/patchctl-demo-webd"
+WEBD_PIDFILE = "/run/patchctl-demo-webd.pid"
+DEMO_LIB = "/usr/lib/patchctl-demo/libpatchctl-demo.so.1"
+WEBD_SCRIPT = f"""#!/usr/bin/python3
+# patchctl lab daemon: patchctl-demo-webd ADDRESS PORT
+import mmap, os, socket, sys
+lib = open("{DEMO_LIB}", "rb")
+mapped = mmap.mmap(lib.fileno(), 0, prot=mmap.PROT_READ)
+if os.fork():
+    sys.exit(0)
+os.setsid()
+with open("{WEBD_PIDFILE}", "w") as f:
+    f.write(str(os.getpid()))
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.listen(8)
+while True:
+    c, _ = s.accept()
+    c.sendall(b"patchctl-demo-webd " + mapped[:16].rstrip(b"\\0") + b"\\n")
+    c.close()
+"""
+WEBD_STOPPING_POSTINST = f"""#!/bin/sh
+# The lab's service-breaking update: configuring it stops the daemon (and does not start it).
+if [ "$1" = configure ] && [ -s {WEBD_PIDFILE} ]; then
+    kill "$(cat {WEBD_PIDFILE})" 2>/dev/null || true
+    rm -f {WEBD_PIDFILE}
+fi
+exit 0
+"""
+
+
+def _lib(version: str) -> tuple[tuple[str, int, str], ...]:
+    return ((DEMO_LIB, 0o644, f"libdemo {version}\n"),)
+
+
 # The cases of the lab repository. Hosts start at the `base` versions; the rest are updates.
 PACKAGES: tuple[DemoPackage, ...] = (
     DemoPackage("patchctl-demo-app", "1.0-1", "bookworm", "demo application", base=True),
@@ -80,6 +124,26 @@ PACKAGES: tuple[DemoPackage, ...] = (
     ),
     DemoPackage("patchctl-demo-slow", "1.0-1", "bookworm", "demo agent"),
     DemoPackage("patchctl-demo-slow", "1.1-1", "bookworm", "demo agent (slow to configure)", postinst=SLOW_POSTINST),
+    # change safety: not in the base image; a test installs the 1.0-1 versions first
+    DemoPackage("patchctl-demo-lib", "1.0-1", "bookworm", "demo shared library", files=_lib("1.0-1")),
+    DemoPackage("patchctl-demo-lib", "1.0-2", "bookworm", "demo shared library (bug fix)", files=_lib("1.0-2")),
+    DemoPackage(
+        "patchctl-demo-web",
+        "1.0-1",
+        "bookworm",
+        "demo network daemon",
+        files=((WEBD, 0o755, WEBD_SCRIPT),),
+        depends="patchctl-demo-lib",
+    ),
+    DemoPackage(
+        "patchctl-demo-web",
+        "1.1-1",
+        "bookworm",
+        "demo network daemon (its update stops it)",
+        postinst=WEBD_STOPPING_POSTINST,
+        files=((WEBD, 0o755, WEBD_SCRIPT),),
+        depends="patchctl-demo-lib",
+    ),
 )
 
 SUITES = {
@@ -115,8 +179,14 @@ def build_deb(pkg: DemoPackage, out_dir: Path, work: Path) -> Path:
     doc = root / "usr/share/doc" / pkg.name
     doc.mkdir(parents=True)
     (doc / "VERSION").write_text(f"{pkg.name} {pkg.version}\n")
+    for path, mode, text in pkg.files:
+        target = root / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        target.chmod(mode)
+    depends = f"Depends: {pkg.depends}\n" if pkg.depends else ""
     (root / "DEBIAN/control").write_text(
-        f"Package: {pkg.name}\nVersion: {pkg.version}\nArchitecture: all\n"
+        f"Package: {pkg.name}\nVersion: {pkg.version}\nArchitecture: all\n{depends}"
         f"Maintainer: patchctl lab <lab@patchctl.invalid>\nSection: misc\nPriority: optional\n"
         f"Description: patchctl lab {pkg.description}\n"
     )

@@ -29,6 +29,7 @@ def deploy_lines(data: Mapping[str, Any], quiet: bool = False, only_not_ok: bool
         if data["not_started"]:
             lines.append(f"not started: {', '.join(data['not_started'])}")
         lines += reboot_lines(data["reboots"])
+        lines += restart_lines(data.get("restarts") or [])
     ok = sum(1 for h in hosts if h["status"] == "ok")
     summary = f"{head}: {data['state']}, {ok} ok of {len(hosts)} run"
     if data["halted_reason"]:
@@ -68,4 +69,24 @@ def reboot_lines(reboots: list[Mapping[str, Any]]) -> list[str]:
             lines.append(f"{plan['host']}: rebooted ({plan['reason']})")
         else:
             lines.append(f"{plan['host']}: reboot {result['status']}: {result['error']}; still reboot pending")
+    return lines
+
+
+def restart_lines(restarts: list[Mapping[str, Any]]) -> list[str]:
+    """One line per host the deploy left running replaced files: restarted (and what still runs
+    them), failed, or ``restart pending: nginx, sshd`` with the reason."""
+    lines = []
+    for r in restarts:
+        services = ", ".join(r["services"])
+        if r["action"] == "restart" and r["status"] == "ok":
+            line = f"{r['host']}: restarted {', '.join(r['restarted']) or 'nothing'}"
+            if r["still_pending"]:
+                line += f"; restart pending: {', '.join(r['still_pending'])}"
+        elif r["action"] == "restart":
+            line = f"{r['host']}: restart {r['status']}: {r['error']}"
+        elif r["action"] == "rebooted":
+            line = f"{r['host']}: rebooted, runs the new files of {services}"
+        else:
+            line = f"{r['host']}: restart pending: {services} ({r['reason']})"
+        lines.append(line)
     return lines

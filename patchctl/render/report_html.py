@@ -358,6 +358,23 @@ def host_table(rep: Report) -> str:
     )
 
 
+def safety_cards(rep: Report) -> str:
+    """Change safety: the health checks of each host's latest run, and the restarts pending."""
+    health_rows = [
+        [_e(c.host), _e(c.name), _e(c.state), _e(c.before or "-"), _e(c.context), _e(c.message)] for c in rep.health
+    ]
+    restart_rows = [[_e(r.host), _e(", ".join(r.services)), _e(short_time(r.since))] for r in rep.restart_pending]
+    return (
+        '<div class="card wide"><h2>Health checks</h2>'
+        + _simple_table(
+            "health", ["Host", "Check", "State", "Before", "Run", "Message"], health_rows, "no health check ran"
+        )
+        + '</div><div class="card"><h2>Restart pending</h2>'
+        + _simple_table("restart-pending", ["Host", "Services", "Since"], restart_rows, "no restart pending")
+        + "</div>"
+    )
+
+
 def _simple_table(table_id: str, header: Iterable[str], rows: Iterable[Iterable[str]], empty: str) -> str:
     cells = ["<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows]
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
@@ -460,6 +477,7 @@ def render_html(rep: Report, title: str = "Patch compliance") -> str:
 {_simple_table("reboots", ["Host", "Role", "Window", "Since", "Age"], reboot_rows, "no reboot pending")}</div>
 <div class="card"><h2>Failures</h2>
 {_simple_table("failures", ["Host", "Stage", "Status", "Reason", "When"], failure_rows, "no failure")}</div>
+{safety_cards(rep)}
 </section>
 </main>
 <script>{_JS}</script>

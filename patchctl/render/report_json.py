@@ -266,4 +266,27 @@ def full_report_json(rep: Report) -> dict[str, Any]:
         }
         for n in rep.nodes
     ]
+    data.update(safety_json(rep))
     return data
+
+
+def safety_json(rep: Report) -> dict[str, Any]:
+    """``health`` (each host's latest checks) and ``restart_pending`` (hosts, services, since)."""
+    return {
+        "health": [
+            {
+                "host": c.host,
+                "context": c.context,
+                "name": c.name,
+                "kind": c.kind,
+                "state": c.state,
+                "before": c.before,
+                "message": c.message,
+                "at": iso_utc(c.at),
+            }
+            for c in rep.health
+        ],
+        "restart_pending": [
+            {"host": r.host, "services": list(r.services), "since": iso_utc(r.since)} for r in rep.restart_pending
+        ],
+    }

@@ -29,7 +29,7 @@ from patchctl.rules.compliance import (
 )
 from patchctl.rules.exceptions import covered_by
 from patchctl.rules.model import HOST_FAILED, HOST_OK, HOST_UNREACHABLE
-from patchctl.rules.report import HISTORY_STATES, HostReport, Report
+from patchctl.rules.report import HISTORY_STATES, HealthCheck, HostReport, Report, RestartPending
 
 _REACH_STYLE = {
     HOST_OK: "green",
@@ -299,6 +299,7 @@ def full_report_tables(rep: Report) -> list[Table]:
                 age_text(pr.age),
             )
         out.append(reboots)
+    out.extend(safety_tables(rep))
     if rep.failures:
         failures = Table(title="Failures")
         for col in ("Host", "Stage", "Status", "Reason", "When"):
@@ -363,4 +364,58 @@ def full_report_lines(rep: Report) -> list[str]:
         if not rows:
             continue
         lines += ["", f"# {section}", _row(header), *(_row(r) for r in rows)]
+    return lines + safety_lines(rep)
+
+
+# --- change safety: health checks and services pending restart ---------------------------------
+
+
+def health_line(c: HealthCheck) -> str:
+    """``web1: webd failed (before: passed, deploy): 127.0.0.1:80 refused a connection``."""
+    before = f"before: {c.before}, " if c.before else ""
+    return _clean(f"{c.host}: {c.name} {c.state} ({before}{c.context}): {c.message}")
+
+
+def restart_line(r: RestartPending) -> str:
+    """``web1: restart pending: nginx, sshd``."""
+    return _clean(f"{r.host}: restart pending: {', '.join(r.services)}")
+
+
+def safety_lines(rep: Report) -> list[str]:
+    """The plain-text sections ``# health`` (the checks not passed in each host's latest run)
+    and ``# restart pending``, each only when it has lines."""
+    lines: list[str] = []
+    bad = [c for c in rep.health if c.state != "passed"]
+    if bad:
+        lines += ["", "# health", *(health_line(c) for c in bad)]
+    if rep.restart_pending:
+        lines += ["", "# restart pending", *(restart_line(r) for r in rep.restart_pending)]
     return lines
+
+
+def safety_tables(rep: Report) -> list[Table]:
+    out: list[Table] = []
+    if rep.health:
+        health = Table(title="Health checks (each host's latest run)")
+        for col in ("Host", "Check", "State", "Before", "Run", "Message", "When"):
+            health.add_column(col)
+        style = {"passed": "green", "failed": "red", "pre_existing": "yellow"}
+        for c in rep.health:
+            health.add_row(
+                _text(c.host),
+                _text(c.name),
+                _text(c.state, style.get(c.state, "")),
+                _text(c.before or "-"),
+                _text(c.context),
+                _text(c.message),
+                short_time(c.at),
+            )
+        out.append(health)
+    if rep.restart_pending:
+        restart = Table(title="Restart pending (services still running replaced files)")
+        for col in ("Host", "Services", "Since"):
+            restart.add_column(col)
+        for r in rep.restart_pending:
+            restart.add_row(_text(r.host), _text(", ".join(r.services)), short_time(r.since))
+        out.append(restart)
+    return out

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 # Classification words, shared by every source.
 CLASSIFICATIONS = (
@@ -119,3 +120,9 @@ class ApplyOutcome:
     error: str | None = None
     # package name -> version, as the package manager reports it after the run (Linux)
     versions: dict[str, str] = field(default_factory=dict)
+    # change safety: the hooks that ran (phase, name, rc, ok, output), each health check after
+    # the change against its baseline (name, kind, state, before, message), and the services
+    # still running replaced code after it ({unit, processes}; None: not looked at)
+    hooks: list[dict[str, Any]] = field(default_factory=list)
+    health: list[dict[str, Any]] = field(default_factory=list)
+    restart_pending: list[dict[str, Any]] | None = None

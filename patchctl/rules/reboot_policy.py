@@ -80,3 +80,42 @@ def reboot_decision(
             f"{format_duration(window.min_left)}",
         )
     return RebootDecision(ACTION_REBOOT, f"window {window.name} is open ({format_duration(left)} left)")
+
+
+# --- services pending restart (change safety) ---------------------------------------------------
+# After an install, the services still running the files it replaced: ``patch_restart`` says what
+# to do about them. ``services`` (a server's default) restarts them in the host's window (never a
+# reboot for it); ``reboot`` leaves the host reboot pending (the window's reboot runs the new
+# code); ``never`` (a client's default) only reports them.
+RESTART_SERVICES = "services"
+RESTART_REBOOT = "reboot"
+RESTART_NEVER = "never"
+RESTART_MODES = (RESTART_SERVICES, RESTART_REBOOT, RESTART_NEVER)
+ROLE_RESTART_MODES = {"server": RESTART_SERVICES, "client": RESTART_NEVER}
+
+
+def restart_mode(patch_role: str | None, override: str | None = None) -> str:
+    """``services`` / ``reboot`` / ``never``: the host variable ``patch_restart`` if set, else by
+    role (server: ``services``, client and unknown roles: ``never``). ValueError on a bad value."""
+    if override is not None and str(override).strip():
+        mode = str(override).strip().lower()
+        if mode not in RESTART_MODES:
+            raise ValueError(f"patch_restart must be one of {', '.join(RESTART_MODES)}, got {override!r}")
+        return mode
+    return ROLE_RESTART_MODES.get(str(patch_role or "").lower(), RESTART_NEVER)
+
+
+def restart_decision(
+    mode: str, window: Window | None, now: datetime, *, window_name: str | None = None
+) -> RebootDecision:
+    """Restart a host's pending services ``now`` (ACTION_REBOOT: act now), leave them pending, or
+    nothing: ``services`` acts only while the window allows a reboot (the same rule), ``reboot``
+    and ``never`` never restart services."""
+    if mode == RESTART_NEVER:
+        return RebootDecision(ACTION_PENDING, "patch_restart: never: services pending restart are only reported")
+    if mode == RESTART_REBOOT:
+        return RebootDecision(ACTION_PENDING, "patch_restart: reboot: the host's next reboot restarts them")
+    d = reboot_decision(REBOOT_IF_REQUIRED, True, window, now, window_name=window_name)
+    if d.action == ACTION_REBOOT:
+        return RebootDecision(ACTION_REBOOT, d.reason)
+    return d

@@ -376,6 +376,9 @@ class Report:
     holds: Mapping[str, HostHolds] = field(default_factory=dict)
     # the policy's freezes active now or coming (rules.freezes.active_and_next)
     freezes: tuple[Mapping[str, Any], ...] = ()
+    # change safety: each host's latest health checks, and the hosts with a restart pending
+    health: tuple[HealthCheck, ...] = ()
+    restart_pending: tuple[RestartPending, ...] = ()
 
     def state_label(self, host: str, word: Callable[[str], str] = str) -> str:
         """The host's state as it reads (``word`` writes the state): ``compliant (2 excepted)``."""
@@ -516,3 +519,48 @@ def build_report(
             else {h.name: min(approved_missing.get(h.name, 0), h.missing.total) for h in hosts}
         ),
     )
+
+
+# --- change safety: health checks and services pending restart ---------------------------------
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """One health check of a host's latest run of checks (a deploy, reboot, restart or health
+    run): ``state`` ``passed``, ``failed`` (passed before, failed after: the host failed) or
+    ``pre_existing`` (already failing before; reported, never failing the host)."""
+
+    host: str
+    context: str
+    name: str
+    kind: str
+    state: str
+    before: str | None
+    message: str
+    at: datetime | None
+
+
+@dataclass(frozen=True)
+class RestartPending:
+    """A host still running replaced files after a change: the services (systemd units, else the
+    process names) that need a restart to run the new code."""
+
+    host: str
+    services: tuple[str, ...]
+    since: datetime | None
+
+
+def restart_services(entries: Iterable[Mapping[str, object]]) -> tuple[str, ...]:
+    """The names ``restart pending: ...`` shows for a host's entries ({unit, processes}): the unit
+    without ``.service``, else the processes' names; sorted, each once."""
+    names: set[str] = set()
+    for e in entries:
+        unit = e.get("unit")
+        if isinstance(unit, str) and unit:
+            names.add(unit.removesuffix(".service"))
+            continue
+        procs = e.get("processes")
+        for p in procs if isinstance(procs, list) else []:
+            if isinstance(p, Mapping) and isinstance(p.get("comm"), str):
+                names.add(str(p["comm"]))
+    return tuple(sorted(names))

@@ -28,6 +28,7 @@ from patchctl.store.audit import AuditRow
 from patchctl.store.catalog import CatalogEntry, Decision
 from patchctl.store.counters import bump_update_counts, refresh_host_summaries
 from patchctl.store.db import Store
+from patchctl.store.safety import write_health, write_restart_pending
 
 __all__ = [
     "AuditRow",
@@ -396,8 +397,12 @@ class RolloutStore:
                     reboot_required=outcome.reboot_required if outcome.status == HOST_OK or outcome.installed else None,
                     error=outcome.error,
                     finished_at=at,
+                    hooks=list(outcome.hooks) or None,
                 )
             )
+            write_health(conn, outcome.host, "deploy", outcome.health, at, rollout_id, wave)
+            if outcome.restart_pending is not None:
+                write_restart_pending(conn, outcome.host, outcome.restart_pending, at)
             host_id = conn.scalar(sa.select(t.hosts.c.id).where(t.hosts.c.name == outcome.host))
             if host_id is None:
                 return

@@ -172,6 +172,10 @@ hosts = sa.Table(
     # The host's package holds and the updates they keep back, as its last successful scan found
     # them (migration 0012): {"holds": [{name, by}], "updates": [{uid, name, version, ...}]}
     sa.Column("holds", JSONText()),
+    # Services still running replaced code after a change (migration 0013_safety): a list of
+    # {unit, processes: [{pid, comm}]} (unit null when unknown) and since when; null: none known.
+    sa.Column("restart_pending", JSONText()),
+    sa.Column("restart_pending_since", UTCDateTime()),
 )
 
 scan_runs = sa.Table(
@@ -445,6 +449,8 @@ deploy_results = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("finished_at", UTCDateTime(), nullable=False),
     sa.Index("ix_deploy_results_rollout_host", "rollout_id", "host"),
+    # the hooks that ran (migration 0013_safety): phase, name, rc, ok, output; never a command
+    sa.Column("hooks", JSONText()),
 )
 
 incidents = sa.Table(
@@ -671,4 +677,26 @@ v_host_exposure = sa.Table(
     sa.Column("source", sa.String),
     sa.Column("name", sa.String),
     sa.Column("since", UTCDateTime()),
+)
+
+
+# --- change safety (migration 0013_safety) ---------------------------------------------------
+# Health checks before and after a change, one row per check per run (see patchctl/safety.py).
+HEALTH_FAILED = "failed"  # the other states: passed, pre_existing
+
+health_results = sa.Table(
+    "health_results",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("context", sa.String(16), nullable=False),  # deploy | reboot | restart | health
+    sa.Column("rollout_id", sa.Integer),
+    sa.Column("wave", sa.String(64)),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # passed | failed | pre_existing
+    sa.Column("before", sa.String(16)),  # passed | failed | null (no baseline)
+    sa.Column("message", sa.Text),
+    sa.Column("checked_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_health_results_host", "host", "id"),
 )

@@ -48,6 +48,99 @@ options:
     type: str
     choices: [auto, always, never]
     default: auto
+  hooks:
+    description:
+      - Commands run around the install, only when something is to be installed. C(pre_install)
+        hooks run before it, and one that fails and must succeed aborts the host with
+        nothing installed. C(post_install) hooks run after it, and one that fails fails the
+        host after the fact. Each hook runs with C(/bin/sh -c), killed after its C(timeout) seconds.
+      - A hook's command is never returned, only its name; put secrets in its C(environment)
+        (never logged, masked in the output); C(no_log) also keeps its output out of the result.
+    type: dict
+    default: {}
+    suboptions:
+      pre_install:
+        description: Hooks run before the install, in order.
+        type: list
+        elements: dict
+        default: []
+        suboptions: &hook
+          command:
+            description: The shell command.
+            type: str
+            required: true
+          name:
+            description: Its name in results (default C(PHASE[INDEX])).
+            type: str
+          timeout:
+            description: Seconds before it is killed (and fails).
+            type: int
+            default: 300
+          must_succeed:
+            description: Whether its failure fails the host.
+            type: bool
+            default: true
+          environment:
+            description: Variables added to its environment; their values are never logged.
+            type: dict
+            default: {}
+          no_log:
+            description: Keep its command and output out of the result.
+            type: bool
+            default: false
+      post_install:
+        description: Hooks run after the install, in order.
+        type: list
+        elements: dict
+        default: []
+        suboptions: *hook
+  health:
+    description:
+      - Health checks run before anything changes (a baseline) and again after the install and
+        the post_install hooks. A check that passed before and fails after fails the host with the
+        check's message; one failing already before is reported C(pre_existing) and does not.
+      - "Kinds: C(command) (exit 0), C(tcp) (C(port) on C(host), default 127.0.0.1), C(http)
+        (C(url) answers C(status), default 200), C(service) (systemd C(unit) active),
+        C(failed_units) (no failed systemd unit)."
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      kind:
+        description: What the check looks at.
+        type: str
+        required: true
+        choices: [command, tcp, http, service, failed_units]
+      name:
+        description: Its name in results and the report (default from its kind and target).
+        type: str
+      command:
+        description: C(command) checks, the shell command.
+        type: str
+      host:
+        description: C(tcp) checks, the address (default 127.0.0.1).
+        type: str
+      port:
+        description: C(tcp) checks, the port.
+        type: int
+      url:
+        description: C(http) checks, the URL fetched from the host.
+        type: str
+      status:
+        description: C(http) checks, the expected status.
+        type: int
+        default: 200
+      unit:
+        description: C(service) checks, the systemd unit.
+        type: str
+      timeout:
+        description: Seconds the check may take.
+        type: int
+        default: 10
+      no_log:
+        description: C(command) checks, keep the output out of the result.
+        type: bool
+        default: false
 attributes:
   check_mode:
     support: full
@@ -115,6 +208,23 @@ patchctl_apply:
       description: Whether the host asks for a reboot (apt C(/var/run/reboot-required) exists,
         C(dnf needs-restarting -r) exits 1, C(zypper needs-rebooting) exits 102).
       type: bool
+    hooks:
+      description: The hooks that ran (phase, name, rc, ok, must_succeed, timed_out, seconds,
+        output), never their commands.
+      type: list
+      elements: dict
+    health:
+      description: Each health check after the install against its baseline (name, kind, state
+        C(passed), C(failed) or C(pre_existing), before, message).
+      type: list
+      elements: dict
+    restart_pending:
+      description: After an install, the services still running files it replaced (read from
+        C(/proc/PID/maps), plus the units C(needrestart -b) names where it is installed), each
+        unit, name, processes (pid, comm) and files.
+      type: list
+      elements: dict
+      returned: when something was installed
 """
 
 import os
@@ -133,6 +243,13 @@ from ansible.module_utils.patchctl_linux import (
     read_os,
     rpm_integrity_problems,
     zypper_config_problems,
+)
+from ansible.module_utils.patchctl_safety import (
+    compare,
+    find_restart_pending,
+    health_error,
+    run_checks,
+    run_hooks,
 )
 
 SCHEMA = 1
@@ -381,15 +498,67 @@ def result_of(installed, present, failed, pkg_mgr, reboot=None, versions=None):
     }
 
 
+HOOK_SPEC = {
+    "command": {"type": "str", "required": True},
+    "name": {"type": "str"},
+    "timeout": {"type": "int", "default": 300},
+    "must_succeed": {"type": "bool", "default": True},
+    "environment": {"type": "dict", "default": {}, "no_log": True},
+    "no_log": {"type": "bool", "default": False},
+}
+CHECK_SPEC = {
+    "kind": {"type": "str", "required": True, "choices": ["command", "tcp", "http", "service", "failed_units"]},
+    "name": {"type": "str"},
+    "command": {"type": "str"},
+    "host": {"type": "str"},
+    "port": {"type": "int"},
+    "url": {"type": "str"},
+    "status": {"type": "int", "default": 200},
+    "unit": {"type": "str"},
+    "timeout": {"type": "int", "default": 10},
+    "no_log": {"type": "bool", "default": False},
+}
+CHECK_NEEDS = {"command": "command", "tcp": "port", "http": "url", "service": "unit"}
+
+
+def check_inputs(module):
+    """Field errors of the hooks and health checks, before anything runs; the commands of no_log
+    hooks and checks are masked in everything the module returns."""
+    for phase, hooks in sorted((module.params["hooks"] or {}).items()):
+        for i, hook in enumerate(hooks or []):
+            if hook.get("no_log"):
+                module.no_log_values.add(hook["command"])
+            if not hook["command"].strip():
+                module.fail_json(msg=f"hooks.{phase}[{i}].command: empty")
+    for i, check in enumerate(module.params["health"]):
+        need = CHECK_NEEDS.get(check["kind"])
+        if need and check.get(need) in (None, ""):
+            module.fail_json(msg=f"health[{i}]: a {check['kind']} check needs {need}")
+        if check.get("no_log") and check.get("command"):
+            module.no_log_values.add(check["command"])
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
             "updates": {"type": "list", "elements": "dict", "required": True},
             "pkg_mgr": {"type": "str", "default": "auto", "choices": ["auto", "apt", "dnf", "zypper"]},
             "refresh": {"type": "str", "default": "auto", "choices": ["auto", "always", "never"]},
+            "hooks": {
+                "type": "dict",
+                "default": {},
+                "options": {
+                    phase: {"type": "list", "elements": "dict", "default": [], "options": HOOK_SPEC}
+                    for phase in ("pre_install", "post_install")
+                },
+            },
+            "health": {"type": "list", "elements": "dict", "default": [], "options": CHECK_SPEC},
         },
         supports_check_mode=True,
     )
+    check_inputs(module)
+    hooks = module.params["hooks"] or {}
+    health = module.params["health"]
     pkg_mgr = module.params["pkg_mgr"]
     if pkg_mgr == "auto":
         pkg_mgr = detect_pkg_mgr(module, "auto", read_os()["family"])
@@ -420,6 +589,15 @@ def main():
         module.exit_json(changed=bool(installed), patchctl_apply=res)
 
     apt.check_config()
+    # the health baseline, then the pre_install hooks: a failing one aborts before any install
+    baseline = run_checks(health)
+    ran, hook_error = run_hooks(hooks.get("pre_install"), "pre_install")
+    if hook_error:
+        failed.update({u["uid"]: "not installed: " + hook_error for u in todo})
+        res = result_of([], present, failed, pkg_mgr, reboot(), installed_versions(status))
+        res.update(hooks=ran, health=compare(baseline, baseline))
+        module.fail_json(msg=hook_error + "; nothing installed", changed=False, patchctl_apply=res)
+
     refresh = module.params["refresh"]
     if refresh == "always" or (refresh == "auto" and not apt.known(todo)):
         apt.refresh()
@@ -428,12 +606,21 @@ def main():
     installed, after = outcome(todo, status, error or "apt-get install failed")
     failed.update(after)
     res = result_of(installed, present, failed, pkg_mgr, reboot(), installed_versions(status))
+    post, post_error = run_hooks(hooks.get("post_install"), "post_install")
+    compared = compare(baseline, run_checks(health))
+    res.update(hooks=ran + post, health=compared)
+    if installed:
+        # the processes still running the replaced files (a library, an executable)
+        res["restart_pending"] = find_restart_pending(lambda args: module.run_command(args, environ_update=C_LOCALE))
+    after_errors = [e for e in (post_error, health_error(compared, "after the install")) if e]
     if failed:
         detail = "; ".join(f"{uid}: {why}" for uid, why in sorted(failed.items()))
         msg = f"{len(failed)} update(s) failed: {detail}"
         if error.startswith(INTEGRITY):
             msg = f"{error}; {len(failed)} update(s) not installed: {detail}"
-        module.fail_json(msg=msg, changed=bool(installed), patchctl_apply=res)
+        module.fail_json(msg="; ".join([msg, *after_errors]), changed=bool(installed), patchctl_apply=res)
+    if after_errors:
+        module.fail_json(msg="; ".join(after_errors), changed=bool(installed), patchctl_apply=res)
     module.exit_json(changed=bool(installed), patchctl_apply=res)
 
 

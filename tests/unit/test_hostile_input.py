@@ -831,8 +831,15 @@ COMMAND_MODULES = SHELL_MODULES | {"ansible.builtin.command", "command", "ansibl
 # The shells the roles run by design: the operator's own hook commands and boot time command
 # (inventory variables, the operator's text), each a whole template of one role variable.
 OPERATOR_SHELLS = {
+    # the operator's install hooks (patch_hooks), each command in its own PowerShell
+    (
+        "ansible.windows.win_shell",
+        "{{ __patch_apply_windows_hook_wrapper }}",
+        "{{ patch_apply_windows_hooks[__patch_apply_windows_hook_phase] | default([]) }}",
+    ),
     ("ansible.builtin.shell", "{{ item }}", "{{ patch_reboot_pre_commands }}"),
     ("ansible.builtin.shell", "{{ item }}", "{{ patch_reboot_post_commands }}"),
+    ("ansible.builtin.shell", "{{ item.command }}", "{{ patch_reboot_hooks }}"),
     ("ansible.windows.win_shell", "{{ item }}", "{{ patch_reboot_pre_commands }}"),
     ("ansible.windows.win_shell", "{{ item }}", "{{ patch_reboot_post_commands }}"),
     (
