@@ -57,6 +57,9 @@ class Update:
     # would install over that copy, so it is an update of its own (uid ending UNMANAGED_SUFFIX)
     # that only an operator approves (patchctl approve ID --take-over)
     unmanaged: bool = False
+    # apt: the source package and source version the candidate is built from (its changelog's key)
+    source_package: str | None = None
+    source_version: str | None = None
 
     @property
     def uid(self) -> str:

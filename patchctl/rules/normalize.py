@@ -144,6 +144,8 @@ def normalize_update(item: object, pkg_mgr: str, path: str, *, host: str | None 
         severity=check.optional_text(data.get("severity"), f"{path}.severity"),
         cves=check.texts(data.get("cves", []), f"{path}.cves"),
         advisory_ids=check.texts(data.get("advisory_ids", []), f"{path}.advisory_ids"),
+        source_package=check.optional_text(data.get("source_package"), f"{path}.source_package"),
+        source_version=check.optional_text(data.get("source_version"), f"{path}.source_version"),
     )
 
 

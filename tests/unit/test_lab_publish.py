@@ -92,7 +92,7 @@ def test_apt_publish_drop_older_reindexes_and_resigns(lab_dir: Path) -> None:
         assert (binary / "by-hash/SHA256" / before[f"main/binary-{ARCH}/{name}"]).is_file()
     assert gzip.decompress((binary / "Packages.gz").read_bytes()) == (binary / "Packages").read_bytes()
     # the security suite was not re-indexed
-    assert packages(lab_dir, "bookworm-security") == {"patchctl-demo-ssl": ["1.0-2"]}
+    assert packages(lab_dir, "bookworm-security")["patchctl-demo-ssl"] == ["1.0-2"]
 
 
 def test_apt_publish_into_the_security_suite_keeps_older(lab_dir: Path) -> None:
