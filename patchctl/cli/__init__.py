@@ -61,6 +61,7 @@ def cli(
 def _attach() -> None:
     from patchctl.cli import (
         config,
+        cve,
         db,
         deploy,
         incident,
@@ -87,6 +88,7 @@ def _attach() -> None:
         updates.approve,
         updates.decline,
         updates.audit,
+        cve.cve,
         rollout.rollout,
         deploy.deploy,
         incident.incident,
