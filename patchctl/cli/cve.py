@@ -33,12 +33,13 @@ def cve(app: App, cves: tuple[str, ...]) -> None:
         for col in ("cve", "hosts", "exposed since", "fixed by", "where the fix stands"):
             table.add_column(col)
         for c in found:
+            first = c.fixes[0].uid + (f" +{len(c.fixes) - 1}" if len(c.fixes) > 1 else "") if c.fixes else ""
             table.add_row(
                 c.cve,
                 str(len(c.hosts)),
                 f"{c.since:%Y-%m-%d %H:%M}" if c.since else "",
-                "\n".join(f.uid for f in c.fixes),
-                "\n".join(f.where for f in c.fixes),
+                first,
+                "; ".join(dict.fromkeys(f.where for f in c.fixes)),
             )
         print_table(app, table)
         return
@@ -48,7 +49,7 @@ def cve(app: App, cves: tuple[str, ...]) -> None:
             table.add_column(col)
         for h in c.hosts:
             days = (now - h.since).total_seconds() / 86400
-            table.add_row(h.host, f"{h.since:%Y-%m-%d %H:%M}", f"{days:.1f}", "\n".join(h.updates))
+            table.add_row(h.host, f"{h.since:%Y-%m-%d %H:%M}", f"{days:.1f}", ", ".join(h.updates))
         print_table(app, table)
         fixes = Table(title=f"{c.cve}: fixed by")
         for col in ("update", "severity", "hosts missing", "state", "where it stands"):

@@ -14,7 +14,8 @@ description:
   - For each source package and version asked, downloads one of its binary packages with
     C(apt-get download) into a throwaway directory (removed afterwards), so apt checks the file
     against the signed indexes exactly as an install would, and returns the text of its
-    C(usr/share/doc/PKG/changelog.Debian.gz) (a binNMU's C(changelog.Debian.ARCH.gz) in front).
+    C(usr/share/doc/PKG/changelog.Debian.gz) (a binNMU's C(changelog.Debian.ARCH.gz) in front; a
+    native package's C(changelog.gz)).
   - When the binary's doc directory is a symlink to another binary's (a common Debian layout),
     that binary of the same version is downloaded instead.
   - Never installs anything; C(changed) is always false. A package that cannot be fetched or has
@@ -104,14 +105,21 @@ FETCH_FAILED = "fetch_failed"
 DOC = "./usr/share/doc/"
 
 
-def doc_members(tar, name):
+def is_native(version):
+    """A native Debian package (no Debian revision): its ``changelog.gz`` is the Debian changelog
+    (Debian policy 12.7)."""
+    return "-" not in version.split(":", 1)[-1]
+
+
+def doc_members(tar, name, native=False):
     """From a package's data tarball (an open ``tarfile`` in stream mode): (changelogs, link).
 
     ``changelogs``: the gzip bytes of ``changelog.Debian.ARCH.gz`` files (binNMUs) followed by
-    ``changelog.Debian.gz``, from ``usr/share/doc/NAME/``; ``link``: the doc directory's symlink
+    ``changelog.Debian.gz`` (a ``native`` package's ``changelog.gz`` when it has no
+    ``changelog.Debian.gz``), from ``usr/share/doc/NAME/``; ``link``: the doc directory's symlink
     target (a binary package name) when the directory is a symlink, else None."""
     base = DOC + name
-    arch_logs, main_log, link = [], None, None
+    arch_logs, main_log, native_log, link = [], None, None, None
     for member in tar:
         path = member.name if member.name.startswith("./") else "./" + member.name.lstrip("/")
         if path.rstrip("/") == base and member.issym():
@@ -122,8 +130,11 @@ def doc_members(tar, name):
         leaf = path[len(base) + 1 :]
         if leaf == "changelog.Debian.gz":
             main_log = tar.extractfile(member).read()
+        elif leaf == "changelog.gz" and native:
+            native_log = tar.extractfile(member).read()
         elif leaf.startswith("changelog.Debian.") and leaf.endswith(".gz") and "/" not in leaf:
             arch_logs.append(tar.extractfile(member).read())
+    main_log = main_log if main_log is not None else native_log
     return ([*arch_logs, main_log] if main_log is not None else []), link
 
 
@@ -167,7 +178,7 @@ class Fetcher:
             return None, f"apt-get download {spec} failed (rc={rc}): {_problem(err, out)}"
         return os.path.join(tmp, new[0]), None
 
-    def read_doc(self, deb, name):
+    def read_doc(self, deb, name, version):
         proc = subprocess.Popen(
             [self.dpkg_deb, "--fsys-tarfile", deb],
             stdout=subprocess.PIPE,
@@ -177,7 +188,7 @@ class Fetcher:
         )
         try:
             with tarfile.open(fileobj=proc.stdout, mode="r|*") as tar:
-                found = doc_members(tar, name)
+                found = doc_members(tar, name, is_native(version))
         except (tarfile.TarError, OSError) as exc:
             proc.kill()
             proc.wait()
@@ -216,7 +227,7 @@ class Fetcher:
                     continue
                 result["downloads"] += 1
                 try:
-                    blobs, link = self.read_doc(deb, name)
+                    blobs, link = self.read_doc(deb, name, version)
                     if blobs:
                         result.update(status=OK, reason=None, package=spec, text=changelog_text(blobs, max_bytes))
                         return result
