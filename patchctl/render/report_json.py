@@ -127,6 +127,7 @@ def full_report_json(rep: Report) -> dict[str, Any]:
          or null: its oldest open exposure, v_host_exposure)
         "top_missing": [{"uid": "apt:openssl:3.0.13", "source": "apt", "name": "openssl",
                          "version": "3.0.13", "classification": "security", "severity": null,
+                         "urgency": "high" | null,                  # apt: the Debian changelog's
                          "major": false, "cves": [], "hosts": 2,
                          "exposure_days": 12.5}],            # the oldest exposure of its lineage
         "starved": [{"lineage": "apt:chromium", "since": ..., "days": 41.0, "rollouts": [3, 5],
@@ -169,6 +170,7 @@ def full_report_json(rep: Report) -> dict[str, Any]:
             "version": m.version,
             "classification": m.classification,
             "severity": m.severity,
+            "urgency": m.urgency,
             "major": m.major,
             "cves": list(m.cves),
             "hosts": m.hosts,

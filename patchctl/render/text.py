@@ -216,14 +216,16 @@ def full_report_tables(rep: Report) -> list[Table]:
     out.append(report_table(rep, extra))
     if rep.top_missing:
         top = Table(title="Most widespread missing updates")
-        for col in ("Update", "Version", "Class", "Major", "Hosts", "Exposed"):
-            top.add_column(col, justify="right" if col in ("Hosts", "Exposed") else "left")
+        for col in ("Update", "Version", "Class", "Severity", "CVEs", "Major", "Hosts", "Exposed"):
+            top.add_column(col, justify="right" if col in ("Hosts", "Exposed", "CVEs") else "left")
         for m in rep.top_missing:
             days = rep.exposure_days(m.source, m.name)
             top.add_row(
                 _text(f"{m.source}:{m.name}"),
                 _text(m.version),
                 _text(m.classification),
+                _text(m.severity or m.urgency or ""),
+                str(len(m.cves)) if m.cves else "",
                 "yes" if m.major else "",
                 str(m.hosts),
                 "-" if days is None else f"{days:g}d",

@@ -242,6 +242,7 @@ class TopMissing:
     major: bool
     cves: tuple[str, ...]
     hosts: int  # how many hosts miss it
+    urgency: str | None = None  # apt: the Debian urgency of the changelog entries it brings
 
 
 @dataclass(frozen=True)

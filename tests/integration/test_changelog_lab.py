@@ -82,6 +82,14 @@ def test_one_download_per_source_and_version(lab: LabEnv) -> None:
     app = rows["apt:patchctl-demo-app:1.1-1"]
     assert app["cves"] == [] and app["cves_reason"] is None and app["urgency"] == "medium"
 
+    report = lab.cli("report", "--format", "json", db=db)
+    assert report.code == 0, report.stderr
+    doc = report.json()
+    assert isinstance(doc, dict)
+    top = {m["uid"]: m for m in doc["top_missing"]}
+    assert top["apt:patchctl-demo-ssl:1.0-2"]["urgency"] == "high"
+    assert top["apt:patchctl-demo-ssl:1.0-2"]["cves"] == ["CVE-2099-10001", "CVE-2099-10002"]
+
     text = lab.cli("updates", db=db)
     assert "CVE-2099-10001" in text.stdout and "high" in text.stdout
 
