@@ -111,6 +111,8 @@ def facts_of(entry: CatalogEntry) -> UpdateFacts:
         kbs=entry.kbs,
         released_at=entry.released_at,
         unmanaged=is_unmanaged_uid(entry.uid),
+        cves=entry.cves,
+        urgency=entry.urgency,
     )
 
 

@@ -22,8 +22,23 @@ from typing import Any
 from debian.changelog import Changelog, ChangelogParseError
 from debian.debian_support import Version
 
-# Debian's upload urgencies, least urgent first (deb-changelog(5)); the order is the ranking.
-URGENCIES = ("low", "medium", "high", "emergency", "critical")
+from patchctl.rules.model import URGENCIES
+
+__all__ = [
+    "FETCH_FAILED",
+    "PARSED",
+    "UNREADABLE",
+    "URGENCIES",
+    "ChangelogUnreadable",
+    "Entry",
+    "Facts",
+    "between",
+    "entries_from_json",
+    "facts",
+    "oldest",
+    "parse",
+]
+
 
 _CVE = re.compile(r"\bCVE-\d{4}-\d{4,}\b")
 _ADVISORY = re.compile(r"\b(DSA|DLA)-\d+(?:-\d+)?\b")

@@ -31,6 +31,9 @@ HOST_UNREACHABLE = "unreachable"
 HOST_BLOCKED = "blocked"
 
 
+# Debian's upload urgencies, least urgent first (deb-changelog(5)); the order is the ranking.
+URGENCIES = ("low", "medium", "high", "emergency", "critical")
+
 @dataclass(frozen=True)
 class Update:
     """One installable change, identified stably across hosts by ``uid``."""

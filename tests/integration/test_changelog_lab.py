@@ -10,6 +10,7 @@ supervisor logs every request its repository answers, so the test counts the pac
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,8 @@ def test_one_download_per_source_and_version(lab: LabEnv) -> None:
     """Three hosts report patchctl-demo-ssl 1.0-2, two of them patchctl-demo-tls-utils 1.0-2: each
     package file is downloaded once for the fleet (and tls-common once, for the symlinked doc
     directory); the catalog gets the changelog's CVEs, urgency and DSA id; a package without a
-    changelog keeps empty CVEs with the reason; a second scan downloads nothing. Seen failing
+    changelog keeps empty CVEs with the reason; the fast lane approves the KEV-listed fix at once
+    and freezes it into a rollout of its own; a second scan downloads nothing. Seen failing
     with plan_fetches giving every host its updates (three downloads of the ssl package), and
     with the module's symlink fallback removed (tls-common never downloaded)."""
     # the lab's scans verify every pending package file (a download per host): off here, so the
@@ -92,6 +94,55 @@ def test_one_download_per_source_and_version(lab: LabEnv) -> None:
 
     text = lab.cli("updates", db=db)
     assert "CVE-2099-10001" in text.stdout and "high" in text.stdout
+
+    # the fast lane: the lab's emergency fix is listed in a KEV catalog (CISA's format): approved
+    # at once although the baseline waits 7 days, in a rollout of its own baking 1 day
+    kev = lab.home / "kev.json"
+    kev.write_text(
+        json.dumps(
+            {
+                "title": "CISA Catalog of Known Exploited Vulnerabilities",
+                "catalogVersion": "lab",
+                "dateReleased": "2026-12-06T00:00:00.0000Z",
+                "count": 1,
+                "vulnerabilities": [
+                    {
+                        "cveID": "CVE-2099-20001",
+                        "vendorProject": "patchctl lab",
+                        "product": "patchctl-demo-tls",
+                        "vulnerabilityName": "lab remote code execution",
+                        "dateAdded": "2026-12-06",
+                        "shortDescription": "the lab's known-exploited case",
+                        "requiredAction": "Apply updates.",
+                        "dueDate": "2026-12-27",
+                        "knownRansomwareCampaignUse": "Unknown",
+                        "notes": "",
+                        "cwes": [],
+                    }
+                ],
+            }
+        )
+    )
+    policy = lab.home / "fast-lane.yml"
+    policy.write_text(
+        "baselines:\n  debian:\n    classifications: [security]\n    approve_after_days: 7\n"
+        "fast_lane:\n  kev: kev.json\n"
+        "waves:\n  - name: pilot\n    hosts: all\n    bake_days: 7\n"
+    )
+    decided = lab.cli("--policy", str(policy), "updates", "--json", db=db)
+    assert decided.code == 0, decided.stderr
+    states = {r["uid"]: (r["state"], r["reason"]) for r in decided.json()}  # type: ignore[union-attr] # a list
+    assert states["apt:patchctl-demo-tls-utils:1.0-2"] == (
+        "approved",
+        "fast lane: fixes CVE-2099-20001, known exploited (kev.json)",
+    )
+    assert states["apt:patchctl-demo-ssl:1.0-2"][0] == "waiting"
+    made = lab.cli("--policy", str(policy), "rollout", "create", "--json", db=db)
+    assert made.code == 0, made.stderr
+    rollouts = made.json()["rollouts"]  # type: ignore[index] # a dict
+    assert [(r["fast_lane"], r["updates"], r["pilot_bake_days"]) for r in rollouts] == [
+        (True, ["apt:patchctl-demo-tls-utils:1.0-2"], 1.0)
+    ]
 
     again = lab.cli("scan", "--json", db=db)
     assert again.code == 0, again.stderr
