@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from patchctl.errors import ConfigError
@@ -16,8 +17,10 @@ from patchctl.rules.compliance import NEVER_SCANNED
 from patchctl.rules.lineage import starved_after, starved_lineages
 from patchctl.rules.policy import Policy
 from patchctl.rules.report import HostComplianceRow, Report, build_report
+from patchctl.rules.sla import Sla, evaluate_sla
 from patchctl.store import fastread
 from patchctl.store import reports as reads
+from patchctl.store import sla as sla_reads
 
 
 def matching_hosts(names: list[str], limit: str | None, where: str) -> set[str] | None:
@@ -41,8 +44,27 @@ def _build(
     top: int,
     history_runs: int,
     starved_after: Mapping[str, float],
+    sla: Sla | None = None,
+    sla_since: datetime | None = None,
 ) -> Report:
     names = None if wanted is None else sorted(wanted)
+    report = _build_report(q, rows, names, now, stale_days, top, history_runs, starved_after)
+    if sla is None:
+        return report
+    measured = evaluate_sla(sla, sla_reads.open_items(q, names), sla_reads.patched(q, names), now, sla_since)
+    return replace(report, sla=measured)
+
+
+def _build_report(
+    q: reads.Query,
+    rows: Sequence[HostComplianceRow],
+    names: list[str] | None,
+    now: datetime,
+    stale_days: float,
+    top: int,
+    history_runs: int,
+    starved_after: Mapping[str, float],
+) -> Report:
     rollout = reads.latest_rollout_id(q)
     waves = reads.wave_rows(q, rollout) if rollout is not None else []
     failures = reads.deploy_failures(q, rollout) if rollout is not None else []
@@ -73,6 +95,7 @@ def full_report(
     top: int = 10,
     history_runs: int = 30,
     policy: Policy | None = None,
+    sla_since: datetime | None = None,
 ) -> Report:
     """Everything ``patchctl report`` shows, for every host (or those matching ``limit``).
 
@@ -94,6 +117,8 @@ def full_report(
                 top=top,
                 history_runs=history_runs,
                 starved_after=starved_after(policy),
+                sla=policy.sla if policy is not None else None,
+                sla_since=sla_since,
             )
         finally:
             conn.close()
@@ -113,6 +138,8 @@ def full_report(
                 top=top,
                 history_runs=history_runs,
                 starved_after=starved_after(policy),
+                sla=policy.sla if policy is not None else None,
+                sla_since=sla_since,
             )
 
 

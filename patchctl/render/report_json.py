@@ -141,7 +141,13 @@ def full_report_json(rep: Report) -> dict[str, Any]:
         "nodes": [{"node": "exec-paris-01" | "(control node)", "kind": "scan" | "deploy",
                    "parts": 4, "parts_failed": 0, "hosts": 120, "seconds": 95.2,
                    "hosts_per_minute": 75.6, "last_hosts": 30, "last_hosts_per_minute": 80.1,
-                   "last_forks": 16, "last_error": null, "last_finished_at": ...}]
+                   "last_forks": 16, "last_error": null, "last_finished_at": ...}],
+        "sla": null | {"policy": {"days": {"security": 14.0, ...}, "at_risk_days": 3.0},
+                "since": ... | null, "fleet": {"tracked": 20, "at_risk": 9, "breached": 11},
+                "hosts": [{"host", "tracked", "at_risk", "breached"}],
+                "items": [{"host", "uid", "classification", "severity", "urgency", "sla_days",
+                           "since", "due", "state": "at_risk" | "breached"}],
+                "time_to_patch": [{"classification", "count", "mean_days", "p90_days"}]}
     """
     data = report_json(rep)
     by_name = {h.name: h for h in rep.hosts}
@@ -239,4 +245,6 @@ def full_report_json(rep: Report) -> dict[str, Any]:
         }
         for n in rep.nodes
     ]
+    # the policy's days-to-patch (its sla: section), null without one
+    data["sla"] = rep.sla.as_dict() if rep.sla is not None else None
     return data

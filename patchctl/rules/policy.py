@@ -57,6 +57,7 @@ import yaml
 from patchctl.errors import ConfigError
 from patchctl.rules.maintenance import Window, parse_windows
 from patchctl.rules.model import CLASSIFICATIONS, URGENCIES
+from patchctl.rules.sla import AT_RISK_KEY, DEFAULT_KEY, Sla
 from patchctl.rules.yamldoc import YamlDoc
 
 FAMILIES = ("debian", "redhat", "suse", "windows", "default")
@@ -182,6 +183,8 @@ class Policy:
     windows: dict[str, Window] = field(default_factory=dict)
     # updates approved at once, with a short pilot bake of their own (see FastLane)
     fast_lane: FastLane | None = None
+    # days-to-patch (patchctl.rules.sla); None: no SLA section in the report
+    sla: Sla | None = None
 
     def baseline_for(self, source: str) -> Baseline | None:
         """The baseline deciding updates of ``source`` (apt, dnf, ...), else ``default``."""
@@ -297,7 +300,7 @@ _BASELINE_KEYS = ("classifications", "severities", "approve_after_days", "reject
 # What becomes of a rollout's lineages when the repositories move on (rules/lineage.py).
 _LINEAGE_KEYS = ("successor_bake_days", "starved_after_days")
 _WAVE_KEYS = ("name", "hosts", "bake_days", "max_concurrency", "max_fail_percent", "min_success_percent")
-_TOP_KEYS = ("version", "baselines", "waves", "windows", "fast_lane", "fast_lane_bake_days")
+_TOP_KEYS = ("version", "baselines", "waves", "windows", "fast_lane", "fast_lane_bake_days", "sla")
 
 
 def parse_policy(text: str, filename: str) -> Policy:
@@ -326,7 +329,8 @@ def parse_policy(text: str, filename: str) -> Policy:
     if "windows" in top:
         windows = parse_windows(top["windows"][1], filename)
     fast_lane = _fast_lane(doc, top)
-    return Policy(source=filename, baselines=baselines, waves=waves, windows=windows, fast_lane=fast_lane)
+    sla = _sla(doc, top["sla"][1]) if "sla" in top else None
+    return Policy(source=filename, baselines=baselines, waves=waves, windows=windows, fast_lane=fast_lane, sla=sla)
 
 
 def _classification(doc: YamlDoc) -> Callable[[yaml.Node, str, str], str]:
@@ -529,3 +533,20 @@ def with_kev(policy: Policy, text: str, filename: str) -> Policy:
             raise ConfigError(f"{filename}: vulnerabilities[{i}].cveID: must be a CVE id, got {cve!r}")
         ids.add(cve.strip().upper())
     return replace(policy, fast_lane=replace(lane, kev=frozenset(ids)))
+
+
+# --- SLAs (patchctl.rules.sla) ---------------------------------------------------------------
+
+# the severities sources give (dnf, zypper, Windows' MsrcSeverity), lower case
+SLA_SEVERITIES = ("low", "moderate", "important", "critical")
+_SLA_KEYS = tuple(dict.fromkeys((*CLASSIFICATIONS, *SLA_SEVERITIES, *URGENCIES, DEFAULT_KEY, AT_RISK_KEY)))
+
+
+def _sla(doc: YamlDoc, node: yaml.Node) -> Sla:
+    fields = doc.mapping(node, "sla", _SLA_KEYS)
+    days = {k: doc.number(v, f"sla.{k}") for k, (_kn, v) in fields.items() if k != AT_RISK_KEY}
+    if not days:
+        raise doc.error(node, "sla", "must give the days to patch of at least one class, severity or urgency")
+    if AT_RISK_KEY in fields:
+        return Sla(days, doc.number(fields[AT_RISK_KEY][1], f"sla.{AT_RISK_KEY}"))
+    return Sla(days)

@@ -31,6 +31,7 @@ from patchctl.rules.compliance import (
 )
 from patchctl.rules.lineage import Starved
 from patchctl.rules.model import CLASSIFICATIONS, HOST_BLOCKED, HOST_FAILED, HOST_UNREACHABLE
+from patchctl.rules.sla import SlaReport
 
 
 @dataclass(frozen=True)
@@ -360,6 +361,8 @@ class Report:
     lineage_exposure: Mapping[tuple[str, str], Exposure] = field(default_factory=dict)
     # lineages never delivered beyond the pilot for longer than starved_after_days
     starved: tuple[Starved, ...] = ()
+    # the policy's days-to-patch measured on the fleet (None: the policy sets no sla)
+    sla: SlaReport | None = None
 
     def exposure_days(self, source: str, name: str) -> float | None:
         """The oldest exposure among the hosts missing a version of the lineage, in days."""

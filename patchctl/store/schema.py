@@ -693,3 +693,20 @@ v_update_changelogs = sa.Table(
     sa.Column("changelog_host", sa.String),
     sa.Column("changelog_fetched_at", UTCDateTime()),
 )
+
+v_time_to_patch = sa.Table(
+    "v_time_to_patch",
+    views,
+    sa.Column("host_id", sa.Integer),
+    sa.Column("host", sa.String),
+    sa.Column("update_id", sa.Integer),
+    sa.Column("uid", sa.String),
+    sa.Column("source", sa.String),
+    sa.Column("name", sa.String),
+    sa.Column("version", sa.String),
+    sa.Column("classification", sa.String),
+    sa.Column("severity", sa.String),
+    sa.Column("urgency", sa.String),
+    sa.Column("missing_since", UTCDateTime()),
+    sa.Column("installed_at", UTCDateTime()),
+)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,8 @@ def test_one_download_per_source_and_version(lab: LabEnv) -> None:
     package file is downloaded once for the fleet (and tls-common once, for the symlinked doc
     directory); the catalog gets the changelog's CVEs, urgency and DSA id; a package without a
     changelog keeps empty CVEs with the reason; the fast lane approves the KEV-listed fix at once
-    and freezes it into a rollout of its own; a second scan downloads nothing. Seen failing
+    and freezes it into a rollout of its own; with --now 12 days on, the SLA section has the
+    emergency fix breached and the security fix at risk; a second scan downloads nothing. Seen failing
     with plan_fetches giving every host its updates (three downloads of the ssl package), and
     with the module's symlink fallback removed (tls-common never downloaded)."""
     # the lab's scans verify every pending package file (a download per host): off here, so the
@@ -143,6 +145,22 @@ def test_one_download_per_source_and_version(lab: LabEnv) -> None:
     assert [(r["fast_lane"], r["updates"], r["pilot_bake_days"]) for r in rollouts] == [
         (True, ["apt:patchctl-demo-tls-utils:1.0-2"], 1.0)
     ]
+
+    # SLAs on the exposure clock: with --now 12 days on, the security updates (14 days) are at
+    # risk, the emergency fix (urgency emergency: 3 days) breached
+    sla_policy = lab.home / "sla.yml"
+    sla_policy.write_text(
+        "baselines:\n  debian:\n    classifications: [security]\nsla:\n  emergency: 3\n  security: 14\n"
+    )
+    later = (datetime.now(UTC) + timedelta(days=12)).isoformat()
+    sla_run = lab.cli("--policy", str(sla_policy), "--now", later, "report", "--format", "json", db=db)
+    assert sla_run.code == 0, sla_run.stderr
+    sla_doc = sla_run.json()
+    assert isinstance(sla_doc, dict)
+    sla_states = {(i["host"], i["uid"]): i["state"] for i in sla_doc["sla"]["items"]}
+    assert sla_states[(hosts[0], "apt:patchctl-demo-tls-utils:1.0-2")] == "breached"
+    assert sla_states[(hosts[0], "apt:patchctl-demo-ssl:1.0-2")] == "at_risk"
+    assert (hosts[2], "apt:patchctl-demo-tls-utils:1.0-2") not in sla_states  # never installed there
 
     again = lab.cli("scan", "--json", db=db)
     assert again.code == 0, again.stderr

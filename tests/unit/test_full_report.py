@@ -226,6 +226,7 @@ def test_json_keeps_the_report_1_keys_and_adds_sections(rep: Report) -> None:
         "failures",
         "history",
         "nodes",
+        "sla",
     ]
     assert json.loads(json.dumps(data)) == data
     assert data["compliance"]["by_wave"][0]["hosts"] == ["app02", "web01"]

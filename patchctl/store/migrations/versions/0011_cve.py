@@ -12,7 +12,9 @@ from, when, and how many package files were downloaded for it.
 the existing ``cves`` column and the DSA/DLA ids to ``advisory_ids``.
 
 ``v_update_changelogs``: one row per apt update with a source package: its changelog's status
-and reason beside the parsed fields.
+and reason beside the parsed fields. ``v_time_to_patch``: per host and update found installed
+after it was missing, since when it was missing and when it was found installed (the SLA
+section's time to patch).
 
 Revision ID: 0011_cve
 Revises: 0009_lineage
@@ -44,6 +46,18 @@ LEFT JOIN apt_changelogs c ON c.source_package = u.source_package AND c.source_v
 WHERE u.source = 'apt' AND u.source_package IS NOT NULL
 """
 
+# SLAs: per host and update found installed after it was missing, the time it took
+_TIME_TO_PATCH_SQL = """
+CREATE VIEW v_time_to_patch AS
+SELECT h.id AS host_id, h.name AS host, u.id AS update_id, u.uid, u.source, u.name, u.version,
+       u.classification, u.severity, u.urgency,
+       hu.first_seen_at AS missing_since, hu.resolved_at AS installed_at
+FROM host_updates hu
+JOIN hosts h ON h.id = hu.host_id
+JOIN updates u ON u.id = hu.update_id
+WHERE hu.state = 'installed' AND hu.resolved_at IS NOT NULL
+"""
+
 
 def upgrade() -> None:
     op.create_table(
@@ -66,9 +80,11 @@ def upgrade() -> None:
     op.add_column("updates", sa.Column("urgency", sa.String(16)))
     op.create_index("ix_updates_source_package", "updates", ["source_package", "source_version"])
     op.execute(_UPDATE_CHANGELOGS_SQL)
+    op.execute(_TIME_TO_PATCH_SQL)
 
 
 def downgrade() -> None:
+    op.execute("DROP VIEW v_time_to_patch")
     op.execute("DROP VIEW v_update_changelogs")
     op.drop_index("ix_updates_source_package", "updates")
     for column in ("urgency", "source_version", "source_package"):
