@@ -165,15 +165,17 @@ CHANGELOG_DATE = "Sun, 01 Nov 2026 10:00:00 +0000"
 
 def changelog_text(pkg: DemoPackage) -> str:
     """The Debian changelog of ``pkg``: one entry per version of its source up to its own,
-    newest first (the lab's versions of a source are listed oldest first in PACKAGES)."""
-    seen: list[DemoPackage] = []  # the first binary listed of each version carries its entry
-    for other in PACKAGES:
-        if other.source_name == pkg.source_name and other.version not in [p.version for p in seen]:
-            seen.append(other)
-        if other.source_name == pkg.source_name and other.version == pkg.version:
-            break
+    newest first."""
+    from debian.debian_support import Version
+
+    # the first binary listed of each version carries its entry; a package published in the lab
+    # (patchctl lab repo publish) brings its own, newest first in Debian's version order
+    seen: dict[str, DemoPackage] = {}
+    for other in (*PACKAGES, pkg):
+        if other.source_name == pkg.source_name and Version(other.version) <= Version(pkg.version):
+            seen.setdefault(other.version, other)
     blocks = []
-    for entry in reversed(seen):
+    for entry in sorted(seen.values(), key=lambda p: Version(p.version), reverse=True):
         lines = entry.changes or (f"Lab release {entry.version}.",)
         body = "\n".join(f"  * {line}" for line in lines)
         blocks.append(
