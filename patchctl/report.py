@@ -17,7 +17,7 @@ from patchctl.rules.compliance import NEVER_SCANNED
 from patchctl.rules.lineage import starved_after, starved_lineages
 from patchctl.rules.policy import Policy
 from patchctl.rules.report import HostComplianceRow, Report, build_report
-from patchctl.rules.sla import Sla, evaluate_sla
+from patchctl.rules.sla import Sla, breach_history, evaluate_sla
 from patchctl.store import fastread
 from patchctl.store import reports as reads
 from patchctl.store import sla as sla_reads
@@ -52,7 +52,8 @@ def _build(
     if sla is None:
         return report
     measured = evaluate_sla(sla, sla_reads.open_items(q, names), sla_reads.patched(q, names), now, sla_since)
-    return replace(report, sla=measured)
+    history = breach_history(sla, sla_reads.spans(q, names), [(p.run_id, p.at) for p in report.history])
+    return replace(report, sla=replace(measured, history=history))
 
 
 def _build_report(

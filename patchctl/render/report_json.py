@@ -147,7 +147,8 @@ def full_report_json(rep: Report) -> dict[str, Any]:
                 "hosts": [{"host", "tracked", "at_risk", "breached"}],
                 "items": [{"host", "uid", "classification", "severity", "urgency", "sla_days",
                            "since", "due", "state": "at_risk" | "breached"}],
-                "time_to_patch": [{"classification", "count", "mean_days", "p90_days"}]}
+                "time_to_patch": [{"classification", "count", "mean_days", "p90_days"}],
+                "breach_history": [{"run_id", "at", "breached", "hosts"}]}
     """
     data = report_json(rep)
     by_name = {h.name: h for h in rep.hosts}

@@ -17,6 +17,10 @@ missing), ``at_risk`` within ``at_risk_days`` of that, else ``within``. The time
 installed update is from the host first missing it to the scan that found it installed
 (``v_time_to_patch``); the report gives per class the count, the mean and the 90th percentile
 over the period (``--since``).
+
+The breach history (:func:`breach_history`) replays the stored spans of each host and update
+(missing from since when the host was exposed until the scan that found it installed or gone,
+else still open) at each past scan time: the items missing then whose SLA had passed by then.
 """
 
 from __future__ import annotations
@@ -77,6 +81,33 @@ class Patched:
 
 
 @dataclass(frozen=True)
+class Span:
+    """An update missing on a host from ``since`` until ``until`` (the scan that found it
+    installed or gone; None: missing now)."""
+
+    host: str
+    uid: str
+    classification: str
+    severity: str | None
+    urgency: str | None
+    since: datetime
+    until: datetime | None
+
+
+@dataclass(frozen=True)
+class BreachPoint:
+    """The breached items at one past scan time, and on how many hosts."""
+
+    run_id: int
+    at: datetime
+    breached: int
+    hosts: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "at": iso_utc(self.at), "breached": self.breached, "hosts": self.hosts}
+
+
+@dataclass(frozen=True)
 class Tracked:
     item: OpenItem
     sla_days: float
@@ -121,6 +152,7 @@ class SlaReport:
     tracked: tuple[Tracked, ...]
     time_to_patch: tuple[TimeToPatch, ...]
     hosts: tuple[str, ...] = field(default_factory=tuple)
+    history: tuple[BreachPoint, ...] = field(default_factory=tuple)
 
     def count(self, state: str, host: str | None = None) -> int:
         return sum(1 for t in self.tracked if t.state == state and (host is None or t.item.host == host))
@@ -145,6 +177,7 @@ class SlaReport:
             ],
             "items": [t.as_dict() for t in self.tracked if t.state != WITHIN],
             "time_to_patch": [p.as_dict() for p in self.time_to_patch],
+            "breach_history": [b.as_dict() for b in self.history],
         }
 
 
@@ -190,3 +223,18 @@ def evaluate_sla(
     )
     hosts = tuple(sorted({t.item.host for t in tracked}))
     return SlaReport(sla, since, tuple(tracked), ttp, hosts)
+
+
+def breach_history(sla: Sla, spans: Iterable[Span], times: Iterable[tuple[int, datetime]]) -> tuple[BreachPoint, ...]:
+    """At each past scan time (run id, time): how many items were missing then (``until`` after
+    it or None) with their SLA passed by then (so begun before it), and on how many hosts."""
+    due = []
+    for s in spans:
+        days = sla.days_for(s.classification, s.severity, s.urgency)
+        if days is not None:
+            due.append((s, s.since + timedelta(days=days)))
+    out = []
+    for run_id, at in times:
+        hit = [s for s, d in due if d <= at and (s.until is None or at < s.until)]
+        out.append(BreachPoint(run_id, at, len(hit), len({s.host for s in hit})))
+    return tuple(out)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from patchctl.rules.sla import OpenItem, Patched
+from patchctl.rules.sla import OpenItem, Patched, Span
 from patchctl.store import reports as reads
 
 
@@ -50,4 +50,29 @@ def patched(q: reads.Query, hosts: Sequence[str] | None = None) -> list[Patched]
         if start is None or end is None:
             continue
         out.append(Patched(str(r["host"]), str(r["uid"]), str(r["classification"]), start, end))
+    return out
+
+
+def spans(q: reads.Query, hosts: Sequence[str] | None = None) -> list[Span]:
+    """Each host's stored span of each update (the breach history's input): open ones from
+    :func:`open_items` (on the exposure clock), the others from first found missing until the
+    scan that found them installed or gone. One span per host and update: a reopened one keeps
+    its latest span only (the store keeps one row per host and update)."""
+    out = [Span(i.host, i.uid, i.classification, i.severity, i.urgency, i.since, None) for i in open_items(q, hosts)]
+    params: dict[str, Any] = {}
+    where = reads._host_filter("hu.host_id", hosts, params)
+    rows = q(
+        "SELECT h.name AS host, u.uid, u.classification, u.severity, u.urgency,"  # noqa: S608 - only placeholders and fixed names are interpolated
+        " hu.first_seen_at, hu.resolved_at FROM host_updates hu"
+        " JOIN hosts h ON h.id = hu.host_id JOIN updates u ON u.id = hu.update_id"
+        f" WHERE hu.state <> 'missing' AND hu.resolved_at IS NOT NULL{where}",
+        params,
+    )
+    for r in rows:
+        start, end = reads._dt(r["first_seen_at"]), reads._dt(r["resolved_at"])
+        if start is None or end is None:
+            continue
+        out.append(
+            Span(str(r["host"]), str(r["uid"]), str(r["classification"]), r["severity"], r["urgency"], start, end)
+        )
     return out
