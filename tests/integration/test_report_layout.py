@@ -287,6 +287,6 @@ def test_the_sla_section_is_laid_out_with_its_breach_chart(tmp_path: Path, width
     assert out["ttp"] == [["security", "2", "10", "15.6"]]
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / f"report-sla-{width}px.png"
-    taken = browse(page, tmp_path / "shot", f"--window-size={width},1900", f"--screenshot={shot}", f"file://{page}")
+    taken = browse(page, tmp_path / "shot", f"--window-size={width},2700", f"--screenshot={shot}", f"file://{page}")
     assert taken.returncode == 0, taken.stderr[-2000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
