@@ -149,10 +149,11 @@ def build_history(db_url: str) -> None:
 def test_the_breach_history_replays_each_past_scan(db_url: str, tmp_path: Path) -> None:
     """Breached open items at each scan run: none up to T0 + 10; at T0 + 15 web01's openssl
     (found installed later, still counted then); at T0 + 20 web02's only (web01's was installed
-    by that scan). Read from the store on both backends, in the report's JSON and in
-    ``report --format csv --section sla``. Seen failing with the installed spans left out of the store read (T0 + 15: 0
-    breached), and with ``at < until`` written ``at <= until`` (T0 + 20: 2 breached on 2 hosts), and with "sla" left out of the CLI's sections
-    (exit 2: invalid choice)."""
+    by that scan). Read from the store on both backends, in the report's JSON and in ``report
+    --format csv --section sla``. Seen failing with the installed spans left out of the store
+    read (T0 + 15: 0 breached), with ``at < until`` written ``at <= until`` (T0 + 20: 2
+    breached on 2 hosts), and with "sla" left out of the CLI's sections (exit 2: invalid
+    choice)."""
     build_history(db_url)
     rep = full_report(db_url, None, T0 + timedelta(days=21), policy=parse_policy(POLICY, "p.yml"))
     assert rep.sla is not None
