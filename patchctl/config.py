@@ -394,4 +394,23 @@ def load_policy(path: str | None) -> Policy:
         raise ConfigError(f"policy file {file}: cannot read it ({exc.strerror})") from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(f"policy file {file}: not UTF-8 text (byte {exc.start})") from exc
-    return parse_policy(text, str(file))
+    return _with_kev(parse_policy(text, str(file)), file)
+
+
+def _with_kev(policy: Policy, policy_file: Path) -> Policy:
+    """The policy's fast lane with the KEV catalog it names read (relative to the policy file)."""
+    from patchctl.rules.policy import with_kev
+
+    lane = policy.fast_lane
+    if lane is None or lane.kev_file is None:
+        return policy
+    kev = Path(lane.kev_file).expanduser()
+    if not kev.is_absolute():
+        kev = policy_file.parent / kev
+    try:
+        text = kev.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"policy file {policy_file}: fast_lane.kev: cannot read {kev} ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{kev}: not UTF-8 text (byte {exc.start})") from exc
+    return with_kev(policy, text, str(kev))

@@ -15,8 +15,10 @@ from datetime import datetime
 from typing import Any
 
 from patchctl.errors import ConfigError, PolicyBlocked
+from patchctl.rules import changelog
 from patchctl.rules.apps import TAKE_OVER_SAFE, Catalog, load_catalog
 from patchctl.rules.clock import iso_utc
+from patchctl.rules.cve import cve_id
 from patchctl.rules.model import is_unmanaged_uid
 from patchctl.rules.policy import (
     STATE_APPROVED,
@@ -61,6 +63,13 @@ class CatalogRow:
             "version": e.version,
             "classification": e.classification,
             "severity": e.severity,
+            "urgency": e.urgency,
+            "cves": list(e.cves),
+            "advisory_ids": list(e.advisory_ids),
+            # why an apt update's CVEs are empty or not known yet (None: known, or not apt)
+            "cves_reason": cves_reason(e),
+            "source_package": e.source_package,
+            "source_version": e.source_version,
             "major": e.major,
             "first_seen_at": iso_utc(e.first_seen_at),
             "released_at": iso_utc(e.released_at),
@@ -72,6 +81,22 @@ class CatalogRow:
             "reason": self.reason,
             "decided_by": self.decided_by,
         }
+
+
+def cves_reason(entry: CatalogEntry) -> str | None:
+    """Why an apt update's CVE list says nothing (its changelog not fetched, unreadable, ...);
+    None when it was read (an empty list then means the changelog names no CVE) or not apt."""
+    if entry.source != "apt":
+        return None
+    if entry.source_package is None:
+        return "the scan did not say which source package it is built from"
+    status = entry.changelog_status
+    if status is None:
+        return f"the changelog of {entry.source_package} {entry.source_version} is not fetched yet"
+    if status == changelog.PARSED:
+        return None
+    what = "unreadable" if status == changelog.UNREADABLE else "could not be fetched"
+    return f"the changelog of {entry.source_package} {entry.source_version} {what}: {entry.changelog_reason}"
 
 
 def facts_of(entry: CatalogEntry) -> UpdateFacts:
@@ -86,6 +111,8 @@ def facts_of(entry: CatalogEntry) -> UpdateFacts:
         kbs=entry.kbs,
         released_at=entry.released_at,
         unmanaged=is_unmanaged_uid(entry.uid),
+        cves=entry.cves,
+        urgency=entry.urgency,
     )
 
 
@@ -105,11 +132,17 @@ def evaluate_catalog(rs: RolloutStore, policy: Policy, now: datetime) -> list[Ca
     return rows
 
 
-def list_updates(db_url: str, policy: Policy, now: datetime, *, everything: bool = True) -> list[CatalogRow]:
+def list_updates(
+    db_url: str, policy: Policy, now: datetime, *, everything: bool = True, cves: Sequence[str] = ()
+) -> list[CatalogRow]:
     """Every update's state now (:func:`evaluate_catalog`); without ``everything`` only those
-    still missing on some host or approved (what ``patchctl updates`` shows without ``--all``)."""
+    still missing on some host or approved (what ``patchctl updates`` shows without ``--all``);
+    with ``cves`` only those whose CVEs include one of them (ids compared case-insensitively)."""
     with Store.open_existing(db_url) as store:
         rows = evaluate_catalog(RolloutStore(store), policy, now)
+    if cves:
+        wanted = {cve_id(c, "--cve") for c in cves}
+        rows = [r for r in rows if wanted & {c.upper() for c in r.entry.cves}]
     if everything:
         return rows
     return [r for r in rows if r.entry.hosts_missing or r.state == STATE_APPROVED]

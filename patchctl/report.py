@@ -18,11 +18,13 @@ from patchctl.rules.freezes import Freeze, active_and_next
 from patchctl.rules.lineage import starved_after, starved_lineages
 from patchctl.rules.policy import Policy
 from patchctl.rules.report import HostComplianceRow, Report, build_report
+from patchctl.rules.sla import Sla, breach_history, evaluate_sla
 from patchctl.store import fastread
 from patchctl.store import reports as reads
 from patchctl.store.exception_reads import excepted_now, exceptions
 from patchctl.store.hold_reads import holds
 from patchctl.store import safety_reads as safety
+from patchctl.store import sla as sla_reads
 
 
 def matching_hosts(names: list[str], limit: str | None, where: str) -> set[str] | None:
@@ -47,8 +49,29 @@ def _build(
     history_runs: int,
     starved_after: Mapping[str, float],
     freezes: Sequence[Freeze] = (),
+    sla: Sla | None = None,
+    sla_since: datetime | None = None,
 ) -> Report:
     names = None if wanted is None else sorted(wanted)
+    report = _build_report(q, rows, names, now, stale_days, top, history_runs, starved_after, freezes)
+    if sla is None:
+        return report
+    measured = evaluate_sla(sla, sla_reads.open_items(q, names), sla_reads.patched(q, names), now, sla_since)
+    history = breach_history(sla, sla_reads.spans(q, names), [(p.run_id, p.at) for p in report.history])
+    return replace(report, sla=replace(measured, history=history))
+
+
+def _build_report(
+    q: reads.Query,
+    rows: Sequence[HostComplianceRow],
+    names: list[str] | None,
+    now: datetime,
+    stale_days: float,
+    top: int,
+    history_runs: int,
+    starved_after: Mapping[str, float],
+    freezes: Sequence[Freeze],
+) -> Report:
     rollout = reads.latest_rollout_id(q)
     waves = reads.wave_rows(q, rollout) if rollout is not None else []
     failures = reads.deploy_failures(q, rollout) if rollout is not None else []
@@ -90,6 +113,7 @@ def full_report(
     top: int = 10,
     history_runs: int = 30,
     policy: Policy | None = None,
+    sla_since: datetime | None = None,
 ) -> Report:
     """Everything ``patchctl report`` shows, for every host (or those matching ``limit``).
 
@@ -112,6 +136,8 @@ def full_report(
                 history_runs=history_runs,
                 starved_after=starved_after(policy),
                 freezes=policy.freezes if policy is not None else (),
+                sla=policy.sla if policy is not None else None,
+                sla_since=sla_since,
             )
         finally:
             conn.close()
@@ -132,6 +158,8 @@ def full_report(
                 history_runs=history_runs,
                 starved_after=starved_after(policy),
                 freezes=policy.freezes if policy is not None else (),
+                sla=policy.sla if policy is not None else None,
+                sla_since=sla_since,
             )
 
 

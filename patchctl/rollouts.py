@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from patchctl.decisions import actor, evaluate_catalog
+from patchctl.decisions import POLICY_ACTOR, actor, evaluate_catalog
 from patchctl.errors import ConfigError, PolicyBlocked
 from patchctl.rules import waves as rollout
 from patchctl.rules.clock import iso_utc
@@ -37,7 +37,7 @@ from patchctl.rules.lineage import (
     starved_lineages,
 )
 from patchctl.rules.model import HOST_BLOCKED
-from patchctl.rules.policy import STATE_APPROVED, Policy
+from patchctl.rules.policy import FAST_LANE_PREFIX, STATE_APPROVED, Policy, Wave, fast_lane_waves
 from patchctl.rules.waves import Promotion
 from patchctl.store import Store
 from patchctl.store import reports as reads
@@ -69,18 +69,49 @@ def rollout_or_latest(rs: RolloutStore, rollout_id: int | None) -> int:
 # --- rollout create ---------------------------------------------------------------------------
 
 
-def create_rollout(db_url: str, policy: Policy, now: datetime) -> tuple[int, list[RolloutUpdate]]:
-    """Freeze the updates approved now (and missing on some host) into a new rollout."""
+@dataclass(frozen=True)
+class CreatedRollout:
+    id: int
+    updates: list[RolloutUpdate]
+    waves: tuple[Wave, ...]
+    fast_lane: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rollout": self.id,
+            "updates": [u.uid for u in self.updates],
+            "waves": [w.name for w in self.waves],
+            "fast_lane": self.fast_lane,
+            "pilot_bake_days": self.waves[0].bake_days,
+        }
+
+
+def create_rollouts(db_url: str, policy: Policy, now: datetime) -> list[CreatedRollout]:
+    """Freeze the updates approved now (and missing on some host) into a new rollout; those the
+    policy's fast lane approved (not an operator) into a rollout of their own, first, whose
+    first wave bakes ``fast_lane_bake_days``."""
     with Store.open(db_url) as store:
         rs = RolloutStore(store)
         rows = evaluate_catalog(rs, policy, now)
-        approved = [r.entry for r in rows if r.state == STATE_APPROVED and r.entry.hosts_missing > 0]
+        approved = [r for r in rows if r.state == STATE_APPROVED and r.entry.hosts_missing > 0]
         if not approved:
             raise PolicyBlocked(
                 "no approved update is missing on any host: nothing to roll out (see 'patchctl updates')"
             )
-        rollout_id = rs.create_rollout(now, actor(), policy.source, policy.waves, approved)
-        return rollout_id, list(rs.rollout(rollout_id).updates)
+        fast = [r.entry for r in approved if r.decided_by == POLICY_ACTOR and r.reason.startswith(FAST_LANE_PREFIX)]
+        rest = [r.entry for r in approved if r.entry not in fast]
+        made = []
+        for entries, waves, is_fast in ((fast, fast_lane_waves(policy), True), (rest, policy.waves, False)):
+            if entries:
+                rid = rs.create_rollout(now, actor(), policy.source, waves, entries)
+                made.append(CreatedRollout(rid, list(rs.rollout(rid).updates), waves, is_fast))
+        return made
+
+
+def create_rollout(db_url: str, policy: Policy, now: datetime) -> tuple[int, list[RolloutUpdate]]:
+    """:func:`create_rollouts`, the last rollout made (the usual one when there are two)."""
+    made = create_rollouts(db_url, policy, now)
+    return made[-1].id, made[-1].updates
 
 
 # --- status -----------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from patchctl import paths
 from patchctl.ansible.fleet import run_split
 from patchctl.ansible.inventory import load_inventory
 from patchctl.ansible.runner import HostEvent, result_message
+from patchctl.changelogs import ChangelogSummary, fetch_changelogs
 from patchctl.errors import EXIT_HOST_FAILURES, EXIT_OK, PatchctlError
 from patchctl.rules import normalize, normalize_windows
 from patchctl.rules.apps import Catalog, load_catalog
@@ -48,6 +49,7 @@ class ScanSummary:
     hosts: dict[str, HostScan] = field(default_factory=dict)
     nodes: list[dict[str, Any]] = field(default_factory=list)  # per part: node, hosts, seconds, ...
     controller_cpu_seconds: float = 0.0
+    changelogs: ChangelogSummary = field(default_factory=ChangelogSummary)
 
     def count(self, status: str) -> int:
         return sum(1 for scan in self.hosts.values() if scan.status == status)
@@ -70,6 +72,7 @@ class ScanSummary:
             "hosts_unreachable": self.count(HOST_UNREACHABLE),
             "nodes": self.nodes,
             "controller_cpu_seconds": round(self.controller_cpu_seconds, 2),
+            "changelogs": self.changelogs.as_dict(),
             "hosts": [
                 {
                     "name": scan.host,
@@ -255,6 +258,10 @@ def run_scan(opts: ScanOptions, progress: ProgressFn | None = None) -> ScanSumma
                 if odd:
                     reason = f"no scan result: the run ended {', '.join(sorted(odd))}"
                 record(base_scan(host, HOST_FAILED, reason))
+        # apt updates new to the catalog: their changelogs, one host per source package and version
+        summary.changelogs = fetch_changelogs(
+            store, inventory, opts.inventory, list(summary.hosts.values()), _now(), opts.timeout
+        )
         summary.finished_at = _now()
         store.finish_run(run_id, "ok" if summary.exit_code == EXIT_OK else "host failures")
         return summary

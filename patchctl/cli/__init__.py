@@ -61,6 +61,7 @@ def cli(
 def _attach() -> None:
     from patchctl.cli import (
         config,
+        cve,
         db,
         deploy,
         exceptions,
@@ -68,6 +69,7 @@ def _attach() -> None:
         lab,
         node,
         notify,
+        plan,
         reboot,
         report,
         rollout,
@@ -88,6 +90,8 @@ def _attach() -> None:
         updates.approve,
         updates.decline,
         updates.audit,
+        cve.cve,
+        plan.plan,
         rollout.rollout,
         deploy.deploy,
         incident.incident,

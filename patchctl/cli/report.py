@@ -12,7 +12,7 @@ from patchctl.cli.app import App, db_option, handle_errors, print_table
 from patchctl.errors import ConfigError
 
 FORMATS = ("table", "json", "csv", "html")
-SECTIONS = ("hosts", "summary", "waves", "missing", "reboots", "failures", "history", "nodes", "exceptions", "held")
+SECTIONS = ("hosts", "summary", "waves", "missing", "reboots", "failures", "history", "nodes", "exceptions", "held", "sla")
 
 
 def _json_alias(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -56,6 +56,11 @@ def _json_alias(ctx: click.Context, _param: click.Parameter, value: bool) -> Non
     "--stale-days", type=click.FloatRange(0), help="A host not scanned for longer is stale (config stale_days)."
 )
 @click.option(
+    "--since",
+    metavar="TIME",
+    help="The SLA section's time to patch counts the updates installed since TIME (ISO 8601; default: all).",
+)
+@click.option(
     "--json", "json_sub", is_flag=True, expose_value=False, callback=_json_alias, help="The same as --format json."
 )
 @db_option
@@ -70,6 +75,7 @@ def report(
     top: int,
     history_runs: int,
     stale_days: float | None,
+    since: str | None,
 ) -> None:
     """Compliance by state, wave and role; hosts; widespread missing updates; pending reboots;
     failures; compliance over past scan runs.
@@ -78,6 +84,7 @@ def report(
     state; 2 for a bad option or store.
     """
     from patchctl.report import full_report
+    from patchctl.rules.clock import parse as parse_time
 
     if fmt is None:
         fmt = "json" if app.json_output else "table"
@@ -92,6 +99,7 @@ def report(
         top=top,
         history_runs=history_runs,
         policy=app.policy(),
+        sla_since=parse_time(since, "--since") if since else None,
     )
     from patchctl.render import text as render
 

@@ -34,19 +34,20 @@ def rollout() -> None:
 @handle_errors
 def rollout_create(app: App) -> None:
     """Freeze the updates approved now into a new numbered rollout."""
-    from patchctl.rollouts import create_rollout
+    from patchctl.rollouts import create_rollouts
 
     cfg = app.config()
-    policy = app.policy()
-    rollout_id, frozen = create_rollout(cfg.db, policy, cfg.clock().now())
+    made = create_rollouts(cfg.db, app.policy(), cfg.clock().now())
     if app.json_output:
-        app.emit_json(
-            {"rollout": rollout_id, "updates": [u.uid for u in frozen], "waves": [w.name for w in policy.waves]}
-        )
+        # the last rollout made at the top (the usual one), every one made in "rollouts"
+        app.emit_json({**made[-1].as_dict(), "rollouts": [m.as_dict() for m in made]})
         return
-    click.echo(f"rollout {rollout_id}: {len(frozen)} updates frozen, waves {' -> '.join(w.name for w in policy.waves)}")
-    for u in frozen:
-        click.echo(f"  {u.uid}" + (" (major)" if u.major else ""))
+    for m in made:
+        lane = f" (fast lane: the {m.waves[0].name} wave bakes {m.waves[0].bake_days:g} days)" if m.fast_lane else ""
+        waves = " -> ".join(w.name for w in m.waves)
+        click.echo(f"rollout {m.id}: {len(m.updates)} updates frozen, waves {waves}{lane}")
+        for u in m.updates:
+            click.echo(f"  {u.uid}" + (" (major)" if u.major else ""))
 
 
 @rollout.command("list")

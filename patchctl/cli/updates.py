@@ -11,27 +11,32 @@ from patchctl.rules.clock import iso_utc
 
 @click.command()
 @click.option("--all", "show_all", is_flag=True, help="Also updates no host is missing any more.")
+@click.option("--cve", "cves", multiple=True, metavar="CVE-ID", help="Only the updates that fix this CVE (repeatable).")
 @policy_option
 @db_option
 @json_option
 @click.pass_obj
 @handle_errors
-def updates(app: App, show_all: bool) -> None:
+def updates(app: App, show_all: bool, cves: tuple[str, ...]) -> None:
     """Every update seen, with its state: new, approved, rejected, waiting N days, needs manual approval."""
     from patchctl.decisions import list_updates
 
     cfg = app.config()
-    rows = list_updates(cfg.db, app.policy(), cfg.clock().now(), everything=show_all)
+    rows = list_updates(cfg.db, app.policy(), cfg.clock().now(), everything=show_all, cves=cves)
     if app.json_output:
         app.emit_json([r.as_dict() for r in rows])
         return
     table = Table(title=f"updates ({len(rows)})")
     # "age from": the date approve_after_days counts from, the source's release date when it
     # gives one ("released"), else the first scan that reported the update ("first seen")
-    for col in ("id", "update", "class", "major", "hosts", "first seen", "age from", "state", "why"):
-        table.add_column(col)
+    # "severity": the source's (dnf, zypper, Windows), else an apt update's Debian urgency;
+    # "cves": the first and how many more
+    columns = ("id", "update", "class", "major", "hosts", "first seen", "age from", "severity", "cves", "state", "why")
+    for col in columns:
+        table.add_column(col, no_wrap=col == "update")
     for r in rows:
         e = r.entry
+        shown_cves = "" if not e.cves else e.cves[0] + (f" +{len(e.cves) - 1}" if len(e.cves) > 1 else "")
         table.add_row(
             str(e.id),
             e.uid,
@@ -40,6 +45,8 @@ def updates(app: App, show_all: bool) -> None:
             str(e.hosts_missing),
             e.first_seen_at.strftime("%Y-%m-%d"),
             f"released {e.released_at:%Y-%m-%d}" if e.released_at is not None else "first seen",
+            e.severity or (f"urgency {e.urgency}" if e.urgency else ""),
+            shown_cves,
             r.shown_state,
             f"{r.decided_by}: {r.reason}",
         )

@@ -32,6 +32,19 @@ class DemoPackage:
     # files the package ships: path -> (mode, text)
     files: tuple[tuple[str, int, str], ...] = ()
     depends: str | None = None
+    # the Debian changelog entry of this version (usr/share/doc/NAME/changelog.Debian.gz holds
+    # the entries of every version of its source up to this one): its urgency and change lines
+    urgency: str = "medium"
+    changes: tuple[str, ...] = ()
+    # built from another source package (its changelog is that source's)
+    source: str | None = None
+    # usr/share/doc/NAME is a symlink to this binary's doc directory (as many Debian packages do)
+    doc_link: str | None = None
+    changelog: bool = True
+
+    @property
+    def source_name(self) -> str:
+        return self.source or self.name
 
 
 REBOOT_POSTINST = """#!/bin/sh
@@ -113,14 +126,54 @@ PACKAGES: tuple[DemoPackage, ...] = (
     DemoPackage("patchctl-demo-app", "1.0-1", "bookworm", "demo application", base=True),
     DemoPackage("patchctl-demo-app", "1.1-1", "bookworm", "demo application (bug fix release)"),
     DemoPackage("patchctl-demo-ssl", "1.0-1", "bookworm", "demo TLS library", base=True),
-    DemoPackage("patchctl-demo-ssl", "1.0-2", "bookworm-security", "demo TLS library (security fix)"),
+    DemoPackage(
+        "patchctl-demo-ssl",
+        "1.0-2",
+        "bookworm-security",
+        "demo TLS library (security fix)",
+        urgency="high",
+        changes=(
+            "Non-maintainer upload by the lab security team (DSA-9901-1).",
+            "Fix CVE-2099-10001: buffer overflow in the demo handshake.",
+            "Fix CVE-2099-10002: timing side channel in the demo signature check.",
+        ),
+    ),
     DemoPackage("patchctl-demo-db", "1.4-1", "bookworm", "demo database server", base=True),
-    DemoPackage("patchctl-demo-db", "2.0-1", "bookworm", "demo database server (new major version)"),
+    # ships no changelog.Debian.gz: its CVEs stay empty with the reason
+    DemoPackage("patchctl-demo-db", "2.0-1", "bookworm", "demo database server (new major version)", changelog=False),
     DemoPackage("patchctl-demo-kernel", "1.0-1", "bookworm", "demo kernel", base=True),
     DemoPackage("patchctl-demo-kernel", "1.1-1", "bookworm", "demo kernel (needs a reboot)", postinst=REBOOT_POSTINST),
     DemoPackage("patchctl-demo-broken", "1.0-1", "bookworm", "demo tool", base=True),
     DemoPackage(
         "patchctl-demo-broken", "1.1-1", "bookworm", "demo tool (its postinst fails)", postinst=FAILING_POSTINST
+    ),
+    # two binaries of one source (patchctl-demo-tls), not in the base image (a test installs the
+    # tools at 1.0-1): the tools' doc directory is a symlink to the common package's
+    DemoPackage("patchctl-demo-tls-common", "1.0-1", "bookworm", "demo TLS common files", source="patchctl-demo-tls"),
+    DemoPackage(
+        "patchctl-demo-tls-common",
+        "1.0-2",
+        "bookworm-security",
+        "demo TLS common files (security fix)",
+        source="patchctl-demo-tls",
+        urgency="emergency",
+        changes=("Fix CVE-2099-20001: remote code execution in the demo TLS tools.",),
+    ),
+    DemoPackage(
+        "patchctl-demo-tls-utils",
+        "1.0-1",
+        "bookworm",
+        "demo TLS tools",
+        source="patchctl-demo-tls",
+        doc_link="patchctl-demo-tls-common",
+    ),
+    DemoPackage(
+        "patchctl-demo-tls-utils",
+        "1.0-2",
+        "bookworm-security",
+        "demo TLS tools (security fix)",
+        source="patchctl-demo-tls",
+        doc_link="patchctl-demo-tls-common",
     ),
     DemoPackage("patchctl-demo-slow", "1.0-1", "bookworm", "demo agent"),
     DemoPackage("patchctl-demo-slow", "1.1-1", "bookworm", "demo agent (slow to configure)", postinst=SLOW_POSTINST),
@@ -172,21 +225,55 @@ def deb_filename(pkg: DemoPackage) -> str:
     return f"{pkg.name}_{pkg.version}_all.deb"
 
 
+CHANGELOG_DATE = "Sun, 01 Nov 2026 10:00:00 +0000"
+
+
+def changelog_text(pkg: DemoPackage) -> str:
+    """The Debian changelog of ``pkg``: one entry per version of its source up to its own,
+    newest first."""
+    from debian.debian_support import Version
+
+    # the first binary listed of each version carries its entry; a package published in the lab
+    # (patchctl lab repo publish) brings its own, newest first in Debian's version order
+    seen: dict[str, DemoPackage] = {}
+    for other in (*PACKAGES, pkg):
+        if other.source_name == pkg.source_name and Version(other.version) <= Version(pkg.version):
+            seen.setdefault(other.version, other)
+    blocks = []
+    for entry in sorted(seen.values(), key=lambda p: Version(p.version), reverse=True):
+        lines = entry.changes or (f"Lab release {entry.version}.",)
+        body = "\n".join(f"  * {line}" for line in lines)
+        blocks.append(
+            f"{pkg.source_name} ({entry.version}) {entry.suite}; urgency={entry.urgency}\n\n{body}\n\n"
+            f" -- patchctl lab <lab@patchctl.invalid>  {CHANGELOG_DATE}\n"
+        )
+    return "\n".join(blocks)
+
+
 def build_deb(pkg: DemoPackage, out_dir: Path, work: Path) -> Path:
     root = work / f"{pkg.name}-{pkg.version}"
     shutil.rmtree(root, ignore_errors=True)
     (root / "DEBIAN").mkdir(parents=True)
-    doc = root / "usr/share/doc" / pkg.name
-    doc.mkdir(parents=True)
-    (doc / "VERSION").write_text(f"{pkg.name} {pkg.version}\n")
+    docs = root / "usr/share/doc"
+    if pkg.doc_link:
+        docs.mkdir(parents=True)
+        (docs / pkg.name).symlink_to(pkg.doc_link)
+    else:
+        doc = docs / pkg.name
+        doc.mkdir(parents=True)
+        (doc / "VERSION").write_text(f"{pkg.name} {pkg.version}\n")
+        # mtime 0: the same package file every build (the base image's cache stays valid)
+        if pkg.changelog:
+            (doc / "changelog.Debian.gz").write_bytes(gzip.compress(changelog_text(pkg).encode(), mtime=0))
     for path, mode, text in pkg.files:
         target = root / path.lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
         target.chmod(mode)
     depends = f"Depends: {pkg.depends}\n" if pkg.depends else ""
+    source = f"Source: {pkg.source}\n" if pkg.source else ""
     (root / "DEBIAN/control").write_text(
-        f"Package: {pkg.name}\nVersion: {pkg.version}\nArchitecture: all\n{depends}"
+        f"Package: {pkg.name}\n{source}Version: {pkg.version}\nArchitecture: all\n{depends}"
         f"Maintainer: patchctl lab <lab@patchctl.invalid>\nSection: misc\nPriority: optional\n"
         f"Description: patchctl lab {pkg.description}\n"
     )

@@ -22,9 +22,22 @@ from typing import Any
 POLL = 0.1
 
 
+# Every request the lab repository answered, one line each: "STATUS PATH" (what tests count).
+REQUEST_LOG = "repo-requests.log"
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    request_log: Path | None = None
+    _log_lock = threading.Lock()
+
     def log_message(self, format: str, *args: Any) -> None:
         return
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        if self.request_log is None:
+            return
+        with self._log_lock, self.request_log.open("a", encoding="utf-8") as out:
+            out.write(f"{int(code) if isinstance(code, int) else code} {self.path}\n")
 
 
 def _read(path: Path, default: str = "") -> str:
@@ -131,6 +144,7 @@ class Supervisor:
     # -- repository ---------------------------------------------------------------------------
     def serve_repo(self) -> http.server.ThreadingHTTPServer:
         repo = self.state["repo"]
+        _QuietHandler.request_log = self.lab_dir / REQUEST_LOG
         handler = functools.partial(_QuietHandler, directory=str(self.lab_dir / "repo"))
         server = http.server.ThreadingHTTPServer((repo["address"], int(repo["port"])), handler)
         server.daemon_threads = True

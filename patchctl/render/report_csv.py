@@ -13,7 +13,7 @@ from patchctl.rules.exceptions import covered_by
 from patchctl.rules.model import CLASSIFICATIONS
 from patchctl.rules.report import HISTORY_STATES, Report
 
-CSV_SECTIONS = ("hosts", "missing", "reboots", "failures", "history", "waves", "summary", "nodes", "exceptions", "held")
+CSV_SECTIONS = ("hosts", "missing", "reboots", "failures", "history", "waves", "summary", "nodes", "exceptions", "held", "sla")
 
 
 def section_rows(rep: Report, section: str) -> tuple[list[str], list[list[object]]]:
@@ -162,6 +162,14 @@ def section_rows(rep: Report, section: str) -> tuple[list[str], list[list[object
             for hh in rep.holds.values()
             for u in hh.updates
         ]
+    if section == "sla":
+        # per host, then the fleet as host "(fleet)"; no rows when the policy sets no sla
+        header = ["host", "tracked", "at_risk", "breached"]
+        if rep.sla is None:
+            return header, []
+        doc = rep.sla.as_dict()
+        fleet = {"host": "(fleet)", **doc["fleet"]}
+        return header, [[h[c] for c in header] for h in [*doc["hosts"], fleet]]
     raise ValueError(f"unknown report section {section!r} (known: {', '.join(CSV_SECTIONS)})")
 
 

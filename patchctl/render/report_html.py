@@ -1,10 +1,11 @@
 """The HTML report: one self-contained file a manager can open anywhere.
 
 Inline CSS, inline SVG charts (compliance donut, states by role, wave progress, the trend over
-scan runs) and a few lines of inline JavaScript that sort the host table; no network access, no
-external file. Every figure carries a ``data-*`` attribute naming what it is, so a test (and any
-scraper) can read the numbers back. Open ``report.html#sort=missing-desc`` to show the host table
-sorted by a column (its ``data-key``) on load.
+scan runs, the SLA breaches over scan runs when the policy sets an SLA) and a few lines of inline
+JavaScript that sort the host table; no network access, no external file. Every figure carries a
+``data-*`` attribute naming what it is, so a test (and any scraper) can read the numbers back.
+Open ``report.html#sort=missing-desc`` to show the host table sorted by a column (its
+``data-key``) on load.
 """
 
 from __future__ import annotations
@@ -391,6 +392,94 @@ def _kpi(metric: str, value: object, label: str, tone: str = "") -> str:
     )
 
 
+def sla_breach_chart(rep: Report) -> str:
+    """The breached items (their SLA passed, still missing) at each past scan run, as a line."""
+    points = rep.sla.history if rep.sla is not None else ()
+    if not points:
+        return '<p class="empty" id="sla-breaches">no scan yet</p>'
+    w, h, left, top, bottom = 960.0, 200.0, 38.0, 12.0, 28.0
+    plot_w, plot_h = w - left - 12, h - top - bottom
+    n = len(points)
+    most = max(p.breached for p in points) or 1
+
+    def x(i: int) -> float:
+        return left + (plot_w * i / (n - 1) if n > 1 else plot_w / 2)
+
+    def y(count: float) -> float:
+        return top + plot_h * (1 - count / most)
+
+    ticks = sorted({0, most // 2, most}) if most > 1 else [0, 1]
+    grid = "".join(
+        f'<line x1="{left}" x2="{w - 12}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#e4e8ec"/>'
+        f'<text x="{left - 6}" y="{y(v) + 4:.1f}" font-size="11" text-anchor="end" fill="#5b6773">{v}</text>'
+        for v in ticks
+    )
+    line = " ".join(f"{x(i):.1f},{y(p.breached):.1f}" for i, p in enumerate(points))
+    dots = "".join(
+        f'<circle class="bp" data-run="{p.run_id}" data-breached="{p.breached}" data-hosts="{p.hosts}" '
+        f'cx="{x(i):.1f}" cy="{y(p.breached):.1f}" r="4" fill="#c0392b"><title>run {p.run_id}, '
+        f"{_e(short_time(p.at))}: {p.breached} breached on {p.hosts} hosts</title></circle>"
+        for i, p in enumerate(points)
+    )
+    step = max(1, math.ceil(n / 10))
+    shown = [i for i in range(0, n, step) if n - 1 - i >= step / 2] + [n - 1]
+
+    def anchor(i: int) -> str:
+        return "start" if i == 0 and n > 1 else ("end" if i == n - 1 and n > 1 else "middle")
+
+    labels = "".join(
+        f'<text x="{x(i):.1f}" y="{h - 10}" font-size="11" text-anchor="{anchor(i)}" fill="#5b6773">'
+        f"{_e(points[i].at.astimezone(UTC).strftime('%m-%d %H:%M'))}</text>"
+        for i in shown
+    )
+    return (
+        f'<svg id="sla-breaches" role="img" aria-label="SLA breaches over time" width="100%" '
+        f'viewBox="0 0 {w:.0f} {h:.0f}">{grid}'
+        f'<polyline fill="none" stroke="#c0392b" stroke-width="2.5" points="{line}"/>{dots}{labels}</svg>'
+        '<p class="muted">Each point is one scan run: the updates missing then whose SLA had passed by then.</p>'
+    )
+
+
+def sla_section(rep: Report) -> str:
+    """The SLA card (the policy's sla:): per host at risk and breached, the time to patch per
+    class, the breaches over the scan runs. Empty when the policy sets no SLA."""
+    sla = rep.sla
+    if sla is None:
+        return ""
+    doc = sla.as_dict()
+    fleet = {"host": "(fleet)", **doc["fleet"]}
+    host_rows = [
+        [
+            f'<span data-host="{_e(r["host"])}">{_e(r["host"])}</span>',
+            f'<b data-k="tracked">{r["tracked"]}</b>',
+            f'<b data-k="at_risk">{r["at_risk"]}</b>',
+            f'<b data-k="breached">{r["breached"]}</b>',
+        ]
+        for r in [*doc["hosts"], fleet]
+    ]
+    since = "all time" if sla.since is None else f"since {short_time(sla.since)}"
+    ttp_rows = [
+        [
+            f'<span data-class="{_e(p.classification)}">{_e(p.classification)}</span>',
+            f'<b data-k="count">{p.count}</b>',
+            f'<b data-k="mean_days">{p.mean_days:g}</b>',
+            f'<b data-k="p90_days">{p.p90_days:g}</b>',
+        ]
+        for p in sla.time_to_patch
+    ]
+    days = ", ".join(f"{k} {v:g}" for k, v in sla.sla.days.items())
+    grid = "margin-top:14px;grid-template-columns:repeat(auto-fit,minmax(400px,1fr))"
+    return f"""<section class="grid" id="sla" style="{grid}">
+<div class="card"><h2>SLA: at risk and breached</h2>
+<p class="muted">Days to patch: {_e(days)}; at risk within {sla.sla.at_risk_days:g} days of the breach.</p>
+{_simple_table("sla-hosts", ["Host", "Tracked", "At risk", "Breached"], host_rows, "nothing tracked")}</div>
+<div class="card"><h2>SLA: time to patch</h2>
+<p class="muted">Updates found installed after they were missing, {_e(since)}.</p>
+{_simple_table("sla-ttp", ["Class", "Patched", "Mean days", "P90 days"], ttp_rows, "nothing patched")}</div>
+<div class="card wide"><h2>SLA breaches over time</h2>{sla_breach_chart(rep)}</div>
+</section>"""
+
+
 _TOP_HEADER = ("Update", "Version", "Class", "", "CVEs", "Hosts")
 
 
@@ -479,6 +568,7 @@ def render_html(rep: Report, title: str = "Patch compliance") -> str:
 {_simple_table("failures", ["Host", "Stage", "Status", "Reason", "When"], failure_rows, "no failure")}</div>
 {safety_cards(rep)}
 </section>
+{sla_section(rep)}
 </main>
 <script>{_JS}</script>
 </body>

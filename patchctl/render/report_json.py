@@ -129,6 +129,7 @@ def full_report_json(rep: Report) -> dict[str, Any]:
          or null: its oldest open exposure, v_host_exposure)
         "top_missing": [{"uid": "apt:openssl:3.0.13", "source": "apt", "name": "openssl",
                          "version": "3.0.13", "classification": "security", "severity": null,
+                         "urgency": "high" | null,                  # apt: the Debian changelog's
                          "major": false, "cves": [], "hosts": 2,
                          "exposure_days": 12.5}],            # the oldest exposure of its lineage
         "starved": [{"lineage": "apt:chromium", "since": ..., "days": 41.0, "rollouts": [3, 5],
@@ -148,7 +149,14 @@ def full_report_json(rep: Report) -> dict[str, Any]:
         "nodes": [{"node": "exec-paris-01" | "(control node)", "kind": "scan" | "deploy",
                    "parts": 4, "parts_failed": 0, "hosts": 120, "seconds": 95.2,
                    "hosts_per_minute": 75.6, "last_hosts": 30, "last_hosts_per_minute": 80.1,
-                   "last_forks": 16, "last_error": null, "last_finished_at": ...}]
+                   "last_forks": 16, "last_error": null, "last_finished_at": ...}],
+        "sla": null | {"policy": {"days": {"security": 14.0, ...}, "at_risk_days": 3.0},
+                "since": ... | null, "fleet": {"tracked": 20, "at_risk": 9, "breached": 11},
+                "hosts": [{"host", "tracked", "at_risk", "breached"}],
+                "items": [{"host", "uid", "classification", "severity", "urgency", "sla_days",
+                           "since", "due", "state": "at_risk" | "breached"}],
+                "time_to_patch": [{"classification", "count", "mean_days", "p90_days"}],
+                "breach_history": [{"run_id", "at", "breached", "hosts"}]}
     """
     data = report_json(rep)
     by_name = {h.name: h for h in rep.hosts}
@@ -183,6 +191,7 @@ def full_report_json(rep: Report) -> dict[str, Any]:
             "version": m.version,
             "classification": m.classification,
             "severity": m.severity,
+            "urgency": m.urgency,
             "major": m.major,
             "cves": list(m.cves),
             "hosts": m.hosts,
@@ -266,6 +275,8 @@ def full_report_json(rep: Report) -> dict[str, Any]:
         }
         for n in rep.nodes
     ]
+    # the policy's days-to-patch (its sla: section), null without one
+    data["sla"] = rep.sla.as_dict() if rep.sla is not None else None
     data.update(safety_json(rep))
     return data
 

@@ -8,6 +8,7 @@ Nothing here prints: the CLI decides where the output goes (the rich tables on a
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from rich.table import Table
 from rich.text import Text
@@ -30,6 +31,7 @@ from patchctl.rules.compliance import (
 from patchctl.rules.exceptions import covered_by
 from patchctl.rules.model import HOST_FAILED, HOST_OK, HOST_UNREACHABLE
 from patchctl.rules.report import HISTORY_STATES, HealthCheck, HostReport, Report, RestartPending
+from patchctl.rules.sla import WITHIN, Tracked
 
 _REACH_STYLE = {
     HOST_OK: "green",
@@ -217,14 +219,16 @@ def full_report_tables(rep: Report) -> list[Table]:
     out.append(report_table(rep, extra))
     if rep.top_missing:
         top = Table(title="Most widespread missing updates")
-        for col in ("Update", "Version", "Class", "Major", "Hosts", "Exposed"):
-            top.add_column(col, justify="right" if col in ("Hosts", "Exposed") else "left")
+        for col in ("Update", "Version", "Class", "Severity", "CVEs", "Major", "Hosts", "Exposed"):
+            top.add_column(col, justify="right" if col in ("Hosts", "Exposed", "CVEs") else "left")
         for m in rep.top_missing:
             days = rep.exposure_days(m.source, m.name)
             top.add_row(
                 _text(f"{m.source}:{m.name}"),
                 _text(m.version),
                 _text(m.classification),
+                _text(m.severity or m.urgency or ""),
+                str(len(m.cves)) if m.cves else "",
                 "yes" if m.major else "",
                 str(m.hosts),
                 "-" if days is None else f"{days:g}d",
@@ -339,6 +343,50 @@ def full_report_tables(rep: Report) -> list[Table]:
                 _text(n.last_error, "red") if n.last_error else short_time(n.last_finished_at),
             )
         out.append(nodes)
+    return out + sla_tables(rep)
+
+
+def _sla_rows(rep: Report) -> tuple[list[list[str]], list[list[str]], list[list[str]]]:
+    """The SLA section as rows: per host (tracked, at risk, breached), the items at risk or
+    breached, the time to patch per class."""
+    sla = rep.sla
+    if sla is None:
+        return [], [], []
+    doc = sla.as_dict()
+    hosts = [[h["host"], str(h["tracked"]), str(h["at_risk"]), str(h["breached"])] for h in doc["hosts"]]
+    fleet = doc["fleet"]
+    hosts.append(["(fleet)", str(fleet["tracked"]), str(fleet["at_risk"]), str(fleet["breached"])])
+    items = [[i["host"], i["uid"], f"{i['sla_days']:g}", short_time(t.due), i["state"]] for t, i in _sla_items(rep)]
+    since = "all" if sla.since is None else short_time(sla.since)
+    ttp = [[p.classification, str(p.count), f"{p.mean_days:g}", f"{p.p90_days:g}", since] for p in sla.time_to_patch]
+    return hosts, items, ttp
+
+
+def _sla_items(rep: Report) -> list[tuple[Tracked, dict[str, Any]]]:
+    tracked = rep.sla.tracked if rep.sla is not None else ()
+    return [(t, t.as_dict()) for t in tracked if t.state != WITHIN]
+
+
+_SLA_HEADERS = (
+    ("Host", "Tracked", "At risk", "Breached"),
+    ("Host", "Update", "SLA days", "Due", "State"),
+    ("Class", "Patched", "Mean days", "P90 days", "Since"),
+)
+_SLA_TITLES = ("SLA: days to patch", "SLA: at risk or breached", "SLA: time to patch")
+
+
+def sla_tables(rep: Report) -> list[Table]:
+    """The SLA section (the policy's sla:), when the policy has one."""
+    if rep.sla is None:
+        return []
+    out = []
+    for title, header, rows in zip(_SLA_TITLES, _SLA_HEADERS, _sla_rows(rep), strict=True):
+        table = Table(title=title)
+        for col in header:
+            table.add_column(col)
+        for row in rows:
+            table.add_row(*(_text(c) for c in row))
+        out.append(table)
     return out
 
 
@@ -364,6 +412,10 @@ def full_report_lines(rep: Report) -> list[str]:
         if not rows:
             continue
         lines += ["", f"# {section}", _row(header), *(_row(r) for r in rows)]
+    sla_sections = zip(("sla", "sla at risk", "sla time to patch"), _SLA_HEADERS, _sla_rows(rep), strict=True)
+    for name, sla_header, sla_rows in sla_sections:
+        if sla_rows:
+            lines += ["", f"# {name}", _row(sla_header), *(_row(r) for r in sla_rows)]
     return lines + safety_lines(rep)
 
 

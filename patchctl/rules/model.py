@@ -32,6 +32,9 @@ HOST_UNREACHABLE = "unreachable"
 HOST_BLOCKED = "blocked"
 
 
+# Debian's upload urgencies, least urgent first (deb-changelog(5)); the order is the ranking.
+URGENCIES = ("low", "medium", "high", "emergency", "critical")
+
 @dataclass(frozen=True)
 class Update:
     """One installable change, identified stably across hosts by ``uid``."""
@@ -61,6 +64,9 @@ class Update:
     # the package hold that keeps it from installing (apt-mark hold, dnf versionlock, zypper
     # lock): a held update is reported held, never missing, never deployed
     held: str | None = None
+    # apt: the source package and source version the candidate is built from (its changelog's key)
+    source_package: str | None = None
+    source_version: str | None = None
 
     @property
     def uid(self) -> str:

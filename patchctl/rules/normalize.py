@@ -148,6 +148,8 @@ def normalize_update(item: object, pkg_mgr: str, path: str, *, host: str | None 
         cves=check.texts(data.get("cves", []), f"{path}.cves"),
         advisory_ids=check.texts(data.get("advisory_ids", []), f"{path}.advisory_ids"),
         held=check.optional_text(data.get("held"), f"{path}.held"),
+        source_package=check.optional_text(data.get("source_package"), f"{path}.source_package"),
+        source_version=check.optional_text(data.get("source_version"), f"{path}.source_version"),
     )
 
 

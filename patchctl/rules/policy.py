@@ -46,16 +46,19 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import yaml
 
+from patchctl.errors import ConfigError
 from patchctl.rules.freezes import Freeze, parse_freezes
 from patchctl.rules.maintenance import Window, parse_windows
-from patchctl.rules.model import CLASSIFICATIONS
+from patchctl.rules.model import CLASSIFICATIONS, URGENCIES
+from patchctl.rules.sla import AT_RISK_KEY, DEFAULT_KEY, Sla
 from patchctl.rules.yamldoc import YamlDoc
 
 FAMILIES = ("debian", "redhat", "suse", "windows", "default")
@@ -187,6 +190,11 @@ class Policy:
     # patch_role -> install window name (the file's ``roles:``, see patchctl.rules.install_windows)
     role_install_windows: dict[str, str] = field(default_factory=dict)
 
+    # updates approved at once, with a short pilot bake of their own (see FastLane)
+    fast_lane: FastLane | None = None
+    # days-to-patch (patchctl.rules.sla); None: no SLA section in the report
+    sla: Sla | None = None
+
     def wave_install_window(self, wave: str) -> str | None:
         return next((w.install_window for w in self.waves if w.name == wave), None)
 
@@ -216,6 +224,8 @@ class UpdateFacts:
     kbs: tuple[str, ...] = ()
     released_at: datetime | None = None  # when the source released it, if it says
     unmanaged: bool = False  # an application installed outside Chocolatey (model.Update.unmanaged)
+    cves: tuple[str, ...] = ()
+    urgency: str | None = None  # apt: the Debian urgency of the changelog entries it brings
 
     @property
     def counted_from(self) -> str:
@@ -271,6 +281,9 @@ def evaluate(policy: Policy, facts: UpdateFacts, now: datetime) -> Evaluation:
         )
     if facts.major:
         return Evaluation(STATE_MANUAL, "major upgrade: only 'patchctl approve ID --major' approves it")
+    fast = fast_lane_reason(policy, baseline, facts)
+    if fast is not None:
+        return Evaluation(STATE_APPROVED, fast)
     hit = _matches(baseline.allow, facts)
     if hit is not None:
         return Evaluation(STATE_APPROVED, f"matches allow pattern {hit!r}")
@@ -307,7 +320,7 @@ _WAVE_KEYS: tuple[str, ...] = (
     "min_success_percent",
 )
 _WAVE_KEYS += ("install_window",)
-_TOP_KEYS = ("version", "baselines", "waves", "windows", "freezes", "roles")
+_TOP_KEYS = ("version", "baselines", "waves", "windows", "freezes", "roles", "fast_lane", "fast_lane_bake_days", "sla")
 
 
 def parse_policy(text: str, filename: str) -> Policy:
@@ -339,6 +352,8 @@ def parse_policy(text: str, filename: str) -> Policy:
         if w.install_window is not None and w.install_window not in windows:
             node = top["waves"][1].value[i]
             raise doc.error(node, f"waves[{i}] ({w.name}).install_window", _undefined(w.install_window))
+    fast_lane = _fast_lane(doc, top)
+    sla = _sla(doc, top["sla"][1]) if "sla" in top else None
     return Policy(
         source=filename,
         baselines=baselines,
@@ -346,6 +361,8 @@ def parse_policy(text: str, filename: str) -> Policy:
         windows=windows,
         freezes=_policy_freezes(doc, top),
         role_install_windows=_roles(doc, top, windows),
+        fast_lane=fast_lane,
+        sla=sla,
     )
 
 
@@ -454,3 +471,147 @@ def _waves(doc: YamlDoc, node: yaml.Node) -> tuple[Wave, ...]:
             kwargs["install_window"] = doc.string(fields["install_window"][1], f"{path}.install_window")
         waves.append(Wave(**kwargs))
     return tuple(waves)
+
+
+# --- the fast lane ---------------------------------------------------------------------------
+#
+#     fast_lane:
+#       cves: [CVE-2024-3094]        # updates that fix one of these
+#       kev: kev.json                # a local copy of CISA's Known Exploited Vulnerabilities
+#                                    # catalog (its JSON feed), relative to the policy file;
+#                                    # patchctl never downloads it
+#       urgency: [high, emergency, critical]   # apt: the Debian urgency of what it brings
+#       severities: [critical]       # the source's severity (dnf, zypper, Windows)
+#     fast_lane_bake_days: 1         # the pilot bake of a fast-lane rollout (default 1)
+#
+# A matching update is approved at once (no approve_after_days wait), after reject and the
+# major/unmanaged rules (never overridden). ``cves`` and ``kev`` approve it whatever its
+# classification; ``urgency`` and ``severities`` only within the baseline's classifications.
+# ``patchctl rollout create`` freezes fast-lane updates into a rollout of their own whose first
+# wave bakes ``fast_lane_bake_days``.
+
+FAST_LANE_PREFIX = "fast lane: "
+_FAST_LANE_KEYS = ("cves", "kev", "urgency", "severities")
+DEFAULT_FAST_LANE_BAKE_DAYS = 1.0
+
+
+@dataclass(frozen=True)
+class FastLane:
+    cves: frozenset[str] = frozenset()
+    kev_file: str | None = None  # as written in the policy (the flow reads it)
+    kev: frozenset[str] = frozenset()  # the KEV catalog's CVE ids (filled by with_kev)
+    urgency: tuple[str, ...] = ()
+    severities: tuple[str, ...] = ()
+    bake_days: float = DEFAULT_FAST_LANE_BAKE_DAYS
+
+
+def fast_lane_reason(policy: Policy, baseline: Baseline, facts: UpdateFacts) -> str | None:
+    """Why the fast lane approves ``facts`` now (a reason starting FAST_LANE_PREFIX), or None."""
+    lane = policy.fast_lane
+    if lane is None:
+        return None
+    cves = [c.upper() for c in facts.cves]
+    named = [c for c in cves if c in lane.cves]
+    if named:
+        return f"{FAST_LANE_PREFIX}fixes {', '.join(named)} (fast_lane.cves)"
+    exploited = [c for c in cves if c in lane.kev]
+    if exploited:
+        return f"{FAST_LANE_PREFIX}fixes {', '.join(exploited)}, known exploited ({lane.kev_file})"
+    if facts.classification not in baseline.classifications:
+        return None
+    if facts.urgency is not None and facts.urgency.lower() in lane.urgency:
+        return f"{FAST_LANE_PREFIX}Debian urgency {facts.urgency}"
+    if facts.severity is not None and facts.severity.lower() in lane.severities:
+        return f"{FAST_LANE_PREFIX}severity {facts.severity}"
+    return None
+
+
+def fast_lane_waves(policy: Policy) -> tuple[Wave, ...]:
+    """The policy's waves, the first one baking ``fast_lane_bake_days`` (when that is shorter)."""
+    lane = policy.fast_lane
+    bake = lane.bake_days if lane is not None else DEFAULT_FAST_LANE_BAKE_DAYS
+    first, *rest = policy.waves
+    return (replace(first, bake_days=min(first.bake_days, bake)), *rest)
+
+
+def _fast_lane(doc: YamlDoc, top: dict[str, Any]) -> FastLane | None:
+    bake = DEFAULT_FAST_LANE_BAKE_DAYS
+    if "fast_lane_bake_days" in top:
+        bake = doc.number(top["fast_lane_bake_days"][1], "fast_lane_bake_days")
+    if "fast_lane" not in top:
+        return None
+    node = top["fast_lane"][1]
+    fields = doc.mapping(node, "fast_lane", _FAST_LANE_KEYS)
+    kwargs: dict[str, Any] = {"bake_days": bake}
+    if "cves" in fields:
+        kwargs["cves"] = frozenset(doc.strings(fields["cves"][1], "fast_lane.cves", _cve_check(doc)))
+    if "kev" in fields:
+        kwargs["kev_file"] = doc.string(fields["kev"][1], "fast_lane.kev")
+    if "urgency" in fields:
+        kwargs["urgency"] = doc.strings(fields["urgency"][1], "fast_lane.urgency", _urgency_check(doc))
+    if "severities" in fields:
+        kwargs["severities"] = tuple(s.lower() for s in doc.strings(fields["severities"][1], "fast_lane.severities"))
+    return FastLane(**kwargs)
+
+
+def _cve_check(doc: YamlDoc) -> Callable[[yaml.Node, str, str], str]:
+    def check(node: yaml.Node, fieldname: str, value: str) -> str:
+        if not _CVE_ID.match(value.strip().upper()):
+            raise doc.error(node, fieldname, f"{value!r} is not a CVE id (CVE-YYYY-NNNN)")
+        return value.strip().upper()
+
+    return check
+
+
+def _urgency_check(doc: YamlDoc) -> Callable[[yaml.Node, str, str], str]:
+    def check(node: yaml.Node, fieldname: str, value: str) -> str:
+        if value.lower() not in URGENCIES:
+            raise doc.error(node, fieldname, f"unknown urgency {value!r} (known: {', '.join(URGENCIES)})")
+        return value.lower()
+
+    return check
+
+
+_CVE_ID = re.compile(r"^CVE-\d{4}-\d{4,}$")
+
+
+def with_kev(policy: Policy, text: str, filename: str) -> Policy:
+    """``policy`` with its fast lane's KEV catalog read from ``text`` (CISA's JSON feed:
+    ``{"vulnerabilities": [{"cveID": "CVE-...", ...}, ...]}``). ConfigError naming ``filename``
+    and the field when it is not that shape."""
+    import json
+
+    lane = policy.fast_lane
+    if lane is None:
+        return policy
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"{filename}: not JSON ({exc})") from None
+    vulns = data.get("vulnerabilities") if isinstance(data, dict) else None
+    if not isinstance(vulns, list):
+        raise ConfigError(f"{filename}: vulnerabilities: missing or not a list (CISA's KEV catalog JSON)")
+    ids = set()
+    for i, item in enumerate(vulns):
+        cve = item.get("cveID") if isinstance(item, dict) else None
+        if not isinstance(cve, str) or not _CVE_ID.match(cve.strip().upper()):
+            raise ConfigError(f"{filename}: vulnerabilities[{i}].cveID: must be a CVE id, got {cve!r}")
+        ids.add(cve.strip().upper())
+    return replace(policy, fast_lane=replace(lane, kev=frozenset(ids)))
+
+
+# --- SLAs (patchctl.rules.sla) ---------------------------------------------------------------
+
+# the severities sources give (dnf, zypper, Windows' MsrcSeverity), lower case
+SLA_SEVERITIES = ("low", "moderate", "important", "critical")
+_SLA_KEYS = tuple(dict.fromkeys((*CLASSIFICATIONS, *SLA_SEVERITIES, *URGENCIES, DEFAULT_KEY, AT_RISK_KEY)))
+
+
+def _sla(doc: YamlDoc, node: yaml.Node) -> Sla:
+    fields = doc.mapping(node, "sla", _SLA_KEYS)
+    days = {k: doc.number(v, f"sla.{k}") for k, (_kn, v) in fields.items() if k != AT_RISK_KEY}
+    if not days:
+        raise doc.error(node, "sla", "must give the days to patch of at least one class, severity or urgency")
+    if AT_RISK_KEY in fields:
+        return Sla(days, doc.number(fields[AT_RISK_KEY][1], f"sla.{AT_RISK_KEY}"))
+    return Sla(days)

@@ -34,6 +34,7 @@ from patchctl.rules.exceptions import UpdateException, state_label
 from patchctl.rules.holds import HostHolds
 from patchctl.rules.lineage import Starved
 from patchctl.rules.model import CLASSIFICATIONS, HOST_BLOCKED, HOST_FAILED, HOST_UNREACHABLE
+from patchctl.rules.sla import SlaReport
 
 
 @dataclass(frozen=True)
@@ -251,6 +252,7 @@ class TopMissing:
     major: bool
     cves: tuple[str, ...]
     hosts: int  # how many hosts miss it
+    urgency: str | None = None  # apt: the Debian urgency of the changelog entries it brings
 
 
 @dataclass(frozen=True)
@@ -379,6 +381,8 @@ class Report:
     # change safety: each host's latest health checks, and the hosts with a restart pending
     health: tuple[HealthCheck, ...] = ()
     restart_pending: tuple[RestartPending, ...] = ()
+    # the policy's days-to-patch measured on the fleet (None: the policy sets no sla)
+    sla: SlaReport | None = None
 
     def state_label(self, host: str, word: Callable[[str], str] = str) -> str:
         """The host's state as it reads (``word`` writes the state): ``compliant (2 excepted)``."""

@@ -39,6 +39,15 @@ class CatalogEntry:
     manual: Decision | None  # the latest decision by an operator
     automatic: Decision | None  # the latest decision by the policy
     released_at: datetime | None = None  # when the source released it, if it says
+    cves: tuple[str, ...] = ()
+    advisory_ids: tuple[str, ...] = ()
+    # apt: the Debian urgency of the changelog entries it brings, its source package and version,
+    # and its changelog's status and reason (apt_changelogs; None: not fetched yet)
+    urgency: str | None = None
+    source_package: str | None = None
+    source_version: str | None = None
+    changelog_status: str | None = None
+    changelog_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -52,10 +61,19 @@ class Decision:
 
 def read_catalog(conn: Connection) -> list[CatalogEntry]:
     """Every update ever seen, sorted by source, name, version."""
-    u, c, d = t.updates, t.update_counts, t.decisions
+    u, c, d, log = t.updates, t.update_counts, t.decisions, t.apt_changelogs
     rows = conn.execute(
-        sa.select(u, sa.func.coalesce(c.c.hosts_missing, 0).label("hosts_missing"))
+        sa.select(
+            u,
+            sa.func.coalesce(c.c.hosts_missing, 0).label("hosts_missing"),
+            log.c.status.label("changelog_status"),
+            log.c.reason.label("changelog_reason"),
+        )
         .outerjoin(c, c.c.update_id == u.c.id)
+        .outerjoin(
+            log,
+            sa.and_(log.c.source_package == u.c.source_package, log.c.source_version == u.c.source_version),
+        )
         .order_by(u.c.source, u.c.name, u.c.version)
     ).all()
     latest: dict[tuple[int, bool], Decision] = {}
@@ -81,6 +99,13 @@ def read_catalog(conn: Connection) -> list[CatalogEntry]:
             manual=latest.get((int(r.id), False)),
             automatic=latest.get((int(r.id), True)),
             released_at=r.released_at,
+            cves=tuple(r.cves or ()),
+            advisory_ids=tuple(r.advisory_ids or ()),
+            urgency=r.urgency,
+            source_package=r.source_package,
+            source_version=r.source_version,
+            changelog_status=r.changelog_status,
+            changelog_reason=r.changelog_reason,
         )
         for r in rows
     ]

@@ -94,7 +94,7 @@ def top_missing(q: Query, limit: int, hosts: Sequence[str] | None = None) -> lis
             f" WHERE hu.state = 'missing'{where} GROUP BY hu.update_id)"
         )
     rows = q(
-        "SELECT u.uid, u.source, u.name, u.version, u.classification, u.severity, u.major, u.cves, c.n"  # noqa: S608 - only placeholders and fixed names are interpolated
+        "SELECT u.uid, u.source, u.name, u.version, u.classification, u.severity, u.major, u.cves, u.urgency, c.n"  # noqa: S608 - only placeholders and fixed names are interpolated
         f" FROM {counts} c"
         " JOIN updates u ON u.id = c.update_id"
         " ORDER BY c.n DESC, CASE WHEN u.classification = 'security' THEN 0 ELSE 1 END, u.name, u.version"
@@ -112,6 +112,7 @@ def top_missing(q: Query, limit: int, hosts: Sequence[str] | None = None) -> lis
             major=bool(r["major"]),
             cves=tuple(_json(r["cves"]) or ()),
             hosts=int(r["n"]),
+            urgency=r["urgency"],
         )
         for r in rows
     ]

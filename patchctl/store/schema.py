@@ -245,6 +245,12 @@ updates = sa.Table(
     # NULL when it gives no date. approve_after_days counts from it, else from first_seen_at.
     sa.Column("released_at", UTCDateTime()),
     sa.Index("ix_updates_source_name", "source", "name"),
+    # apt (migration 0011_cve): the candidate's source package and version (its changelog's key)
+    # and the highest Debian urgency of the changelog entries the update brings
+    sa.Column("source_package", sa.String(255)),
+    sa.Column("source_version", sa.String(255)),
+    sa.Column("urgency", sa.String(16)),
+    sa.Index("ix_updates_source_package", "source_package", "source_version"),
 )
 
 host_updates = sa.Table(
@@ -699,4 +705,59 @@ health_results = sa.Table(
     sa.Column("message", sa.Text),
     sa.Column("checked_at", UTCDateTime(), nullable=False),
     sa.Index("ix_health_results_host", "host", "id"),
+)
+
+# --- vulnerability facts of apt updates (migration 0011_cve) -----------------------------------
+
+apt_changelogs = sa.Table(
+    "apt_changelogs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("source_package", sa.String(255), nullable=False),
+    sa.Column("source_version", sa.String(255), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # parsed | unreadable | fetch_failed
+    sa.Column("reason", sa.Text),
+    sa.Column("entries", JSONText()),  # [{version, urgency, cves, advisories, date}], newest first
+    sa.Column("host", sa.String(255)),
+    sa.Column("package", sa.String(512)),  # NAME=VERSION of the binary package it came from
+    sa.Column("downloads", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("fetched_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("source_package", "source_version", name="uq_apt_changelogs_source"),
+)
+
+v_update_changelogs = sa.Table(
+    "v_update_changelogs",
+    views,
+    sa.Column("update_id", sa.Integer),
+    sa.Column("uid", sa.String),
+    sa.Column("name", sa.String),
+    sa.Column("version", sa.String),
+    sa.Column("classification", sa.String),
+    sa.Column("source_package", sa.String),
+    sa.Column("source_version", sa.String),
+    sa.Column("urgency", sa.String),
+    sa.Column("cves", JSONText()),
+    sa.Column("advisory_ids", JSONText()),
+    sa.Column("changelog_status", sa.String),
+    sa.Column("changelog_reason", sa.Text),
+    sa.Column("changelog_host", sa.String),
+    sa.Column("changelog_fetched_at", UTCDateTime()),
+)
+
+v_time_to_patch = sa.Table(
+    "v_time_to_patch",
+    views,
+    sa.Column("host_id", sa.Integer),
+    sa.Column("host", sa.String),
+    sa.Column("update_id", sa.Integer),
+    sa.Column("uid", sa.String),
+    sa.Column("source", sa.String),
+    sa.Column("name", sa.String),
+    sa.Column("version", sa.String),
+    sa.Column("classification", sa.String),
+    sa.Column("severity", sa.String),
+    sa.Column("urgency", sa.String),
+    sa.Column("missing_since", UTCDateTime()),
+    sa.Column("installed_at", UTCDateTime()),
 )

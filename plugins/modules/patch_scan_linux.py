@@ -197,6 +197,15 @@ patchctl_scan:
           description: Present when a hold keeps the package where it is, naming the hold
             (C(apt-mark hold), C(dnf versionlock), C(zypper lock)). patchctl never deploys it.
           type: str
+        source_package:
+          description: apt only - the source package the candidate is built from (C(Source:) of
+            C(apt-cache show)); null when apt-cache could not say. patchctl reads the candidate's
+            changelog once per source package and source version.
+          type: str
+          sample: openssl
+        source_version:
+          description: apt only - the candidate's source version (without a binNMU's C(+bN)).
+          type: str
     reboot_required:
       description: Whether the host asks for a reboot (apt C(/var/run/reboot-required) exists,
         C(dnf needs-restarting -r) exits 1, C(zypper needs-rebooting) exits 102).
@@ -565,6 +574,31 @@ def _apt_update(match, native_arch):
         "cves": [],
         "advisory_ids": [],
     }
+
+
+def parse_apt_sources(text):
+    """`apt-cache show NAME=VERSION...` (LANG=C) -> {(package, version): (source, source_version)}.
+
+    A record without `Source:` is its own source at its own version; `Source: name (version)`
+    names the source's version when it differs (a binNMU's `+b1`, a binary versioned apart)."""
+    found = {}
+    for record in re.split(r"\n\s*\n", text or ""):
+        fields = {}
+        for line in record.splitlines():
+            if line[:1] in (" ", "\t") or ":" not in line:
+                continue
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+        name, version = fields.get("Package"), fields.get("Version")
+        if not name or not version:
+            continue
+        source = fields.get("Source") or name
+        source_version = version
+        match = re.match(r"^(\S+)\s*\((\S+)\)$", source)
+        if match:
+            source, source_version = match.group(1), match.group(2)
+        found[(name, version)] = (source, source_version)
+    return found
 
 
 def parse_apt_list_upgradable(text, native_arch=None):
@@ -1205,10 +1239,27 @@ class AptBackend(Backend):
         apt = self.module.get_bin_path("apt", required=True)
         _rc, out, _err = self.run([apt, "list", "--upgradable"])
         try:
-            return parse_apt_list_upgradable(out, self.native_arch())
+            updates = parse_apt_list_upgradable(out, self.native_arch())
         except ValueError as exc:
             self.module.fail_json(msg=str(exc))
-        return []
+            return []
+        self.add_sources(updates)
+        return updates
+
+    def add_sources(self, updates):
+        """Each update's source package and source version, from the local lists (one
+        `apt-cache show`); left null when apt-cache cannot say (never fails the scan)."""
+        if not updates:
+            return
+        apt_cache = self.module.get_bin_path("apt-cache")
+        sources = {}
+        if apt_cache:
+            specs = [f"{u['name']}={u['version']}" for u in updates]
+            rc, out, _err = self.module.run_command([apt_cache, "show", *specs], environ_update=C_LOCALE)
+            sources = parse_apt_sources(out) if rc in (0, 100) else {}
+        for u in updates:
+            found = sources.get((u["name"].split(":")[0], u["version"]))
+            u["source_package"], u["source_version"] = found if found else (None, None)
 
     def holds(self):
         apt_mark = self.module.get_bin_path("apt-mark", required=True)

@@ -167,3 +167,126 @@ def test_a_5000_host_report_fits_its_page_and_stays_usable(tmp_path: Path, width
     taken = browse(page, tmp_path / "shot", f"--window-size={width},1600", f"--screenshot={shot}", f"file://{page}")
     assert taken.returncode == 0, taken.stderr[-2000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+SLA_CHECK = """
+<script>
+window.addEventListener('load', function () {
+  var out = {problems: [], points: [], hosts: [], ttp: [], chart_width: 0};
+  var vw = document.documentElement.clientWidth;
+  if (document.documentElement.scrollWidth > vw + 1) out.problems.push('page scrolls sideways');
+  document.querySelectorAll('#sla .card').forEach(function (c) {
+    if (c.scrollWidth > c.clientWidth + 1)
+      out.problems.push('card scrolls sideways: ' + c.querySelector('h2').textContent);
+  });
+  var svg = document.getElementById('sla-breaches'), box = svg.getBoundingClientRect();
+  out.chart_width = Math.round(box.width);
+  svg.querySelectorAll('text, circle').forEach(function (t) {
+    var r = t.getBoundingClientRect();
+    if (r.left < box.left - 0.5 || r.right > box.right + 0.5 || r.top < box.top - 0.5 || r.bottom > box.bottom + 0.5)
+      out.problems.push('outside the chart: ' + t.tagName + ' ' + t.textContent);
+  });
+  svg.querySelectorAll('circle.bp').forEach(function (c) {
+    var r = c.getBoundingClientRect();
+    out.points.push([+c.getAttribute('data-breached'), Math.round(r.left - box.left), Math.round(r.top - box.top)]);
+  });
+  ['sla-hosts', 'sla-ttp'].forEach(function (id) {
+    document.querySelectorAll('#' + id + ' tbody tr').forEach(function (tr) {
+      if (tr.getBoundingClientRect().height === 0) out.problems.push('row not shown in #' + id);
+      out[id === 'sla-hosts' ? 'hosts' : 'ttp'].push(Array.from(tr.cells).map(function (c) { return c.innerText; }));
+    });
+  });
+  var pre = document.createElement('pre'); pre.id = 'sla-result'; pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+});
+</script>
+"""
+
+
+def sla_report() -> str:
+    """Three hosts under a security SLA of 14 days over 8 daily scans: web01's openssl breached
+    from day 14, web02's from day 18 until installed on day 21, db01's curl patched in 3 days."""
+    from dataclasses import replace
+
+    from patchctl.rules.sla import OpenItem, Patched, Sla, Span, breach_history, evaluate_sla
+
+    start = NOW - timedelta(days=24)
+    sla = Sla({"security": 14, "default": 30})
+    ssl = "apt:openssl:3.0.22-1~deb12u2"
+    opened = [
+        OpenItem("web01", ssl, "security", "high", None, start),
+        OpenItem("db01", "apt:app:1.1", "bugfix", None, None, start + timedelta(days=2)),
+    ]
+    patched = [
+        Patched("web02", ssl, "security", start + timedelta(days=4), start + timedelta(days=21)),
+        Patched("db01", "apt:curl:7.88.1-10+deb12u6", "security", start, start + timedelta(days=3)),
+    ]
+    spans = [Span(i.host, i.uid, i.classification, i.severity, i.urgency, i.since, None) for i in opened] + [
+        Span(p.host, p.uid, p.classification, None, None, p.missing_since, p.installed_at) for p in patched
+    ]
+    days = (0, 3, 7, 14, 18, 20, 21, 24)
+    history = [
+        HistoryPoint(run_id=n + 1, at=start + timedelta(days=d), hosts=3, by_state={"missing": 3}, missing_total=3)
+        for n, d in enumerate(days)
+    ]
+    rows = [
+        HostComplianceRow(
+            host=h,
+            os="Debian GNU/Linux 12 (bookworm)",
+            os_family="debian",
+            pkg_mgr="apt",
+            patch_role="server",
+            patch_window=None,
+            last_scan_at=NOW,
+            last_ok_scan_at=NOW,
+            reachability="ok",
+            last_error=None,
+            missing_total=1,
+            missing_by_class={**dict.fromkeys(CLASSIFICATIONS, 0), "security": 1},
+            missing_major=0,
+            reboot_required=False,
+            reboot_required_since=None,
+        )
+        for h in ("db01", "web01", "web02")
+    ]
+    rep = build_report(rows, NOW, history=history)
+    measured = evaluate_sla(sla, opened, patched, NOW)
+    rep = replace(rep, sla=replace(measured, history=breach_history(sla, spans, [(p.run_id, p.at) for p in history])))
+    return render_html(rep)
+
+
+@pytest.mark.parametrize("width", [1024, 1920])
+def test_the_sla_section_is_laid_out_with_its_breach_chart(tmp_path: Path, width: int) -> None:
+    """Chromium lays out the SLA card: the per-host table (with the fleet row) and the time to
+    patch per class shown, every point and label inside the breaches chart, the chart across the
+    card, and a point higher the more items it counts (0, 0, 0, 1, 2, 2, 1, 1 over the scans).
+    Seen failing with the chart's y axis flipped (more breaches drawn lower: 164 < 86), with the
+    section left out of the page (no #sla-breaches: the script threw, no result), and with the
+    time labels all centred on their points (the last one outside the chart)."""
+    page = tmp_path / "report.html"
+    page.write_text(sla_report().replace("</body>", SLA_CHECK + "</body>"))
+    dumped = browse(
+        page,
+        tmp_path / "profile",
+        "--dump-dom",
+        f"--window-size={width},1200",
+        "--virtual-time-budget=5000",
+        f"file://{page}",
+    )
+    assert dumped.returncode == 0, dumped.stderr[-2000:]
+    found = re.search(r'<pre id="sla-result">(.*?)</pre>', dumped.stdout, re.S)
+    assert found, dumped.stdout[-2000:]
+    out = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    assert out["problems"] == []
+    assert [p[0] for p in out["points"]] == [0, 0, 0, 1, 2, 2, 1, 1]
+    xs = [p[1] for p in out["points"]]
+    assert xs == sorted(xs) and xs[-1] - xs[0] > 0.8 * out["chart_width"]
+    height = {b: y for b, _, y in out["points"]}
+    assert height[2] < height[1] < height[0]
+    assert out["hosts"] == [["db01", "1", "0", "0"], ["web01", "1", "0", "1"], ["(fleet)", "2", "0", "1"]]
+    assert out["ttp"] == [["security", "2", "10", "15.6"]]
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / f"report-sla-{width}px.png"
+    taken = browse(page, tmp_path / "shot", f"--window-size={width},2700", f"--screenshot={shot}", f"file://{page}")
+    assert taken.returncode == 0, taken.stderr[-2000:]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

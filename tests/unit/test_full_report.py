@@ -236,6 +236,7 @@ def test_json_keeps_the_report_1_keys_and_adds_sections(rep: Report) -> None:
         "failures",
         "history",
         "nodes",
+        "sla",
         "health",
         "restart_pending",
     ]

@@ -92,7 +92,7 @@ def test_apt_publish_drop_older_reindexes_and_resigns(lab_dir: Path) -> None:
         assert (binary / "by-hash/SHA256" / before[f"main/binary-{ARCH}/{name}"]).is_file()
     assert gzip.decompress((binary / "Packages.gz").read_bytes()) == (binary / "Packages").read_bytes()
     # the security suite was not re-indexed
-    assert packages(lab_dir, "bookworm-security") == {"patchctl-demo-ssl": ["1.0-2"]}
+    assert packages(lab_dir, "bookworm-security")["patchctl-demo-ssl"] == ["1.0-2"]
 
 
 def test_apt_publish_into_the_security_suite_keeps_older(lab_dir: Path) -> None:
@@ -188,3 +188,16 @@ def test_no_lab_running_is_a_usage_error(tmp_path: Path) -> None:
 def test_the_same_version_in_another_suite_is_refused(lab_dir: Path) -> None:
     with pytest.raises(ConfigError, match="already published in suite bookworm-security"):
         publish_deb(lab_dir / "repo", lab_dir / "repo-gnupg", PublishRequest("patchctl-demo-ssl", "1.0-2"))
+
+
+def test_lab_changelogs_name_each_version_newest_first() -> None:
+    """A package the lab publishes gets its own entry on top of its source's; the security fix's
+    entry names its CVEs. Seen failing with the published package left out of changelog_text
+    (the newest entry was 1.1-1)."""
+    from patchctl.rules import changelog
+
+    published = repo.DemoPackage("patchctl-demo-app", "1.2-1", "bookworm", "demo package (published in the lab)")
+    assert [e.version for e in changelog.parse(repo.changelog_text(published))] == ["1.2-1", "1.1-1", "1.0-1"]
+    ssl = next(p for p in repo.PACKAGES if p.name == "patchctl-demo-ssl" and p.version == "1.0-2")
+    top = changelog.parse(repo.changelog_text(ssl))[0]
+    assert (top.version, top.urgency, top.cves) == ("1.0-2", "high", ("CVE-2099-10001", "CVE-2099-10002"))
