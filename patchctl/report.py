@@ -21,10 +21,10 @@ from patchctl.rules.report import HostComplianceRow, Report, build_report
 from patchctl.rules.sla import Sla, breach_history, evaluate_sla
 from patchctl.store import fastread
 from patchctl.store import reports as reads
-from patchctl.store.exception_reads import excepted_now, exceptions
-from patchctl.store.hold_reads import holds
 from patchctl.store import safety_reads as safety
 from patchctl.store import sla as sla_reads
+from patchctl.store.exception_reads import excepted_now, exceptions
+from patchctl.store.hold_reads import holds
 
 
 def matching_hosts(names: list[str], limit: str | None, where: str) -> set[str] | None:

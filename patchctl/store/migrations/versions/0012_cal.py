@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012_cal"
-down_revision: str | None = "0009_lineage"
+down_revision: str | None = "0011_cve"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
