@@ -133,6 +133,10 @@ def test_install_runs_one_pinned_verified_apt_get_install(
         "failed": {},
         "versions": {"patchctl-demo-app": "1.1-1", "patchctl-demo-ssl": "1.0-2"},
         "reboot_required": False,
+        # no hooks, no health checks, no process mapping a replaced file
+        "hooks": [],
+        "health": [],
+        "restart_pending": [],
     }
 
 
