@@ -87,7 +87,7 @@ def test_every_scan_command_forces_the_checks_on(host: BrokenRpmHost, capsys: py
 
 
 @pytest.mark.parametrize(
-    ("mgr", "answer", "reason"),
+    ("host", "answer", "reason"),
     [
         (
             "dnf",
@@ -115,13 +115,12 @@ def test_every_scan_command_forces_the_checks_on(host: BrokenRpmHost, capsys: py
             "'78283073B5AA0152'",
         ),
     ],
+    indirect=["host"],  # each case runs on the fake host of its own package manager
 )
 def test_a_refresh_that_does_not_verify_is_an_integrity_failure(
-    host: BrokenRpmHost, capsys: pytest.CaptureFixture[str], mgr: str, answer: tuple[int, str, str], reason: str
+    host: BrokenRpmHost, capsys: pytest.CaptureFixture[str], answer: tuple[int, str, str], reason: str
 ) -> None:
-    if host.mgr != mgr:
-        pytest.skip(f"a {mgr} case")
-    host.answers["makecache" if mgr == "dnf" else "refresh"] = answer
+    host.answers["makecache" if host.mgr == "dnf" else "refresh"] = answer
     result = run_module({}, capsys)
     assert result["failed"] is True
     assert result["msg"].startswith(reason), result["msg"]
@@ -158,11 +157,11 @@ def test_a_tampered_package_fails_the_download_check(host: BrokenRpmHost, capsys
         ("zypp.conf", "[main]\npkg_gpgcheck = no\n", "zypp.conf: pkg_gpgcheck=no"),
     ],
 )
+@pytest.mark.parametrize("host", ["zypper"], indirect=True)  # dnf's checks are forced on its command line
 def test_zypper_configuration_turning_a_check_off_is_refused(
     host: BrokenRpmHost, capsys: pytest.CaptureFixture[str], path: str, text: str, found: str
 ) -> None:
-    if host.mgr != "zypper":
-        pytest.skip("zypper only: dnf's checks are forced on its command line")
+    assert host.mgr == "zypper"
     (Path(psl.ZYPP_ETC) / path).write_text(text)
     result = run_module({}, capsys)
     assert result["failed"] is True
