@@ -12,7 +12,19 @@ from patchctl.cli.app import App, db_option, handle_errors, print_table
 from patchctl.errors import ConfigError
 
 FORMATS = ("table", "json", "csv", "html")
-SECTIONS = ("hosts", "summary", "waves", "missing", "reboots", "failures", "history", "nodes", "exceptions", "held", "sla")
+SECTIONS = (
+    "hosts",
+    "summary",
+    "waves",
+    "missing",
+    "reboots",
+    "failures",
+    "history",
+    "nodes",
+    "exceptions",
+    "held",
+    "sla",
+)
 
 
 def _json_alias(ctx: click.Context, _param: click.Parameter, value: bool) -> None:

@@ -13,7 +13,19 @@ from patchctl.rules.exceptions import covered_by
 from patchctl.rules.model import CLASSIFICATIONS
 from patchctl.rules.report import HISTORY_STATES, Report
 
-CSV_SECTIONS = ("hosts", "missing", "reboots", "failures", "history", "waves", "summary", "nodes", "exceptions", "held", "sla")
+CSV_SECTIONS = (
+    "hosts",
+    "missing",
+    "reboots",
+    "failures",
+    "history",
+    "waves",
+    "summary",
+    "nodes",
+    "exceptions",
+    "held",
+    "sla",
+)
 
 
 def section_rows(rep: Report, section: str) -> tuple[list[str], list[list[object]]]:
