@@ -78,7 +78,7 @@ VALID_POLICY: dict[str, Any] = {
     ],
     "windows": [{"name": "nightly", "start": "0 1 * * *", "duration": "4h", "timezone": "Europe/Berlin"}],
 }
-TOP_KEYS = ("version", "baselines", "waves", "windows", "freezes", "roles")
+TOP_KEYS = ("version", "baselines", "waves", "windows", "freezes", "roles", "fast_lane", "fast_lane_bake_days", "sla")
 YAML_BREAKS = set("\x85\u2028\u2029")
 WAVE_KEYS = (
     "name",
