@@ -236,7 +236,11 @@ _B = "baselines: {debian: {}}\n"
     ("text", "expected"),
     [
         ("", ": the file is empty (expected baselines: and waves:)"),
-        ("bogus: 1\n" + _B, ", line 1: bogus: unknown field (known: version, baselines, waves, windows)"),
+        (
+            "bogus: 1\n" + _B,
+            ", line 1: bogus: unknown field (known: version, baselines, waves, windows, "
+            "freezes, roles, fast_lane, fast_lane_bake_days, sla)",
+        ),
         ("version: 2\n" + _B, ", line 1: version: must be 1, got 2"),
         ("waves: []\n", ", line 1: baselines: missing (a mapping of OS family to baseline)"),
         ("baselines: {}\n", ", line 1: baselines: must name at least one OS family"),
@@ -246,7 +250,7 @@ _B = "baselines: {debian: {}}\n"
         (
             _B + "waves:\n  - {name: a, hosts: all, foo: 1}\n",
             ", line 3: waves[0].foo: unknown field (known: name, hosts, bake_days, max_concurrency, "
-            "max_fail_percent, min_success_percent)",
+            "max_fail_percent, min_success_percent, install_window)",
         ),
         (_B + "waves:\n  - {name: [1], hosts: all}\n", ", line 3: waves[0].name: must be a non-empty string, got [1]"),
         (
