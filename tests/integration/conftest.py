@@ -16,6 +16,9 @@ import pytest
 from patchctl.lab.fleet import Lab
 
 LAB_SUBNET = os.environ.get("PATCHCTL_TEST_SUBNET", "127.78")
+# The subnet of the labs a test module makes for itself, one after the other: never the session
+# lab's, which making one would stop (own_lab stops whatever still runs on its subnet).
+OWN_LAB_SUBNET = os.environ.get("PATCHCTL_TEST_SUBNET2", "127.79")
 LAB_HOSTS = int(os.environ.get("PATCHCTL_TEST_LAB_HOSTS", "4"))
 
 
@@ -98,6 +101,8 @@ def own_lab(
     ``clear`` settings removed; taken down afterwards, and checked to leave nothing behind."""
     if os.geteuid() != 0:
         pytest.fail("the lab tests need root (they build namespaced hosts)")
+    if subnet == LAB_SUBNET and name != SESSION_LAB:
+        pytest.fail(f"lab {name}: subnet {subnet} is the session lab's (use OWN_LAB_SUBNET)")
     home = tmp_path_factory.mktemp(name)
     lab = Lab(lab_dir=home / "lab")
     env = dict(os.environ)
@@ -116,9 +121,12 @@ def own_lab(
         assert not left, f"lab down left things behind: {left}"
 
 
+SESSION_LAB = "patchctl-home"
+
+
 @pytest.fixture(scope="session")
 def lab_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabEnv]:
-    with own_lab(tmp_path_factory, "patchctl-home", LAB_SUBNET, LAB_HOSTS, clear=("PATCHCTL_DB",)) as env:
+    with own_lab(tmp_path_factory, SESSION_LAB, LAB_SUBNET, LAB_HOSTS, clear=("PATCHCTL_DB",)) as env:
         yield env
 
 

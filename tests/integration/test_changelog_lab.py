@@ -20,14 +20,14 @@ import pytest
 import yaml
 
 from patchctl.lab.supervisor import REQUEST_LOG
-from tests.integration.conftest import LAB_SUBNET, LabEnv, own_lab
+from tests.integration.conftest import OWN_LAB_SUBNET, LabEnv, own_lab
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    with own_lab(tmp_path_factory, "patchctl-cve", LAB_SUBNET, 3) as env:
+    with own_lab(tmp_path_factory, "patchctl-cve", OWN_LAB_SUBNET, 3) as env:
         yield env
 
 

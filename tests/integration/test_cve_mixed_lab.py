@@ -9,14 +9,14 @@ import pytest
 
 from patchctl.lab import repo, rpm
 from patchctl.rules import changelog
-from tests.integration.conftest import LAB_SUBNET, LabEnv, own_lab
+from tests.integration.conftest import OWN_LAB_SUBNET, LabEnv, own_lab
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 
 
 @pytest.fixture(scope="module")
 def mixed_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabEnv]:
-    with own_lab(tmp_path_factory, "patchctl-cve-mixed", LAB_SUBNET, 1, dnf_hosts=1, zypper_hosts=1) as env:
+    with own_lab(tmp_path_factory, "patchctl-cve-mixed", OWN_LAB_SUBNET, 1, dnf_hosts=1, zypper_hosts=1) as env:
         yield env
 
 

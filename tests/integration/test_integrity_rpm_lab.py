@@ -26,7 +26,7 @@ import pytest
 from patchctl.lab import faults, rpm
 from patchctl.lab.repo import VARIANT_TAMPERED, VARIANT_UNKNOWN_KEY, VARIANT_UNSIGNED
 
-from .conftest import LAB_SUBNET, LabEnv, own_lab
+from .conftest import OWN_LAB_SUBNET, LabEnv, own_lab
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 
@@ -70,7 +70,7 @@ waves:
 
 @pytest.fixture(scope="module")
 def rpm_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabEnv]:
-    with own_lab(tmp_path_factory, "patchctl-rpm-integrity", LAB_SUBNET, 0, dnf_hosts=4, zypper_hosts=4) as env:
+    with own_lab(tmp_path_factory, "patchctl-rpm-integrity", OWN_LAB_SUBNET, 0, dnf_hosts=4, zypper_hosts=4) as env:
         yield env
 
 
