@@ -11,8 +11,8 @@ Open ``report.html#sort=missing-desc`` to show the host table sorted by a column
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from html import escape
 
 from patchctl.render.words import age_text, short_time, state_word
@@ -245,6 +245,23 @@ def wave_bars(rep: Report) -> str:
     )
 
 
+def _time_labels(times: Sequence[datetime], x: Callable[[int], float], h: float) -> str:
+    """A chart's time axis: at most ~10 labels; the first starts at its point and the last ends at
+    its point, so neither reaches past the chart's edge."""
+    n = len(times)
+    step = max(1, math.ceil(n / 10))
+    shown = [i for i in range(0, n, step) if n - 1 - i >= step / 2] + [n - 1]
+
+    def anchor(i: int) -> str:
+        return "start" if i == 0 and n > 1 else ("end" if i == n - 1 and n > 1 else "middle")
+
+    return "".join(
+        f'<text x="{x(i):.1f}" y="{h - 10}" font-size="11" text-anchor="{anchor(i)}" fill="#5b6773">'
+        f"{_e(times[i].astimezone(UTC).strftime('%m-%d %H:%M'))}</text>"
+        for i in shown
+    )
+
+
 def trend(rep: Report) -> str:
     """A line of the compliant share of hosts per scan run, and the missing updates under it."""
     points = rep.history
@@ -276,19 +293,7 @@ def trend(rep: Report) -> str:
         f"{p.missing_total} missing updates on {p.hosts} hosts</title></circle>"
         for i, p in enumerate(points)
     )
-    # at most ~10 labels; the first starts at its point and the last ends at its point, so
-    # neither reaches past the chart's edge
-    step = max(1, math.ceil(n / 10))
-    shown = [i for i in range(0, n, step) if n - 1 - i >= step / 2] + [n - 1]
-
-    def anchor(i: int) -> str:
-        return "start" if i == 0 and n > 1 else ("end" if i == n - 1 and n > 1 else "middle")
-
-    labels = "".join(
-        f'<text x="{x(i):.1f}" y="{h - 10}" font-size="11" text-anchor="{anchor(i)}" fill="#5b6773">'
-        f"{_e(points[i].at.astimezone(UTC).strftime('%m-%d %H:%M'))}</text>"
-        for i in shown
-    )
+    labels = _time_labels([p.at for p in points], x, h)
     return (
         f'<svg id="trend" role="img" aria-label="compliant hosts over time" width="100%" '
         f'viewBox="0 0 {w:.0f} {h:.0f}">{grid}'
@@ -421,17 +426,7 @@ def sla_breach_chart(rep: Report) -> str:
         f"{_e(short_time(p.at))}: {p.breached} breached on {p.hosts} hosts</title></circle>"
         for i, p in enumerate(points)
     )
-    step = max(1, math.ceil(n / 10))
-    shown = [i for i in range(0, n, step) if n - 1 - i >= step / 2] + [n - 1]
-
-    def anchor(i: int) -> str:
-        return "start" if i == 0 and n > 1 else ("end" if i == n - 1 and n > 1 else "middle")
-
-    labels = "".join(
-        f'<text x="{x(i):.1f}" y="{h - 10}" font-size="11" text-anchor="{anchor(i)}" fill="#5b6773">'
-        f"{_e(points[i].at.astimezone(UTC).strftime('%m-%d %H:%M'))}</text>"
-        for i in shown
-    )
+    labels = _time_labels([p.at for p in points], x, h)
     return (
         f'<svg id="sla-breaches" role="img" aria-label="SLA breaches over time" width="100%" '
         f'viewBox="0 0 {w:.0f} {h:.0f}">{grid}'
