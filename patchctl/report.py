@@ -56,8 +56,9 @@ def _build(
     report = _build_report(q, rows, names, now, stale_days, top, history_runs, starved_after, freezes)
     if sla is None:
         return report
-    measured = evaluate_sla(sla, sla_reads.open_items(q, names), sla_reads.patched(q, names), now, sla_since)
-    history = breach_history(sla, sla_reads.spans(q, names), [(p.run_id, p.at) for p in report.history])
+    open_now = sla_reads.open_items(q, names)  # read once: the SLA states now and the history's open spans
+    measured = evaluate_sla(sla, open_now, sla_reads.patched(q, names), now, sla_since)
+    history = breach_history(sla, sla_reads.spans(q, open_now, names), [(p.run_id, p.at) for p in report.history])
     return replace(report, sla=replace(measured, history=history))
 
 

@@ -53,12 +53,12 @@ def patched(q: reads.Query, hosts: Sequence[str] | None = None) -> list[Patched]
     return out
 
 
-def spans(q: reads.Query, hosts: Sequence[str] | None = None) -> list[Span]:
-    """Each host's stored span of each update (the breach history's input): open ones from
-    :func:`open_items` (on the exposure clock), the others from first found missing until the
-    scan that found them installed or gone. One span per host and update: a reopened one keeps
-    its latest span only (the store keeps one row per host and update)."""
-    out = [Span(i.host, i.uid, i.classification, i.severity, i.urgency, i.since, None) for i in open_items(q, hosts)]
+def spans(q: reads.Query, open_now: Sequence[OpenItem], hosts: Sequence[str] | None = None) -> list[Span]:
+    """Each host's stored span of each update (the breach history's input): the open ones from
+    ``open_now`` (what :func:`open_items` read, on the exposure clock), the others from first found
+    missing until the scan that found them installed or gone. One span per host and update: a
+    reopened one keeps its latest span only (the store keeps one row per host and update)."""
+    out = [Span(i.host, i.uid, i.classification, i.severity, i.urgency, i.since, None) for i in open_now]
     params: dict[str, Any] = {}
     where = reads._host_filter("hu.host_id", hosts, params)
     rows = q(
